@@ -1,0 +1,167 @@
+/**
+ * Reads the quota state straight from Redis (never through the service):
+ * pool hashes, every line of a product, and every reservation record, from
+ * which the counters are recomputed for the conservation audit.
+ */
+import type { Redis } from 'ioredis';
+import type { Keys } from '../../src/redis/keys.js';
+
+export interface PoolState {
+  capacity: number;
+  held: number;
+  committed: number;
+  settled: number;
+}
+
+export interface LineState {
+  limit: number;
+  held: number;
+  drawn: number;
+  settling: number;
+}
+
+export async function readPools(redis: Redis, keys: Keys, productIds: string[]): Promise<Map<string, PoolState>> {
+  const pipeline = redis.pipeline();
+  for (const p of productIds) pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled');
+  const replies = (await pipeline.exec())!;
+  const out = new Map<string, PoolState>();
+  productIds.forEach((p, i) => {
+    const [err, value] = replies[i]!;
+    if (err) throw err;
+    const [capacity, held, committed, settled] = (value as (string | null)[]).map((v) => Number(v ?? 0));
+    out.set(p, { capacity: capacity!, held: held!, committed: committed!, settled: settled! });
+  });
+  return out;
+}
+
+/**
+ * One SCAN pass over the `kind` hashes (lines or reservation records) of
+ * some products, with a pipelined HMGET per batch of keys: a single product's
+ * own pattern, or every product's when there are several (one pass over the
+ * key space instead of one per product).
+ */
+async function scanProductHashes(
+  redis: Redis,
+  keys: Keys,
+  kind: 'line' | 'res',
+  productIds: string[],
+  fields: string[],
+  each: (productId: string, id: string, values: (string | null)[]) => void,
+): Promise<void> {
+  const wanted = new Set(productIds);
+  const match = productIds.length === 1 ? `${keys.prefix}:{${productIds[0]}}:${kind}:*` : `${keys.prefix}:{*}:${kind}:*`;
+  const layout = new RegExp(`^${keys.prefix.replace(/[.]/g, '\\.')}:\\{([^}]+)\\}:${kind}:(.*)$`);
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 10_000);
+    cursor = next;
+    const mine = found.map((key) => layout.exec(key)).filter((m): m is RegExpExecArray => m !== null && wanted.has(m[1]!));
+    if (mine.length === 0) continue;
+    const pipeline = redis.pipeline();
+    for (const m of mine) pipeline.hmget(m[0], ...fields);
+    const replies = (await pipeline.exec())!;
+    mine.forEach((m, i) => {
+      const [err, value] = replies[i]!;
+      if (err) throw err;
+      each(m[1]!, m[2]!, value as (string | null)[]);
+    });
+  } while (cursor !== '0');
+}
+
+export async function readLines(redis: Redis, keys: Keys, productIds: string[]): Promise<Map<string, Map<string, LineState>>> {
+  const out = new Map<string, Map<string, LineState>>(productIds.map((p) => [p, new Map()]));
+  await scanProductHashes(redis, keys, 'line', productIds, ['limit', 'held', 'drawn', 'settling'], (p, customerId, v) => {
+    const [limit, held, drawn, settling] = v.map((x) => Number(x ?? 0));
+    out.get(p)!.set(customerId, { limit: limit!, held: held!, drawn: drawn!, settling: settling! });
+  });
+  return out;
+}
+
+export interface RecordAudit {
+  records: number;
+  byStatus: Record<string, number>;
+  /** Sum of `amount` (the hold) per status. */
+  amountByStatus: Record<string, number>;
+  /** Recomputed pool counters. */
+  held: number;
+  committed: number;
+  settled: number;
+  lineHeld: Map<string, number>;
+  lineDrawn: Map<string, number>;
+  statusOf: Map<string, string>;
+}
+
+/** States whose committed amount is drawn (counted in pool.committed and line.drawn). */
+const DRAWN_STATES = new Set(['committed', 'settled', 'settlement_unknown']);
+
+/** Recomputes the counters of each product from its reservation records alone. */
+export async function auditRecords(redis: Redis, keys: Keys, productIds: string[], keepStatuses = false): Promise<Map<string, RecordAudit>> {
+  const audits = new Map<string, RecordAudit>(
+    productIds.map((p) => [p, { records: 0, byStatus: {}, amountByStatus: {}, held: 0, committed: 0, settled: 0, lineHeld: new Map(), lineDrawn: new Map(), statusOf: new Map() }]),
+  );
+  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  await scanProductHashes(redis, keys, 'res', productIds, ['status', 'amount', 'committedAmount', 'customerId'], (p, reservationId, v) => {
+    const a = audits.get(p)!;
+    const [status, amount, committedAmount, customerId] = v as [string, string, string, string];
+    a.records++;
+    a.byStatus[status] = (a.byStatus[status] ?? 0) + 1;
+    a.amountByStatus[status] = (a.amountByStatus[status] ?? 0) + Number(amount);
+    if (keepStatuses) a.statusOf.set(reservationId, status);
+    if (status === 'held') {
+      a.held += Number(amount);
+      add(a.lineHeld, customerId, Number(amount));
+    } else if (DRAWN_STATES.has(status)) {
+      a.committed += Number(committedAmount);
+      add(a.lineDrawn, customerId, Number(committedAmount));
+      if (status === 'settled') a.settled += Number(committedAmount);
+    }
+  });
+  return audits;
+}
+
+export const RESERVATION_STATUSES = ['held', 'committed', 'released', 'expired', 'settled', 'reversed', 'settlement_unknown'] as const;
+
+/** Size of each per-status index (the sorted sets the scripts keep beside the records). */
+export async function statusIndexSizes(redis: Redis, keys: Keys, productId: string): Promise<Record<string, number>> {
+  const pipeline = redis.pipeline();
+  for (const s of RESERVATION_STATUSES) pipeline.zcard(keys.status(productId, s));
+  const replies = (await pipeline.exec())!;
+  return Object.fromEntries(RESERVATION_STATUSES.map((s, i) => [s, Number(replies[i]![1])]));
+}
+
+/**
+ * Samples the pools of some products every `everyMs` while a load runs:
+ * the summed remaining capacity over time (for the chart) and the largest
+ * held + committed seen against each capacity (never above it).
+ */
+export function samplePools(redis: Redis, keys: Keys, productIds: string[], everyMs = 100) {
+  const points: { t: number; remaining: number }[] = [];
+  const overs: string[] = [];
+  let samples = 0;
+  let running = true;
+  const started = performance.now();
+  const loop = (async () => {
+    while (running) {
+      // Redis gone (the run is being stopped): stop sampling.
+      const pools = await readPools(redis, keys, productIds).catch(() => undefined);
+      if (!pools) return;
+      samples++;
+      let remaining = 0;
+      for (const [p, s] of pools) {
+        remaining += s.capacity - s.held - s.committed;
+        if (s.held + s.committed > s.capacity || s.held < 0 || s.committed < 0) {
+          if (overs.length < 10) overs.push(`${p}: held ${s.held} + committed ${s.committed} vs capacity ${s.capacity}`);
+        }
+      }
+      points.push({ t: Math.round(performance.now() - started) / 1000, remaining });
+      await new Promise((r) => setTimeout(r, everyMs));
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await loop;
+      return { samples, points, overs };
+    },
+  };
+}

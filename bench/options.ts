@@ -1,0 +1,94 @@
+/**
+ * The run's sizes: the full launch (`npm run bench`, about 6 to 9 minutes on
+ * 2 cores) or the smoke run (`npm run bench -- --smoke` or BENCH_SMOKE=1,
+ * under a minute) that exercises every part on small numbers.
+ */
+
+export interface BenchOptions {
+  smoke: boolean;
+  /** Write a CPU profile of one API process under peak load and summarise it. */
+  profile: boolean;
+  /** Customer lines of the launch product, loaded through the bulk import. */
+  customers: number;
+  /** Seconds of load before each measured HTTP run (not counted). */
+  warmupSeconds: number;
+  /** Seconds of each measured closed-loop HTTP run (peaks, cluster sizes). */
+  peakSeconds: number;
+  /** Connections of the closed-loop throughput runs (ours, bare route, cluster sizes). */
+  peakConnections: number;
+  spikeConnections: number;
+  steadySeconds: number;
+  steadyConnections: number;
+  /** How long settlement may take to catch up after the steady run. */
+  drainTimeoutSeconds: number;
+  churnSeconds: number;
+  churnConnections: number;
+  manyProducts: number;
+  linesPerProduct: number;
+  manySeconds: number;
+  manyConnections: number;
+  /** redis-benchmark -n for -P 16 (-P 1 runs use a quarter). */
+  redisBenchmarkRequests: number;
+  engineSeconds: number;
+  postgresSeconds: number;
+  /** In-flight counts of the naive GET-then-DECRBY baseline (the spike's, and the issue's 4,000). */
+  naiveInFlight: number[];
+  /** Lines of the steady, churn and throughput products. */
+  scenarioLines: number;
+  logLevel: string;
+  seed: number;
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
+  const smoke = argv.includes('--smoke') || env.BENCH_SMOKE === '1';
+  const profile = argv.includes('--no-profile') ? false : argv.includes('--profile') || !smoke;
+  const seedArg = argv.find((a) => a.startsWith('--seed='));
+  const seed = Number(seedArg?.slice('--seed='.length) ?? env.BENCH_SEED ?? Math.floor(Math.random() * 2 ** 31));
+  const common = { smoke, profile, seed, logLevel: env.BENCH_LOG_LEVEL ?? 'info' };
+  if (smoke) {
+    return {
+      ...common,
+      customers: 3_000,
+      warmupSeconds: 0.5,
+      peakSeconds: 1,
+      peakConnections: 64,
+      spikeConnections: 100,
+      steadySeconds: 1.5,
+      steadyConnections: 32,
+      drainTimeoutSeconds: 30,
+      churnSeconds: 2,
+      churnConnections: 32,
+      manyProducts: 100,
+      linesPerProduct: 20,
+      manySeconds: 1,
+      manyConnections: 64,
+      redisBenchmarkRequests: 10_000,
+      engineSeconds: 0.5,
+      postgresSeconds: 0.5,
+      naiveInFlight: [100, 4_000],
+      scenarioLines: 1_000,
+    };
+  }
+  return {
+    ...common,
+    customers: 100_000,
+    warmupSeconds: 3,
+    peakSeconds: 10,
+    peakConnections: 64,
+    spikeConnections: 500,
+    steadySeconds: 20,
+    steadyConnections: 64,
+    drainTimeoutSeconds: 90,
+    churnSeconds: 15,
+    churnConnections: 64,
+    manyProducts: 100,
+    linesPerProduct: 500,
+    manySeconds: 15,
+    manyConnections: 128,
+    redisBenchmarkRequests: 200_000,
+    engineSeconds: 5,
+    postgresSeconds: 5,
+    naiveInFlight: [500, 4_000],
+    scenarioLines: 10_000,
+  };
+}

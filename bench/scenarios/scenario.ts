@@ -1,0 +1,36 @@
+/** What every scenario gets, and what it answers. */
+import type { BenchOptions } from '../options.js';
+import type { ApiClient } from '../lib/api.js';
+import type { Check } from '../lib/invariants.js';
+import type { LoadResult } from '../lib/httpLoad.js';
+import type { LedgerProcess, RedisStack } from '../lib/stack.js';
+
+export interface ScenarioContext {
+  options: BenchOptions;
+  stack: RedisStack;
+  api: ApiClient;
+  baseUrl: string;
+  ledger: LedgerProcess;
+  /** Unique per run: idempotency keys never collide with an earlier run's. */
+  runId: string;
+  /** API process ids (CPU use during the load). */
+  apiPids: number[];
+  /** Answers/s the spike reached: sizes later pools so that they run out during the load. */
+  expectedRps?: number;
+}
+
+export interface ScenarioResult {
+  name: string;
+  title: string;
+  /** One sentence: what was done. */
+  description: string;
+  load: LoadResult;
+  /** Summed remaining capacity of the scenario's pools over time. */
+  poolPoints: { t: number; remaining: number }[];
+  capacity: number;
+  totals: Record<string, unknown>;
+  cpu: Record<string, number[]>;
+  checks: Check[];
+}
+
+export const failed = (checks: Check[]) => checks.filter((c) => !c.ok);

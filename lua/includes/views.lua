@@ -1,0 +1,132 @@
+--[[
+  Pool and line views: the one place that decides what is available, what a
+  reserve would accept (drawable) and what blocks it. Reserve, the line read
+  and repayments all use these, so a display never disagrees with a decision.
+]]
+local POOL_FIELDS = {'capacity', 'held', 'committed', 'settled', 'minAmount', 'maxAmount',
+  'holdTtlSeconds', 'opensAt', 'closesAt', 'status', 'pauseReason', 'resumeAt',
+  'reserveTiers', 'reserveAmount', 'createdAt', 'updatedAt'}
+local LINE_FIELDS = {'limit', 'status', 'statusReason', 'tier', 'held', 'drawn', 'settling',
+  'createdAt', 'updatedAt'}
+
+local function loadHash(key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  if not values[1] then return nil end
+  local h = {}
+  for i = 1, #fields do h[fields[i]] = values[i] or '' end
+  return h
+end
+
+local function loadPool(poolKey) return loadHash(poolKey, POOL_FIELDS) end
+local function loadLine(key) return loadHash(key, LINE_FIELDS) end
+
+local function reserveApplies(pool, tier)
+  local amount = numOr(pool.reserveAmount, 0)
+  if amount <= 0 then return false, 0 end
+  if tier ~= '' then
+    for t in string.gmatch(pool.reserveTiers, '[^,]+') do
+      if t == tier then return false, amount end
+    end
+  end
+  return true, amount
+end
+
+-- What the listed priority tiers can still take, and what any other line can.
+local function poolAvailability(pool)
+  local free = tonumber(pool.capacity) - tonumber(pool.held) - tonumber(pool.committed)
+  if free < 0 then free = 0 end
+  local toAll = free - numOr(pool.reserveAmount, 0)
+  if toAll < 0 then toAll = 0 end
+  return free, toAll
+end
+
+local function poolAvailableForTier(pool, tier)
+  local free, toAll = poolAvailability(pool)
+  if reserveApplies(pool, tier) then return toAll end
+  return free
+end
+
+local function lineAvailable(line)
+  local a = tonumber(line.limit) - tonumber(line.held) - tonumber(line.drawn)
+  if a < 0 then return 0 end
+  return a
+end
+
+-- Product-level blockers in the contract's order, each {code, retryAtMs or nil}.
+local function productBlockers(pool, now)
+  local out = {}
+  local closesAt = numOr(pool.closesAt, nil)
+  if pool.status == 'closed' or (closesAt and now >= closesAt) then
+    out[#out + 1] = {'PRODUCT_CLOSED', nil}
+  end
+  local resumeAt = numOr(pool.resumeAt, nil)
+  if pool.status == 'paused' and not (resumeAt and now >= resumeAt) then
+    out[#out + 1] = {'PRODUCT_PAUSED', resumeAt}
+  end
+  local opensAt = numOr(pool.opensAt, nil)
+  if opensAt and now < opensAt then
+    out[#out + 1] = {'PRODUCT_NOT_OPEN', opensAt}
+  end
+  return out
+end
+
+local LINE_STATUS_BLOCKER = {
+  pending_activation = 'ACCOUNT_PENDING_ACTIVATION',
+  frozen = 'ACCOUNT_FROZEN',
+  closed = 'ACCOUNT_CLOSED',
+}
+
+-- Everything a reserve of `amount` checks, in the contract's order; the
+-- first entry is the answer a reserve gets. An empty list means "granted".
+local function blockersFor(pool, line, now, amount)
+  local out = productBlockers(pool, now)
+  local statusCode = LINE_STATUS_BLOCKER[line.status]
+  if statusCode then out[#out + 1] = {statusCode, nil} end
+  local maxAmount = numOr(pool.maxAmount, nil)
+  if amount < tonumber(pool.minAmount) or (maxAmount and amount > maxAmount) then
+    out[#out + 1] = {'AMOUNT_OUT_OF_RANGE', nil}
+  end
+  if amount > lineAvailable(line) then out[#out + 1] = {'CUSTOMER_LIMIT_EXCEEDED', nil} end
+  if amount > poolAvailableForTier(pool, line.tier) then out[#out + 1] = {'POOL_EXHAUSTED', nil} end
+  return out
+end
+
+-- The largest amount a reserve would accept now (0 if none) and the codes
+-- that would reject a reserve of minAmount.
+local function drawableFor(pool, line, now)
+  local blockers = blockersFor(pool, line, now, tonumber(pool.minAmount))
+  if #blockers > 0 then return 0, blockers end
+  local drawable = math.min(lineAvailable(line), poolAvailableForTier(pool, line.tier))
+  local maxAmount = numOr(pool.maxAmount, nil)
+  if maxAmount and maxAmount < drawable then drawable = maxAmount end
+  return drawable, blockers
+end
+
+local function blockerCodes(blockers)
+  local codes = {}
+  for i = 1, #blockers do codes[i] = blockers[i][1] end
+  return codes
+end
+
+local function poolPayload(pool)
+  local free, toAll = poolAvailability(pool)
+  local p = {}
+  for k, v in pairs(pool) do p[k] = v end
+  p.available = int(free)
+  p.availableToAllTiers = int(toAll)
+  return p
+end
+
+local function linePayload(pool, line, customerId, now)
+  local drawable, blockers = drawableFor(pool, line, now)
+  local l = {}
+  for k, v in pairs(line) do l[k] = v end
+  l.customerId = customerId
+  l.available = int(lineAvailable(line))
+  l.drawable = int(drawable)
+  l.blockers = blockerCodes(blockers)
+  local retryAt = nil
+  for i = 1, #blockers do retryAt = retryAt or blockers[i][2] end
+  if retryAt then l.retryAt = int(retryAt) end
+  return l
+end

@@ -1,0 +1,75 @@
+--[[
+  Create, replace or patch a product pool's config. Counters (held,
+  committed, settled) are always kept.
+
+  KEYS[1] pool hash          <prefix>:{p}:pool
+  KEYS[2] live holds zset    <prefix>:{p}:holds
+
+  ARGV[1] mode: 'put' (unlisted fields take their defaults) | 'patch' (only listed fields change)
+  ARGV[2] reclaim limit
+  ARGV[3..] field, value pairs; fields: capacity, minAmount, maxAmount,
+          holdTtlSeconds, opensAt, closesAt (ms), status, pauseReason,
+          resumeAt (ms), reserveTiers (comma-joined), reserveAmount.
+          '' clears an optional field. Each value is already valid on its own.
+
+  Reply: {code, nowMs, '0', payloadJson}
+    CREATED | UPDATED   payload {pool}
+    PRODUCT_NOT_FOUND   patch of a product that does not exist
+    INVALID_CONFIG      payload {field, reason}: the merged config is inconsistent
+]]
+--- @include "includes/util"
+--- @include "includes/reclaim"
+--- @include "includes/views"
+
+local DEFAULTS = {capacity = '0', minAmount = '1', maxAmount = '', holdTtlSeconds = '300',
+  opensAt = '', closesAt = '', status = 'open', pauseReason = '', resumeAt = '',
+  reserveTiers = '', reserveAmount = '0'}
+
+local poolKey, holdsKey, mode = KEYS[1], KEYS[2], ARGV[1]
+local now = nowMs()
+reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[2]))
+local existing = loadPool(poolKey)
+if mode == 'patch' and not existing then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
+
+local config = {}
+for field, default in pairs(DEFAULTS) do
+  if mode == 'patch' then config[field] = existing[field] else config[field] = default end
+end
+for i = 3, #ARGV, 2 do
+  local field, value = ARGV[i], ARGV[i + 1]
+  if DEFAULTS[field] == nil then error('upsert-pool: unknown field ' .. field) end
+  if value == '' and (field == 'minAmount' or field == 'holdTtlSeconds' or field == 'reserveAmount') then
+    value = DEFAULTS[field]
+  end
+  config[field] = value
+end
+
+local maxAmount = numOr(config.maxAmount, nil)
+if maxAmount and maxAmount < tonumber(config.minAmount) then
+  return reply('INVALID_CONFIG', now, {field = 'maxAmount', reason = 'maxAmount is below minAmount'}, false)
+end
+local opensAt, closesAt = numOr(config.opensAt, nil), numOr(config.closesAt, nil)
+if opensAt and closesAt and closesAt <= opensAt then
+  return reply('INVALID_CONFIG', now, {field = 'closesAt', reason = 'closesAt is not after opensAt'}, false)
+end
+if tonumber(config.reserveAmount) > 0 and config.reserveTiers == '' then
+  return reply('INVALID_CONFIG', now, {field = 'priorityReserve', reason = 'a priority reserve needs at least one tier'}, false)
+end
+
+local args = {}
+for field, value in pairs(config) do
+  args[#args + 1] = field
+  args[#args + 1] = value
+end
+args[#args + 1] = 'updatedAt'
+args[#args + 1] = int(now)
+if not existing then
+  for _, counter in ipairs({'held', 'committed', 'settled'}) do
+    args[#args + 1] = counter
+    args[#args + 1] = '0'
+  end
+  args[#args + 1] = 'createdAt'
+  args[#args + 1] = int(now)
+end
+redis.call('HSET', poolKey, unpack(args))
+return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(poolKey))}, false)

@@ -1,0 +1,149 @@
+/**
+ * Configuration: the environment, parsed once at start by one zod schema and
+ * frozen. Nothing else reads process.env. A bad value stops the start with a
+ * message naming the variable.
+ */
+import { z } from 'zod';
+
+export type Role = 'admin' | 'client';
+export interface ApiKey {
+  role: Role;
+  key: string;
+}
+
+const DEV_API_KEYS = 'admin:dev-admin-key,client:dev-client-key';
+const ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const apiKeys = z.string().transform((value, ctx) => {
+  const keys: ApiKey[] = [];
+  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [role, ...rest] = entry.split(':');
+    const key = rest.join(':');
+    if ((role !== 'admin' && role !== 'client') || key.length < 8) {
+      ctx.addIssue({ code: 'custom', message: `entry "${role}:…" must be admin:<key> or client:<key> with a key of at least 8 characters` });
+      return z.NEVER;
+    }
+    keys.push({ role, key });
+  }
+  if (keys.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'no keys given' });
+    return z.NEVER;
+  }
+  return keys;
+});
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  QUOTA_API_KEYS: apiKeys.optional(),
+  SETTLEMENT_URL: z.url({ protocol: /^https?$/ }).optional(),
+  SETTLEMENT_SECRET: z.string().min(16).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KEY_PREFIX: z.string().regex(ID, 'must be 1-64 of [A-Za-z0-9._-]').default('qa'),
+  DATA_DIR: z.string().min(1).default('.data'),
+  RECLAIM_BATCH: int(1, 10_000).default(100),
+  SWEEP_INTERVAL_MS: int(100, 60_000).default(1_000),
+  AUDIT_INTERVAL_MS: int(100, 3_600_000).default(30_000),
+  RATE_LIMIT_KEY_PER_SECOND: int(0, 1_000_000).default(0),
+  RATE_LIMIT_CUSTOMER_PER_SECOND: int(0, 1_000_000).default(0),
+  SHED_MAX_IN_FLIGHT: int(0, 1_000_000).default(0),
+  BODY_LIMIT_BYTES: int(1_024, 10 * 1024 * 1024).default(16 * 1024),
+  BULK_LIMIT_BYTES: int(64 * 1024 * 1024, 4 * 1024 * 1024 * 1024).default(512 * 1024 * 1024),
+  SHUTDOWN_TIMEOUT_MS: int(100, 120_000).default(10_000),
+  SETTLEMENT_TIMEOUT_MS: int(100, 120_000).default(5_000),
+  SETTLEMENT_ATTEMPTS: int(1, 50).default(8),
+  SETTLEMENT_BACKOFF_MS: int(10, 600_000).default(1_000),
+  SETTLEMENT_CONCURRENCY: int(1, 1_000).default(16),
+  SETTLEMENT_LOCK_MS: int(1_000, 600_000).default(30_000),
+  RELAY_INTERVAL_MS: int(100, 600_000).default(5_000),
+  RELAY_GRACE_MS: int(0, 3_600_000).default(10_000),
+});
+
+export interface Config {
+  nodeEnv: 'development' | 'production' | 'test';
+  port: number;
+  host: string;
+  role: 'all' | 'api' | 'worker';
+  redisUrl: string | undefined;
+  apiKeys: ApiKey[];
+  usingDevelopmentKeys: boolean;
+  settlementUrl: string | undefined;
+  settlementSecret: string | undefined;
+  logLevel: string;
+  keyPrefix: string;
+  dataDir: string;
+  reclaimBatch: number;
+  sweepIntervalMs: number;
+  /** Invariant audit period (src/audit/invariantAudit.ts). */
+  auditIntervalMs: number;
+  /** Requests per second per API key / reserves and repayments per second per customer; 0: off. */
+  rateLimits: { perKeyPerSecond: number; perCustomerPerSecond: number };
+  /** API requests in flight per instance above which it answers 503; 0: off. */
+  shedMaxInFlight: number;
+  bodyLimitBytes: number;
+  bulkLimitBytes: number;
+  shutdownTimeoutMs: number;
+  settlement: {
+    timeoutMs: number;
+    attempts: number;
+    backoffMs: number;
+    concurrency: number;
+    lockMs: number;
+    relayIntervalMs: number;
+    relayGraceMs: number;
+  };
+}
+
+export class ConfigError extends Error {}
+
+export function parseConfig(env: Record<string, string | undefined>): Readonly<Config> {
+  const blankAsUnset = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(blankAsUnset);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  if (e.NODE_ENV === 'production' && !e.QUOTA_API_KEYS) {
+    throw new ConfigError('invalid configuration:\n  QUOTA_API_KEYS: required when NODE_ENV=production');
+  }
+  if (e.SETTLEMENT_URL && !e.SETTLEMENT_SECRET) {
+    throw new ConfigError('invalid configuration:\n  SETTLEMENT_SECRET: required when SETTLEMENT_URL is set');
+  }
+  return Object.freeze({
+    nodeEnv: e.NODE_ENV,
+    port: e.PORT,
+    host: e.HOST,
+    role: e.ROLE,
+    redisUrl: e.REDIS_URL,
+    apiKeys: e.QUOTA_API_KEYS ?? (apiKeys.parse(DEV_API_KEYS) as ApiKey[]),
+    usingDevelopmentKeys: !e.QUOTA_API_KEYS,
+    settlementUrl: e.SETTLEMENT_URL,
+    settlementSecret: e.SETTLEMENT_SECRET,
+    logLevel: e.LOG_LEVEL,
+    keyPrefix: e.KEY_PREFIX,
+    dataDir: e.DATA_DIR,
+    reclaimBatch: e.RECLAIM_BATCH,
+    sweepIntervalMs: e.SWEEP_INTERVAL_MS,
+    auditIntervalMs: e.AUDIT_INTERVAL_MS,
+    rateLimits: Object.freeze({ perKeyPerSecond: e.RATE_LIMIT_KEY_PER_SECOND, perCustomerPerSecond: e.RATE_LIMIT_CUSTOMER_PER_SECOND }),
+    shedMaxInFlight: e.SHED_MAX_IN_FLIGHT,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    bulkLimitBytes: e.BULK_LIMIT_BYTES,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    settlement: Object.freeze({
+      timeoutMs: e.SETTLEMENT_TIMEOUT_MS,
+      attempts: e.SETTLEMENT_ATTEMPTS,
+      backoffMs: e.SETTLEMENT_BACKOFF_MS,
+      concurrency: e.SETTLEMENT_CONCURRENCY,
+      lockMs: e.SETTLEMENT_LOCK_MS,
+      relayIntervalMs: e.RELAY_INTERVAL_MS,
+      relayGraceMs: e.RELAY_GRACE_MS,
+    }),
+  });
+}

@@ -1,0 +1,135 @@
+/** Domain types: what the engine answers, independent of HTTP. */
+
+export const PRODUCT_STATUSES = ['open', 'paused', 'closed'] as const;
+export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
+
+export const LINE_STATUSES = ['active', 'pending_activation', 'frozen', 'closed'] as const;
+export type LineStatus = (typeof LINE_STATUSES)[number];
+
+export type ReservationStatus =
+  | 'held'
+  | 'committed'
+  | 'released'
+  | 'expired'
+  | 'settled'
+  | 'reversed'
+  | 'settlement_unknown';
+
+/** Codes a script may answer instead of OK. Each maps to one HTTP answer (src/http/problems.ts). */
+export type RefusalCode =
+  | 'PRODUCT_NOT_FOUND'
+  | 'NO_CREDIT_LINE'
+  | 'RESERVATION_NOT_FOUND'
+  | 'POOL_EXHAUSTED'
+  | 'CUSTOMER_LIMIT_EXCEEDED'
+  | 'ACCOUNT_PENDING_ACTIVATION'
+  | 'ACCOUNT_FROZEN'
+  | 'ACCOUNT_CLOSED'
+  | 'PRODUCT_NOT_OPEN'
+  | 'PRODUCT_CLOSED'
+  | 'PRODUCT_PAUSED'
+  | 'RESERVATION_EXPIRED'
+  | 'RESERVATION_RELEASED'
+  | 'RESERVATION_ALREADY_COMMITTED'
+  | 'RESERVATION_STATE_CONFLICT'
+  | 'AMOUNT_OUT_OF_RANGE'
+  | 'COMMIT_EXCEEDS_HOLD'
+  | 'REPAYMENT_EXCEEDS_DRAWN'
+  | 'IDEMPOTENCY_KEY_REUSED'
+  | 'TTL_OUT_OF_RANGE'
+  | 'INVALID_CONFIG';
+
+export interface PriorityReserve {
+  tiers: string[];
+  amount: number;
+}
+
+/** Config fields of a pool as the API takes them (times as epoch ms). */
+export interface PoolConfig {
+  capacity: number;
+  minAmount: number;
+  maxAmount: number | null;
+  holdTtlSeconds: number;
+  opensAt: number | null;
+  closesAt: number | null;
+  status: ProductStatus;
+  pauseReason: string | null;
+  resumeAt: number | null;
+  priorityReserve: PriorityReserve | null;
+}
+
+export interface PoolSnapshot extends Omit<PoolConfig, 'opensAt' | 'closesAt' | 'resumeAt'> {
+  productId: string;
+  opensAt: string | null;
+  closesAt: string | null;
+  resumeAt: string | null;
+  held: number;
+  committed: number;
+  settled: number;
+  available: number;
+  availableToAllTiers: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface LineConfig {
+  customerId: string;
+  limit: number;
+  status: LineStatus;
+  statusReason: string | null;
+  tier: string | null;
+}
+
+export interface LineSnapshot extends LineConfig {
+  productId: string;
+  held: number;
+  drawn: number;
+  settling: number;
+  available: number;
+  drawable: number;
+  blockers: RefusalCode[];
+  /** When the first temporary blocker lifts (opensAt / resumeAt), if known. */
+  retryAt: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Reservation {
+  reservationId: string;
+  productId: string;
+  customerId: string;
+  amount: number;
+  status: ReservationStatus;
+  createdAt: string;
+  expiresAt: string;
+  committedAmount: number;
+  committedAt: string | null;
+  endedAt: string | null;
+  metadata: Record<string, unknown> | null;
+  attempts: number;
+  lastError: string | null;
+  /** When settlement last changed the status (settled, reversed, settlement_unknown). */
+  settlementUpdatedAt: string | null;
+}
+
+/** Context a refusal carries (what the problem body's detail is made from). */
+export interface RefusalContext {
+  drawable?: number;
+  retryAt?: number;
+  line?: LineSnapshot;
+  reservation?: Reservation;
+  statusReason?: string | null;
+  pauseReason?: string | null;
+  minAmount?: number;
+  maxAmount?: number | null;
+  holdTtlSeconds?: number;
+  repayable?: number;
+  field?: string;
+  reason?: string;
+}
+
+export type Outcome<T> =
+  | { ok: true; value: T; now: number; replayed: boolean }
+  | { ok: false; code: RefusalCode; context: RefusalContext; now: number; replayed: boolean };
+
+export type SettlementOutcome = 'settled' | 'reversed' | 'unknown';

@@ -1,0 +1,169 @@
+/**
+ * The HTTP application: auth, body limits, request ids and logs, the routes,
+ * and the one error handler that turns anything thrown into problem+json.
+ */
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { ApiKey } from '../config.js';
+import type { Queries } from '../engine/queries.js';
+import type { QuotaEngine } from '../engine/quotaEngine.js';
+import type { Logger } from '../logger.js';
+import { instrumentEngine, type Metrics } from '../metrics.js';
+import { createAuth } from './auth.js';
+import { problem, sendProblem } from './problems.js';
+import type { RateLimits } from './rateLimits.js';
+import type { Readiness } from './readiness.js';
+import { createJsonBodyReader, HttpProblem } from './respond.js';
+import { adminRoutes, type SettlementControl } from './routes/admin.js';
+import { bulkImportRoutes } from './routes/bulkImport.js';
+import { lineRoutes } from './routes/lines.js';
+import { productRoutes } from './routes/products.js';
+import { reservationRoutes } from './routes/reservations.js';
+
+export interface AppDeps {
+  engine: QuotaEngine;
+  logger: Logger;
+  metrics: Metrics;
+  readiness: Readiness;
+  apiKeys: ApiKey[];
+  bodyLimitBytes: number;
+  bulkLimitBytes: number;
+  queries: Queries;
+  rateLimits: RateLimits;
+  /** API requests in flight above which this instance answers 503 (0: never). */
+  shedMaxInFlight: number;
+  settlement: SettlementControl & { enqueue(productId: string, reservationId: string): Promise<unknown> };
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Liveness, readiness and metrics: served by every role (the worker role serves only these). */
+export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Router {
+  const router = express.Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const report = await readiness.check();
+    res.status(report.ready ? 200 : 503).json({ status: report.ready ? 'ready' : 'not_ready', ...report.checks });
+  });
+  router.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.scrape());
+  });
+  return router;
+}
+
+/**
+ * Load shedding: past `maxInFlight` API requests in flight, answer 503 at once
+ * (with Retry-After) rather than queue work the instance cannot finish in time.
+ * Health and metrics are mounted before it and always answer.
+ */
+function shedLoad(maxInFlight: number): express.RequestHandler {
+  let inFlight = 0;
+  return (_req, res, next) => {
+    if (inFlight >= maxInFlight) {
+      return sendProblem(res, problem('UNAVAILABLE', 'this instance is shedding load; retry shortly'), { retryAfterSeconds: 1 });
+    }
+    inFlight++;
+    let done = false;
+    const finish = () => {
+      if (!done) inFlight--;
+      done = true;
+    };
+    res.on('finish', finish);
+    res.on('close', finish);
+    next();
+  };
+}
+
+/** The worker role's HTTP surface: health and metrics only. */
+export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(opsRoutes(readiness, metrics));
+  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', `the worker role serves only /healthz, /readyz and /metrics`)));
+  return app;
+}
+
+export function createApp(deps: AppDeps): express.Express {
+  const { logger, metrics, readiness } = deps;
+  const engine = instrumentEngine(deps.engine, metrics);
+  const requireRole = createAuth(deps.apiKeys, deps.rateLimits);
+  const readBody = createJsonBodyReader(deps.bodyLimitBytes);
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  // Request id, one log line and one latency observation per request. (Written
+  // here rather than with pino-http: the benchmark's profile showed its
+  // per-request child loggers costing more than the line itself.)
+  app.use((req, res, next) => {
+    const given = req.headers['x-request-id'];
+    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    res.setHeader('X-Request-Id', requestId);
+    res.locals.requestId = requestId;
+    // While draining, every answer closes its connection, so keep-alive
+    // clients move to other instances and the process can exit promptly.
+    if (readiness.draining) res.setHeader('Connection', 'close');
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+      const route = String(req.route?.path ?? 'unmatched');
+      metrics.observeHttp(route, req.method, res.statusCode, seconds);
+      const line = { requestId, method: req.method, url: req.originalUrl, route, status: res.statusCode, durationMs: Math.round(seconds * 1e4) / 10 };
+      if (res.statusCode >= 500) logger.error(line, 'request');
+      else logger.info(line, 'request');
+    });
+    next();
+  });
+
+  app.use(opsRoutes(readiness, metrics));
+  if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
+
+  app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));
+  app.use(productRoutes(engine, requireRole, readBody));
+  app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
+  // The commit is durable once the script answers; if enqueueing fails, the
+  // outbox relay enqueues it later, so the client still gets its 200.
+  const onCommitted = async (productId: string, reservationId: string) => {
+    await deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
+      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
+    });
+  };
+  app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
+  app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
+
+  app.use((req, res) => {
+    sendProblem(res, problem('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`));
+  });
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    if (res.headersSent) return req.socket.destroy();
+    if (err instanceof HttpProblem) return sendProblem(res, err.body, err.options);
+    const bodyError = err as { type?: string; status?: number };
+    if (bodyError.type === 'entity.too.large') {
+      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', `the body may be at most ${deps.bodyLimitBytes} bytes`));
+    }
+    if (bodyError.type && bodyError.status && bodyError.status < 500) {
+      return sendProblem(res, problem('INVALID_REQUEST', `body: ${bodyError.type === 'entity.parse.failed' ? 'not valid JSON' : bodyError.type}`));
+    }
+    if (isRedisUnavailable(err)) {
+      logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
+      return sendProblem(res, problem('UNAVAILABLE', 'the quota store is not answering; retry shortly'), { retryAfterSeconds: 1 });
+    }
+    logger.error({ err, requestId: res.locals.requestId }, 'unexpected error');
+    sendProblem(res, problem('INTERNAL', `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`));
+  });
+
+  return app;
+}
+
+const UNAVAILABLE_MESSAGES =
+  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY)/;
+
+/** Redis is down, unreachable, restarting or too slow: the caller may retry. */
+export function isRedisUnavailable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return err.name === 'MaxRetriesPerRequestError' || UNAVAILABLE_MESSAGES.test(err.message);
+}

@@ -1,0 +1,83 @@
+/**
+ * Routes stay thin: validate with these, call the engine, and hand the
+ * Outcome to sendOutcome.
+ */
+import express, { type Request, type Response } from 'express';
+import type { z } from 'zod';
+import type { Outcome } from '../engine/types.js';
+import { describeRefusal, problem, sendProblem, type ErrorCode, type Problem, type ProblemOptions } from './problems.js';
+
+/** A request problem found before the engine is called (400, 413...). */
+export class HttpProblem extends Error {
+  constructor(
+    readonly body: Problem,
+    readonly options: ProblemOptions = {},
+  ) {
+    super(body.detail);
+  }
+}
+
+export function invalid(detail: string, errors?: { field: string; message: string }[]): HttpProblem {
+  return new HttpProblem(problem('INVALID_REQUEST', detail, errors ? { errors } : {}));
+}
+
+/** Parses `value` or throws 400 INVALID_REQUEST naming each failing field. */
+export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const errors = result.error.issues.map((i) => ({
+    field: [where, ...i.path.map(String)].join('.'),
+    message: i.message,
+  }));
+  throw invalid(errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors);
+}
+
+/** Reads the request's Idempotency-Key header (400 naming the header when missing or malformed). */
+export function idempotencyKeyOf(req: Request, schema: z.ZodType<string>): string {
+  return parse(schema, req.get('Idempotency-Key'), 'header.Idempotency-Key');
+}
+
+export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
+
+/**
+ * Reads a JSON body on demand, so a route checks its path and headers first:
+ * the contract answers 400 before 413, and a body is only read once the
+ * request is otherwise valid. A missing body reads as undefined.
+ */
+export function createJsonBodyReader(limitBytes: number): JsonBodyReader {
+  const json = express.json({ limit: limitBytes, strict: true, type: ['application/json', 'application/*+json'] });
+  return (req, res) =>
+    new Promise((resolve, reject) => {
+      json(req, res, (err?: unknown) => (err ? reject(err) : resolve(req.body)));
+    });
+}
+
+export function sendOutcome<T>(
+  res: Response,
+  outcome: Outcome<T>,
+  okStatus: number,
+  headers: Record<string, string> = {},
+): void {
+  if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  if (outcome.ok) {
+    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+    res.status(okStatus).json(outcome.value);
+    return;
+  }
+  const { code, context, now } = outcome;
+  if (code === 'TTL_OUT_OF_RANGE') {
+    throw invalid(`body.ttlSeconds: must be at most the product's holdTtlSeconds (${context.holdTtlSeconds})`, [
+      { field: 'body.ttlSeconds', message: `must be at most ${context.holdTtlSeconds}` },
+    ]);
+  }
+  if (code === 'INVALID_CONFIG') {
+    throw invalid(`body.${context.field}: ${context.reason}`, [{ field: `body.${context.field}`, message: String(context.reason) }]);
+  }
+  const errorCode: ErrorCode = code;
+  const extensions: Record<string, unknown> = {};
+  if (context.drawable !== undefined) extensions.drawable = context.drawable;
+  sendProblem(res, problem(errorCode, describeRefusal(errorCode, context), extensions), {
+    retryAt: code === 'PRODUCT_NOT_OPEN' || code === 'PRODUCT_PAUSED' ? context.retryAt : undefined,
+    now,
+  });
+}

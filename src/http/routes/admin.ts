@@ -1,0 +1,87 @@
+/**
+ * Operator routes (admin): resolve an unknown settlement, re-drive a stuck
+ * one, list a product's reservations by status, read a reservation's audit
+ * trail and the service's own ledger; and the bull-board queue dashboard.
+ */
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import type { Queue } from 'bullmq';
+import { Router, type RequestHandler } from 'express';
+import { z } from 'zod';
+import type { QuotaEngine } from '../../engine/quotaEngine.js';
+import type { Queries } from '../../engine/queries.js';
+import type { RequireRole } from '../auth.js';
+import { problem, sendProblem } from '../problems.js';
+import { parse, sendOutcome, type JsonBodyReader } from '../respond.js';
+import { productParams, reservationParams } from '../schemas.js';
+
+export interface SettlementControl {
+  ensureJob(productId: string, reservationId: string): Promise<string>;
+  queues: Queue[];
+}
+
+const RESERVATION_STATUSES = ['held', 'committed', 'released', 'expired', 'settled', 'reversed', 'settlement_unknown'] as const;
+const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
+const listQuery = z.object({
+  status: z.enum(RESERVATION_STATUSES),
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+const ledgerQuery = z.object({ cursor: z.string().regex(/^\d+$/).default('0'), count: z.coerce.number().int().min(1).max(1000).default(100) });
+
+export function adminRoutes(
+  engine: QuotaEngine,
+  queries: Queries,
+  settlement: SettlementControl,
+  requireRole: RequireRole,
+  readBody: JsonBodyReader,
+): Router {
+  const router = Router();
+  const base = '/v1/products/:productId/reservations';
+
+  router.post(`${base}/:reservationId/resolve`, requireRole('admin'), async (req, res) => {
+    const { productId, reservationId } = parse(reservationParams, req.params, 'path');
+    const { outcome, reason } = parse(resolveBody, await readBody(req, res), 'body');
+    const result = await engine.recordSettlement(productId, reservationId, outcome, reason ?? `resolved by an operator: ${outcome}`, 'settlement_unknown');
+    if (!result.ok) return sendOutcome(res, result, 200);
+    res.status(200).json(result.value.reservation);
+  });
+
+  router.post(`${base}/:reservationId/redrive`, requireRole('admin'), async (req, res) => {
+    const { productId, reservationId } = parse(reservationParams, req.params, 'path');
+    const current = await engine.getReservation(productId, reservationId);
+    if (!current.ok) return sendOutcome(res, current, 200);
+    if (current.value.status !== 'committed') {
+      return sendProblem(res, problem('RESERVATION_STATE_CONFLICT', `only a committed reservation can be re-driven; this one is ${current.value.status}`));
+    }
+    const job = await settlement.ensureJob(productId, reservationId);
+    res.status(202).json({ reservation: current.value, job });
+  });
+
+  router.get(base, requireRole('admin'), async (req, res) => {
+    const { productId } = parse(productParams, req.params, 'path');
+    const { status, offset, limit } = parse(listQuery, req.query, 'query');
+    res.json(await queries.listReservations(productId, status, offset, limit));
+  });
+
+  router.get(`${base}/:reservationId/events`, requireRole('admin'), async (req, res) => {
+    const { productId, reservationId } = parse(reservationParams, req.params, 'path');
+    const events = await queries.reservationEvents(productId, reservationId);
+    if (events === null) return sendProblem(res, problem('RESERVATION_NOT_FOUND', 'no reservation with this id in this product'));
+    res.json({ reservationId, events });
+  });
+
+  router.get('/v1/products/:productId/ledger', requireRole('admin'), async (req, res) => {
+    const { productId } = parse(productParams, req.params, 'path');
+    const { cursor, count } = parse(ledgerQuery, req.query, 'query');
+    res.json(await queries.internalLedger(productId, cursor, count));
+  });
+
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({ queues: settlement.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  router.use('/admin/queues', requireRole('admin'), board.getRouter() as RequestHandler);
+
+  return router;
+}

@@ -1,0 +1,51 @@
+import { Router } from 'express';
+import type { QuotaEngine } from '../../engine/quotaEngine.js';
+import type { RequireRole } from '../auth.js';
+import type { RateLimits } from '../rateLimits.js';
+import { fingerprint } from '../fingerprint.js';
+import { idempotencyKeyOf, invalid, parse, sendOutcome, type JsonBodyReader } from '../respond.js';
+import { idempotencyKeyHeader, lineParams, linePutBody, repayBody } from '../schemas.js';
+
+export function lineRoutes(
+  engine: QuotaEngine,
+  requireRole: RequireRole,
+  readBody: JsonBodyReader,
+  rateLimits: Pick<RateLimits, 'checkCustomer'>,
+): Router {
+  const router = Router();
+  const path = '/v1/products/:productId/customers/:customerId';
+
+  router.put(path, requireRole('admin'), async (req, res) => {
+    const { productId, customerId } = parse(lineParams, req.params, 'path');
+    const body = parse(linePutBody, await readBody(req, res), 'body');
+    if (body.customerId !== undefined && body.customerId !== customerId) throw invalid('body.customerId: differs from the path');
+    const outcome = await engine.upsertLines(productId, [{ ...body, customerId }]);
+    if (!outcome.ok) return sendOutcome(res, outcome, 200);
+    const created = outcome.value.created === 1;
+    if (created) res.setHeader('Location', `/v1/products/${productId}/customers/${customerId}`);
+    res.status(created ? 201 : 200).json(outcome.value.line);
+  });
+
+  router.get(path, requireRole('client'), async (req, res) => {
+    const { productId, customerId } = parse(lineParams, req.params, 'path');
+    sendOutcome(res, await engine.readLine(productId, customerId), 200);
+  });
+
+  router.post(`${path}/repayments`, requireRole('client'), async (req, res) => {
+    const { productId, customerId } = parse(lineParams, req.params, 'path');
+    const idempotencyKey = idempotencyKeyOf(req, idempotencyKeyHeader);
+    const rawBody = await readBody(req, res);
+    const { amount } = parse(repayBody, rawBody, 'body');
+    await rateLimits.checkCustomer(productId, customerId);
+    const outcome = await engine.repay({
+      productId,
+      customerId,
+      amount,
+      idempotencyKey,
+      fingerprint: fingerprint({ customerId, body: rawBody }),
+    });
+    sendOutcome(res, outcome, 200);
+  });
+
+  return router;
+}

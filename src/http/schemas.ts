@@ -1,0 +1,65 @@
+/**
+ * Every body, path parameter and header the API takes, defined once (so the
+ * OpenAPI document can be generated from the same schemas).
+ */
+import { z } from 'zod';
+import { LINE_STATUSES, PRODUCT_STATUSES } from '../engine/types.js';
+
+export const MAX_METADATA_BYTES = 1024;
+export const MAX_HOLD_TTL_SECONDS = 86_400;
+
+/** Ids end up inside Redis key names: `{`, `}` and `:` would break the layout. */
+export const id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]');
+/** Positive amounts in minor units: safe integers only (no strings, fractions, exponents beyond 2^53-1). */
+export const amount = z.int().min(1);
+export const limitAmount = z.int().min(0);
+const reasonText = z.string().max(256);
+/** ISO 8601 with a zone; kept as epoch ms. */
+const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
+
+const poolFields = {
+  capacity: limitAmount,
+  minAmount: amount.optional(),
+  maxAmount: amount.nullable().optional(),
+  holdTtlSeconds: z.int().min(1).max(MAX_HOLD_TTL_SECONDS).optional(),
+  opensAt: isoTime.nullable().optional(),
+  closesAt: isoTime.nullable().optional(),
+  status: z.enum(PRODUCT_STATUSES).optional(),
+  pauseReason: reasonText.nullable().optional(),
+  resumeAt: isoTime.nullable().optional(),
+  priorityReserve: z.strictObject({ tiers: z.array(id).min(1).max(32), amount: limitAmount }).nullable().optional(),
+};
+
+export const productPutBody = z.strictObject({ productId: id.optional(), ...poolFields });
+export const productPatchBody = z
+  .strictObject({ ...poolFields, capacity: limitAmount.optional() })
+  .refine((b) => Object.keys(b).length > 0, 'at least one field to change');
+
+const lineFields = {
+  limit: limitAmount,
+  status: z.enum(LINE_STATUSES).default('active'),
+  statusReason: reasonText.nullable().default(null),
+  tier: id.nullable().default(null),
+};
+export const linePutBody = z.strictObject({ customerId: id.optional(), ...lineFields });
+export const bulkLineRow = z.strictObject({ customerId: id, ...lineFields });
+
+const metadata = z
+  .record(z.string(), z.unknown())
+  .refine((m) => Buffer.byteLength(JSON.stringify(m), 'utf8') <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON`);
+
+export const reserveBody = z.strictObject({
+  customerId: id,
+  amount,
+  ttlSeconds: z.int().min(1).max(MAX_HOLD_TTL_SECONDS).optional(),
+  metadata: metadata.optional(),
+});
+export const commitBody = z.strictObject({ amount: amount.optional() });
+export const repayBody = z.strictObject({ amount });
+
+export const productParams = z.object({ productId: id });
+export const lineParams = z.object({ productId: id, customerId: id });
+export const reservationParams = z.object({ productId: id, reservationId: id });
+export const idempotencyKeyHeader = z
+  .string({ error: (issue) => (issue.input === undefined ? 'required' : 'must be a string') })
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]');

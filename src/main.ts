@@ -1,0 +1,170 @@
+/**
+ * Composition root: reads the config, builds each part with createX(deps),
+ * starts them, and on SIGTERM/SIGINT stops them in reverse order (readiness
+ * fails first, in-flight requests finish) within a hard timeout.
+ */
+import type { Server } from 'node:http';
+import { pathToFileURL } from 'node:url';
+import { createInvariantAudit } from './audit/invariantAudit.js';
+import { ConfigError, parseConfig, type Config } from './config.js';
+import { createQueries } from './engine/queries.js';
+import { createQuotaEngine } from './engine/quotaEngine.js';
+import { createApp, createOpsApp } from './http/app.js';
+import { createRateLimits } from './http/rateLimits.js';
+import { createReadiness } from './http/readiness.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { connectApiRedis } from './redis/connection.js';
+import { checkDurability } from './redis/durabilityCheck.js';
+import { createKeys } from './redis/keys.js';
+import { resolveRedis } from './redis/resolveRedis.js';
+import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
+import { createOutboxRelay } from './settlement/outboxRelay.js';
+import { createSettlementQueue } from './settlement/settlementQueue.js';
+import { createSettlementWorker } from './settlement/settlementWorker.js';
+import { createExpirySweeper } from './sweeper/expirySweeper.js';
+
+export interface RunningService {
+  /** Where it listens (the worker role: health and metrics only). */
+  port: number | undefined;
+  redisUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startService(config: Readonly<Config>, logger: Logger): Promise<RunningService> {
+  if (config.usingDevelopmentKeys) {
+    logger.warn('QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key');
+  }
+  const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
+  const redis = await connectApiRedis(redisUrl);
+  await checkDurability(redis, logger);
+  const keys = createKeys(config.keyPrefix);
+  // Gauges read from Redis at scrape time come from the API roles only, so
+  // scraping both the API and the worker does not report each pool twice.
+  const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
+  const engine = createQuotaEngine({ redis, keys, reclaimLimit: config.reclaimBatch, onScript: metrics.script });
+  await engine.loadScripts();
+  const readiness = createReadiness(redis, engine);
+
+  const s = config.settlement;
+  const settlementQueue = createSettlementQueue({ redisUrl, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
+  metrics.addExtra(() => settlementQueue.queue.exportPrometheusMetrics());
+
+  // Background jobs (ROLE=worker or all): settlement, the outbox relay, the expiry sweeper, the invariant audit.
+  const runsJobs = config.role !== 'api';
+  const ledger =
+    config.settlementUrl && config.settlementSecret
+      ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
+      : createInternalLedgerClient(redis, keys);
+  if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
+  const settlementWorker = runsJobs
+    ? createSettlementWorker({ redisUrl, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
+    : undefined;
+  const relay = runsJobs
+    ? createOutboxRelay({ redisUrl, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
+    : undefined;
+  const sweeper = runsJobs
+    ? createExpirySweeper({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
+    : undefined;
+  const audit = runsJobs
+    ? createInvariantAudit({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
+    : undefined;
+  settlementWorker?.start();
+  await relay?.start();
+  await sweeper?.start();
+  await audit?.start();
+
+  // The worker role serves only /healthz, /readyz and /metrics (its jobs' metrics live there).
+  const app =
+    config.role === 'worker'
+      ? createOpsApp(readiness, metrics)
+      : createApp({
+          engine,
+          logger,
+          metrics,
+          readiness,
+          apiKeys: config.apiKeys,
+          bodyLimitBytes: config.bodyLimitBytes,
+          bulkLimitBytes: config.bulkLimitBytes,
+          queries: createQueries(redis, keys),
+          settlement: { ...settlementQueue, queues: [settlementQueue.queue] },
+          rateLimits: createRateLimits(redis, keys, config.rateLimits),
+          shedMaxInFlight: config.shedMaxInFlight,
+        });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : undefined;
+  logger.info({ role: config.role, port, redisUrl: redactUrl(redisUrl) }, 'quota-allocator started');
+
+  return {
+    port,
+    redisUrl,
+    async stop() {
+      readiness.startDraining();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      await closed;
+      await audit?.stop();
+      await sweeper?.stop();
+      await relay?.stop();
+      await settlementWorker?.stop();
+      await settlementQueue.close();
+      await redis.quit().catch(() => redis.disconnect());
+      await privateServer?.stop();
+      logger.info('quota-allocator stopped');
+    },
+  };
+}
+
+function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
+
+async function main(): Promise<void> {
+  let config: Readonly<Config>;
+  try {
+    config = parseConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`quota-allocator: ${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logLevel);
+  let service: RunningService;
+  try {
+    service = await startService(config, logger);
+  } catch (err) {
+    logger.fatal({ err }, `could not start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    const hardStop = setTimeout(() => {
+      logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown timed out; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    hardStop.unref();
+    service.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error while shutting down');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  void main();
+}

@@ -1,0 +1,177 @@
+/**
+ * One Prometheus registry. Names: quota_ prefix, base units, _total on
+ * counters; labels bounded (route template, outcome code), never ids.
+ * Counters are created at zero for every known label value, so every series
+ * exists from the first scrape.
+ */
+import type { Redis } from 'ioredis';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Keys } from './redis/keys.js';
+import { registerStateGauges } from './stateGauges.js';
+
+export const OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+const OUTCOMES: Record<Operation, string[]> = {
+  reserve: ['OK', 'POOL_EXHAUSTED', 'CUSTOMER_LIMIT_EXCEEDED', 'ACCOUNT_PENDING_ACTIVATION', 'ACCOUNT_FROZEN',
+    'ACCOUNT_CLOSED', 'PRODUCT_NOT_OPEN', 'PRODUCT_CLOSED', 'PRODUCT_PAUSED', 'AMOUNT_OUT_OF_RANGE',
+    'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
+  commit: ['OK', 'RESERVATION_EXPIRED', 'RESERVATION_RELEASED', 'RESERVATION_ALREADY_COMMITTED', 'ACCOUNT_FROZEN',
+    'ACCOUNT_CLOSED', 'COMMIT_EXCEEDS_HOLD', 'RESERVATION_NOT_FOUND', 'PRODUCT_NOT_FOUND'],
+  release: ['OK', 'RESERVATION_ALREADY_COMMITTED', 'RESERVATION_NOT_FOUND', 'PRODUCT_NOT_FOUND'],
+  repay: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
+};
+
+/** Sources of text in Prometheus format to append to a scrape (BullMQ's own queue metrics). */
+export type ExtraMetrics = () => Promise<string>;
+
+export function createMetrics(state?: { redis: Redis; keys: Keys }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  if (state) registerStateGauges(registry, state.redis, state.keys);
+  const extras: ExtraMetrics[] = [];
+
+  const decisions = new Counter({
+    name: 'quota_decisions_total',
+    help: 'Engine decisions by operation and result code (OK or the refusal code)',
+    labelNames: ['operation', 'result'] as const,
+    registers: [registry],
+  });
+  for (const op of OPERATIONS) for (const result of OUTCOMES[op]) decisions.inc({ operation: op, result }, 0);
+
+  const replays = new Counter({
+    name: 'quota_idempotent_replays_total',
+    help: 'Answers replayed from an idempotency record',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  for (const op of ['reserve', 'repay']) replays.inc({ operation: op }, 0);
+
+  const httpDuration = new Histogram({
+    name: 'quota_http_request_duration_seconds',
+    help: 'HTTP request duration by route template, method and status class',
+    labelNames: ['route', 'method', 'status_class'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+
+  const reclaimed = new Counter({
+    name: 'quota_expired_holds_reclaimed_total',
+    help: 'Expired holds returned to their pool by the background sweeper',
+    registers: [registry],
+  });
+  reclaimed.inc(0);
+
+  const settlementOutcomes = new Counter({
+    name: 'quota_settlement_outcomes_total',
+    help: 'Settlement outcomes recorded (changed=false: a duplicate found it already recorded)',
+    labelNames: ['outcome', 'changed'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['settled', 'reversed', 'unknown']) {
+    for (const changed of ['true', 'false']) settlementOutcomes.inc({ outcome, changed }, 0);
+  }
+  const settlementAttempts = new Counter({
+    name: 'quota_settlement_attempts_total',
+    help: 'Deliveries to the ledger by what the ledger answered',
+    labelNames: ['result'] as const,
+    registers: [registry],
+  });
+  for (const result of ['settled', 'rejected', 'unknown']) settlementAttempts.inc({ result }, 0);
+  const relayed = new Counter({
+    name: 'quota_settlement_relayed_total',
+    help: 'Committed reservations the outbox relay found without a live settlement job',
+    registers: [registry],
+  });
+  relayed.inc(0);
+
+  const scriptDuration = new Histogram({
+    name: 'quota_script_duration_seconds',
+    help: 'Lua script call duration as the service sees it (round trip included), by script',
+    labelNames: ['script'] as const,
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5],
+    registers: [registry],
+  });
+  const settlementLatency = new Histogram({
+    name: 'quota_settlement_latency_seconds',
+    help: 'From commit to settled, for reservations this instance settled',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900],
+    registers: [registry],
+  });
+  const auditViolations = new Gauge({
+    name: 'quota_audit_violations',
+    help: 'Counter mismatches the last invariant audit found, by product (0: consistent)',
+    labelNames: ['product'] as const,
+    registers: [registry],
+  });
+  const auditRuns = new Counter({
+    name: 'quota_audit_runs_total',
+    help: 'Invariant audit runs completed by this instance',
+    registers: [registry],
+  });
+  auditRuns.inc(0);
+
+  return {
+    registry,
+    /** The whole scrape: this registry, then the extras (BullMQ's queue metrics). */
+    async scrape(): Promise<string> {
+      const parts = [await registry.metrics()];
+      for (const extra of extras) parts.push(await extra().catch(() => ''));
+      // Every part ends with a newline, as strict parsers (promtool, Telegraf) require.
+      return parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('');
+    },
+    addExtra(extra: ExtraMetrics) {
+      extras.push(extra);
+    },
+    script(name: string, seconds: number) {
+      scriptDuration.observe({ script: name }, seconds);
+    },
+    settled(latencySeconds: number) {
+      settlementLatency.observe(Math.max(0, latencySeconds));
+    },
+    audit(violationsByProduct: Map<string, number>) {
+      auditViolations.reset();
+      for (const [product, count] of violationsByProduct) auditViolations.set({ product }, count);
+      auditRuns.inc();
+    },
+    settlement(outcome: string, changed: boolean) {
+      settlementOutcomes.inc({ outcome, changed: String(changed) });
+    },
+    settlementAttempt(result: string) {
+      settlementAttempts.inc({ result });
+    },
+    relayed(count: number) {
+      relayed.inc(count);
+    },
+    decision(operation: Operation, result: string, replayed: boolean) {
+      decisions.inc({ operation, result });
+      if (replayed) replays.inc({ operation });
+    },
+    observeHttp(route: string, method: string, status: number, seconds: number) {
+      httpDuration.observe({ route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
+    },
+    reclaimed(count: number) {
+      reclaimed.inc(count);
+    },
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+type EngineLike = {
+  [K in Operation]: (...args: never[]) => Promise<{ ok: boolean; code?: string; replayed: boolean }>;
+};
+
+/** Wraps the decision methods of an engine so each outcome is counted. */
+export function instrumentEngine<E extends EngineLike>(engine: E, metrics: Metrics): E {
+  const wrapped = { ...engine };
+  for (const op of OPERATIONS) {
+    const original = engine[op] as (...args: unknown[]) => Promise<{ ok: boolean; code?: string; replayed: boolean }>;
+    (wrapped as Record<string, unknown>)[op] = async (...args: unknown[]) => {
+      const outcome = await original(...args);
+      metrics.decision(op, outcome.ok ? 'OK' : String(outcome.code), outcome.replayed);
+      return outcome;
+    };
+  }
+  return wrapped;
+}

@@ -1,0 +1,39 @@
+/**
+ * The one place Redis key names are built. Every key of a product carries the
+ * product in a hash tag, so each script touches a single slot and the same
+ * code runs on one Redis or a Redis Cluster. Lua builds the keys of holds it
+ * reclaims with the same layout (lua/includes/util.lua: productPrefix,
+ * reservationKey, lineKey); test/keys.test.ts checks the two agree.
+ */
+import type { ReservationStatus } from '../engine/types.js';
+
+export type IdempotentOperation = 'reserve' | 'repay';
+
+export function createKeys(prefix: string) {
+  const product = (productId: string) => `${prefix}:{${productId}}:`;
+  return {
+    prefix,
+    pool: (productId: string) => `${product(productId)}pool`,
+    /** Reservation ids in one state (lua/includes/status.lua); `held` is scored by expiresAt. */
+    status: (productId: string, status: ReservationStatus) => `${product(productId)}status:${status}`,
+    /** Capped stream of every state transition of the product's reservations. */
+    events: (productId: string) => `${product(productId)}events`,
+    /** The invariant audit's running settled sums, checkpoint and line cursor (lua/audit-product-2.lua). */
+    audit: (productId: string) => `${product(productId)}audit`,
+    /** The service's own ledger (used when no SETTLEMENT_URL is configured). */
+    internalLedger: (productId: string) => `${product(productId)}ledger`,
+    line: (productId: string, customerId: string) => `${product(productId)}line:${customerId}`,
+    reservation: (productId: string, reservationId: string) => `${product(productId)}res:${reservationId}`,
+    idempotency: (productId: string, operation: IdempotentOperation, key: string) =>
+      `${product(productId)}idem:${operation}:${key}`,
+    /** Rate-limit windows (not quota state): per API key (a hash of it), per customer of a product. */
+    rateLimitKey: (keyId: string) => `${prefix}:rl:key:${keyId}`,
+    rateLimitCustomer: (productId: string, customerId: string) => `${product(productId)}rl:${customerId}`,
+    /** Every product id ever configured: the sweeper's work list (its own slot; not quota state). */
+    productIndex: () => `${prefix}:products`,
+    /** BullMQ prefix; the hash tag keeps each queue's keys on one slot. */
+    queuePrefix: () => `{${prefix}-q}`,
+  };
+}
+
+export type Keys = ReturnType<typeof createKeys>;

@@ -1,0 +1,65 @@
+/**
+ * The outbox relay: the commit script puts each committed reservation in the
+ * product's status:committed set in the same atomic step, and this scheduled
+ * job makes sure every one of them older than a grace period has a live
+ * settlement job. A process killed between commit and enqueue loses nothing.
+ */
+import type { Redis } from 'ioredis';
+import { createScheduledJob } from '../jobs/scheduledJob.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Keys } from '../redis/keys.js';
+import { forEachProduct } from '../redis/productIndex.js';
+import type { SettlementQueue } from './settlementQueue.js';
+
+export const RELAY_JOB = 'outbox-relay';
+const PAGE = 1_000;
+
+export interface OutboxRelayDeps {
+  redisUrl: string;
+  redis: Redis;
+  keys: Keys;
+  settlementQueue: Pick<SettlementQueue, 'ensureJob'>;
+  logger: Logger;
+  metrics: Metrics;
+  intervalMs: number;
+  /** Only reservations committed at least this long ago (the API enqueues the fresh ones itself). */
+  graceMs: number;
+}
+
+export function createOutboxRelay(deps: OutboxRelayDeps) {
+  const { redis, keys, logger, metrics } = deps;
+
+  async function relayOnce(): Promise<number> {
+    const [seconds, micros] = await redis.time();
+    const cutoff = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - deps.graceMs;
+    let relayed = 0;
+    await forEachProduct(redis, keys, async (productId) => {
+      let offset = 0;
+      for (;;) {
+        const ids = await redis.zrangebyscore(keys.status(productId, 'committed'), '-inf', cutoff, 'LIMIT', offset, PAGE);
+        for (const reservationId of ids) {
+          const action = await deps.settlementQueue.ensureJob(productId, reservationId);
+          if (action !== 'live') {
+            relayed++;
+            logger.warn({ productId, reservationId, action }, 'outbox relay: committed reservation had no live settlement job');
+          }
+        }
+        if (ids.length < PAGE) break;
+        offset += PAGE;
+      }
+    });
+    metrics.relayed(relayed);
+    return relayed;
+  }
+
+  const job = createScheduledJob({
+    name: RELAY_JOB,
+    redisUrl: deps.redisUrl,
+    prefix: keys.queuePrefix(),
+    everyMs: deps.intervalMs,
+    logger,
+    run: async () => ({ relayed: await relayOnce() }),
+  });
+  return { relayOnce, start: job.start, stop: job.stop };
+}

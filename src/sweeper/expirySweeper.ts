@@ -1,0 +1,60 @@
+/**
+ * Background expiry: returns the quota of expired holds on products nobody
+ * touches (scripts reclaim lazily on the products they do touch). Runs as a
+ * scheduled job: exactly one instance sweeps at a time.
+ */
+import type { Redis } from 'ioredis';
+import type { QuotaEngine } from '../engine/quotaEngine.js';
+import { createScheduledJob } from '../jobs/scheduledJob.js';
+import type { Logger } from '../logger.js';
+import type { Metrics } from '../metrics.js';
+import type { Keys } from '../redis/keys.js';
+import { forEachProduct } from '../redis/productIndex.js';
+
+export const SWEEP_JOB = 'expiry-sweep';
+/** Bounds one product's share of a sweep; what is left waits for the next sweep. */
+const MAX_BATCHES_PER_PRODUCT = 50;
+
+export interface ExpirySweeperDeps {
+  redisUrl: string;
+  redis: Redis;
+  keys: Keys;
+  engine: Pick<QuotaEngine, 'reclaimExpired'>;
+  logger: Logger;
+  metrics: Metrics;
+  intervalMs: number;
+  batchSize: number;
+}
+
+export function createExpirySweeper(deps: ExpirySweeperDeps) {
+  const { redis, keys, engine, logger, metrics } = deps;
+
+  /** Reclaims every product's due holds; returns how many it reclaimed. */
+  async function sweepOnce(): Promise<number> {
+    let total = 0;
+    await forEachProduct(redis, keys, async (productId) => {
+      for (let batch = 0; batch < MAX_BATCHES_PER_PRODUCT; batch++) {
+        const { reclaimed, remaining } = await engine.reclaimExpired(productId, deps.batchSize);
+        total += reclaimed;
+        if (remaining === 0) break;
+      }
+    });
+    if (total > 0) {
+      metrics.reclaimed(total);
+      logger.debug({ reclaimed: total }, 'expired holds reclaimed');
+    }
+    return total;
+  }
+
+  const job = createScheduledJob({
+    name: SWEEP_JOB,
+    redisUrl: deps.redisUrl,
+    prefix: keys.queuePrefix(),
+    everyMs: deps.intervalMs,
+    logger,
+    run: async () => ({ reclaimed: await sweepOnce() }),
+  });
+  return { sweepOnce, start: job.start, stop: job.stop };
+}
+
+export type ExpirySweeper = ReturnType<typeof createExpirySweeper>;

@@ -1,0 +1,103 @@
+/**
+ * Contract: 503 UNAVAILABLE when Redis is unreachable or not answering, within
+ * 2 seconds, with Retry-After; /readyz follows Redis and reloads lost scripts.
+ * This file runs the service on a redis-server of its own (pausing or
+ * restarting the shared one would disturb the other test files).
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startRedisServer, type RedisServerHandle } from '../../src/redis/redisServer.js';
+import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
+import { expectProblem, getPool, makeLine, makeProduct, raw, reserve, retryAfterOf, sleep } from './helpers.js';
+
+let server: RedisServerHandle;
+let svc: ServiceContext;
+let control: Redis;
+let p: string;
+beforeAll(async () => {
+  server = await startRedisServer();
+  svc = await startServiceContext({ REDIS_URL: server.url });
+  control = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 50, 500) });
+  control.on('error', () => {});
+  p = await makeProduct(svc, { capacity: 1000 });
+  await makeLine(svc, p, 'c1', { limit: 1000 });
+});
+afterAll(async () => {
+  control?.disconnect();
+  await svc?.stop();
+  await server?.stop();
+});
+
+async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
+  const t0 = Date.now();
+  const r = await f();
+  return [r, Date.now() - t0];
+}
+
+describe('Redis not answering (CLIENT PAUSE)', () => {
+  it('answers 503 UNAVAILABLE within 2 seconds with Retry-After; /readyz 503; all back afterwards', async () => {
+    await control.call('CLIENT', 'PAUSE', '3000', 'ALL');
+    const [[read, readMs], [res, resMs], [ready, readyMs]] = await Promise.all([
+      timed(() => raw(svc, 'GET', `/v1/products/${p}`)),
+      timed(() => reserve(svc, p, { customerId: 'c1', amount: 1 })),
+      timed(() => raw(svc, 'GET', '/readyz', { key: null })),
+    ]);
+    expectProblem(read, 503, 'UNAVAILABLE');
+    expect(retryAfterOf(read)).toBeGreaterThanOrEqual(1);
+    expect(readMs).toBeLessThan(2_000);
+    expectProblem(res, 503, 'UNAVAILABLE');
+    retryAfterOf(res);
+    expect(resMs).toBeLessThan(2_000);
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ redis: false });
+    expect(readyMs).toBeLessThan(2_000);
+
+    await sleep(1_600); // the pause ends
+    const back = await raw(svc, 'GET', '/readyz', { key: null });
+    expect(back.status).toBe(200);
+    expect(back.body).toMatchObject({ redis: true, scripts: true });
+    expect((await getPool(svc, p)).capacity).toBe(1000);
+  });
+});
+
+describe('scripts lost (SCRIPT FLUSH)', () => {
+  it('/readyz reloads them and answers 200 with scripts true; requests keep working', async () => {
+    await control.script('FLUSH');
+    const ready = await raw(svc, 'GET', '/readyz', { key: null });
+    expect(ready.status).toBe(200);
+    expect(ready.body).toMatchObject({ redis: true, scripts: true });
+    await control.script('FLUSH');
+    expect((await reserve(svc, p, { customerId: 'c1', amount: 1 })).status).toBe(201);
+  });
+});
+
+describe('Redis unreachable (server stopped)', () => {
+  it('answers 503 at once; recovers when Redis is back', async () => {
+    const port = server.port;
+    await server.stop();
+    await sleep(100);
+    const [read, readMs] = await timed(() => raw(svc, 'GET', `/v1/products/${p}`));
+    expectProblem(read, 503, 'UNAVAILABLE');
+    retryAfterOf(read);
+    expect(readMs).toBeLessThan(2_000);
+    const [res, resMs] = await timed(() => reserve(svc, p, { customerId: 'c1', amount: 1 }));
+    expectProblem(res, 503, 'UNAVAILABLE');
+    expect(resMs).toBeLessThan(2_000);
+    const ready = await raw(svc, 'GET', '/readyz', { key: null });
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ redis: false });
+
+    server = await startRedisServer({ port });
+    // reconnect (backoff at most 1 s), then ready again with the scripts reloaded
+    const deadline = Date.now() + 5_000;
+    let status = 0;
+    while (Date.now() < deadline) {
+      status = (await raw(svc, 'GET', '/readyz', { key: null })).status;
+      if (status === 200) break;
+      await sleep(100);
+    }
+    expect(status).toBe(200);
+    // the fresh server has no data: the product is gone, and says so
+    expectProblem(await raw(svc, 'GET', `/v1/products/${p}`), 404, 'PRODUCT_NOT_FOUND');
+  });
+});
