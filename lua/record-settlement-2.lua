@@ -25,14 +25,16 @@
     RESERVATION_STATE_CONFLICT  payload {reservation}: not in a state this outcome applies to
 ]]
 --- @include "includes/util"
---- @include "includes/status"
+--- @include "includes/reclaim"
+--- @include "includes/reservations"
 
 local poolKey, resKey = KEYS[1], KEYS[2]
 local reservationId, outcome, reason = ARGV[1], ARGV[2], ARGV[3]
 local now = nowMs()
-if redis.call('EXISTS', poolKey) == 0 then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
-local res = toMap(redis.call('HGETALL', resKey))
-if not res.status then return reply('RESERVATION_NOT_FOUND', now, {}, false) end
+local prefix = productPrefix(poolKey)
+-- A due hold is expired first, so a conflict never reports a stale "held".
+local res, err = loadReservation(prefix, poolKey, resKey, reservationId, now)
+if err then return reply(err, now, {}, false) end
 
 if outcome == 'attempt' then
   if res.status ~= 'committed' then return reply('OK', now, {reservation = res, changed = '0'}, false) end
@@ -49,7 +51,6 @@ if res.status == target then return reply('OK', now, {reservation = res, changed
 local allowed = res.status == 'committed' or (res.status == 'settlement_unknown' and outcome ~= 'unknown')
 if not allowed then return reply('RESERVATION_STATE_CONFLICT', now, {reservation = res}, false) end
 
-local prefix = productPrefix(poolKey)
 local c = tonumber(res.committedAmount)
 local lKey = lineKey(prefix, res.customerId)
 if outcome == 'settled' then
