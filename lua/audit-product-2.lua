@@ -35,7 +35,7 @@
   ARGV[2] live records compared at most (L); more: TOO_BUSY, no comparison
   ARGV[3] lines compared per call, about (W: an HSCAN COUNT)
 
-  Reply: {code, nowMs, '0', payloadJson}; numbers as strings
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}; numbers as strings
     OK                 payload {pool: [{field, expected, actual}] for held, committed, settled,
                        lines: [{customerId, field, expected, actual}] (only differing ones),
                        linesChecked, rotationDone '1'|'0', live, settledCount, folded, reset '1'|'0',

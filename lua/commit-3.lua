@@ -11,7 +11,7 @@
   ARGV[1] reservationId
   ARGV[2] amount to commit ('' = all of the hold)
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                             payload {reservation}
     PRODUCT_NOT_FOUND, RESERVATION_NOT_FOUND
     RESERVATION_EXPIRED, RESERVATION_RELEASED      payload {reservation}

@@ -8,7 +8,7 @@
 
   ARGV[1] reservationId
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                   payload {reservation}
     PRODUCT_NOT_FOUND, RESERVATION_NOT_FOUND
 ]]

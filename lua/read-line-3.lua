@@ -10,7 +10,7 @@
   ARGV[1] customerId
   ARGV[2] reclaim limit
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                  payload {line}
     PRODUCT_NOT_FOUND, NO_CREDIT_LINE
 ]]

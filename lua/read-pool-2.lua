@@ -6,7 +6,7 @@
 
   ARGV[1] reclaim limit
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                  payload {pool}
     PRODUCT_NOT_FOUND
 ]]

@@ -7,7 +7,7 @@
 
   ARGV[1] limit
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK   payload {reclaimed, remaining}: remaining = due holds still left
 ]]
 --- @include "includes/util"

@@ -19,7 +19,7 @@
   ARGV[4] required current status ('' any): an operator's resolve applies only to settlement_unknown,
           so resolving twice is a conflict too
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                          payload {reservation, changed '1'|'0'} ('0': already so, nothing done)
     PRODUCT_NOT_FOUND, RESERVATION_NOT_FOUND
     RESERVATION_STATE_CONFLICT  payload {reservation}: not in a state this outcome applies to

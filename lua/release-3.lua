@@ -9,7 +9,7 @@
 
   ARGV[1] reservationId
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                             payload {reservation} (status released or expired)
     PRODUCT_NOT_FOUND, RESERVATION_NOT_FOUND
     RESERVATION_ALREADY_COMMITTED  payload {reservation}

@@ -15,7 +15,7 @@
   ARGV[4] idempotency record TTL, seconds
   ARGV[5] reclaim limit
 
-  Reply: {code, nowMs, replayed '0'|'1', payloadJson}
+  Reply: {code, nowMs, replayed '0'|'1', payloadJson, holdsExpired}
     OK                         payload {line}; stored and replayed
     REPAYMENT_EXCEEDS_DRAWN    payload {repayable, line}; stored and replayed
     IDEMPOTENCY_KEY_REUSED     (not stored)

@@ -20,7 +20,7 @@
           quota returns up to 10x more first, see includes/reclaim)
   ARGV[10] idempotency key (kept on the reservation for support)
 
-  Reply: {code, nowMs, replayed '0'|'1', payloadJson}
+  Reply: {code, nowMs, replayed '0'|'1', payloadJson, holdsExpired}
     OK                         payload {reservation}
     TTL_OUT_OF_RANGE           ttlSeconds > holdTtlSeconds (HTTP 400; not stored)
     IDEMPOTENCY_KEY_REUSED     same key, other request (not stored)

@@ -11,7 +11,7 @@
   ARGV[2..] five values per line, in KEYS order: customerId, limit (integer >= 0),
             status, statusReason ('' none), tier ('' none); each already valid.
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                  payload {created, updated, line (the view of the last line)}
     PRODUCT_NOT_FOUND
 ]]

@@ -12,7 +12,7 @@
           resumeAt (ms), reserveTiers (comma-joined), reserveAmount.
           '' clears an optional field. Each value is already valid on its own.
 
-  Reply: {code, nowMs, '0', payloadJson}
+  Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     CREATED | UPDATED   payload {pool}
     PRODUCT_NOT_FOUND   patch of a product that does not exist
     INVALID_CONFIG      payload {field, reason}: the merged config is inconsistent

@@ -42,7 +42,13 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   // Gauges read from Redis at scrape time come from the API roles only, so
   // scraping both the API and the worker does not report each pool twice.
   const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
-  const engine = createQuotaEngine({ redis, keys, reclaimLimit: config.reclaimBatch, onScript: metrics.script });
+  const engine = createQuotaEngine({
+    redis,
+    keys,
+    reclaimLimit: config.reclaimBatch,
+    onScript: metrics.script,
+    onHoldsExpired: metrics.holdsExpired,
+  });
   await engine.loadScripts();
   const readiness = createReadiness(redis, engine);
 
@@ -64,7 +70,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     ? createOutboxRelay({ redisUrl, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
     : undefined;
   const sweeper = runsJobs
-    ? createExpirySweeper({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
+    ? createExpirySweeper({ redisUrl, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
     : undefined;
   const audit = runsJobs
     ? createInvariantAudit({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })

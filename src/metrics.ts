@@ -57,10 +57,11 @@ export function createMetrics(state?: { redis: Redis; keys: Keys }) {
 
   const reclaimed = new Counter({
     name: 'quota_expired_holds_reclaimed_total',
-    help: 'Expired holds returned to their pool by the background sweeper',
+    help: 'Expired holds returned to their pool and line, by the script that returned them (reclaim-expired: the background sweeper; others: lazily inside a call)',
+    labelNames: ['script'] as const,
     registers: [registry],
   });
-  reclaimed.inc(0);
+  reclaimed.inc({ script: 'reclaim-expired' }, 0);
 
   const settlementOutcomes = new Counter({
     name: 'quota_settlement_outcomes_total',
@@ -150,8 +151,8 @@ export function createMetrics(state?: { redis: Redis; keys: Keys }) {
     observeHttp(route: string, method: string, status: number, seconds: number) {
       httpDuration.observe({ route, method, status_class: `${Math.floor(status / 100)}xx` }, seconds);
     },
-    reclaimed(count: number) {
-      reclaimed.inc(count);
+    holdsExpired(script: string, count: number) {
+      reclaimed.inc({ script }, count);
     },
   };
 }

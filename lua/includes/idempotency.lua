@@ -11,11 +11,11 @@ local function storedAnswer(idemKey, fingerprint, now)
     return reply('IDEMPOTENCY_KEY_REUSED', now, {}, false)
   end
   local second = string.find(stored, '\n', first + 1, true)
-  return {string.sub(stored, first + 1, second - 1), int(now), '1', string.sub(stored, second + 1)}
+  return {string.sub(stored, first + 1, second - 1), int(now), '1', string.sub(stored, second + 1), int(holdsExpiredHere)}
 end
 
 local function storeAnswer(idemKey, fingerprint, ttlSeconds, code, now, payload)
   local json = cjson.encode(payload)
   redis.call('SET', idemKey, fingerprint .. '\n' .. code .. '\n' .. json, 'EX', ttlSeconds)
-  return {code, int(now), '0', json}
+  return {code, int(now), '0', json, int(holdsExpiredHere)}
 end

@@ -17,6 +17,7 @@ local function endHold(prefix, poolKey, resKey, reservationId, now, newStatus, r
   redis.call('EXPIRE', resKey, RETENTION_SECONDS)
   redis.call('HINCRBY', poolKey, 'held', -amount)
   redis.call('HINCRBY', lineKey(prefix, r[3]), 'held', -amount)
+  if newStatus == 'expired' then holdsExpiredHere = holdsExpiredHere + 1 end
   return amount
 end
 

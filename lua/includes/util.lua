@@ -49,7 +49,11 @@ local function toMap(flat)
   return m
 end
 
--- Every script answers {code, nowMs, replayed, payloadJson}.
+-- Holds this call expired (includes/reclaim counts them): every reply reports
+-- it, so lazy returns inside any script are counted in metrics, not only the sweeper's.
+local holdsExpiredHere = 0
+
+-- Every script answers {code, nowMs, replayed, payloadJson, holdsExpired}.
 local function reply(code, now, payload, replayed)
-  return {code, int(now), replayed and '1' or '0', cjson.encode(payload or {})}
+  return {code, int(now), replayed and '1' or '0', cjson.encode(payload or {}), int(holdsExpiredHere)}
 end

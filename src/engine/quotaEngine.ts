@@ -28,6 +28,8 @@ export interface EngineOptions {
   idempotencyTtlSeconds?: number;
   /** Told how long each script call took (metrics). */
   onScript?: (script: string, seconds: number) => void;
+  /** Told when a script call expired due holds (lazily, or as the sweeper), for metrics. */
+  onHoldsExpired?: (script: string, count: number) => void;
 }
 
 export interface ReserveRequest {
@@ -49,7 +51,7 @@ export interface RepayRequest {
   fingerprint: string;
 }
 
-type RawReply = [code: string, now: string, replayed: string, payload: string];
+type RawReply = [code: string, now: string, replayed: string, payload: string, holdsExpired: string];
 type Payload = Record<string, unknown>;
 type Arg = string | number;
 
@@ -69,7 +71,14 @@ const POOL_FIELD_ENCODERS: { [K in keyof PoolConfig]: (v: PoolConfig[K]) => [str
   ],
 };
 
-export function createQuotaEngine({ redis, keys, reclaimLimit = 100, idempotencyTtlSeconds = 86_400, onScript }: EngineOptions) {
+export function createQuotaEngine({
+  redis,
+  keys,
+  reclaimLimit = 100,
+  idempotencyTtlSeconds = 86_400,
+  onScript,
+  onHoldsExpired,
+}: EngineOptions) {
   const scripts = loadLuaScripts();
   for (const script of scripts.values()) {
     redis.defineCommand(commandName(script), { lua: script.source, numberOfKeys: script.numberOfKeys });
@@ -81,8 +90,9 @@ export function createQuotaEngine({ redis, keys, reclaimLimit = 100, idempotency
     const fn = (redis as unknown as Record<string, (...a: Arg[]) => Promise<RawReply>>)[commandName(script)]!;
     const callArgs = script.numberOfKeys === undefined ? [scriptKeys.length, ...scriptKeys, ...args] : [...scriptKeys, ...args];
     const started = process.hrtime.bigint();
-    const [code, now, replayed, payload] = await fn.apply(redis, callArgs);
+    const [code, now, replayed, payload, holdsExpired] = await fn.apply(redis, callArgs);
     onScript?.(name, Number(process.hrtime.bigint() - started) / 1e9);
+    if (holdsExpired !== '0') onHoldsExpired?.(name, Number(holdsExpired));
     return { code, now: Number(now), replayed: replayed === '1', payload: JSON.parse(payload) as Payload };
   }
 

@@ -7,7 +7,6 @@ import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
 import type { Keys } from '../redis/keys.js';
 import { forEachProduct } from '../redis/productIndex.js';
 
@@ -21,13 +20,12 @@ export interface ExpirySweeperDeps {
   keys: Keys;
   engine: Pick<QuotaEngine, 'reclaimExpired'>;
   logger: Logger;
-  metrics: Metrics;
   intervalMs: number;
   batchSize: number;
 }
 
 export function createExpirySweeper(deps: ExpirySweeperDeps) {
-  const { redis, keys, engine, logger, metrics } = deps;
+  const { redis, keys, engine, logger } = deps;
 
   /** Reclaims every product's due holds; returns how many it reclaimed. */
   async function sweepOnce(): Promise<number> {
@@ -39,10 +37,8 @@ export function createExpirySweeper(deps: ExpirySweeperDeps) {
         if (remaining === 0) break;
       }
     });
-    if (total > 0) {
-      metrics.reclaimed(total);
-      logger.debug({ reclaimed: total }, 'expired holds reclaimed');
-    }
+    // The engine counts them in quota_expired_holds_reclaimed_total{script="reclaim-expired"}.
+    if (total > 0) logger.debug({ reclaimed: total }, 'expired holds reclaimed');
     return total;
   }
 
