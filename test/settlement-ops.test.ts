@@ -263,6 +263,26 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     expect((await svc.call('GET', '/admin/queues/api/queues', { key: CLIENT_KEY })).status).toBe(403);
     expect((await svc.call('GET', '/admin/queues/api/queues', { key: null })).status).toBe(401);
   });
+
+  it('bull-board takes the admin key as a Basic auth password, so a browser can open it; asks for it with a Basic challenge', async () => {
+    const basic = (user: string, key: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}` });
+    const anonymous = await fetch(`${svc.baseUrl}/admin/queues`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm="quota-allocator admin"/);
+
+    const page = await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', ADMIN_KEY) });
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect((await fetch(`${svc.baseUrl}/admin/queues/api/queues`, { headers: basic('', ADMIN_KEY) })).status).toBe(200);
+    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', CLIENT_KEY) })).status).toBe(403);
+    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', 'wrong') })).status).toBe(401);
+    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic(ADMIN_KEY, '') })).status).toBe(401);
+
+    // The API itself stays Bearer only: Basic credentials there are no key at all.
+    const api = await fetch(`${svc.baseUrl}/v1/products/none`, { headers: basic('ops', ADMIN_KEY) });
+    expect(api.status).toBe(401);
+    expect(api.headers.get('www-authenticate')).toBe('Bearer');
+  });
 });
 
 describe('without SETTLEMENT_URL: the internal ledger', () => {

@@ -10,6 +10,7 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
 import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth } from './auth.js';
+import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import type { RateLimits } from './rateLimits.js';
 import type { Readiness } from './readiness.js';
@@ -119,6 +120,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(opsRoutes(readiness, metrics));
+  app.use(openApiRoutes());
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
 
   app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));

@@ -3,16 +3,19 @@
  * OpenAPI document can be generated from the same schemas).
  */
 import { z } from 'zod';
-import { LINE_STATUSES, PRODUCT_STATUSES } from '../engine/types.js';
+import { LINE_STATUSES, PRODUCT_STATUSES, type ReservationStatus } from '../engine/types.js';
 
 export const MAX_METADATA_BYTES = 1024;
 export const MAX_HOLD_TTL_SECONDS = 86_400;
 
 /** Ids end up inside Redis key names: `{`, `}` and `:` would break the layout. */
-export const id = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]');
+export const id = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]')
+  .describe('1 to 64 characters of [A-Za-z0-9._-]');
 /** Positive amounts in minor units: safe integers only (no strings, fractions, exponents beyond 2^53-1). */
-export const amount = z.int().min(1);
-export const limitAmount = z.int().min(0);
+export const amount = z.int().min(1).describe('minor currency units (fen, cents)');
+export const limitAmount = z.int().min(0).describe('minor currency units (fen, cents)');
 const reasonText = z.string().max(256);
 /** ISO 8601 with a zone; kept as epoch ms. */
 const isoTime = z.iso.datetime({ offset: true }).transform((s) => Date.parse(s));
@@ -46,12 +49,13 @@ export const bulkLineRow = z.strictObject({ customerId: id, ...lineFields });
 
 const metadata = z
   .record(z.string(), z.unknown())
-  .refine((m) => Buffer.byteLength(JSON.stringify(m), 'utf8') <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON`);
+  .refine((m) => Buffer.byteLength(JSON.stringify(m), 'utf8') <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON`)
+  .describe(`a JSON object of at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON, passed to settlement`);
 
 export const reserveBody = z.strictObject({
   customerId: id,
   amount,
-  ttlSeconds: z.int().min(1).max(MAX_HOLD_TTL_SECONDS).optional(),
+  ttlSeconds: z.int().min(1).max(MAX_HOLD_TTL_SECONDS).optional().describe("from 1 to the product's holdTtlSeconds, its default"),
   metadata: metadata.optional(),
 });
 export const commitBody = z.strictObject({ amount: amount.optional() });
@@ -63,3 +67,25 @@ export const reservationParams = z.object({ productId: id, reservationId: id });
 export const idempotencyKeyHeader = z
   .string({ error: (issue) => (issue.input === undefined ? 'required' : 'must be a string') })
   .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]');
+
+export const RESERVATION_STATUSES = [
+  'held',
+  'committed',
+  'released',
+  'expired',
+  'settled',
+  'reversed',
+  'settlement_unknown',
+] as const satisfies readonly ReservationStatus[];
+
+// Operator routes. src/http/routes/admin.ts still validates with its own copies of these three.
+export const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
+export const reservationListQuery = z.object({
+  status: z.enum(RESERVATION_STATUSES),
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+export const ledgerQuery = z.object({
+  cursor: z.string().regex(/^\d+$/).default('0'),
+  count: z.coerce.number().int().min(1).max(1000).default(100),
+});

@@ -81,7 +81,7 @@ export function adminRoutes(
   const board = new ExpressAdapter();
   board.setBasePath('/admin/queues');
   createBullBoard({ queues: settlement.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
-  router.use('/admin/queues', requireRole('admin'), board.getRouter() as RequestHandler);
+  router.use('/admin/queues', requireRole('admin', { browser: true }), board.getRouter() as RequestHandler);
 
   return router;
 }
