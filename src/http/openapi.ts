@@ -213,7 +213,7 @@ function secured(role: Role, errors: ErrorCode[], op: ZodOpenApiOperationObject)
 }
 
 /** Not authenticated: health, readiness, metrics and this document. */
-function open(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
+function noAuth(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
   return { ...op, tags: ['operations'], security: [] };
 }
 
@@ -452,10 +452,10 @@ const paths = {
     }),
   },
   '/healthz': {
-    get: open({ operationId: 'healthz', summary: 'Liveness', responses: { 200: { description: 'alive', ...json(healthBody) } } }),
+    get: noAuth({ operationId: 'healthz', summary: 'Liveness', responses: { 200: { description: 'alive', ...json(healthBody) } } }),
   },
   '/readyz': {
-    get: open({
+    get: noAuth({
       operationId: 'readyz',
       summary: 'Readiness: Redis answers, scripts loaded, not draining',
       responses: {
@@ -465,14 +465,14 @@ const paths = {
     }),
   },
   '/metrics': {
-    get: open({
+    get: noAuth({
       operationId: 'metrics',
       summary: 'Prometheus metrics',
       responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
     }),
   },
   '/openapi.json': {
-    get: open({
+    get: noAuth({
       operationId: 'openapi',
       summary: 'This document',
       responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } } } },
