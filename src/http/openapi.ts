@@ -11,6 +11,7 @@ import { z } from 'zod';
 import {
   createDocument,
   type ZodOpenApiOperationObject,
+  type ZodOpenApiPathsObject,
   type ZodOpenApiResponseObject,
   type ZodOpenApiResponsesObject,
 } from 'zod-openapi';
@@ -243,7 +244,7 @@ const line = `${product}/customers/{customerId}`;
 const reservations = `${product}/reservations`;
 const oneReservation = `${reservations}/{reservationId}`;
 
-const paths = {
+const paths: ZodOpenApiPathsObject = {
   [product]: {
     put: secured('admin', ['PAYLOAD_TOO_LARGE'], {
       operationId: 'putProduct',
@@ -444,12 +445,16 @@ const paths = {
     }),
   },
   '/admin/queues': {
-    get: secured('admin', [], {
-      operationId: 'queueDashboard',
-      tags: ['operators'],
-      summary: 'The bull-board dashboard of the settlement queue (HTML; its own sub-routes are not described here)',
-      responses: { 200: { description: 'the dashboard', content: { 'text/html': { schema: z.string() } } } },
-    }),
+    get: {
+      ...secured('admin', [], {
+        operationId: 'queueDashboard',
+        tags: ['operators'],
+        summary: 'The bull-board dashboard of the settlement queue (HTML; its own sub-routes are not described here)',
+        responses: { 200: { description: 'the dashboard', content: { 'text/html': { schema: z.string() } } } },
+      }),
+      // A browser cannot send a Bearer header, so the dashboard also takes Basic auth.
+      security: [{ bearerAuth: ['admin'] }, { dashboardBasic: ['admin'] }],
+    },
   },
   '/healthz': {
     get: noAuth({ operationId: 'healthz', summary: 'Liveness', responses: { 200: { description: 'alive', ...json(healthBody) } } }),
@@ -510,6 +515,11 @@ export function createOpenApiDocument() {
               'API keys from QUOTA_API_KEYS (`role:key`, comma-separated). Each operation lists the role it needs: ' +
               '`admin` may do everything; `client` may reserve, commit, release, repay and read. ' +
               'Missing or unknown key: 401 UNAUTHENTICATED; a client key on an admin operation: 403 FORBIDDEN.',
+          },
+          dashboardBasic: {
+            type: 'http',
+            scheme: 'basic',
+            description: '/admin/queues only: an API key as the password, any user name (so a browser can open the dashboard).',
           },
         },
         schemas: { BulkLineRow: bulkLineRow.meta({ unusedIO: 'input' }) },
