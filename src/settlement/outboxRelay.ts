@@ -9,7 +9,7 @@ import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Keys } from '../redis/keys.js';
-import { forEachProduct } from '../redis/productIndex.js';
+import { forEachProductWithDue, redisNowMs } from '../redis/productIndex.js';
 import type { SettlementQueue } from './settlementQueue.js';
 
 export const RELAY_JOB = 'outbox-relay';
@@ -31,10 +31,9 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
   const { redis, keys, logger, metrics } = deps;
 
   async function relayOnce(): Promise<number> {
-    const [seconds, micros] = await redis.time();
-    const cutoff = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - deps.graceMs;
+    const cutoff = (await redisNowMs(redis)) - deps.graceMs;
     let relayed = 0;
-    await forEachProduct(redis, keys, async (productId) => {
+    await forEachProductWithDue(redis, keys, 'committed', cutoff, async (productId) => {
       let offset = 0;
       for (;;) {
         const ids = await redis.zrangebyscore(keys.status(productId, 'committed'), '-inf', cutoff, 'LIMIT', offset, PAGE);

@@ -8,11 +8,17 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
-import { forEachProduct } from '../redis/productIndex.js';
+import { forEachProduct, forEachProductWithDue, redisNowMs } from '../redis/productIndex.js';
 
 export const SWEEP_JOB = 'expiry-sweep';
 /** Bounds one product's share of a sweep; what is left waits for the next sweep. */
 const MAX_BATCHES_PER_PRODUCT = 50;
+/**
+ * A sweep visits only products with a due hold, except one sweep a minute
+ * that visits every product: the script also drops index entries of
+ * released/expired records past their retention, which needs no due hold.
+ */
+const VISIT_ALL_EVERY_MS = 60_000;
 
 export interface ExpirySweeperDeps {
   redisUrl: string;
@@ -26,11 +32,18 @@ export interface ExpirySweeperDeps {
 
 export function createExpirySweeper(deps: ExpirySweeperDeps) {
   const { redis, keys, engine, logger } = deps;
+  let lastVisitAll = 0;
 
   /** Reclaims every product's due holds; returns how many it reclaimed. */
   async function sweepOnce(): Promise<number> {
     let total = 0;
-    await forEachProduct(redis, keys, async (productId) => {
+    const now = await redisNowMs(redis);
+    const visitAll = now - lastVisitAll >= VISIT_ALL_EVERY_MS;
+    if (visitAll) lastVisitAll = now;
+    const visitProducts = visitAll
+      ? (visit: (productId: string) => Promise<void>) => forEachProduct(redis, keys, visit)
+      : (visit: (productId: string) => Promise<void>) => forEachProductWithDue(redis, keys, 'held', now, visit);
+    await visitProducts(async (productId) => {
       for (let batch = 0; batch < MAX_BATCHES_PER_PRODUCT; batch++) {
         const { reclaimed, remaining } = await engine.reclaimExpired(productId, deps.batchSize);
         total += reclaimed;
