@@ -78,7 +78,7 @@ export const RESERVATION_STATUSES = [
   'settlement_unknown',
 ] as const satisfies readonly ReservationStatus[];
 
-// Operator routes. src/http/routes/admin.ts still validates with its own copies of these three.
+// Operator routes (src/http/routes/admin.ts).
 export const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
 export const reservationListQuery = z.object({
   status: z.enum(RESERVATION_STATUSES),

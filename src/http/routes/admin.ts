@@ -8,27 +8,18 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
 import { Router, type RequestHandler } from 'express';
-import { z } from 'zod';
 import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { Queries } from '../../engine/queries.js';
 import type { RequireRole } from '../auth.js';
 import { problem, sendProblem } from '../problems.js';
 import { parse, sendOutcome, type JsonBodyReader } from '../respond.js';
-import { productParams, reservationParams } from '../schemas.js';
+import { ledgerQuery, productParams, reservationListQuery, reservationParams, resolveBody } from '../schemas.js';
 
 export interface SettlementControl {
   ensureJob(productId: string, reservationId: string): Promise<string>;
   queues: Queue[];
 }
 
-const RESERVATION_STATUSES = ['held', 'committed', 'released', 'expired', 'settled', 'reversed', 'settlement_unknown'] as const;
-const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
-const listQuery = z.object({
-  status: z.enum(RESERVATION_STATUSES),
-  offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
-});
-const ledgerQuery = z.object({ cursor: z.string().regex(/^\d+$/).default('0'), count: z.coerce.number().int().min(1).max(1000).default(100) });
 
 export function adminRoutes(
   engine: QuotaEngine,
@@ -61,7 +52,7 @@ export function adminRoutes(
 
   router.get(base, requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
-    const { status, offset, limit } = parse(listQuery, req.query, 'query');
+    const { status, offset, limit } = parse(reservationListQuery, req.query, 'query');
     res.json(await queries.listReservations(productId, status, offset, limit));
   });
 
