@@ -200,14 +200,14 @@ async function main(): Promise<number> {
 /** HTTP figures are only comparable when the answers are what they should be. */
 function httpWarnings(http: HttpFigures): string[] {
   const out: string[] = [];
-  const runs = [http.ours1, http.ours2, http.ours2Shared, http.bare, http.oursHalf1, http.bareHalf, http.oursHalf2];
+  const runs = [http.ours1, http.ours2, http.ours2Shared, http.bare, http.oursHalf1, http.bareHalf, http.oursHalf2, http.oursHalf1Everysec];
   for (const r of runs) {
     const total = Object.values(r.statusCounts).reduce((a, b) => a + b, 0);
     const good = r.statusCounts[201] ?? 0;
     if (total === 0 || good / total < 0.99) out.push(`${r.title}: only ${good} of ${total} answers were 201 (${JSON.stringify(r.statusCounts)})`);
     if (r.errors > 0) out.push(`${r.title}: ${r.errors} request errors`);
   }
-  for (const r of [http.oursHalf1, http.bareHalf, http.oursHalf2]) {
+  for (const r of [http.oursHalf1, http.bareHalf, http.oursHalf2, http.oursHalf1Everysec]) {
     if (r.lateStarts > r.responses * 0.01) out.push(`${r.title}: the paced generator started ${r.lateStarts} requests more than 5 ms late (it could not keep the rate)`);
   }
   return out;

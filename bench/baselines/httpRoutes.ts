@@ -43,6 +43,8 @@ export interface HttpFigures {
   oursHalf1: PacedResult;
   bareHalf: PacedResult;
   oursHalf2: PacedResult;
+  /** oursHalf1 again with Redis at appendfsync everysec: how much of the p99 is the per-write fsync (not production's setting). */
+  oursHalf1Everysec: PacedResult;
   rpsRatio: number;
   p99Ratio: number;
   clusterGain: number;
@@ -211,6 +213,15 @@ export async function runHttpFigures(
     o,
     runId,
   );
+  log(`the same paced run of ours (1 process) with Redis at appendfsync everysec, to see what the per-write fsync costs the p99`);
+  const fsync = ((await stack.redis.config('GET', 'appendfsync')) as string[])[1]!;
+  await stack.redis.config('SET', 'appendfsync', 'everysec');
+  let everysecRuns: Record<string, PacedResult>;
+  try {
+    everysecRuns = await interleavedPaced([{ ...targets.ours1, key: 'ours1Everysec', title: `our reserve route, 1 API process, ${Math.round(rate)}/s, appendfsync everysec`, rate }], o, runId);
+  } finally {
+    await stack.redis.config('SET', 'appendfsync', fsync);
+  }
   await Promise.all([one.cluster.stop(), two.cluster.stop(), shared.cluster.stop(), bareCluster.stop()]);
   const ours1 = peaks.ours1!;
   const ours2 = peaks.ours2!;
@@ -245,6 +256,7 @@ export async function runHttpFigures(
     oursHalf1,
     bareHalf,
     oursHalf2,
+    oursHalf1Everysec: everysecRuns.ours1Everysec!,
     rpsRatio: ratio(ours1.rps, bare.rps),
     p99Ratio: ratio(oursHalf1.latency.p99, bareHalf.latency.p99),
     clusterGain: ratio(ours2.rps, ours1.rps),
