@@ -123,9 +123,6 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(openApiRoutes());
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
 
-  app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));
-  app.use(productRoutes(engine, requireRole, readBody));
-  app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
   // The commit is durable once the script answers; if enqueueing fails, the
   // outbox relay enqueues it later, so the client still gets its 200.
   const onCommitted = async (productId: string, reservationId: string) => {
@@ -133,8 +130,13 @@ export function createApp(deps: AppDeps): express.Express {
       logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
     });
   };
-  app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
+  // Hot routes first: express tries every layer in order, so a reserve
+  // should not walk past the admin, bulk import and dashboard layers.
   app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
+  app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
+  app.use(productRoutes(engine, requireRole, readBody));
+  app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
+  app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));
 
   app.use((req, res) => {
     sendProblem(res, problem('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`));
