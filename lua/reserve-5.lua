@@ -30,6 +30,9 @@
     POOL_EXHAUSTED             payload {drawable, line}; stored and replayed
   OK and refusals are stored under KEYS[4]; a stored answer is replayed with
   replayed = '1' and changes nothing.
+
+  "--- @stage" lines only mark steps for the benchmark, which times the
+  script cut short before each (bench/baselines/redisBenchmark.ts).
 ]]
 --- @include "includes/util"
 --- @include "includes/reclaim"
@@ -41,11 +44,13 @@ local customerId, reservationId = ARGV[2], ARGV[3]
 local amount = tonumber(ARGV[4])
 local fingerprint, idemTtl = ARGV[7], ARGV[8]
 
+--- @stage clock; due holds returned
 local now = nowMs()
 local prefix = productPrefix(poolKey)
 local reclaimLimit = tonumber(ARGV[9])
 local moreDue = reclaimDue(prefix, poolKey, holdsKey, now, reclaimLimit) == reclaimLimit
 
+--- @stage pool read; stored answer looked up
 local pool = loadPool(poolKey)
 local ttl = ARGV[5]
 if pool and ttl ~= '' and tonumber(ttl) > tonumber(pool.holdTtlSeconds) then
@@ -56,6 +61,7 @@ local stored = storedAnswer(idemKey, fingerprint, now)
 if stored then return stored end
 
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
+--- @stage line read; the contract's checks
 local line = loadLine(lineKey_)
 if not line then return reply('NO_CREDIT_LINE', now, {}, false) end
 
@@ -78,6 +84,7 @@ if #blockers > 0 then
   })
 end
 
+--- @stage counters, status index, audit event
 if ttl == '' then ttl = pool.holdTtlSeconds end
 local expiresAt = now + tonumber(ttl) * 1000
 redis.call('HINCRBY', poolKey, 'held', amount)
@@ -88,10 +95,12 @@ local reservation = {
   metadata = ARGV[6], attempts = '0', idempotencyKey = ARGV[10],
   eventIds = enterHeld(prefix, reservationId, expiresAt, now, amount),
 }
+--- @stage reservation record
 local fields = {}
 for field, value in pairs(reservation) do
   fields[#fields + 1] = field
   fields[#fields + 1] = value
 end
 redis.call('HSET', resKey, unpack(fields))
+--- @stage stored answer; reply
 return storeAnswer(idemKey, fingerprint, idemTtl, 'OK', now, {reservation = reservation})

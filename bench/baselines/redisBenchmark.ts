@@ -118,6 +118,47 @@ export interface RedisBaselines {
   oursAgain?: RedisBenchmarkRun;
   ourSha: string;
   minimalSha: string;
+  /** Where our script's time goes: the script cut short before each step. */
+  stages: ScriptStage[];
+}
+
+export interface ScriptStage {
+  step: string;
+  /** EVALSHA µs per call of the script cut short after this step (cumulative). */
+  usecUpTo: number;
+  /** This step's share: the difference from the previous cut. */
+  usec: number;
+}
+
+const STAGE_MARKER = /^--- @stage (.+)$/gm;
+
+/**
+ * Times our reserve script cut short before each `--- @stage` line of
+ * lua/reserve-5.lua (and whole): INFO commandstats' EVALSHA µs per call of
+ * each, so each step's cost is the difference between consecutive cuts. A
+ * profile of the script from outside, since Redis has no Lua profiler.
+ */
+async function scriptStages(redis: Redis, port: number, requests: number, ours: string[], source: string): Promise<ScriptStage[]> {
+  const markers = [...source.matchAll(STAGE_MARKER)];
+  const cuts = [
+    ...markers.map((m, i) => ({
+      step: i === 0 ? 'set-up: includes (their functions and tables), arguments' : markers[i - 1]![1]!,
+      source: `${source.slice(0, m.index)}do return {'CUT'} end\n${source.slice(m.index)}`,
+    })),
+    { step: markers.at(-1)?.[1] ?? 'the whole script', source },
+  ];
+  const stages: ScriptStage[] = [];
+  let previous = 0;
+  for (const cut of cuts) {
+    const sha = (await redis.script('LOAD', cut.source)) as string;
+    const args = ours.map((a, i) => (i === 1 ? sha : a));
+    await redisBenchmark('warm-up', port, Math.ceil(requests / 4), 16, args);
+    const run = await profiledRun(redis, () => redisBenchmark(`our reserve script up to: ${cut.step}`, port, requests, 16, args));
+    const usecUpTo = run.profile.evalshaUsecPerCall;
+    stages.push({ step: cut.step, usecUpTo, usec: Math.round((usecUpTo - previous) * 10) / 10 });
+    previous = usecUpTo;
+  }
+  return stages;
 }
 
 /** Product `b` (huge capacity, long holds) and its line `c` (huge limit), as the engine creates them. */
@@ -193,5 +234,17 @@ export async function runRedisBaselines(redis: Redis, engine: QuotaEngine, keys:
   } finally {
     await redis.config('SET', 'appendfsync', fsync);
   }
-  return { ours: oursRun, minimal: minimalRun, oursP1, minimalP1, everysec, ratio: Math.round((oursRun.rps / minimalRun.rps) * 1000) / 1000, ourSha, minimalSha, oursArgs: ours };
+  const stages = await scriptStages(redis, port, Math.ceil(requests / 4), ours, engine.scripts.get('reserve')!.source);
+  return {
+    ours: oursRun,
+    minimal: minimalRun,
+    oursP1,
+    minimalP1,
+    everysec,
+    ratio: Math.round((oursRun.rps / minimalRun.rps) * 1000) / 1000,
+    ourSha,
+    minimalSha,
+    oursArgs: ours,
+    stages,
+  };
 }

@@ -110,6 +110,12 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
         `a ratio of ${Math.round(rb.everysec.ratio * 1000) / 10}%.`,
     );
     out.push('');
+    if (rb.stages?.length) {
+      out.push(`Where our script's time goes, step by step (the script cut short before each \`--- @stage\` line of lua/reserve-5.lua; EVALSHA µs per call, -P 16; the minimal script takes ${mi.evalshaUsecPerCall} µs in all):`);
+      out.push('');
+      out.push(table(['step', 'µs for this step', 'µs up to here'], rb.stages.map((s) => [s.step, s.usec, s.usecUpTo])));
+      out.push('');
+    }
   }
   if (r.baselines.engineDirect.length > 0) {
     out.push(
