@@ -21,4 +21,4 @@ if reclaimDue(productPrefix(KEYS[1]), KEYS[1], KEYS[2], now, limit) == limit the
 end
 local pool = loadPool(KEYS[1])
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
-return reply('OK', now, {pool = poolPayload(pool)}, false)
+return reply('OK', now, {pool = poolPayload(pool, now)}, false)

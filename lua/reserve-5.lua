@@ -66,8 +66,8 @@ local line = loadLine(lineKey_)
 if not line then return reply('NO_CREDIT_LINE', now, {}, false) end
 
 local blockers = blockersFor(pool, line, now, amount)
-local refusedForQuota = #blockers > 0 and (blockers[1][1] == 'CUSTOMER_LIMIT_EXCEEDED' or blockers[1][1] == 'POOL_EXHAUSTED')
-if refusedForQuota and moreDue then
+-- A refusal reports (and stores) drawable: it must count every due hold.
+if #blockers > 0 and moreDue then
   reclaimBurst(prefix, poolKey, holdsKey, now, reclaimLimit)
   pool, line = loadPool(poolKey), loadLine(lineKey_)
   blockers = blockersFor(pool, line, now, amount)

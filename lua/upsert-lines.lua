@@ -21,7 +21,10 @@
 
 local poolKey, holdsKey = KEYS[1], KEYS[2]
 local now = nowMs()
-reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[1]))
+-- The answer shows drawable: every due hold counted, as in a read.
+if reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[1])) == tonumber(ARGV[1]) then
+  reclaimBurst(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[1]))
+end
 local pool = loadPool(poolKey)
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
 

@@ -11,6 +11,9 @@
           holdTtlSeconds, opensAt, closesAt (ms), status, pauseReason,
           resumeAt (ms), reserveTiers (comma-joined), reserveAmount.
           '' clears an optional field. Each value is already valid on its own.
+          A patch that sets status starts the pause description afresh:
+          pauseReason and resumeAt are what it gives, cleared when it gives none
+          (so a new pause never inherits a past resumeAt that would reopen it at once).
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     CREATED | UPDATED   payload {pool}
@@ -34,6 +37,9 @@ if mode == 'patch' and not existing then return reply('PRODUCT_NOT_FOUND', now, 
 local config = {}
 for field, default in pairs(DEFAULTS) do
   if mode == 'patch' then config[field] = existing[field] else config[field] = default end
+end
+for i = 3, #ARGV, 2 do
+  if ARGV[i] == 'status' then config.pauseReason, config.resumeAt = '', '' end
 end
 for i = 3, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
@@ -72,4 +78,4 @@ if not existing then
   args[#args + 1] = int(now)
 end
 redis.call('HSET', poolKey, unpack(args))
-return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(poolKey))}, false)
+return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(poolKey), now)}, false)

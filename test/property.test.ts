@@ -365,7 +365,7 @@ class Run {
       this.check(`${label}.${k}`, eng[k], mv[k]);
     }
     const p = this.model.requirePool();
-    this.check(`${label}.status`, eng.status, p.status);
+    this.check(`${label}.status`, eng.status, mv.status);
     this.check(`${label}.pauseReason`, eng.pauseReason, p.pauseReason);
     this.check(`${label}.minAmount`, eng.minAmount, p.minAmount);
     this.check(`${label}.maxAmount`, eng.maxAmount, p.maxAmount);
@@ -567,9 +567,12 @@ class Run {
         const at = (w: When) => (w === 'none' ? null : w === 'past' ? now - HOUR : now + HOUR);
         const patch: Partial<PoolConfig> =
           op.to === 'paused'
-            ? { status: 'paused', pauseReason: 'maintenance', resumeAt: at(op.resume) }
+            ? // With no resumeAt given, the patch clears any earlier one (a past one would reopen the pool at once).
+              op.resume === 'none'
+              ? { status: 'paused' }
+              : { status: 'paused', pauseReason: 'maintenance', resumeAt: at(op.resume) }
             : op.to === 'open'
-              ? { status: 'open', pauseReason: null, resumeAt: null }
+              ? { status: 'open' }
               : { status: 'closed' };
         await this.patchPool(patch, 'patch', `patch ${JSON.stringify(patch)}`);
         break;
@@ -858,9 +861,9 @@ describe('engine against the contract model', () => {
  * lua/includes/reclaim.lua).
  */
 describe('a burst of expiries larger than one call reclaims', () => {
-  async function burstOf150(p: string, model: QuotaModel) {
-    const put = await ctx.engine.upsertProduct(p, { capacity: 150 }, 'put');
-    model.upsertPool({ capacity: 150 }, 'put', put.now);
+  async function burstOf150(p: string, model: QuotaModel, pool: Partial<PoolConfig> = {}) {
+    const put = await ctx.engine.upsertProduct(p, { capacity: 150, ...pool }, 'put');
+    model.upsertPool({ capacity: 150, ...pool }, 'put', put.now);
     const cfg = { customerId: 'a', limit: 1000, status: 'active' as const, statusReason: null, tier: null };
     model.upsertLine(cfg, (await ctx.engine.upsertLines(p, [cfg])).now);
     let last = 0;
@@ -891,5 +894,21 @@ describe('a burst of expiries larger than one call reclaims', () => {
     expect(line).toMatchObject({ ok: true, value: { held: 0, drawable: 150, blockers: [] } });
     const pool = await ctx.engine.readPool(p);
     expect(pool).toMatchObject({ ok: true, value: { held: 0, available: 150 } });
+  });
+
+  it('a refusal for another reason (amount out of range) after 150 holds expired reports all 150 drawable', async () => {
+    const p = uniqueId('p');
+    await burstOf150(p, new QuotaModel(), { maxAmount: 150 });
+    const o = await ctx.engine.reserve({ productId: p, customerId: 'a', reservationId: 'over', amount: 151, idempotencyKey: 'kover', fingerprint: 'fover' });
+    expect({ code: o.ok ? 'OK' : o.code, drawable: o.ok ? undefined : o.context.drawable }).toEqual({ code: 'AMOUNT_OUT_OF_RANGE', drawable: 150 });
+  });
+
+  it('a repayment answer after 150 holds expired shows all 150 drawable', async () => {
+    const p = uniqueId('p');
+    await burstOf150(p, new QuotaModel());
+    const o = await ctx.engine.repay({ productId: p, customerId: 'a', amount: 1, idempotencyKey: 'krepay', fingerprint: 'frepay' });
+    // Nothing settled to repay: the (stored) refusal carries the line as it is now.
+    expect(o.ok ? 'OK' : o.code).toBe('REPAYMENT_EXCEEDS_DRAWN');
+    expect(o.ok ? undefined : o.context.line).toMatchObject({ held: 0, drawable: 150 });
   });
 });

@@ -33,7 +33,8 @@ local function reclaimDue(prefix, poolKey, holdsKey, now, limit)
 end
 
 -- When more holds fell due at once than one batch returns (a launch peak with
--- a shared TTL), a read or a refusal must not count them: they get a second,
+-- a shared TTL), an answer that shows drawable (a read, a refusal, a repayment,
+-- a line upsert) must not count them: they get a second,
 -- larger batch first. Only past limit * (1 + DUE_BURST_FACTOR) due holds at
 -- once does a call still see some, until the sweeper (or the next call)
 -- returns them.

@@ -108,10 +108,14 @@ local function blockerCodes(blockers)
   return codes
 end
 
-local function poolPayload(pool)
+-- The snapshot shows the status in force: a pause whose resumeAt has passed
+-- reads open, as reserves treat it (pauseReason and resumeAt stay, for the record).
+local function poolPayload(pool, now)
   local free, toAll = poolAvailability(pool)
   local p = {}
   for k, v in pairs(pool) do p[k] = v end
+  local resumeAt = numOr(pool.resumeAt, nil)
+  if pool.status == 'paused' and resumeAt and now >= resumeAt then p.status = 'open' end
   p.available = int(free)
   p.availableToAllTiers = int(toAll)
   return p

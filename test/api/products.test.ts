@@ -150,6 +150,33 @@ describe('PATCH /v1/products/{productId}', () => {
     expect(after).toMatchObject({ held: 250, committed: 0, available: 750, status: 'closed' });
   });
 
+  it('a pause whose resumeAt has passed reads open and draws again; a new pause without resumeAt stops draws again', async () => {
+    const p = await makeProduct(svc, { capacity: 1000 });
+    await makeLine(svc, p, 'c1', { limit: 1000 });
+    const resumeAt = new Date(Date.now() + 600).toISOString();
+    expect(await patchProduct(svc, p, { status: 'paused', pauseReason: 'deploy', resumeAt })).toMatchObject({ status: 'paused', pauseReason: 'deploy' });
+    expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10 }), 409, 'PRODUCT_PAUSED');
+    await new Promise((r) => setTimeout(r, 900));
+
+    // Past resumeAt: the snapshot shows the status in force, and reserves are granted.
+    expect(await getPool(svc, p)).toMatchObject({ status: 'open', pauseReason: 'deploy', resumeAt: new Date(Date.parse(resumeAt)).toISOString() });
+    expect((await getLine(svc, p, 'c1')).blockers).toEqual([]);
+    await hold(svc, p, 'c1', 10);
+
+    // An incident: pause with no resumeAt. The old, passed resumeAt must not reopen it.
+    const paused = await patchProduct(svc, p, { status: 'paused', pauseReason: 'incident' });
+    expect(paused).toMatchObject({ status: 'paused', pauseReason: 'incident', resumeAt: null });
+    const refused = await reserve(svc, p, { customerId: 'c1', amount: 10 });
+    expectProblem(refused, 409, 'PRODUCT_PAUSED');
+    expect(refused.headers.get('retry-after')).toBeNull();
+    expect((await getLine(svc, p, 'c1')).blockers).toEqual(['PRODUCT_PAUSED']);
+
+    // Reopening clears the pause's reason; a patch without status keeps the rest.
+    expect(await patchProduct(svc, p, { status: 'open' })).toMatchObject({ status: 'open', pauseReason: null, resumeAt: null });
+    expect(await patchProduct(svc, p, { pauseReason: 'announced' })).toMatchObject({ status: 'open', pauseReason: 'announced' });
+    expect(await patchProduct(svc, p, { capacity: 2000 })).toMatchObject({ status: 'open', pauseReason: 'announced', capacity: 2000 });
+  });
+
   it('answers 404 PRODUCT_NOT_FOUND for an unknown product (and does not create it)', async () => {
     const p = uniqueId('p');
     expectProblem(await admin(svc, 'PATCH', `/v1/products/${p}`, { status: 'paused' }), 404, 'PRODUCT_NOT_FOUND');

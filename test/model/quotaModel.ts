@@ -67,6 +67,8 @@ export interface PoolView {
   settled: number;
   available: number;
   availableToAllTiers: number;
+  /** The status in force: a pause whose resumeAt has passed is open. */
+  status: ProductStatus;
 }
 
 export interface LineView {
@@ -194,7 +196,9 @@ export class QuotaModel {
     if (mode === 'patch' && !this.pool) return { code: 'PRODUCT_NOT_FOUND' };
     const created = !this.pool;
     const base: ModelPoolConfig = mode === 'patch' && this.pool ? this.pool : POOL_DEFAULTS;
-    const merged: ModelPoolConfig = { ...pickConfig(base), ...copy(config) };
+    // Setting status starts the pause description afresh: pauseReason and resumeAt are what the patch gives.
+    const fresh = config.status !== undefined ? { pauseReason: null, resumeAt: null } : {};
+    const merged: ModelPoolConfig = { ...pickConfig(base), ...fresh, ...copy(config) };
     this.pool = { ...merged, held: this.pool?.held ?? 0, committed: this.pool?.committed ?? 0, settled: this.pool?.settled ?? 0 };
     return { created };
   }
@@ -222,6 +226,7 @@ export class QuotaModel {
       settled: p.settled,
       available,
       availableToAllTiers: Math.max(0, available - reserve),
+      status: p.status === 'paused' && p.resumeAt !== null && now >= p.resumeAt ? 'open' : p.status,
     };
   }
 
