@@ -36,7 +36,10 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     logger.warn('QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key');
   }
   const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
-  const redis = await connectApiRedis(redisUrl);
+  const redis = await connectApiRedis(redisUrl).catch((err: unknown) => {
+    const where = config.redisUrl ? `REDIS_URL (${redactedUrl(redisUrl)})` : redactedUrl(redisUrl);
+    throw new Error(`Redis at ${where} does not answer: ${(err as Error).message}`);
+  });
   await checkDurability(redis, logger);
   const keys = createKeys(config.keyPrefix);
   // Gauges read from Redis at scrape time come from the API roles only, so
@@ -173,4 +176,11 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   void main();
+}
+
+/** A Redis URL fit for a log line: the password is never printed. */
+function redactedUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
 }

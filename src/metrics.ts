@@ -25,6 +25,16 @@ const OUTCOMES: Record<Operation, string[]> = {
 /** Sources of text in Prometheus format to append to a scrape (BullMQ's own queue metrics). */
 export type ExtraMetrics = () => Promise<string>;
 
+const EXTRA_DEADLINE_MS = 1_000;
+
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 export function createMetrics(state?: { redis: Redis; keys: Keys }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
@@ -116,8 +126,8 @@ export function createMetrics(state?: { redis: Redis; keys: Keys }) {
     registry,
     /** The whole scrape: this registry, then the extras (BullMQ's queue metrics). */
     async scrape(): Promise<string> {
-      const parts = [await registry.metrics()];
-      for (const extra of extras) parts.push(await extra().catch(() => ''));
+      // An extra that cannot answer (Redis hung) is left out rather than hang the scrape.
+      const parts = await Promise.all([registry.metrics(), ...extras.map((extra) => withDeadline(extra(), EXTRA_DEADLINE_MS).catch(() => ''))]);
       // Every part ends with a newline, as strict parsers (promtool, Telegraf) require.
       return parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('');
     },

@@ -419,6 +419,7 @@ describe('configuration errors stop the start, naming the variable', () => {
     ['PORT=70000', { PORT: '70000' }, 'PORT'],
     ['NODE_ENV=production without QUOTA_API_KEYS', { NODE_ENV: 'production' }, 'QUOTA_API_KEYS'],
     ['a malformed QUOTA_API_KEYS', { QUOTA_API_KEYS: 'superuser:abcdefghij' }, 'QUOTA_API_KEYS'],
+    ['a QUOTA_API_KEYS entry with an empty key', { QUOTA_API_KEYS: 'admin:s3cr3t,client:' }, 'QUOTA_API_KEYS'],
     ['REDIS_URL that is not a redis URL', { REDIS_URL: 'http://127.0.0.1:6379' }, 'REDIS_URL'],
     ['SETTLEMENT_URL without SETTLEMENT_SECRET', { SETTLEMENT_URL: 'http://127.0.0.1:9/ledger' }, 'SETTLEMENT_SECRET'],
     ['an unknown NODE_ENV', { NODE_ENV: 'staging' }, 'NODE_ENV'],
@@ -443,7 +444,7 @@ describe('configuration errors stop the start, naming the variable', () => {
     try {
       const exit = await waitForExit(p, 15_000);
       expect(exit.code).not.toBe(0);
-      expect(p.stdout() + p.stderr()).toMatch(/could not start/);
+      expect(p.stdout() + p.stderr()).toMatch(/could not start: Redis at REDIS_URL \(redis:\/\/127\.0\.0\.1:\d+\/?\) does not answer/);
     } finally {
       p.child.kill('SIGKILL');
     }

@@ -3,6 +3,7 @@
  * and the one error handler that turns anything thrown into problem+json.
  */
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ApiKey } from '../config.js';
 import type { Queries } from '../engine/queries.js';
@@ -37,6 +38,8 @@ export interface AppDeps {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** How long a commit's answer waits for its settlement job to be queued (the outbox relay covers the rest). */
+const ENQUEUE_WAIT_MS = 250;
 
 /** Liveness, readiness and metrics: served by every role (the worker role serves only these). */
 export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Router {
@@ -123,12 +126,14 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(openApiRoutes());
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
 
-  // The commit is durable once the script answers; if enqueueing fails, the
-  // outbox relay enqueues it later, so the client still gets its 200.
+  // The commit is durable once the script answers; if enqueueing fails or is
+  // slow, the outbox relay enqueues it later, so the client still gets its 200,
+  // and never waits more than ENQUEUE_WAIT_MS for the queue.
   const onCommitted = async (productId: string, reservationId: string) => {
-    await deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
+    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
       logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
     });
+    await Promise.race([enqueued, sleep(ENQUEUE_WAIT_MS, undefined, { ref: false })]);
   };
   // Hot routes first: express tries every layer in order, so a reserve
   // should not walk past the admin, bulk import and dashboard layers.
@@ -145,12 +150,15 @@ export function createApp(deps: AppDeps): express.Express {
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     if (res.headersSent) return req.socket.destroy();
     if (err instanceof HttpProblem) return sendProblem(res, err.body, err.options);
-    const bodyError = err as { type?: string; status?: number };
-    if (bodyError.type === 'entity.too.large') {
+    // Errors express and body-parser raise for a bad request carry a 4xx status:
+    // a path that does not decode (URIError), a body that does not parse or decompress.
+    const requestError = err as { type?: string; status?: number; statusCode?: number };
+    const status = requestError.status ?? requestError.statusCode;
+    if (requestError.type === 'entity.too.large' || status === 413) {
       return sendProblem(res, problem('PAYLOAD_TOO_LARGE', `the body may be at most ${deps.bodyLimitBytes} bytes`));
     }
-    if (bodyError.type && bodyError.status && bodyError.status < 500) {
-      return sendProblem(res, problem('INVALID_REQUEST', `body: ${bodyError.type === 'entity.parse.failed' ? 'not valid JSON' : bodyError.type}`));
+    if (status !== undefined && status >= 400 && status < 500) {
+      return sendProblem(res, problem('INVALID_REQUEST', describeRequestError(err, requestError.type)));
     }
     if (isRedisUnavailable(err)) {
       logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
@@ -163,8 +171,15 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
+function describeRequestError(err: unknown, type: string | undefined): string {
+  if (err instanceof URIError) return 'path: not a valid percent-encoded URL';
+  if (type === 'entity.parse.failed') return 'body: not valid JSON';
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return `body: ${type.replace('.', ' ')}`;
+  return type ? `body: ${type}` : 'the request could not be read (bad encoding or framing)';
+}
+
 const UNAVAILABLE_MESSAGES =
-  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY)/;
+  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM)/;
 
 /** Redis is down, unreachable, restarting or too slow: the caller may retry. */
 export function isRedisUnavailable(err: unknown): boolean {

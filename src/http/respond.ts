@@ -39,17 +39,27 @@ export function idempotencyKeyOf(req: Request, schema: z.ZodType<string>): strin
 
 export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
 
+const JSON_TYPES = ['application/json', 'application/*+json'];
+
 /**
  * Reads a JSON body on demand, so a route checks its path and headers first:
  * the contract answers 400 before 413, and a body is only read once the
- * request is otherwise valid. A missing body reads as undefined.
+ * request is otherwise valid. A missing body reads as undefined; a body that
+ * is not declared JSON is a 400 (ignoring it would turn `{ amount }` sent as
+ * a form into a commit of the whole hold).
  */
 export function createJsonBodyReader(limitBytes: number): JsonBodyReader {
-  const json = express.json({ limit: limitBytes, strict: true, type: ['application/json', 'application/*+json'] });
-  return (req, res) =>
-    new Promise((resolve, reject) => {
+  const json = express.json({ limit: limitBytes, strict: true, type: JSON_TYPES });
+  return (req, res) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hasBody && !req.is(JSON_TYPES)) {
+      const message = 'must be application/json when a body is sent';
+      return Promise.reject(invalid(`header.Content-Type: ${message}`, [{ field: 'header.Content-Type', message }]));
+    }
+    return new Promise((resolve, reject) => {
       json(req, res, (err?: unknown) => (err ? reject(err) : resolve(req.body)));
     });
+  };
 }
 
 export function sendOutcome<T>(

@@ -36,9 +36,9 @@ export function workerConnectionOptions(url: string): RedisOptions {
   return { ...redisUrlOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectBackoff };
 }
 
-/** For BullMQ Queues (producers): fail fast, as the API does. */
+/** For BullMQ Queues (producers): fail fast, as the API does, and never wait on a hung Redis. */
 export function queueConnectionOptions(url: string): RedisOptions {
-  return { ...redisUrlOptions(url), enableOfflineQueue: false, retryStrategy: reconnectBackoff };
+  return { ...redisUrlOptions(url), enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: reconnectBackoff };
 }
 
 function redisUrlOptions(url: string): RedisOptions {

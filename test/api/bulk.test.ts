@@ -94,6 +94,15 @@ describe('bulk import', () => {
     }
   });
 
+  it('a UTF-8 byte order mark at the start of the file does not spoil line 1', async () => {
+    const p = await makeProduct(svc, { capacity: 1000 });
+    const res = await bulkStream(p, function* () {
+      yield '\uFEFF{"customerId":"c1","limit":100}\n{"customerId":"c2","limit":200}\n';
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ upserted: 2, rejected: [] });
+  });
+
   it('works without a trailing newline and with only blank lines', async () => {
     const p = await makeProduct(svc, { capacity: 1000 });
     const res = await bulk(p, '{"customerId":"c1","limit":5}\n{"customerId":"c2","limit":6}');

@@ -37,11 +37,16 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
 describe('Redis not answering (CLIENT PAUSE)', () => {
   it('answers 503 UNAVAILABLE within 2 seconds with Retry-After; /readyz 503; all back afterwards', async () => {
     await control.call('CLIENT', 'PAUSE', '3000', 'ALL');
-    const [[read, readMs], [res, resMs], [ready, readyMs]] = await Promise.all([
+    const [[read, readMs], [res, resMs], [ready, readyMs], [metrics, metricsMs]] = await Promise.all([
       timed(() => raw(svc, 'GET', `/v1/products/${p}`)),
       timed(() => reserve(svc, p, { customerId: 'c1', amount: 1 })),
       timed(() => raw(svc, 'GET', '/readyz', { key: null })),
+      timed(() => raw(svc, 'GET', '/metrics', { key: null })),
     ]);
+    // A scrape never hangs on Redis: what Redis cannot give in time is left out.
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/^# TYPE quota_decisions_total counter$/m);
+    expect(metricsMs).toBeLessThan(2_500);
     expectProblem(read, 503, 'UNAVAILABLE');
     expect(retryAfterOf(read)).toBeGreaterThanOrEqual(1);
     expect(readMs).toBeLessThan(2_000);
@@ -67,6 +72,22 @@ describe('scripts lost (SCRIPT FLUSH)', () => {
     expect(ready.status).toBe(200);
     expect(ready.body).toMatchObject({ redis: true, scripts: true });
     await control.script('FLUSH');
+    expect((await reserve(svc, p, { customerId: 'c1', amount: 1 })).status).toBe(201);
+  });
+});
+
+describe('Redis out of memory (maxmemory reached, noeviction)', () => {
+  it('a reserve answers 503 UNAVAILABLE with Retry-After and writes nothing; works again once memory is there', async () => {
+    const before = await getPool(svc, p);
+    await control.config('SET', 'maxmemory', '1');
+    try {
+      const res = await reserve(svc, p, { customerId: 'c1', amount: 1 });
+      expectProblem(res, 503, 'UNAVAILABLE');
+      expect(retryAfterOf(res)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await control.config('SET', 'maxmemory', '0');
+    }
+    expect((await getPool(svc, p)).held).toBe(before.held);
     expect((await reserve(svc, p, { customerId: 'c1', amount: 1 })).status).toBe(201);
   });
 });

@@ -211,3 +211,37 @@ describe('413 PAYLOAD_TOO_LARGE (16 KiB default limit)', () => {
     expectInvalid(await admin(svc, 'PUT', `/v1/products/bad:id`, { capacity: 1, pad: 'x'.repeat(17 * 1024) }), 'productId');
   });
 });
+
+describe('requests express cannot read are 400, never 500', () => {
+  it('a path that does not percent-decode is 400 INVALID_REQUEST naming the path', async () => {
+    for (const path of ['/v1/products/%ZZ', `/v1/products/${p}/reservations/%E0%A4%A/commit`]) {
+      const res = await raw(svc, 'GET', path);
+      expectProblem(res, 400, 'INVALID_REQUEST');
+      expect(res.body.detail).toMatch(/^path:/);
+    }
+  });
+
+  it('a body that does not decompress is 400 INVALID_REQUEST and changes nothing', async () => {
+    const before = await getPool(svc, p);
+    const res = await raw(svc, 'POST', reservePath(), {
+      body: JSON.stringify({ customerId: 'c1', amount: 1 }),
+      headers: { 'content-encoding': 'br', 'idempotency-key': uniqueId('k') },
+    });
+    expectProblem(res, 400, 'INVALID_REQUEST');
+    expect((await getPool(svc, p)).held).toBe(before.held);
+  });
+
+  it('a commit body not sent as JSON is 400 (never silently a commit of the whole hold); the hold stays', async () => {
+    const r = await reserve(svc, p, { customerId: 'c1', amount: 20 });
+    expect(r.status).toBe(201);
+    const path = `/v1/products/${p}/reservations/${r.body.reservationId}/commit`;
+    const form = await raw(svc, 'POST', path, { body: '{"amount":5}', contentType: 'application/x-www-form-urlencoded' });
+    expectInvalid(form, 'Content-Type');
+    const still = await client(svc, 'GET', `/v1/products/${p}/reservations/${r.body.reservationId}`);
+    expect(still.body).toMatchObject({ status: 'held', amount: 20, committedAmount: 0 });
+    // An empty body (no Content-Type needed) still means "all of the hold".
+    const all = await raw(svc, 'POST', path);
+    expect(all.status).toBe(200);
+    expect(all.body).toMatchObject({ status: 'committed', committedAmount: 20 });
+  });
+});

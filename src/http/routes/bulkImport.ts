@@ -55,8 +55,10 @@ export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, 
 
     let batch: { line: number; row: LineConfig }[] = [];
     let lineNumber = 0;
-    for await (const text of createInterface({ input: limitBytes(req, bulkLimitBytes), crlfDelay: Infinity })) {
+    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes), crlfDelay: Infinity })) {
       lineNumber++;
+      // Spreadsheet exports often start the file with a UTF-8 byte order mark.
+      const text = lineNumber === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
       if (text.trim() === '') continue;
       const row = parseRow(text, lineNumber);
       if ('code' in row) {
