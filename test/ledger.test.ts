@@ -2,7 +2,10 @@
  * The test ledger itself, over real HTTP on a free port (no Redis): what the
  * settlement worker's tests will lean on has to be right first.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createHttpLedgerClient } from '../src/settlement/ledgerClient.js';
 import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../src/ledger/ledgerServer.js';
 import { parseLedgerEnv } from '../src/ledger/main.js';
 import { signBody, verifySignature } from '../src/ledger/signature.js';
@@ -338,5 +341,35 @@ describe('ledger CLI configuration', () => {
     [{ SETTLEMENT_SECRET: SECRET, LEDGER_SEED: 'x' }, 'LEDGER_SEED'],
   ])('names the bad variable (%j)', (env, name) => {
     expect(() => parseLedgerEnv(env)).toThrow(name);
+  });
+});
+
+describe('the worker\'s ledger client (src/settlement/ledgerClient.ts)', () => {
+  it('delivers to the real ledger: settled, then found by the look-up', async () => {
+    const ledger = await open();
+    const client = createHttpLedgerClient({ url: ledger.url, secret: SECRET, timeoutMs: 2_000 });
+    expect(await client.deliver(settlement('r-client-1'))).toEqual({ kind: 'settled' });
+    expect(await client.lookup('prod-1', 'r-client-1')).toEqual({ kind: 'settled' });
+    expect(await client.lookup('prod-1', 'r-never')).toEqual({ kind: 'absent' });
+  });
+
+  it('treats a redirect as an unknown outcome and does not follow it (a POST must not become a GET)', async () => {
+    const ledger = await open();
+    // Answers every request with a redirect to the real ledger's look-up of an applied key.
+    const seed = createHttpLedgerClient({ url: ledger.url, secret: SECRET, timeoutMs: 2_000 });
+    expect(await seed.deliver(settlement('r-applied'))).toEqual({ kind: 'settled' });
+    const redirector = createServer((_req, res) => {
+      res.writeHead(303, { location: `${ledger.url}/r-applied` }).end();
+    });
+    await new Promise<void>((resolve) => redirector.listen(0, '127.0.0.1', resolve));
+    try {
+      const url = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+      const client = createHttpLedgerClient({ url, secret: SECRET, timeoutMs: 2_000 });
+      expect(await client.deliver(settlement('r-redirected'))).toMatchObject({ kind: 'unknown', reason: expect.stringMatching(/303/) });
+      expect(await client.lookup('prod-1', 'r-redirected')).toMatchObject({ kind: 'unknown' });
+      expect(ledger.stats().applied).toBe(1);
+    } finally {
+      await new Promise((resolve) => redirector.close(resolve));
+    }
   });
 });

@@ -21,7 +21,7 @@ export type DeliveryResult =
   | { kind: 'settled' }
   /** The ledger refused it for good: the draw is reversed. */
   | { kind: 'rejected'; reason: string }
-  /** No answer we can act on (5xx, 408, 409, 429, timeout, connection error): it may or may not have landed. */
+  /** No answer we can act on (3xx, 5xx, 408, 409, 429, timeout, connection error): it may or may not have landed. */
   | { kind: 'unknown'; reason: string };
 
 /** settled: the ledger has it; absent: it never received it; unknown: it could not say. */
@@ -55,6 +55,8 @@ export function createHttpLedgerClient(options: { url: string; secret: string; t
             'x-signature': signBody(options.secret, body),
           },
           body,
+          // A redirect is not an answer: followed, a POST would turn into a GET whose 2xx says nothing.
+          redirect: 'manual',
           signal: AbortSignal.timeout(options.timeoutMs),
         });
       } catch (err) {
@@ -68,6 +70,7 @@ export function createHttpLedgerClient(options: { url: string; secret: string; t
     async lookup(_productId, reservationId) {
       try {
         const response = await fetch(`${base}/${encodeURIComponent(reservationId)}`, {
+          redirect: 'manual',
           signal: AbortSignal.timeout(options.timeoutMs),
         });
         await response.arrayBuffer().catch(() => undefined);
