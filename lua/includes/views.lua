@@ -129,8 +129,14 @@ local function linePayload(pool, line, customerId, now)
   l.available = int(lineAvailable(line))
   l.drawable = int(drawable)
   l.blockers = blockerCodes(blockers)
+  -- retryAt: when a reserve of minAmount would pass, when that is known: every
+  -- blocker lifts at a known time (opensAt, resumeAt), and it is the last of them.
   local retryAt = nil
-  for i = 1, #blockers do retryAt = retryAt or blockers[i][2] end
+  for i = 1, #blockers do
+    local at = blockers[i][2]
+    if not at then retryAt = nil break end
+    if not retryAt or at > retryAt then retryAt = at end
+  end
   if retryAt then l.retryAt = int(retryAt) end
   return l
 end

@@ -114,7 +114,7 @@ const lineSnapshot = z
     available: counter.describe('max(0, limit - held - drawn)'),
     drawable: counter.describe('the largest amount a reserve would accept right now, 0 if none'),
     blockers: z.array(z.enum(BLOCKER_CODES)).describe('the codes that would refuse a reserve of minAmount now; empty exactly when drawable > 0'),
-    retryAt: time.nullable().describe('when the first temporary blocker lifts (opensAt / resumeAt), if known'),
+    retryAt: time.nullable().describe('when every blocker has lifted, when all of them end at a known time (opensAt, resumeAt); else null'),
     createdAt: time,
     updatedAt: time,
   })

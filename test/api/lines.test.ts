@@ -138,6 +138,28 @@ describe('GET /v1/products/{productId}/customers/{customerId}', () => {
     expect(line).toMatchObject({ drawable: 0, blockers: ['POOL_EXHAUSTED'], available: 50 });
   });
 
+  it('retryAt: the time every blocker has lifted, only when each ends at a known time', async () => {
+    const p = await makeProduct(svc, { capacity: 1000 });
+    await makeLine(svc, p, 'c1', { limit: 1000 });
+    const opensAt = new Date(Date.now() + 3_600_000).toISOString();
+    const resumeAt = new Date(Date.now() + 7_200_000).toISOString();
+    await patchProduct(svc, p, { opensAt });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_NOT_OPEN'], retryAt: opensAt });
+    // Paused until after the opening: the later of the two.
+    await patchProduct(svc, p, { status: 'paused', resumeAt });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'], retryAt: resumeAt });
+    // Paused with no end: no retry time, though the opening is known.
+    await patchProduct(svc, p, { status: 'paused' });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'], retryAt: null });
+    // Closed: none either.
+    await patchProduct(svc, p, { status: 'closed' });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_CLOSED', 'PRODUCT_NOT_OPEN'], retryAt: null });
+    // Open but not yet open, and the line frozen: none.
+    await patchProduct(svc, p, { status: 'open' });
+    await makeLine(svc, p, 'c1', { limit: 1000, status: 'frozen', statusReason: 'risk' });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_NOT_OPEN', 'ACCOUNT_FROZEN'], retryAt: null });
+  });
+
   it('lists every blocker at once, and blockers are empty exactly when drawable > 0', async () => {
     const p = await makeProduct(svc, { capacity: 0 });
     await makeLine(svc, p, 'c1', { limit: 0, status: 'frozen', statusReason: 'risk review' });
