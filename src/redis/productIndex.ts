@@ -36,12 +36,6 @@ export async function forEachProductWithDue(
   });
 }
 
-/** The Redis server's clock in milliseconds: the one clock expiry and the relay's grace period use. */
-export async function redisNowMs(redis: Redis): Promise<number> {
-  const [seconds, micros] = await redis.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-}
-
 async function forEachProductPage(redis: Redis, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
   let cursor = '0';
   do {

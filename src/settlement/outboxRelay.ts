@@ -8,8 +8,9 @@ import type { Redis } from 'ioredis';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
+import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
-import { forEachProductWithDue, redisNowMs } from '../redis/productIndex.js';
+import { forEachProductWithDue } from '../redis/productIndex.js';
 import type { SettlementQueue } from './settlementQueue.js';
 
 export const RELAY_JOB = 'outbox-relay';

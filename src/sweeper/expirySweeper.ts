@@ -7,8 +7,9 @@ import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
+import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
-import { forEachProduct, forEachProductWithDue, redisNowMs } from '../redis/productIndex.js';
+import { forEachProduct, forEachProductWithDue } from '../redis/productIndex.js';
 
 export const SWEEP_JOB = 'expiry-sweep';
 /** Bounds one product's share of a sweep; what is left waits for the next sweep. */
