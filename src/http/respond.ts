@@ -23,6 +23,8 @@ export function invalid(detail: string, errors?: { field: string; message: strin
 
 /** Parses `value` or throws 400 INVALID_REQUEST naming each failing field. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
+  const protoPath = protoKeyPath(value, [where]);
+  if (protoPath) throw invalid(`${protoPath}: a "__proto__" key is not accepted`, [{ field: protoPath, message: 'a "__proto__" key is not accepted' }]);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const errors = result.error.issues.map((i) => ({
@@ -30,6 +32,21 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: str
     message: i.message,
   }));
   throw invalid(errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors);
+}
+
+/**
+ * Where `value` holds an own "__proto__" key, if anywhere. JSON.parse keeps
+ * such a key, but zod copies records key by key and the copy silently drops
+ * it: metadata would not be what the client sent. So it is refused instead.
+ */
+function protoKeyPath(value: unknown, path: string[]): string | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  if (Object.hasOwn(value, '__proto__')) return [...path, '__proto__'].join('.');
+  for (const [key, child] of Object.entries(value)) {
+    const found = protoKeyPath(child, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /** Reads the request's Idempotency-Key header (400 naming the header when missing or malformed). */

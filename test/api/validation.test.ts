@@ -245,3 +245,19 @@ describe('requests express cannot read are 400, never 500', () => {
     expect(all.body).toMatchObject({ status: 'committed', committedAmount: 20 });
   });
 });
+
+describe('a "__proto__" key in a body', () => {
+  it('is refused with 400 naming where (zod would drop it from metadata silently); nothing is held', async () => {
+    const before = await getPool(svc, p);
+    const res = await raw(svc, 'POST', reservePath(), {
+      body: '{"customerId":"c1","amount":1,"metadata":{"__proto__":{"x":1},"orderId":"o-1"}}',
+      headers: { 'idempotency-key': uniqueId('k') },
+    });
+    expectInvalid(res, 'body.metadata.__proto__');
+    expect((await getPool(svc, p)).held).toBe(before.held);
+    // Other keys, nested ones included, pass through exactly.
+    const ok = await reserve(svc, p, { customerId: 'c1', amount: 1, metadata: { orderId: 'o-1', nested: { constructor: 'x' } } });
+    expect(ok.status).toBe(201);
+    expect(ok.body.metadata).toEqual({ orderId: 'o-1', nested: { constructor: 'x' } });
+  });
+});
