@@ -40,6 +40,12 @@ export interface AppDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** How long a commit's answer waits for its settlement job to be queued (the outbox relay covers the rest). */
 const ENQUEUE_WAIT_MS = 250;
+/**
+ * Every API answer within this: the contract promises one within 2 seconds
+ * even while Redis is slow. Each Redis command times out at 1.5 s, but a
+ * route making two calls against a slow Redis could still take longer.
+ */
+export const REQUEST_DEADLINE_MS = 1_800;
 
 /** Liveness, readiness and metrics: served by every role (the worker role serves only these). */
 export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Router {
@@ -55,6 +61,28 @@ export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Route
     res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
   return router;
+}
+
+/**
+ * Answers 503 UNAVAILABLE (Retry-After) when a request has no answer by the
+ * deadline. What the route was doing may still complete: a retry finds it
+ * (the reserve's stored answer, or the state for commit, release and PUT).
+ * A bulk import streams for as long as its body takes and is not bounded.
+ */
+function requestDeadline(ms: number): express.RequestHandler {
+  return (req, res, next) => {
+    if (req.path.endsWith('/customers:bulk')) return next();
+    const timer = setTimeout(() => {
+      if (res.headersSent) return;
+      res.locals.deadlinePassed = true;
+      sendProblem(res, problem('UNAVAILABLE', 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)'), {
+        retryAfterSeconds: 1,
+      });
+    }, ms);
+    res.once('finish', () => clearTimeout(timer));
+    res.once('close', () => clearTimeout(timer));
+    next();
+  };
 }
 
 /**
@@ -125,6 +153,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(opsRoutes(readiness, metrics));
   app.use(openApiRoutes());
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
+  app.use(requestDeadline(REQUEST_DEADLINE_MS));
 
   // The commit is durable once the script answers; if enqueueing fails or is
   // slow, the outbox relay enqueues it later, so the client still gets its 200,
@@ -148,6 +177,8 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    // Answered already by the deadline: the route's late result has nowhere to go.
+    if (res.locals.deadlinePassed) return;
     if (res.headersSent) return req.socket.destroy();
     if (err instanceof HttpProblem) return sendProblem(res, err.body, err.options);
     // Errors express and body-parser raise for a bad request carry a 4xx status:

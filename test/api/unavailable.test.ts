@@ -7,8 +7,9 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServerHandle } from '../../src/redis/redisServer.js';
+import { startDelayProxy, type DelayProxy } from '../support/delayProxy.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { expectProblem, getPool, makeLine, makeProduct, raw, reserve, retryAfterOf, sleep } from './helpers.js';
+import { ADMIN_KEY, expectProblem, getPool, makeLine, makeProduct, raw, reserve, retryAfterOf, sleep } from './helpers.js';
 
 let server: RedisServerHandle;
 let svc: ServiceContext;
@@ -120,5 +121,40 @@ describe('Redis unreachable (server stopped)', () => {
     expect(status).toBe(200);
     // the fresh server has no data: the product is gone, and says so
     expectProblem(await raw(svc, 'GET', `/v1/products/${p}`), 404, 'PRODUCT_NOT_FOUND');
+  });
+});
+
+describe('Redis slow (every reply held 1 s): the answer still comes within 2 seconds', () => {
+  let slowServer: RedisServerHandle;
+  let proxy: DelayProxy;
+  let slow: ServiceContext;
+  beforeAll(async () => {
+    slowServer = await startRedisServer();
+    proxy = await startDelayProxy({ host: '127.0.0.1', port: slowServer.port });
+    slow = await startServiceContext({ REDIS_URL: proxy.url });
+  });
+  afterAll(async () => {
+    await slow?.stop();
+    await proxy?.stop();
+    await slowServer?.stop();
+  });
+
+  it('a PUT that needs two round trips answers 503 with Retry-After by the deadline; the write still lands', async () => {
+    const q = `slow-${Date.now()}`;
+    proxy.setReplyDelay(1_000);
+    let put: Awaited<ReturnType<typeof raw>>;
+    let ms: number;
+    try {
+      [put, ms] = await timed(() => raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY }));
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    expectProblem(put, 503, 'UNAVAILABLE');
+    expect(retryAfterOf(put)).toBeGreaterThanOrEqual(1);
+    expect(ms).toBeLessThan(2_000);
+    // What the route was doing completes behind the answer; a retry of the PUT is safe either way.
+    await sleep(1_500);
+    expect((await getPool(slow, q)).capacity).toBe(10);
+    expect((await raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY })).status).toBe(200);
   });
 });
