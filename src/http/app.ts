@@ -10,7 +10,7 @@ import type { Queries } from '../engine/queries.js';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
 import { instrumentEngine, type Metrics } from '../metrics.js';
-import { createAuth } from './auth.js';
+import { createAuth, type RequireRole } from './auth.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import type { RateLimits } from './rateLimits.js';
@@ -86,6 +86,22 @@ function requestDeadline(ms: number): express.RequestHandler {
 }
 
 /**
+ * A path that does not percent-decode cannot be routed, so its role is
+ * unknown: 401 without a valid key (the contract's order puts 401 first),
+ * else 400 naming the path.
+ */
+function undecodablePath(requireRole: RequireRole): express.RequestHandler {
+  return (req, res, next) => {
+    try {
+      decodeURIComponent(req.path);
+      return next();
+    } catch {
+      return requireRole('client')(req, res, () => next(new URIError('undecodable path')));
+    }
+  };
+}
+
+/**
  * Load shedding: past `maxInFlight` API requests in flight, answer 503 at once
  * (with Retry-After) rather than queue work the instance cannot finish in time.
  * Health and metrics are mounted before it and always answer.
@@ -154,6 +170,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(openApiRoutes());
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
+  app.use(undecodablePath(requireRole));
 
   // The commit is durable once the script answers; if enqueueing fails or is
   // slow, the outbox relay enqueues it later, so the client still gets its 200,
@@ -188,8 +205,9 @@ export function createApp(deps: AppDeps): express.Express {
     if (requestError.type === 'entity.too.large' || status === 413) {
       return sendProblem(res, problem('PAYLOAD_TOO_LARGE', `the body may be at most ${deps.bodyLimitBytes} bytes`));
     }
-    if (status !== undefined && status >= 400 && status < 500) {
-      return sendProblem(res, problem('INVALID_REQUEST', describeRequestError(err, requestError.type)));
+    if (err instanceof URIError || (status !== undefined && status >= 400 && status < 500)) {
+      const { field, message } = describeRequestError(err, requestError.type);
+      return sendProblem(res, problem('INVALID_REQUEST', `${field}: ${message}`, { errors: [{ field, message }] }));
     }
     if (isRedisUnavailable(err)) {
       logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
@@ -202,11 +220,11 @@ export function createApp(deps: AppDeps): express.Express {
   return app;
 }
 
-function describeRequestError(err: unknown, type: string | undefined): string {
-  if (err instanceof URIError) return 'path: not a valid percent-encoded URL';
-  if (type === 'entity.parse.failed') return 'body: not valid JSON';
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return `body: ${type.replace('.', ' ')}`;
-  return type ? `body: ${type}` : 'the request could not be read (bad encoding or framing)';
+function describeRequestError(err: unknown, type: string | undefined): { field: string; message: string } {
+  if (err instanceof URIError) return { field: 'path', message: 'not a valid percent-encoded URL' };
+  if (type === 'entity.parse.failed') return { field: 'body', message: 'not valid JSON' };
+  if (type) return { field: 'body', message: type.replace('.', ' ') };
+  return { field: 'body', message: 'could not be read (bad encoding or framing)' };
 }
 
 const UNAVAILABLE_MESSAGES =

@@ -27,10 +27,12 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: str
   if (protoPath) throw invalid(`${protoPath}: a "__proto__" key is not accepted`, [{ field: protoPath, message: 'a "__proto__" key is not accepted' }]);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const errors = result.error.issues.map((i) => ({
-    field: [where, ...i.path.map(String)].join('.'),
-    message: i.message,
-  }));
+  const errors = result.error.issues.flatMap((i) =>
+    // An unknown key is named as the field it is (body.ammount), not as its parent.
+    i.code === 'unrecognized_keys'
+      ? i.keys.map((key) => ({ field: [where, ...i.path.map(String), key].join('.'), message: 'unknown field' }))
+      : [{ field: [where, ...i.path.map(String)].join('.'), message: i.message }],
+  );
   throw invalid(errors.map((e) => `${e.field}: ${e.message}`).join('; '), errors);
 }
 

@@ -213,11 +213,13 @@ describe('413 PAYLOAD_TOO_LARGE (16 KiB default limit)', () => {
 });
 
 describe('requests express cannot read are 400, never 500', () => {
-  it('a path that does not percent-decode is 400 INVALID_REQUEST naming the path', async () => {
+  it('a path that does not percent-decode is 400 INVALID_REQUEST naming the path; 401 first without a key', async () => {
     for (const path of ['/v1/products/%ZZ', `/v1/products/${p}/reservations/%E0%A4%A/commit`]) {
       const res = await raw(svc, 'GET', path);
       expectProblem(res, 400, 'INVALID_REQUEST');
       expect(res.body.detail).toMatch(/^path:/);
+      expect(res.body.errors).toEqual([{ field: 'path', message: 'not a valid percent-encoded URL' }]);
+      expectProblem(await raw(svc, 'GET', path, { key: null }), 401, 'UNAUTHENTICATED');
     }
   });
 
@@ -259,5 +261,19 @@ describe('a "__proto__" key in a body', () => {
     const ok = await reserve(svc, p, { customerId: 'c1', amount: 1, metadata: { orderId: 'o-1', nested: { constructor: 'x' } } });
     expect(ok.status).toBe(201);
     expect(ok.body.metadata).toEqual({ orderId: 'o-1', nested: { constructor: 'x' } });
+  });
+});
+
+describe('every 400 lists errors: [{ field, message }]', () => {
+  it('an unknown body field is named as itself', async () => {
+    const res = await reserve(svc, p, { customerId: 'c1', amount: 1, ammount: 5 });
+    const body = expectInvalid(res, 'body.ammount');
+    expect(body.errors).toEqual([{ field: 'body.ammount', message: 'unknown field' }]);
+  });
+
+  it('a body that is not JSON names the body', async () => {
+    const res = await raw(svc, 'POST', reservePath(), { body: '{bad', headers: { 'idempotency-key': uniqueId('k') } });
+    const body = expectInvalid(res, 'body');
+    expect(body.errors).toEqual([{ field: 'body', message: 'not valid JSON' }]);
   });
 });
