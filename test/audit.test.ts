@@ -472,8 +472,9 @@ describe('the service runs the audit as a scheduled job', () => {
     const runsAtPlant = series(await scrape(), 'quota_audit_runs_total')!;
     const detected = await waitFor('the planted difference in the gauge', scrape, (t) => (series(t, gaugeName) ?? 0) > 0, 10_000);
     const detectedAfterMs = Date.now() - plantedAt;
-    // Found by the first run that started after the plant (at most one run was already under way).
-    expect(series(detected, 'quota_audit_runs_total')!).toBeLessThanOrEqual(runsAtPlant + 2);
+    // Found by the first run that started after the plant (at most one run was already under way;
+    // one more may finish while a slow scrape of the poll is under way).
+    expect(series(detected, 'quota_audit_runs_total')!).toBeLessThanOrEqual(runsAtPlant + 3);
     expect(series(detected, gaugeName)).toBe(1);
     console.log(`audit: planted difference reported after ${detectedAfterMs} ms (AUDIT_INTERVAL_MS 300)`);
 

@@ -30,8 +30,8 @@ describe('every committed reservation reaches a terminal settlement state (mixed
   let ledger: LedgerServer;
   let svc: ServiceContext;
   beforeAll(async () => {
-    ledger = await startLedger({ seed: 3, failRate: 0.4, hangAfterRecordMs: 800, hangRate: 0.3, rejectCustomers: ['bad-1'] });
-    svc = await startService(ledger, { SETTLEMENT_ATTEMPTS: '3', SETTLEMENT_BACKOFF_MS: '20', SETTLEMENT_TIMEOUT_MS: '300' });
+    ledger = await startLedger({ seed: 3, failRate: 0.4, hangAfterRecordMs: 2_500, hangRate: 0.3, rejectCustomers: ['bad-1'] });
+    svc = await startService(ledger, { SETTLEMENT_ATTEMPTS: '3', SETTLEMENT_BACKOFF_MS: '20', SETTLEMENT_TIMEOUT_MS: '1000' });
   });
   afterAll(async () => {
     await svc?.stop();

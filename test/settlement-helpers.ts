@@ -33,7 +33,8 @@ export function startService(ledger: LedgerServer | null, env: Record<string, st
     ...(ledger ? { SETTLEMENT_URL: ledger.url, SETTLEMENT_SECRET: SECRET } : {}),
     SETTLEMENT_ATTEMPTS: '4',
     SETTLEMENT_BACKOFF_MS: '50',
-    SETTLEMENT_TIMEOUT_MS: '300',
+    // Well above a stall of the shared test process (the ledger runs in it too), well below the hangs tests inject.
+    SETTLEMENT_TIMEOUT_MS: '1000',
     RELAY_INTERVAL_MS: '200',
     RELAY_GRACE_MS: '0',
     ...env,

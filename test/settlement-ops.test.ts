@@ -55,7 +55,7 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
   let queue: Queue<SettlementJobData>;
   beforeAll(async () => {
     ledger = await startLedger();
-    svc = await startService(ledger, { SETTLEMENT_TIMEOUT_MS: '500' });
+    svc = await startService(ledger, { SETTLEMENT_TIMEOUT_MS: '1000' });
     engineContext = await createEngineContext(svc.keyPrefix);
     engine = engineContext.engine;
     queue = settlementQueueOf(svc);

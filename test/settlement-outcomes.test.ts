@@ -25,7 +25,7 @@ import {
 } from './settlement-helpers.js';
 
 const ATTEMPTS = 4;
-const TIMEOUT_MS = 300;
+const TIMEOUT_MS = 1_000;
 const env = { SETTLEMENT_ATTEMPTS: String(ATTEMPTS), SETTLEMENT_BACKOFF_MS: '50', SETTLEMENT_TIMEOUT_MS: String(TIMEOUT_MS) };
 
 async function eventsOf(svc: ServiceContext, p: string, id: string): Promise<any[]> {

@@ -153,10 +153,11 @@ describe('PATCH /v1/products/{productId}', () => {
   it('a pause whose resumeAt has passed reads open and draws again; a new pause without resumeAt stops draws again', async () => {
     const p = await makeProduct(svc, { capacity: 1000 });
     await makeLine(svc, p, 'c1', { limit: 1000 });
-    const resumeAt = new Date(Date.now() + 600).toISOString();
+    // 2 s ahead: the PATCH and the refused reserve must land before it, even on a stalled machine.
+    const resumeAt = new Date(Date.now() + 2_000).toISOString();
     expect(await patchProduct(svc, p, { status: 'paused', pauseReason: 'deploy', resumeAt })).toMatchObject({ status: 'paused', pauseReason: 'deploy' });
     expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10 }), 409, 'PRODUCT_PAUSED');
-    await new Promise((r) => setTimeout(r, 900));
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(resumeAt) - Date.now()) + 300));
 
     // Past resumeAt: the snapshot shows the status in force, and reserves are granted.
     expect(await getPool(svc, p)).toMatchObject({ status: 'open', pauseReason: 'deploy', resumeAt: new Date(Date.parse(resumeAt)).toISOString() });
