@@ -37,7 +37,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   }
   const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
   const redis = await connectApiRedis(redisUrl).catch((err: unknown) => {
-    const where = config.redisUrl ? `REDIS_URL (${redactedUrl(redisUrl)})` : redactedUrl(redisUrl);
+    const where = config.redisUrl ? `REDIS_URL (${redactUrl(redisUrl)})` : redactUrl(redisUrl);
     throw new Error(`Redis at ${where} does not answer: ${(err as Error).message}`);
   });
   await checkDurability(redis, logger);
@@ -115,18 +115,25 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       await closed;
-      await audit?.stop();
-      await sweeper?.stop();
-      await relay?.stop();
-      await settlementWorker?.stop();
-      await settlementQueue.close();
-      await redis.quit().catch(() => redis.disconnect());
-      await privateServer?.stop();
+      // Each part is closed even when another fails (a Redis already gone makes BullMQ's close throw).
+      const steps: [string, () => Promise<unknown> | undefined][] = [
+        ['audit', () => audit?.stop()],
+        ['expiry sweeper', () => sweeper?.stop()],
+        ['outbox relay', () => relay?.stop()],
+        ['settlement worker', () => settlementWorker?.stop()],
+        ['settlement queue', () => settlementQueue.close()],
+        ['redis', () => redis.quit().catch(() => redis.disconnect())],
+        ['private redis-server', () => privateServer?.stop()],
+      ];
+      for (const [name, close] of steps) {
+        await Promise.resolve(close()).catch((err: unknown) => logger.warn({ err }, `shutdown: closing the ${name} failed; going on`));
+      }
       logger.info('quota-allocator stopped');
     },
   };
 }
 
+/** A Redis URL fit for a log line: the password is never printed. */
 function redactUrl(url: string): string {
   const u = new URL(url);
   if (u.password) u.password = '***';
@@ -176,11 +183,4 @@ async function main(): Promise<void> {
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   void main();
-}
-
-/** A Redis URL fit for a log line: the password is never printed. */
-function redactedUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
 }
