@@ -19,10 +19,7 @@
 --- @include "includes/views"
 
 local now = nowMs()
-local limit = tonumber(ARGV[2])
-if reclaimDue(productPrefix(KEYS[1]), KEYS[1], KEYS[2], now, limit) == limit then
-  reclaimBurst(productPrefix(KEYS[1]), KEYS[1], KEYS[2], now, limit)
-end
+reclaimForAnswer(KEYS[1], KEYS[2], now, tonumber(ARGV[2]))
 local pool = loadPool(KEYS[1])
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
 local line = loadLine(KEYS[3])

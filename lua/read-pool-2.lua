@@ -15,10 +15,7 @@
 --- @include "includes/views"
 
 local now = nowMs()
-local limit = tonumber(ARGV[1])
-if reclaimDue(productPrefix(KEYS[1]), KEYS[1], KEYS[2], now, limit) == limit then
-  reclaimBurst(productPrefix(KEYS[1]), KEYS[1], KEYS[2], now, limit)
-end
+reclaimForAnswer(KEYS[1], KEYS[2], now, tonumber(ARGV[1]))
 local pool = loadPool(KEYS[1])
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
 return reply('OK', now, {pool = poolPayload(pool, now)}, false)

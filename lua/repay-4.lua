@@ -30,9 +30,7 @@ local poolKey, holdsKey, lKey, idemKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local customerId, amount, fingerprint, idemTtl = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local now = nowMs()
 -- The answer shows drawable: every due hold counted, as in a read.
-if reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[5])) == tonumber(ARGV[5]) then
-  reclaimBurst(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[5]))
-end
+reclaimForAnswer(poolKey, holdsKey, now, tonumber(ARGV[5]))
 
 local stored = storedAnswer(idemKey, fingerprint, now)
 if stored then return stored end

@@ -22,9 +22,7 @@
 local poolKey, holdsKey = KEYS[1], KEYS[2]
 local now = nowMs()
 -- The answer shows drawable: every due hold counted, as in a read.
-if reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[1])) == tonumber(ARGV[1]) then
-  reclaimBurst(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[1]))
-end
+reclaimForAnswer(poolKey, holdsKey, now, tonumber(ARGV[1]))
 local pool = loadPool(poolKey)
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
 

@@ -42,3 +42,12 @@ local DUE_BURST_FACTOR = 10
 local function reclaimBurst(prefix, poolKey, holdsKey, now, limit)
   return reclaimDue(prefix, poolKey, holdsKey, now, limit * DUE_BURST_FACTOR)
 end
+
+-- For a call whose answer shows drawable: one batch, and the larger one when
+-- the first came back full.
+local function reclaimForAnswer(poolKey, holdsKey, now, limit)
+  local prefix = productPrefix(poolKey)
+  if reclaimDue(prefix, poolKey, holdsKey, now, limit) == limit then
+    reclaimBurst(prefix, poolKey, holdsKey, now, limit)
+  end
+end
