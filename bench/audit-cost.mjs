@@ -79,12 +79,13 @@ try {
       const amount = 100 + (j % 9_901);
       const committed = j % 10 === 0 ? Math.ceil(amount / 2) : amount; // every tenth a partial commit
       const createdAt = base + 2 * j;
-      pipe.hset(keys.reservation(p, id),
-        'reservationId', id, 'productId', p, 'customerId', customerId, 'amount', String(amount),
-        'createdAt', String(createdAt), 'expiresAt', String(createdAt + 300_000), 'committedAmount', String(committed),
-        'metadata', '{"campaign":"launch"}', 'attempts', '1', 'idempotencyKey', `k${j}`,
-        'status', 'settled', 'eventIds', `${createdAt}-0,${createdAt}-1,${createdAt + 1}-0`,
-        'committedAt', String(createdAt), 'settlementUpdatedAt', String(createdAt + 1));
+      pipe.hset(keys.records(p), id, JSON.stringify({
+        reservationId: id, productId: p, customerId, amount: String(amount),
+        createdAt: String(createdAt), expiresAt: String(createdAt + 300_000), committedAmount: String(committed),
+        metadata: '{"campaign":"launch"}', attempts: '1', idempotencyKey: `k${j}`,
+        status: 'settled', eventIds: `${createdAt}-0,${createdAt}-1,${createdAt + 1}-0`,
+        committedAt: String(createdAt), settlementUpdatedAt: String(createdAt + 1),
+      }));
       pipe.zadd(keys.status(p, 'settled'), String(createdAt + 1), id);
       total += committed;
       perCustomer.set(customerId, (perCustomer.get(customerId) ?? 0) + committed);
@@ -94,7 +95,10 @@ try {
   await loader.hset(keys.pool(p), 'committed', String(total), 'settled', String(total));
   for (let i = 0; i < CUSTOMERS; i += CHUNK) {
     const pipe = loader.pipeline();
-    for (let c = i; c < Math.min(CUSTOMERS, i + CHUNK); c++) pipe.hset(keys.line(p, `c${c}`), 'drawn', String(perCustomer.get(`c${c}`) ?? 0));
+    const ids = [];
+    for (let c = i; c < Math.min(CUSTOMERS, i + CHUNK); c++) ids.push(`c${c}`);
+    const lines = await loader.hmget(keys.lines(p), ...ids);
+    ids.forEach((c, k) => pipe.hset(keys.lines(p), c, JSON.stringify({ ...JSON.parse(lines[k]), drawn: String(perCustomer.get(c) ?? 0) })));
     await pipe.exec();
   }
   results.loadSeconds = (performance.now() - t) / 1000;

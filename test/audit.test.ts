@@ -9,6 +9,8 @@
  * checkpoint); the too-busy path; the rotating line window.
  * Real Redis, real engine; the service test is the whole service over HTTP.
  */
+import { readLine } from '../src/redis/storedRecords.js';
+import { addToLineField, deleteLine, setRecordField } from './support/tamper.js';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -240,7 +242,7 @@ describe('planted inconsistencies', () => {
     expect(await product(p)).toMatchObject({ outcome: 'consistent' });
 
     await ctx.redis.hincrby(ctx.keys.pool(p), 'held', 7);
-    await ctx.redis.hincrby(ctx.keys.line(p, 'c2'), 'drawn', -5);
+    await addToLineField(ctx.redis, ctx.keys, p, 'c2', 'drawn', -5);
     const a = await product(p);
     expect(a.outcome).toBe('violations');
     expect(a.violations).toBe(2);
@@ -257,7 +259,7 @@ describe('planted inconsistencies', () => {
     expect(errors[0]!.msg).toContain('line c2 drawn expected 500 actual 495 (-5)');
 
     await ctx.redis.hincrby(ctx.keys.pool(p), 'held', -7);
-    await ctx.redis.hincrby(ctx.keys.line(p, 'c2'), 'drawn', 5);
+    await addToLineField(ctx.redis, ctx.keys, p, 'c2', 'drawn', 5);
     expect(await product(p)).toMatchObject({ outcome: 'consistent', violations: 0 });
     expect(await gauge(p)).toBe(0);
   });
@@ -269,10 +271,10 @@ describe('planted inconsistencies', () => {
     expect(await product(p)).toMatchObject({ outcome: 'consistent' });
 
     await ctx.redis.hincrby(ctx.keys.pool(p), 'settled', -900);
-    await ctx.redis.del(ctx.keys.line(p, 'c1'));
+    await deleteLine(ctx.redis, ctx.keys, p, 'c1');
     // A settled record not yet folded in, whose record says otherwise: checked when folded in.
     const id2 = await draw(p, 'c2', 100);
-    await ctx.redis.hset(ctx.keys.reservation(p, id2), 'status', 'committed');
+    await setRecordField(ctx.redis, ctx.keys, p, id2, 'status', 'committed');
     await sleep(2);
     const a = await product(p);
     expect(a.pool).toEqual([{ field: 'settled', expected: 1_000, actual: 100, difference: -900 }]);
@@ -310,10 +312,10 @@ describe('the incremental settled checkpoint', () => {
     const pool = await ctx.redis.hgetall(ctx.keys.pool(p));
     expect(Number(state.settledSum)).toBe(Number(pool.settled));
     for (const c of customers) {
-      const line = await ctx.redis.hgetall(ctx.keys.line(p, c));
+      const line = (await readLine(ctx.redis, ctx.keys, p, c))!;
       expect(Number(state[`s:${c}`]), c).toBe(Number(line.drawn) + Number(line.repaid ?? 0));
     }
-    expect(await ctx.redis.hget(ctx.keys.line(p, 'c1'), 'repaid')).toBe('50');
+    expect((await readLine(ctx.redis, ctx.keys, p, 'c1'))?.repaid).toBe('50');
   });
 
   it('a run that cannot catch up says so and carries on next run; a settle in the same millisecond is still counted', async () => {
@@ -383,7 +385,7 @@ describe('bounded work', () => {
     }
     expect(runs).toBeGreaterThan(5);
 
-    await ctx.redis.hincrby(ctx.keys.line(p, 'c123'), 'held', 3);
+    await addToLineField(ctx.redis, ctx.keys, p, 'c123', 'held', 3);
     let found: ProductAudit | undefined;
     for (let i = 0; i < 200 && !found; i++) {
       const a = await product(p);

@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { createKeys } from '../src/redis/keys.js';
+import { readAllRecords, readLine } from '../src/redis/storedRecords.js';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { uniqueId } from './support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
@@ -125,28 +126,18 @@ const COMMITTED_STATES = new Set(['committed', 'settled', 'settlement_unknown'])
 async function auditReservations(productId: string): Promise<Audit> {
   const audit: Audit = { records: 0, poolHeld: 0, poolCommitted: 0, lineHeld: new Map(), lineDrawn: new Map(), statuses: new Map() };
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
-  const match = createKeys(svc.keyPrefix).reservation(productId, '*');
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 2000);
-    cursor = next;
-    if (keys.length === 0) continue;
-    const pipeline = redis.pipeline();
-    for (const key of keys) pipeline.hmget(key, 'status', 'amount', 'committedAmount', 'customerId');
-    for (const [err, value] of (await pipeline.exec())!) {
-      if (err) throw err;
-      const [status, amount, committedAmount, customerId] = value as string[];
-      audit.records++;
-      add(audit.statuses, status!, 1);
-      if (status === 'held') {
-        audit.poolHeld += Number(amount);
-        add(audit.lineHeld, customerId!, Number(amount));
-      } else if (COMMITTED_STATES.has(status!)) {
-        audit.poolCommitted += Number(committedAmount);
-        add(audit.lineDrawn, customerId!, Number(committedAmount));
-      }
+  for (const record of await readAllRecords(redis, createKeys(svc.keyPrefix), productId)) {
+    const { status, amount, committedAmount, customerId } = record;
+    audit.records++;
+    add(audit.statuses, status!, 1);
+    if (status === 'held') {
+      audit.poolHeld += Number(amount);
+      add(audit.lineHeld, customerId!, Number(amount));
+    } else if (COMMITTED_STATES.has(status!)) {
+      audit.poolCommitted += Number(committedAmount);
+      add(audit.lineDrawn, customerId!, Number(committedAmount));
     }
-  } while (cursor !== '0');
+  }
   return audit;
 }
 
@@ -180,16 +171,11 @@ function samplePool(productId: string) {
 }
 
 async function readLineHashes(productId: string, customers: string[]) {
-  const pipeline = redis.pipeline();
-  for (const c of customers) pipeline.hmget(createKeys(svc.keyPrefix).line(productId, c), 'held', 'drawn', 'limit');
   const out = new Map<string, { held: number; drawn: number; limit: number }>();
-  const replies = (await pipeline.exec())!;
-  customers.forEach((c, i) => {
-    const [err, value] = replies[i]!;
-    if (err) throw err;
-    const [held, drawn, limit] = value as string[];
-    out.set(c, { held: Number(held), drawn: Number(drawn), limit: Number(limit) });
-  });
+  for (const c of customers) {
+    const line = await readLine(redis, createKeys(svc.keyPrefix), productId, c);
+    out.set(c, { held: Number(line?.held), drawn: Number(line?.drawn), limit: Number(line?.limit) });
+  }
   return out;
 }
 

@@ -25,6 +25,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
+import { readAllRecords, readRecord } from '../src/redis/storedRecords.js';
 import { createKeys, type Keys } from '../src/redis/keys.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 
@@ -245,24 +246,17 @@ async function readRecords(redisUrl: string, keys: Keys, productId: string): Pro
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: 3 });
   redis.on('error', () => {});
   try {
-    const prefix = keys.reservation(productId, '');
     const out = new Map<string, RecordRow>();
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const key of found) {
-        const h = await redis.hgetall(key);
-        const reservationId = key.slice(prefix.length);
-        out.set(reservationId, {
-          reservationId,
-          customerId: h.customerId ?? '',
-          status: h.status ?? '',
-          amount: Number(h.amount ?? 0),
-          committedAmount: Number(h.committedAmount ?? 0),
-        });
-      }
-    } while (cursor !== '0');
+    for (const h of await readAllRecords(redis, keys, productId)) {
+      const reservationId = h.reservationId ?? '';
+      out.set(reservationId, {
+        reservationId,
+        customerId: h.customerId ?? '',
+        status: h.status ?? '',
+        amount: Number(h.amount ?? 0),
+        committedAmount: Number(h.committedAmount ?? 0),
+      });
+    }
     return out;
   } finally {
     redis.disconnect();
@@ -333,7 +327,7 @@ async function stuckReport(redisUrl: string, keys: Keys, productId: string): Pro
     for (const r of stuck.slice(0, 15)) {
       const job = await queue.getJob(r.reservationId);
       const state = job ? await job.getState() : 'no job';
-      const h = await redis.hgetall(keys.reservation(productId, r.reservationId));
+      const h = (await readRecord(redis, keys, productId, r.reservationId)) ?? {};
       rows.push(`  ${r.reservationId} ${r.status} attempts=${h.attempts ?? 0} lastError=${h.lastError ?? ''} job=${state} jobAttempts=${job?.attemptsMade ?? '-'} failedReason=${job?.failedReason ?? ''}`);
     }
     const counts = await queue.getJobCounts();

@@ -8,7 +8,8 @@
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createKeys } from '../src/redis/keys.js';
+import { createKeys, type Keys } from '../src/redis/keys.js';
+import { readAllRecords, readLine, readRecord } from '../src/redis/storedRecords.js';
 import { SWEEP_JOB } from '../src/sweeper/expirySweeper.js';
 import { uniqueId } from './support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
@@ -32,6 +33,10 @@ async function redisNow(): Promise<number> {
 
 async function hgetNum(key: string, field: string): Promise<number> {
   return Number(await redis.hget(key, field));
+}
+
+async function lineNum(keys: Keys, productId: string, customerId: string, field: string): Promise<number> {
+  return Number((await readLine(redis, keys, productId, customerId))?.[field]);
 }
 
 async function bounded(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
@@ -102,9 +107,9 @@ describe('the background sweeper', () => {
     expect(result.min).toBeGreaterThanOrEqual(0);
     expect(result.afterExpiryMs).toBeLessThanOrEqual(RECLAIM_DEADLINE_MS);
 
-    expect(await hgetNum(createKeys(svc.keyPrefix).line(p, 'c1'), 'held')).toBe(0);
-    expect(await hgetNum(createKeys(svc.keyPrefix).line(p, 'c2'), 'held')).toBe(0);
-    for (const id of ids) expect(await redis.hget(createKeys(svc.keyPrefix).reservation(p, id), 'status')).toBe('expired');
+    expect(await lineNum(createKeys(svc.keyPrefix), p, 'c1', 'held')).toBe(0);
+    expect(await lineNum(createKeys(svc.keyPrefix), p, 'c2', 'held')).toBe(0);
+    for (const id of ids) expect((await readRecord(redis, createKeys(svc.keyPrefix), p, id))?.status).toBe('expired');
     expect(await redis.zcard(createKeys(svc.keyPrefix).status(p, 'held'))).toBe(0);
 
     // And the API shows the quota back (and the hold as expired).
@@ -154,22 +159,14 @@ describe('the background sweeper', () => {
     expect(result.afterExpiryMs).toBeLessThanOrEqual(RECLAIM_DEADLINE_MS);
 
     expect(await redis.zcard(createKeys(svc.keyPrefix).status(p, 'held'))).toBe(0);
-    const pipeline = redis.pipeline();
-    for (const c of customers) pipeline.hget(createKeys(svc.keyPrefix).line(p, c), 'held');
-    const lineHeld = (await pipeline.exec())!.map(([, v]) => Number(v));
+    const lineHeld = await Promise.all(customers.map((c) => lineNum(createKeys(svc.keyPrefix), p, c, 'held')));
     expect(lineHeld.every((h) => h === 0)).toBe(true);
 
     let expired = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', createKeys(svc.keyPrefix).reservation(p, '*'), 'COUNT', 1000);
-      cursor = next;
-      const statuses = await Promise.all(keys.map((k) => redis.hget(k, 'status')));
-      for (const s of statuses) {
-        expect(s).toBe('expired');
-        expired++;
-      }
-    } while (cursor !== '0');
+    for (const record of await readAllRecords(redis, createKeys(svc.keyPrefix), p)) {
+      expect(record.status).toBe('expired');
+      expired++;
+    }
     expect(expired).toBe(HOLDS);
     expect(await hgetNum(poolKey, 'committed')).toBe(0);
     // Each hold was reclaimed once and counted once (by the sweeper, or lazily by a later reserve).
@@ -205,9 +202,9 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
     const after = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c2', amount: 100 }, { 'Idempotency-Key': 'c' });
     expect(after.status).toBe(201);
     expect(await hgetNum(poolKey, 'held')).toBe(100);
-    expect(await hgetNum(createKeys(svc.keyPrefix).line(p, 'c1'), 'held')).toBe(0);
-    expect(await hgetNum(createKeys(svc.keyPrefix).line(p, 'c2'), 'held')).toBe(100);
-    expect(await redis.hget(createKeys(svc.keyPrefix).reservation(p, first.body.reservationId), 'status')).toBe('expired');
+    expect(await lineNum(createKeys(svc.keyPrefix), p, 'c1', 'held')).toBe(0);
+    expect(await lineNum(createKeys(svc.keyPrefix), p, 'c2', 'held')).toBe(100);
+    expect((await readRecord(redis, createKeys(svc.keyPrefix), p, first.body.reservationId))?.status).toBe('expired');
 
     // The expired hold cannot be committed; releasing it answers 200 expired.
     const commit = await svc.client('POST', `/v1/products/${p}/reservations/${first.body.reservationId}/commit`, {});
@@ -231,7 +228,7 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
     const after = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'c' });
     expect(after.status).toBe(201);
     expect(await hgetNum(createKeys(svc.keyPrefix).pool(p), 'held')).toBe(100);
-    expect(await hgetNum(createKeys(svc.keyPrefix).line(p, 'c1'), 'held')).toBe(100);
+    expect(await lineNum(createKeys(svc.keyPrefix), p, 'c1', 'held')).toBe(100);
   });
 });
 
@@ -308,9 +305,7 @@ describe('two instances on one Redis and key prefix', () => {
     }
     expect(maxActive).toBeLessThanOrEqual(1);
 
-    const pipeline = redis.pipeline();
-    for (const c of customers) pipeline.hget(createKeys(keyPrefix).line(p, c), 'held');
-    const lineHeld = (await pipeline.exec())!.map(([, v]) => Number(v));
+    const lineHeld = await Promise.all(customers.map((c) => lineNum(createKeys(keyPrefix), p, c, 'held')));
     expect(lineHeld).toEqual(customers.map(() => 0));
     expect(await hgetNum(poolKey, 'committed')).toBe(0);
     expect(await redis.zcard(createKeys(keyPrefix).status(p, 'held'))).toBe(0);
@@ -319,13 +314,7 @@ describe('two instances on one Redis and key prefix', () => {
     // to exactly the holds that were live when the reserves ended (the rest
     // were reclaimed lazily by later reserves).
     const swept = (await reclaimedCounter(a)) + (await reclaimedCounter(b));
-    let expired = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', createKeys(keyPrefix).reservation(p, '*'), 'COUNT', 1000);
-      cursor = next;
-      for (const k of keys) if ((await redis.hget(k, 'status')) === 'expired') expired++;
-    } while (cursor !== '0');
+    const expired = (await readAllRecords(redis, createKeys(keyPrefix), p)).filter((r) => r.status === 'expired').length;
     console.log(`[expiry] two instances: ${liveBefore} holds live after the reserves, reclaimed by the sweepers ${swept}, expired records ${expired}`);
     expect(expired).toBe(HOLDS);
     expect(swept).toBe(liveBefore);

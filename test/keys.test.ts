@@ -1,11 +1,12 @@
 /**
- * keys.ts and the Lua scripts must agree on the key layout (Lua builds the
- * keys of holds it reclaims itself), and every key of a product must sit in
- * one cluster slot.
+ * The key layout: scripts write exactly the keys keys.ts names (records and
+ * lines are fields of one hash each, never a key per reservation or
+ * customer), and every key of a product sits in one cluster slot. What each
+ * script declares in KEYS is checked in test/script-catalogue.test.ts.
  */
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadLuaScripts } from '../src/engine/luaScripts.js';
+import { readLine, readRecord } from '../src/redis/storedRecords.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 
 let ctx: EngineContext;
@@ -39,38 +40,45 @@ describe('key layout', () => {
       keys.pool(p),
       keys.status(p, 'held'),
       keys.events(p),
-      keys.line(p, 'c1'),
-      keys.reservation(p, 'r1'),
+      keys.lines(p),
+      keys.records(p),
       keys.idempotency(p, 'reserve', 'k1'),
       keys.idempotency(p, 'repay', 'k2'),
     ].sort();
     expect(await keysOf(`${keys.prefix}:{${p}}:*`)).toEqual(expected);
     expect(new Set(expected.map((k) => calculateSlot(k))).size).toBe(1);
+    expect(await ctx.redis.hkeys(keys.records(p))).toEqual(['r1']);
+    expect(await ctx.redis.hkeys(keys.lines(p))).toEqual(['c1']);
 
-    // Expiry: Lua builds the line and reservation keys from the hold's ids.
+    // Expiry finds the hold at run time; its record and line are fields of hashes passed in KEYS.
     await new Promise((resolve) => setTimeout(resolve, 1_100));
-    expect(await engine.reclaimExpired(p, 10)).toEqual({ reclaimed: 1, remaining: 0 });
-    expect(await ctx.redis.hget(keys.line(p, 'c1'), 'held')).toBe('0');
-    expect(await ctx.redis.hget(keys.reservation(p, 'r1'), 'status')).toBe('expired');
+    expect(await engine.reclaimExpired(p, 10)).toEqual({ reclaimed: 1, remaining: 0, purged: 0 });
+    expect((await readLine(ctx.redis, keys, p, 'c1'))?.held).toBe('0');
+    expect((await readRecord(ctx.redis, keys, p, 'r1'))?.status).toBe('expired');
     expect(await ctx.redis.exists(keys.status(p, 'held'))).toBe(0);
     expect(await ctx.redis.zscore(keys.status(p, 'expired'), 'r1')).not.toBeNull();
     const afterExpiry = [...expected.filter((k) => k !== keys.status(p, 'held')), keys.status(p, 'expired')].sort();
     expect(await keysOf(`${keys.prefix}:{${p}}:*`)).toEqual(afterExpiry);
   });
-});
 
-describe('Lua script headers', () => {
-  it('document every KEYS entry the file name promises', () => {
-    for (const script of loadLuaScripts().values()) {
-      const header = /^--\[\[([\s\S]*?)\]\]/.exec(script.source)?.[1] ?? '';
-      expect(header, `${script.name} has a header block`).not.toBe('');
-      const documented = new Set([...header.matchAll(/KEYS\[(\d+)\]/g)].map((m) => Number(m[1])));
-      if (script.numberOfKeys !== undefined) {
-        expect([...documented].sort((a, b) => a - b), script.name).toEqual(
-          Array.from({ length: script.numberOfKeys }, (_, i) => i + 1),
-        );
-      }
-      expect(header, `${script.name} documents its reply`).toMatch(/Reply:/);
-    }
+  it('the sweeper deletes released/expired records 7 days after they ended, in bounded batches, and nothing else', async () => {
+    const { engine, keys, redis } = ctx;
+    const p = uniqueId('p');
+    await engine.upsertProduct(p, { capacity: 1_000 }, 'put');
+    await engine.upsertLines(p, [{ customerId: 'c1', limit: 1_000, status: 'active', statusReason: null, tier: null }]);
+    const reserve = (id: string) =>
+      engine.reserve({ productId: p, customerId: 'c1', reservationId: id, amount: 1, idempotencyKey: id, fingerprint: id });
+    for (const id of ['old1', 'old2', 'old3', 'recent', 'kept']) expect((await reserve(id)).ok).toBe(true);
+    for (const id of ['old1', 'old2', 'old3', 'recent']) expect((await engine.release(p, id)).ok).toBe(true);
+    // Age three of them: their entry time (the score) 7 days and a minute ago.
+    const eightDaysAgo = Date.now() - 7 * 86_400_000 - 60_000;
+    for (const id of ['old1', 'old2', 'old3']) await redis.zadd(keys.status(p, 'released'), eightDaysAgo, id);
+
+    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 2 });
+    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 1 });
+    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 0 });
+    expect((await redis.hkeys(keys.records(p))).sort()).toEqual(['kept', 'recent']);
+    expect(await redis.zrange(keys.status(p, 'released'), 0, -1)).toEqual(['recent']);
+    expect((await engine.getReservation(p, 'old1')).ok).toBe(false);
   });
 });

@@ -23,6 +23,7 @@ import { parseConfig } from '../src/config.js';
 import { startService, type RunningService } from '../src/main.js';
 import { checkDurability } from '../src/redis/durabilityCheck.js';
 import { createKeys } from '../src/redis/keys.js';
+import { readLine, readRecord } from '../src/redis/storedRecords.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { resolveRedis } from '../src/redis/resolveRedis.js';
 import { uniqueId } from './support/engineContext.js';
@@ -307,8 +308,8 @@ describe('the service as a process (node dist/src/main.js)', () => {
       // The in-flight request's effect landed.
       const check = new Redis(redis.url);
       try {
-        expect(await check.hget(keys.line(productId, 'c0'), 'limit')).toBe('100');
-        expect(await check.hget(keys.line(productId, 'c19'), 'limit')).toBe('119');
+        expect((await readLine(check, keys, productId, 'c0'))?.limit).toBe('100');
+        expect((await readLine(check, keys, productId, 'c19'))?.limit).toBe('119');
       } finally {
         check.disconnect();
       }
@@ -554,9 +555,9 @@ describe('while Redis does not answer', () => {
       const [held, committedCounter] = (await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number);
       expect(held).toBe(heldExpected);
       expect(committedCounter).toBe(committedAmount);
-      const lineHeld = Number(await direct.hget(keys.line(p, 'c1'), 'held'));
+      const lineHeld = Number((await readLine(direct, keys, p, 'c1'))?.held);
       expect(lineHeld).toBe(heldExpected);
-      const records = await scanCount(direct, keys.reservation(p, '*'));
+      const records = await direct.hlen(keys.records(p));
       expect(records).toBe(12);
     } finally {
       if (stopped) process.kill(pid, 'SIGCONT');
@@ -613,10 +614,11 @@ describe('while Redis does not answer', () => {
       // What was acknowledged survived (AOF); nothing sent while down was applied later.
       await sleep(500);
       expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([100, 200]);
-      expect((await direct.hmget(keys.line(p, 'c1'), 'held', 'drawn')).map(Number)).toEqual([100, 200]);
-      expect(await direct.hget(keys.reservation(p, h1.body.reservationId), 'status')).toBe('held');
+      const line = (await readLine(direct, keys, p, 'c1'))!;
+      expect([line.held, line.drawn].map(Number)).toEqual([100, 200]);
+      expect((await readRecord(direct, keys, p, h1.body.reservationId))?.status).toBe('held');
       for (let i = 0; i < 5; i++) expect(await direct.exists(keys.idempotency(p, 'reserve', `down-${i}`))).toBe(0);
-      expect(await scanCount(direct, keys.reservation(p, '*'))).toBe(2);
+      expect(await direct.hlen(keys.records(p))).toBe(2);
 
       // Retrying is evaluated afresh (503 was not stored), and applied once.
       const retry = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': 'down-0' });
@@ -627,7 +629,7 @@ describe('while Redis does not answer', () => {
       const release = await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h1.body.reservationId}/release`, {});
       expect(release.status).toBe(200);
       expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([10, 200]);
-      expect(await scanCount(direct, keys.reservation(p, '*'))).toBe(3);
+      expect(await direct.hlen(keys.records(p))).toBe(3);
     } finally {
       direct?.disconnect();
       if (redis) await svc?.service.stop().catch(() => {});
@@ -640,17 +642,6 @@ describe('while Redis does not answer', () => {
     }
   }, 60_000);
 });
-
-async function scanCount(redis: Redis, match: string): Promise<number> {
-  let count = 0;
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
-    cursor = next;
-    count += keys.length;
-  } while (cursor !== '0');
-  return count;
-}
 
 // ---------------------------------------------------------------------------
 // The private Redis and the durability check

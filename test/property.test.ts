@@ -37,6 +37,7 @@ import {
   type ModelReservation,
   type PoolView,
 } from './model/quotaModel.js';
+import { readAllRecords, readLine } from '../src/redis/storedRecords.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 
 // ---------------------------------------------------------------------------
@@ -727,20 +728,12 @@ class Run {
     const read = await this.engine.readPool(this.productId);
     this.model.advance(read.now);
     const redis = this.ctx.redis;
-    const pattern = `${this.ctx.keys.prefix}:{${this.productId}}:res:*`;
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      keys.push(...batch);
-    } while (cursor !== '0');
-    const records = await Promise.all(keys.map((k) => redis.hgetall(k)));
+    const records = await readAllRecords(redis, this.ctx.keys, this.productId);
     const rawPool = await redis.hgetall(this.ctx.keys.pool(this.productId));
     const rawLines = new Map<string, Record<string, string>>();
     for (const c of CUSTOMERS) {
-      const h = await redis.hgetall(this.ctx.keys.line(this.productId, c));
-      if (Object.keys(h).length > 0) rawLines.set(c, h);
+      const h = await readLine(redis, this.ctx.keys, this.productId, c);
+      if (h) rawLines.set(c, h);
     }
 
     const COMMITTED = new Set(['committed', 'settled', 'settlement_unknown']);

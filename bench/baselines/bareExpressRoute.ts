@@ -1,20 +1,22 @@
 /**
  * The bare route: an express 5 app whose reserve route does only the same
- * single EVALSHA of our reserve script as the service (same keys, same
- * arguments), with no validation, auth, metrics, logs or idempotency
+ * single FCALL of our reserve function as the service (same keys, same
+ * arguments, from the script catalogue), with no validation, auth, metrics, logs or idempotency
  * fingerprint. Measured against our real route, the difference is the cost
  * of the service's production features. Also a bare hello route (express
  * alone). A benchmark program, run as a node:cluster worker by the harness.
  *
- * Environment: PORT, REDIS_URL, KEY_PREFIX, RESERVE_SHA.
+ * Environment: PORT, REDIS_URL, KEY_PREFIX, RESERVE_FUNCTION (the loaded library's reserve function).
  */
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import { Redis } from 'ioredis';
+import { keysFor, SCRIPTS, type ReserveRequest } from '../../src/engine/scriptCatalogue.js';
 import { createKeys } from '../../src/redis/keys.js';
 
 const port = Number(process.env.PORT);
-const sha = process.env.RESERVE_SHA!;
+const reserveFunction = process.env.RESERVE_FUNCTION!;
+const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
 const keys = createKeys(process.env.KEY_PREFIX ?? 'qa');
 const redis = new Redis(process.env.REDIS_URL!);
 
@@ -30,25 +32,15 @@ app.post('/v1/products/:productId/reservations', async (req, res) => {
   const { customerId, amount } = req.body as { customerId: string; amount: number };
   const idempotencyKey = req.get('idempotency-key')!;
   const reservationId = randomUUID();
-  const [code, , , payload] = (await redis.evalsha(
-    sha,
-    5,
-    keys.pool(productId),
-    keys.status(productId, 'held'),
-    keys.line(productId, customerId),
-    keys.idempotency(productId, 'reserve', idempotencyKey),
-    keys.reservation(productId, reservationId),
-    productId,
-    customerId,
-    reservationId,
-    amount,
-    '',
-    '',
-    'fp',
-    86_400,
-    100,
-    idempotencyKey,
-  )) as [string, string, string, string];
+  const request: ReserveRequest = { productId, customerId, reservationId, amount, idempotencyKey, fingerprint: 'fp' };
+  const scriptKeys = keysFor(SCRIPTS.reserve, request, keys);
+  const args = SCRIPTS.reserve.args(request, settings);
+  const [code, , , payload] = (await redis.call('FCALL', reserveFunction, scriptKeys.length, ...scriptKeys, ...args)) as [
+    string,
+    string,
+    string,
+    string,
+  ];
   res.status(code === 'OK' ? 201 : 409).type('application/json').send(payload);
 });
 

@@ -180,7 +180,7 @@ export async function runHttpFigures(
     exec: bareRouteMain,
     workers: 1,
     port: barePort,
-    env: { REDIS_URL: stack.server.url, KEY_PREFIX, RESERVE_SHA: stack.engine.scripts.get('reserve')!.sha1 },
+    env: { REDIS_URL: stack.server.url, KEY_PREFIX, RESERVE_FUNCTION: stack.engine.library.functionName('reserve') },
     logFile: join(workDir, 'bare-route.log'),
   });
   const bareUrl = `http://127.0.0.1:${barePort}`;

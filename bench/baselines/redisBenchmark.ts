@@ -1,6 +1,6 @@
 /**
- * The Redis ceiling for one product: `redis-benchmark` EVALSHA of our reserve
- * script and of the minimal reserve (bench/lua/minimal-reserve-4.lua) against
+ * The Redis ceiling for one product: `redis-benchmark` FCALL of our reserve
+ * function (as the service calls it) and EVALSHA of the minimal reserve (bench/lua/minimal-reserve-4.lua) against
  * the run's own redis-server, with -P 16 (and -P 1), unique reservation and
  * idempotency keys per call (__rand_int__ with -r 1e9).
  */
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../../src/engine/quotaEngine.js';
 import type { Keys } from '../../src/redis/keys.js';
+import { keysFor, SCRIPTS } from '../../src/engine/scriptCatalogue.js';
 import { benchLuaDir } from '../lib/paths.js';
 
 export interface RedisBenchmarkRun {
@@ -82,10 +83,11 @@ export async function profiledRun<T extends { rps: number }>(redis: Redis, run: 
   const result = await run();
   const stats = await commandStats(redis);
   const reads = Number(/total_reads_processed:(\d+)/.exec(await redis.info('stats'))?.[1] ?? 0);
-  const evalsha = stats.get('evalsha') ?? { calls: 1, usec: 0 };
+  // Our reserve runs as FCALL, the minimal one as EVALSHA; a run has one or the other.
+  const evalsha = stats.get('fcall') ?? stats.get('evalsha') ?? { calls: 1, usec: 0 };
   const r1 = (x: number) => Math.round(x * 10) / 10;
   const perCommand = [...stats]
-    .filter(([name]) => !['evalsha', 'config', 'info', 'ping'].includes(name))
+    .filter(([name]) => !['fcall', 'evalsha', 'config', 'info', 'ping', 'function|load'].includes(name))
     .map(([command, s]) => ({ command, callsPerReserve: r1(s.calls / evalsha.calls), usecPerReserve: r1(s.usec / evalsha.calls) }))
     .sort((a, b) => b.usecPerReserve - a.usecPerReserve);
   const commandsUsec = perCommand.reduce((sum, c) => sum + c.usecPerReserve, 0);
@@ -118,7 +120,7 @@ export interface RedisBaselines {
   oursAgain?: RedisBenchmarkRun;
   ourSha: string;
   minimalSha: string;
-  /** Where our script's time goes: the script cut short before each step. */
+  /** The same reserve as EVALSHA of a standalone script and as FCALL of the library function. */
   stages: ScriptStage[];
 }
 
@@ -130,42 +132,29 @@ export interface ScriptStage {
   usec: number;
 }
 
-const STAGE_MARKER = /^--- @stage (.+)$/gm;
-
 /**
- * Times our reserve script cut short before each `--- @stage` line of
- * lua/reserve-5.lua (and whole): INFO commandstats' EVALSHA µs per call of
- * each, so each step's cost is the difference between consecutive cuts. A
- * profile of the script from outside, since Redis has no Lua profiler.
+ * The same reserve, called both ways (issue 8: scripts as Functions): EVALSHA
+ * of the standalone script (its includes' functions and tables are created
+ * on every call) and FCALL of the library function (created once per library
+ * load). Interleaved rounds, µs per call from INFO commandstats.
  */
-async function scriptStages(redis: Redis, port: number, requests: number, ours: string[], source: string): Promise<ScriptStage[]> {
-  const markers = [...source.matchAll(STAGE_MARKER)];
-  const cuts = [
-    ...markers.map((m, i) => ({
-      step: i === 0 ? 'set-up: includes (their functions and tables), arguments' : markers[i - 1]![1]!,
-      source: `${source.slice(0, m.index)}do return {'CUT'} end\n${source.slice(m.index)}`,
-    })),
-    { step: markers.at(-1)?.[1] ?? 'the whole script', source },
+async function evalshaVsFcall(redis: Redis, port: number, requests: number, ours: string[], source: string): Promise<ScriptStage[]> {
+  const sha = (await redis.script('LOAD', source)) as string;
+  const variants = [
+    { step: 'EVALSHA of the standalone reserve script (includes set up on every call)', args: ['EVALSHA', sha, ...ours.slice(2)] },
+    { step: 'FCALL of the library function (includes set up once per library load)', args: ours },
   ];
-  const argsOf = await Promise.all(
-    cuts.map(async (cut) => {
-      const sha = (await redis.script('LOAD', cut.source)) as string;
-      return ours.map((a, i) => (i === 1 ? sha : a));
-    }),
-  );
-  for (const args of argsOf) await redisBenchmark('warm-up', port, Math.ceil(requests / 8), 16, args);
-  // Interleaved rounds: Redis grows by two keys per call, and a dict resize or
-  // outside noise then lands on every cut alike rather than on the last ones.
+  for (const v of variants) await redisBenchmark('warm-up', port, Math.ceil(requests / 8), 16, v.args);
   const rounds = 3;
-  const usec = cuts.map(() => 0);
+  const usec = variants.map(() => 0);
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < cuts.length; i++) {
-      const run = await profiledRun(redis, () => redisBenchmark(`our reserve script up to: ${cuts[i]!.step}`, port, Math.ceil(requests / rounds), 16, argsOf[i]!));
+    for (let i = 0; i < variants.length; i++) {
+      const run = await profiledRun(redis, () => redisBenchmark(variants[i]!.step, port, Math.ceil(requests / rounds), 16, variants[i]!.args));
       usec[i]! += run.profile.evalshaUsecPerCall / rounds;
     }
   }
   const r1 = (x: number) => Math.round(x * 10) / 10;
-  return cuts.map((cut, i) => ({ step: cut.step, usecUpTo: r1(usec[i]!), usec: r1(usec[i]! - (i > 0 ? usec[i - 1]! : 0)) }));
+  return variants.map((v, i) => ({ step: v.step, usecUpTo: r1(usec[i]!), usec: r1(usec[i]! - (i > 0 ? usec[0]! : 0)) }));
 }
 
 /** Product `b` (huge capacity, long holds) and its line `c` (huge limit), as the engine creates them. */
@@ -190,13 +179,12 @@ export const oursReference = (rb: RedisBaselines) => (rb.oursAgain ? Math.round(
 export async function runRedisBaselines(redis: Redis, engine: QuotaEngine, keys: Keys, port: number, requests: number): Promise<RedisBaselines> {
   await engine.loadScripts();
   await createBenchProduct(engine, 'b', 'c');
-  const ourSha = engine.scripts.get('reserve')!.sha1;
-  // KEYS: pool, held index, line, idempotency record, reservation; ARGV as lua/reserve-5.lua's header lists them.
-  const ours = [
-    'EVALSHA', ourSha, '5',
-    keys.pool('b'), keys.status('b', 'held'), keys.line('b', 'c'), keys.idempotency('b', 'reserve', '__rand_int__'), keys.reservation('b', '__rand_int__'),
-    'b', 'c', '__rand_int__', '1', '', '', 'fp', '86400', '100', 'k',
-  ];
+  const ourSha = engine.library.functionName('reserve');
+  // KEYS and ARGV from the script catalogue (lua/reserve-7.lua's header), with a fresh reservation and key per call.
+  const request = { productId: 'b', customerId: 'c', reservationId: '__rand_int__', amount: 1, idempotencyKey: '__rand_int__', fingerprint: 'fp' };
+  const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
+  const scriptKeys = keysFor(SCRIPTS.reserve, request, keys);
+  const ours = ['FCALL', ourSha, String(scriptKeys.length), ...scriptKeys, ...SCRIPTS.reserve.args(request, settings).map(String)];
 
   const minimalSource = readFileSync(join(benchLuaDir, 'minimal-reserve-4.lua'), 'utf8');
   const minimalSha = (await redis.script('LOAD', minimalSource)) as string;
@@ -241,7 +229,7 @@ export async function runRedisBaselines(redis: Redis, engine: QuotaEngine, keys:
   } finally {
     await redis.config('SET', 'appendfsync', fsync);
   }
-  const stages = await scriptStages(redis, port, Math.ceil(requests / 4), ours, engine.scripts.get('reserve')!.source);
+  const stages = await evalshaVsFcall(redis, port, Math.ceil(requests / 4), ours, engine.scripts.get('reserve')!.source);
   return {
     ours: oursRun,
     minimal: minimalRun,

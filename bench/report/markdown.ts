@@ -111,9 +111,9 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     );
     out.push('');
     if (rb.stages?.length) {
-      out.push(`Where our script's time goes, step by step (the script cut short before each \`--- @stage\` line of lua/reserve-5.lua; EVALSHA µs per call, -P 16; the minimal script takes ${mi.evalshaUsecPerCall} µs in all):`);
+      out.push(`The same reserve called as EVALSHA of a standalone script and as FCALL of the Functions library (µs per call, -P 16; the minimal script takes ${mi.evalshaUsecPerCall} µs in all):`);
       out.push('');
-      out.push(table(['step', 'µs for this step', 'µs up to here'], rb.stages.map((s) => [s.step, s.usec, s.usecUpTo])));
+      out.push(table(['call', 'µs per call', 'µs more than EVALSHA'], rb.stages.map((s) => [s.step, s.usecUpTo, s.usec])));
       out.push('');
     }
   }

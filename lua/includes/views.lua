@@ -2,23 +2,24 @@
   Pool and line views: the one place that decides what is available, what a
   reserve would accept (drawable) and what blocks it. Reserve, the line read
   and repayments all use these, so a display never disagrees with a decision.
+  Pure functions of the pool and line tables, but for loadPool (k.pool); lines
+  come from includes/lines.
 ]]
+--- @include "includes/numbers"
+--- @include "includes/lines"
+
 local POOL_FIELDS = {'capacity', 'held', 'committed', 'settled', 'minAmount', 'maxAmount',
   'holdTtlSeconds', 'opensAt', 'closesAt', 'status', 'pauseReason', 'resumeAt',
   'reserveTiers', 'reserveAmount', 'createdAt', 'updatedAt'}
-local LINE_FIELDS = {'limit', 'status', 'statusReason', 'tier', 'held', 'drawn', 'settling',
-  'createdAt', 'updatedAt'}
 
-local function loadHash(key, fields)
-  local values = redis.call('HMGET', key, unpack(fields))
+-- The pool (every POOL_FIELDS entry, '' when unset), or nil when the product does not exist.
+local function loadPool(k)
+  local values = redis.call('HMGET', k.pool, unpack(POOL_FIELDS))
   if not values[1] then return nil end
-  local h = {}
-  for i = 1, #fields do h[fields[i]] = values[i] or '' end
-  return h
+  local pool = {}
+  for i = 1, #POOL_FIELDS do pool[POOL_FIELDS[i]] = values[i] or '' end
+  return pool
 end
-
-local function loadPool(poolKey) return loadHash(poolKey, POOL_FIELDS) end
-local function loadLine(key) return loadHash(key, LINE_FIELDS) end
 
 local function reserveApplies(pool, tier)
   local amount = numOr(pool.reserveAmount, 0)
@@ -113,7 +114,7 @@ end
 local function poolPayload(pool, now)
   local free, toAll = poolAvailability(pool)
   local p = {}
-  for k, v in pairs(pool) do p[k] = v end
+  for f, v in pairs(pool) do p[f] = v end
   local resumeAt = numOr(pool.resumeAt, nil)
   if pool.status == 'paused' and resumeAt and now >= resumeAt then p.status = 'open' end
   p.available = int(free)
@@ -124,7 +125,7 @@ end
 local function linePayload(pool, line, customerId, now)
   local drawable, blockers = drawableFor(pool, line, now)
   local l = {}
-  for k, v in pairs(line) do l[k] = v end
+  for _, f in ipairs(LINE_FIELDS) do l[f] = line[f] end
   l.customerId = customerId
   l.available = int(lineAvailable(line))
   l.drawable = int(drawable)

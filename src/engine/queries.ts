@@ -5,6 +5,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from '../redis/keys.js';
+import { readRecord, readRecords } from '../redis/storedRecords.js';
 import { decodeReservation } from './decode.js';
 import type { Reservation, ReservationStatus } from './types.js';
 
@@ -22,21 +23,17 @@ export function createQueries(redis: Redis, keys: Keys) {
     /** Reservations in one state, oldest transition first; `offset` pages through. */
     async listReservations(productId: string, status: ReservationStatus, offset: number, limit: number) {
       const ids = await redis.zrange(keys.status(productId, status), offset, offset + limit - 1);
-      const pipeline = redis.pipeline();
-      for (const id of ids) pipeline.hgetall(keys.reservation(productId, id));
-      const rows = (await pipeline.exec()) ?? [];
       const items: Reservation[] = [];
-      for (const [err, row] of rows) {
-        const record = row as Record<string, string>;
-        if (!err && record && record.status) items.push(decodeReservation(record));
+      for (const record of await readRecords(redis, keys, productId, ids)) {
+        if (record?.status) items.push(decodeReservation(record));
       }
       return { items, nextOffset: ids.length === limit ? offset + limit : null };
     },
 
     /** Every recorded transition of one reservation (null: no such reservation). */
     async reservationEvents(productId: string, reservationId: string): Promise<ReservationEvent[] | null> {
-      const eventIds = await redis.hget(keys.reservation(productId, reservationId), 'eventIds');
-      if (eventIds === null) return null;
+      const eventIds = (await readRecord(redis, keys, productId, reservationId))?.eventIds;
+      if (eventIds === undefined) return null;
       const pipeline = redis.pipeline();
       for (const id of eventIds.split(',')) pipeline.xrange(keys.events(productId), id, id);
       const events: ReservationEvent[] = [];

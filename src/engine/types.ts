@@ -15,29 +15,40 @@ export type ReservationStatus =
   | 'reversed'
   | 'settlement_unknown';
 
-/** Codes a script may answer instead of OK. Each maps to one HTTP answer (src/http/problems.ts). */
-export type RefusalCode =
-  | 'PRODUCT_NOT_FOUND'
-  | 'NO_CREDIT_LINE'
-  | 'RESERVATION_NOT_FOUND'
-  | 'POOL_EXHAUSTED'
-  | 'CUSTOMER_LIMIT_EXCEEDED'
-  | 'ACCOUNT_PENDING_ACTIVATION'
-  | 'ACCOUNT_FROZEN'
-  | 'ACCOUNT_CLOSED'
-  | 'PRODUCT_NOT_OPEN'
-  | 'PRODUCT_CLOSED'
-  | 'PRODUCT_PAUSED'
-  | 'RESERVATION_EXPIRED'
-  | 'RESERVATION_RELEASED'
-  | 'RESERVATION_ALREADY_COMMITTED'
-  | 'RESERVATION_STATE_CONFLICT'
-  | 'AMOUNT_OUT_OF_RANGE'
-  | 'COMMIT_EXCEEDS_HOLD'
-  | 'REPAYMENT_EXCEEDS_DRAWN'
-  | 'IDEMPOTENCY_KEY_REUSED'
-  | 'TTL_OUT_OF_RANGE'
-  | 'INVALID_CONFIG';
+/**
+ * Codes a script may answer instead of OK: the one list (the script
+ * catalogue's `codes` and test/script-catalogue.test.ts check every Lua
+ * script against it). Each maps to one HTTP answer (src/http/problems.ts).
+ */
+export const REFUSAL_CODES = [
+  'PRODUCT_NOT_FOUND',
+  'NO_CREDIT_LINE',
+  'RESERVATION_NOT_FOUND',
+  'POOL_EXHAUSTED',
+  'CUSTOMER_LIMIT_EXCEEDED',
+  'ACCOUNT_PENDING_ACTIVATION',
+  'ACCOUNT_FROZEN',
+  'ACCOUNT_CLOSED',
+  'PRODUCT_NOT_OPEN',
+  'PRODUCT_CLOSED',
+  'PRODUCT_PAUSED',
+  'RESERVATION_EXPIRED',
+  'RESERVATION_RELEASED',
+  'RESERVATION_ALREADY_COMMITTED',
+  'RESERVATION_STATE_CONFLICT',
+  'AMOUNT_OUT_OF_RANGE',
+  'COMMIT_EXCEEDS_HOLD',
+  'REPAYMENT_EXCEEDS_DRAWN',
+  'IDEMPOTENCY_KEY_REUSED',
+  'TTL_OUT_OF_RANGE',
+  'INVALID_CONFIG',
+] as const;
+export type RefusalCode = (typeof REFUSAL_CODES)[number];
+
+/** Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, TOO_BUSY). */
+export const PROGRESS_CODES = ['OK', 'CREATED', 'UPDATED', 'BEHIND', 'TOO_BUSY'] as const;
+export type ScriptCode = RefusalCode | (typeof PROGRESS_CODES)[number];
+export const SCRIPT_CODES: readonly ScriptCode[] = [...PROGRESS_CODES, ...REFUSAL_CODES];
 
 export interface PriorityReserve {
   tiers: string[];

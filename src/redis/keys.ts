@@ -1,9 +1,10 @@
 /**
  * The one place Redis key names are built. Every key of a product carries the
  * product in a hash tag, so each script touches a single slot and the same
- * code runs on one Redis or a Redis Cluster. Lua builds the keys of holds it
- * reclaims with the same layout (lua/includes/util.lua: productPrefix,
- * reservationKey, lineKey); test/keys.test.ts checks the two agree.
+ * code runs on one Redis or a Redis Cluster. Scripts never build a key: they
+ * get every key they touch in KEYS (src/engine/scriptCatalogue.ts), so
+ * reservation records and lines, which expiry finds at run time, are fields
+ * of one hash per product (records, lines) rather than a key each.
  */
 import type { ReservationStatus } from '../engine/types.js';
 
@@ -22,8 +23,10 @@ export function createKeys(prefix: string) {
     audit: (productId: string) => `${product(productId)}audit`,
     /** The service's own ledger (used when no SETTLEMENT_URL is configured). */
     internalLedger: (productId: string) => `${product(productId)}ledger`,
-    line: (productId: string, customerId: string) => `${product(productId)}line:${customerId}`,
-    reservation: (productId: string, reservationId: string) => `${product(productId)}res:${reservationId}`,
+    /** Hash: customerId -> the line as JSON (lua/includes/lines.lua). */
+    lines: (productId: string) => `${product(productId)}lines`,
+    /** Hash: reservationId -> the reservation record as JSON (lua/includes/records.lua). */
+    records: (productId: string) => `${product(productId)}res`,
     idempotency: (productId: string, operation: IdempotentOperation, key: string) =>
       `${product(productId)}idem:${operation}:${key}`,
     /** Rate-limit windows (not quota state): per API key (a hash of it), per customer of a product. */

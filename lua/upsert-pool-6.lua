@@ -2,8 +2,12 @@
   Create, replace or patch a product pool's config. Counters (held,
   committed, settled) are always kept.
 
-  KEYS[1] pool hash          <prefix>:{p}:pool
-  KEYS[2] live holds zset    <prefix>:{p}:holds
+  KEYS[1] pool                 <prefix>:{p}:pool
+  KEYS[2] records              <prefix>:{p}:res
+  KEYS[3] lines                <prefix>:{p}:lines
+  KEYS[4] events               <prefix>:{p}:events
+  KEYS[5] status:held          <prefix>:{p}:status:held
+  KEYS[6] status:expired       <prefix>:{p}:status:expired
 
   ARGV[1] mode: 'put' (unlisted fields take their defaults) | 'patch' (only listed fields change)
   ARGV[2] reclaim limit
@@ -20,19 +24,21 @@
     PRODUCT_NOT_FOUND   patch of a product that does not exist
     INVALID_CONFIG      payload {field, reason}: the merged config is inconsistent
 ]]
---- @include "includes/util"
---- @include "includes/reclaim"
+--- @include "includes/reply"
+--- @include "includes/expiry"
 --- @include "includes/views"
 
 local DEFAULTS = {capacity = '0', minAmount = '1', maxAmount = '', holdTtlSeconds = '300',
   opensAt = '', closesAt = '', status = 'open', pauseReason = '', resumeAt = '',
   reserveTiers = '', reserveAmount = '0'}
 
-local poolKey, holdsKey, mode = KEYS[1], KEYS[2], ARGV[1]
+local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
+  expired = KEYS[6]}
+local mode = ARGV[1]
 local now = nowMs()
-reclaimDue(productPrefix(poolKey), poolKey, holdsKey, now, tonumber(ARGV[2]))
-local existing = loadPool(poolKey)
-if mode == 'patch' and not existing then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
+local _, expired = reclaimDue(k, now, tonumber(ARGV[2]))
+local existing = loadPool(k)
+if mode == 'patch' and not existing then return reply('PRODUCT_NOT_FOUND', now, {}, expired) end
 
 local config = {}
 for field, default in pairs(DEFAULTS) do
@@ -52,14 +58,14 @@ end
 
 local maxAmount = numOr(config.maxAmount, nil)
 if maxAmount and maxAmount < tonumber(config.minAmount) then
-  return reply('INVALID_CONFIG', now, {field = 'maxAmount', reason = 'maxAmount is below minAmount'}, false)
+  return reply('INVALID_CONFIG', now, {field = 'maxAmount', reason = 'maxAmount is below minAmount'}, expired)
 end
 local opensAt, closesAt = numOr(config.opensAt, nil), numOr(config.closesAt, nil)
 if opensAt and closesAt and closesAt <= opensAt then
-  return reply('INVALID_CONFIG', now, {field = 'closesAt', reason = 'closesAt is not after opensAt'}, false)
+  return reply('INVALID_CONFIG', now, {field = 'closesAt', reason = 'closesAt is not after opensAt'}, expired)
 end
 if tonumber(config.reserveAmount) > 0 and config.reserveTiers == '' then
-  return reply('INVALID_CONFIG', now, {field = 'priorityReserve', reason = 'a priority reserve needs at least one tier'}, false)
+  return reply('INVALID_CONFIG', now, {field = 'priorityReserve', reason = 'a priority reserve needs at least one tier'}, expired)
 end
 
 local args = {}
@@ -77,5 +83,5 @@ if not existing then
   args[#args + 1] = 'createdAt'
   args[#args + 1] = int(now)
 end
-redis.call('HSET', poolKey, unpack(args))
-return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(poolKey), now)}, false)
+redis.call('HSET', k.pool, unpack(args))
+return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(k), now)}, expired)

@@ -26,10 +26,16 @@
     line.drawn     = committed + settlement_unknown + settled - line.repaid
                      (reversals leave those sets and lower drawn; repayments are counted in repaid)
 
-  KEYS[1] pool hash     <prefix>:{p}:pool
-  KEYS[2] audit hash    <prefix>:{p}:audit   fields: settledCount, settledLast, settledSum,
-                        s:<customerId> (settled sum folded in, per customer), lineCursor, rotations
-  (status sets, reservation records and lines are built from the prefix: same slot)
+  KEYS[1] pool                       <prefix>:{p}:pool
+  KEYS[2] records                    <prefix>:{p}:res
+  KEYS[3] lines                      <prefix>:{p}:lines
+  KEYS[4] audit                      <prefix>:{p}:audit   fields: settledCount, settledLast, settledSum,
+                                     s:<customerId> (settled sum folded in, per customer), lineCursor,
+                                     rotations
+  KEYS[5] status:held                <prefix>:{p}:status:held
+  KEYS[6] status:committed           <prefix>:{p}:status:committed
+  KEYS[7] status:settlement_unknown  <prefix>:{p}:status:settlement_unknown
+  KEYS[8] status:settled             <prefix>:{p}:status:settled
 
   ARGV[1] settled records folded in per call at most (N)
   ARGV[2] live records compared at most (L); more: TOO_BUSY, no comparison
@@ -47,17 +53,16 @@
     PRODUCT_NOT_FOUND
   A mismatch is a record whose status field disagrees with the status set it is in ('missing': no record).
 ]]
---- @include "includes/util"
---- @include "includes/status"
+--- @include "includes/reply"
+--- @include "includes/records"
 
 local MISMATCHES_LISTED = 20
 
-local poolKey, auditKey = KEYS[1], KEYS[2]
+local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], audit = KEYS[4], held = KEYS[5],
+  committed = KEYS[6], settlement_unknown = KEYS[7], settled = KEYS[8]}
 local foldLimit, liveLimit, lineWindow = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = nowMs()
-if redis.call('EXISTS', poolKey) == 0 then return reply('PRODUCT_NOT_FOUND', now, {}, false) end
-local prefix = productPrefix(poolKey)
-local settledKey = statusKey(prefix, 'settled')
+if redis.call('EXISTS', k.pool) == 0 then return reply('PRODUCT_NOT_FOUND', now, {}, 0) end
 
 local mismatches, mismatchCount = {}, 0
 local function mismatch(reservationId, set, status)
@@ -74,28 +79,28 @@ local function addTo(t, k, v) t[k] = (t[k] or 0) + v end
 -- record's status. Returns the count read, their sum, per-customer sums, the
 -- last id read and how many entries the range held.
 local function readSettled(from, limit, untilNow)
-  local entries = redis.call('ZRANGE', settledKey, from, from + limit - 1, 'WITHSCORES')
+  local entries = redis.call('ZRANGE', k.settled, from, from + limit - 1, 'WITHSCORES')
   local n, sum, perCustomer, lastId = 0, 0, {}, nil
   for i = 1, #entries, 2 do
     if untilNow and tonumber(entries[i + 1]) >= now then break end
     local id = entries[i]
-    local r = redis.call('HMGET', reservationKey(prefix, id), 'status', 'committedAmount', 'customerId')
-    if untilNow and r[1] ~= 'settled' then mismatch(id, 'settled', r[1]) end
-    local amount = numOr(r[2], 0)
+    local r = loadRecord(k, id) or {}
+    if untilNow and r.status ~= 'settled' then mismatch(id, 'settled', r.status) end
+    local amount = numOr(r.committedAmount, 0)
     sum = sum + amount
-    if r[3] then addTo(perCustomer, r[3], amount) end
+    if r.customerId then addTo(perCustomer, r.customerId, amount) end
     n, lastId = n + 1, id
   end
   return n, sum, perCustomer, lastId, #entries / 2
 end
 
 -- 1. Fold settled records into the running sums, up to the limit.
-local count = numOr(redis.call('HGET', auditKey, 'settledCount'), 0)
+local count = numOr(redis.call('HGET', k.audit, 'settledCount'), 0)
 local reset = false
 if count > 0 then
-  local rank = redis.call('ZRANK', settledKey, redis.call('HGET', auditKey, 'settledLast') or '')
+  local rank = redis.call('ZRANK', k.settled, redis.call('HGET', k.audit, 'settledLast') or '')
   if rank == false or rank ~= count - 1 then
-    redis.call('UNLINK', auditKey)
+    redis.call('UNLINK', k.audit)
     count, reset = 0, true
   end
 end
@@ -103,11 +108,11 @@ end
 local folded, sum, perCustomer, lastId, read = readSettled(count, foldLimit, true)
 if folded > 0 then
   count = count + folded
-  redis.call('HINCRBY', auditKey, 'settledSum', int(sum))
+  redis.call('HINCRBY', k.audit, 'settledSum', int(sum))
   for customerId, amount in pairs(perCustomer) do
-    redis.call('HINCRBY', auditKey, 's:' .. customerId, int(amount))
+    redis.call('HINCRBY', k.audit, 's:' .. customerId, int(amount))
   end
-  redis.call('HSET', auditKey, 'settledCount', int(count), 'settledLast', lastId)
+  redis.call('HSET', k.audit, 'settledCount', int(count), 'settledLast', lastId)
 end
 
 local function progress(p)
@@ -119,63 +124,63 @@ local function progress(p)
   return p
 end
 
-local settledTotal = redis.call('ZCARD', settledKey)
+local settledTotal = redis.call('ZCARD', k.settled)
 local caughtUp = folded < read -- stopped at an entry scored at or after now
 if not caughtUp and folded == foldLimit and count < settledTotal then
-  local nextEntry = redis.call('ZRANGE', settledKey, count, count, 'WITHSCORES')
+  local nextEntry = redis.call('ZRANGE', k.settled, count, count, 'WITHSCORES')
   caughtUp = tonumber(nextEntry[2]) >= now
 end
 if not caughtUp and count < settledTotal then
-  return reply('BEHIND', now, progress({settledTotal = int(settledTotal)}), false)
+  return reply('BEHIND', now, progress({settledTotal = int(settledTotal)}), 0)
 end
 
 -- 2. Live records, in full, if few enough.
 local LIVE = {'held', 'committed', 'settlement_unknown'}
 local sizes, live = {}, 0
 for _, s in ipairs(LIVE) do
-  sizes[s] = redis.call('ZCARD', statusKey(prefix, s))
+  sizes[s] = redis.call('ZCARD', k[s])
   live = live + sizes[s]
 end
 if live > liveLimit then
   return reply('TOO_BUSY', now, progress({held = int(sizes.held), committed = int(sizes.committed),
-    settlement_unknown = int(sizes.settlement_unknown), limit = int(liveLimit)}), false)
+    settlement_unknown = int(sizes.settlement_unknown), limit = int(liveLimit)}), 0)
 end
 
 -- Settled entries scored at or after now (settled earlier in this same millisecond)
 -- are not folded in yet but are in the counters: add them for this comparison only.
 if settledTotal - count > foldLimit then
-  return reply('BEHIND', now, progress({settledTotal = int(settledTotal)}), false)
+  return reply('BEHIND', now, progress({settledTotal = int(settledTotal)}), 0)
 end
 local _, tailSum, tailPerCustomer = readSettled(count, foldLimit, false)
-local settledSum = numOr(redis.call('HGET', auditKey, 'settledSum'), 0) + tailSum
+local settledSum = numOr(redis.call('HGET', k.audit, 'settledSum'), 0) + tailSum
 
 local heldSum, liveCommittedSum = 0, 0
 local lineHeld, lineSettling, seen = {}, {}, {}
 for _, s in ipairs(LIVE) do
-  local ids = redis.call('ZRANGE', statusKey(prefix, s), 0, -1)
+  local ids = redis.call('ZRANGE', k[s], 0, -1)
   for i = 1, #ids do
-    local r = redis.call('HMGET', reservationKey(prefix, ids[i]), 'status', 'amount', 'committedAmount', 'customerId')
-    if r[1] ~= s then mismatch(ids[i], s, r[1]) end
-    local customerId = r[4]
+    local r = loadRecord(k, ids[i]) or {}
+    if r.status ~= s then mismatch(ids[i], s, r.status) end
+    local customerId = r.customerId
     if s == 'held' then
-      local amount = numOr(r[2], 0)
+      local amount = numOr(r.amount, 0)
       heldSum = heldSum + amount
       if customerId then addTo(lineHeld, customerId, amount) end
     else
-      local amount = numOr(r[3], 0)
+      local amount = numOr(r.committedAmount, 0)
       liveCommittedSum = liveCommittedSum + amount
       if customerId then addTo(lineSettling, customerId, amount) end
     end
     -- every customer with a record joins the line rotation
     if customerId and not seen[customerId] then
       seen[customerId] = true
-      redis.call('HSETNX', auditKey, 's:' .. customerId, '0')
+      redis.call('HSETNX', k.audit, 's:' .. customerId, '0')
     end
   end
 end
 
 -- 3. The pool, exactly.
-local p = redis.call('HMGET', poolKey, 'held', 'committed', 'settled')
+local p = redis.call('HMGET', k.pool, 'held', 'committed', 'settled')
 local pool = {
   {field = 'held', expected = int(heldSum), actual = int(numOr(p[1], 0))},
   {field = 'committed', expected = int(liveCommittedSum + settledSum), actual = int(numOr(p[2], 0))},
@@ -183,7 +188,7 @@ local pool = {
 }
 
 -- 4. A window of lines.
-local scan = redis.call('HSCAN', auditKey, redis.call('HGET', auditKey, 'lineCursor') or '0',
+local scan = redis.call('HSCAN', k.audit, redis.call('HGET', k.audit, 'lineCursor') or '0',
   'MATCH', 's:*', 'COUNT', lineWindow)
 local lines, linesChecked = {}, 0
 local function differs(customerId, field, expected, actual)
@@ -195,19 +200,20 @@ local fields = scan[2]
 for i = 1, #fields, 2 do
   local customerId = string.sub(fields[i], 3)
   local settledC = tonumber(fields[i + 1]) + (tailPerCustomer[customerId] or 0)
-  local l = redis.call('HMGET', lineKey(prefix, customerId), 'held', 'drawn', 'settling', 'repaid')
+  local json = redis.call('HGET', k.lines, customerId)
   linesChecked = linesChecked + 1
-  if not l[1] and not l[2] then
+  if not json then
     differs(customerId, 'exists', 1, 0)
   else
+    local l = cjson.decode(json)
     local settling = lineSettling[customerId] or 0
-    differs(customerId, 'held', lineHeld[customerId] or 0, numOr(l[1], 0))
-    differs(customerId, 'settling', settling, numOr(l[3], 0))
-    differs(customerId, 'drawn', settling + settledC - numOr(l[4], 0), numOr(l[2], 0))
+    differs(customerId, 'held', lineHeld[customerId] or 0, numOr(l.held, 0))
+    differs(customerId, 'settling', settling, numOr(l.settling, 0))
+    differs(customerId, 'drawn', settling + settledC - numOr(l.repaid, 0), numOr(l.drawn, 0))
   end
 end
-redis.call('HSET', auditKey, 'lineCursor', scan[1])
-if scan[1] == '0' then redis.call('HINCRBY', auditKey, 'rotations', 1) end
+redis.call('HSET', k.audit, 'lineCursor', scan[1])
+if scan[1] == '0' then redis.call('HINCRBY', k.audit, 'rotations', 1) end
 
 return reply('OK', now, progress({pool = pool, lines = lines, linesChecked = int(linesChecked),
-  rotationDone = scan[1] == '0' and '1' or '0', live = int(live)}), false)
+  rotationDone = scan[1] == '0' and '1' or '0', live = int(live)}), 0)

@@ -1,0 +1,346 @@
+/**
+ * The script catalogue: for each Lua script (lua/<name>-<keys>.lua, run as a
+ * function of the Functions library) its keys (by role, in KEYS order), its
+ * argument encoder, its reply decoder and the codes it may answer. The engine
+ * only looks entries up; test/script-catalogue.test.ts checks every entry
+ * against its Lua header and body.
+ */
+import { decodeAuditStep, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
+import type { IdempotentOperation, Keys } from '../redis/keys.js';
+import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
+import type {
+  LineConfig,
+  LineSnapshot,
+  Outcome,
+  PoolConfig,
+  PoolSnapshot,
+  RefusalCode,
+  Reservation,
+  ReservationStatus,
+  ScriptCode,
+  SettlementOutcome,
+} from './types.js';
+
+/** What a key is to a script; the Lua header names KEYS[i] by role (`status:<s>` is bound as `k.<s>`). */
+export type KeyRole = 'pool' | 'records' | 'lines' | 'events' | 'audit' | 'idempotency' | `status:${ReservationStatus}`;
+
+export type Arg = string | number;
+type Payload = Record<string, unknown>;
+
+/** A script's answer: {code, nowMs, replayed, payloadJson, holdsExpired} decoded once. */
+export interface ScriptReply {
+  code: ScriptCode;
+  now: number;
+  replayed: boolean;
+  payload: Payload;
+  holdsExpired: number;
+}
+
+/** Engine settings the argument encoders need. */
+export interface ScriptSettings {
+  reclaimLimit: number;
+  /** Stored 2xx answers (24 h). */
+  idempotencyTtlSeconds: number;
+  /** Stored refusals (IDEMPOTENCY_REFUSAL_TTL_SECONDS). */
+  idempotencyRefusalTtlSeconds: number;
+}
+
+export interface ScriptEntry<Req extends { productId: string }, Res> {
+  /** lua/<name>-<keys.length>.lua */
+  name: string;
+  keys: readonly KeyRole[];
+  /** The idempotency record's operation and key (for the `idempotency` role). */
+  idempotency?: (req: Req) => { operation: IdempotentOperation; key: string };
+  args: (req: Req, settings: ScriptSettings) => Arg[];
+  codes: readonly ScriptCode[];
+  decode: (reply: ScriptReply, req: Req) => Res;
+}
+
+/** KEYS for one call, in the entry's order. */
+export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Req, unknown>, req: Req, keys: Keys): string[] {
+  return entry.keys.map((role) => {
+    const p = req.productId;
+    if (role.startsWith('status:')) return keys.status(p, role.slice('status:'.length) as ReservationStatus);
+    switch (role) {
+      case 'pool':
+        return keys.pool(p);
+      case 'records':
+        return keys.records(p);
+      case 'lines':
+        return keys.lines(p);
+      case 'events':
+        return keys.events(p);
+      case 'audit':
+        return keys.audit(p);
+      case 'idempotency': {
+        if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
+        const { operation, key } = entry.idempotency(req);
+        return keys.idempotency(p, operation, key);
+      }
+    }
+    throw new Error(`${entry.name}: unknown key role ${role}`);
+  });
+}
+
+const entry = <Req extends { productId: string }, Res>(e: ScriptEntry<Req, Res>) => e;
+
+/** Ok codes -> value; any other code is a refusal with its context. */
+function outcome<T>(okCodes: readonly ScriptCode[], value: (p: Payload, r: ScriptReply) => T) {
+  return (r: ScriptReply, req: { productId: string }): Outcome<T> =>
+    okCodes.includes(r.code)
+      ? { ok: true, value: value(r.payload, r), now: r.now, replayed: r.replayed }
+      : {
+          ok: false,
+          code: r.code as RefusalCode,
+          context: decodeRefusalContext(req.productId, r.payload),
+          now: r.now,
+          replayed: r.replayed,
+        };
+}
+
+const reservationOf = (p: Payload) => decodeReservation(p.reservation as Payload);
+
+/** The keys every script that may expire a hold needs (includes/expiry.lua). */
+const RECLAIM_KEYS = ['pool', 'records', 'lines', 'events', 'status:held', 'status:expired'] as const;
+
+// ---- requests ------------------------------------------------------------
+
+export interface ProductRequest {
+  productId: string;
+}
+export interface UpsertPoolRequest extends ProductRequest {
+  mode: 'put' | 'patch';
+  config: Partial<PoolConfig>;
+}
+export interface UpsertLinesRequest extends ProductRequest {
+  lines: LineConfig[];
+}
+export interface LineRequest extends ProductRequest {
+  customerId: string;
+}
+export interface ReserveRequest extends ProductRequest {
+  customerId: string;
+  reservationId: string;
+  amount: number;
+  ttlSeconds?: number | undefined;
+  metadata?: Record<string, unknown> | undefined;
+  idempotencyKey: string;
+  fingerprint: string;
+}
+export interface ReservationRequest extends ProductRequest {
+  reservationId: string;
+}
+export interface CommitRequest extends ReservationRequest {
+  amount?: number | undefined;
+}
+export interface RepayRequest extends ProductRequest {
+  customerId: string;
+  amount: number;
+  idempotencyKey: string;
+  fingerprint: string;
+}
+export interface SettlementRequest extends ReservationRequest {
+  outcome: SettlementOutcome | 'attempt';
+  reason: string;
+  requiredStatus: 'settlement_unknown' | '';
+}
+export interface ReclaimRequest extends ProductRequest {
+  limit: number;
+}
+export interface AuditRequest extends ProductRequest {
+  options: AuditStepOptions;
+}
+
+// ---- encoders --------------------------------------------------------------
+
+const POOL_FIELD_ENCODERS: { [K in keyof PoolConfig]: (v: PoolConfig[K]) => [string, string][] } = {
+  capacity: (v) => [['capacity', String(v)]],
+  minAmount: (v) => [['minAmount', String(v)]],
+  maxAmount: (v) => [['maxAmount', v === null ? '' : String(v)]],
+  holdTtlSeconds: (v) => [['holdTtlSeconds', String(v)]],
+  opensAt: (v) => [['opensAt', v === null ? '' : String(v)]],
+  closesAt: (v) => [['closesAt', v === null ? '' : String(v)]],
+  status: (v) => [['status', v]],
+  pauseReason: (v) => [['pauseReason', v ?? '']],
+  resumeAt: (v) => [['resumeAt', v === null ? '' : String(v)]],
+  priorityReserve: (v) => [
+    ['reserveTiers', v ? v.tiers.join(',') : ''],
+    ['reserveAmount', v ? String(v.amount) : '0'],
+  ],
+};
+
+const encodePoolConfig = (config: Partial<PoolConfig>): string[] =>
+  (Object.keys(config) as (keyof PoolConfig)[])
+    .flatMap((k) => (POOL_FIELD_ENCODERS[k] as (v: unknown) => [string, string][])(config[k]))
+    .flat();
+
+// ---- the catalogue -----------------------------------------------------------
+
+export const SCRIPTS = {
+  upsertPool: entry({
+    name: 'upsert-pool',
+    keys: RECLAIM_KEYS,
+    args: (r: UpsertPoolRequest, s) => [r.mode, s.reclaimLimit, ...encodePoolConfig(r.config)],
+    codes: ['CREATED', 'UPDATED', 'PRODUCT_NOT_FOUND', 'INVALID_CONFIG'],
+    decode: (r, req) =>
+      outcome(['CREATED', 'UPDATED'], (p) => ({ created: r.code === 'CREATED', pool: decodePool(req.productId, p.pool as Payload) }))(
+        r,
+        req,
+      ),
+  }),
+
+  readPool: entry({
+    name: 'read-pool',
+    keys: RECLAIM_KEYS,
+    args: (_r: ProductRequest, s) => [s.reclaimLimit],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req): Outcome<PoolSnapshot> => outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
+  }),
+
+  upsertLines: entry({
+    name: 'upsert-lines',
+    keys: RECLAIM_KEYS,
+    args: (r: UpsertLinesRequest, s) => [
+      s.reclaimLimit,
+      ...r.lines.flatMap((l) => [l.customerId, String(l.limit), l.status, l.statusReason ?? '', l.tier ?? '']),
+    ],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req) =>
+      outcome(['OK'], (p) => ({
+        created: Number(p.created),
+        updated: Number(p.updated),
+        line: decodeLine(req.productId, p.line as Payload),
+      }))(r, req),
+  }),
+
+  readLine: entry({
+    name: 'read-line',
+    keys: RECLAIM_KEYS,
+    args: (r: LineRequest, s) => [r.customerId, s.reclaimLimit],
+    codes: ['OK', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
+    decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
+  }),
+
+  reserve: entry({
+    name: 'reserve',
+    keys: [...RECLAIM_KEYS, 'idempotency'],
+    idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: r.idempotencyKey }),
+    args: (r: ReserveRequest, s) => [
+      r.productId,
+      r.customerId,
+      r.reservationId,
+      r.amount,
+      r.ttlSeconds ?? '',
+      r.metadata ? JSON.stringify(r.metadata) : '',
+      r.fingerprint,
+      s.idempotencyTtlSeconds,
+      s.reclaimLimit,
+      r.idempotencyKey,
+      s.idempotencyRefusalTtlSeconds,
+    ],
+    codes: [
+      'OK',
+      'TTL_OUT_OF_RANGE',
+      'IDEMPOTENCY_KEY_REUSED',
+      'PRODUCT_NOT_FOUND',
+      'NO_CREDIT_LINE',
+      'PRODUCT_CLOSED',
+      'PRODUCT_PAUSED',
+      'PRODUCT_NOT_OPEN',
+      'ACCOUNT_PENDING_ACTIVATION',
+      'ACCOUNT_FROZEN',
+      'ACCOUNT_CLOSED',
+      'AMOUNT_OUT_OF_RANGE',
+      'CUSTOMER_LIMIT_EXCEEDED',
+      'POOL_EXHAUSTED',
+    ],
+    decode: (r, req): Outcome<Reservation> => outcome(['OK'], reservationOf)(r, req),
+  }),
+
+  commit: entry({
+    name: 'commit',
+    keys: [...RECLAIM_KEYS, 'status:committed'],
+    args: (r: CommitRequest) => [r.reservationId, r.amount ?? ''],
+    codes: [
+      'OK',
+      'PRODUCT_NOT_FOUND',
+      'RESERVATION_NOT_FOUND',
+      'RESERVATION_EXPIRED',
+      'RESERVATION_RELEASED',
+      'RESERVATION_ALREADY_COMMITTED',
+      'ACCOUNT_FROZEN',
+      'ACCOUNT_CLOSED',
+      'COMMIT_EXCEEDS_HOLD',
+    ],
+    decode: (r, req): Outcome<Reservation> => outcome(['OK'], reservationOf)(r, req),
+  }),
+
+  release: entry({
+    name: 'release',
+    keys: [...RECLAIM_KEYS, 'status:released'],
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK', 'PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RESERVATION_ALREADY_COMMITTED'],
+    decode: (r, req): Outcome<Reservation> => outcome(['OK'], reservationOf)(r, req),
+  }),
+
+  getReservation: entry({
+    name: 'get-reservation',
+    keys: RECLAIM_KEYS,
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK', 'PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND'],
+    decode: (r, req): Outcome<Reservation> => outcome(['OK'], reservationOf)(r, req),
+  }),
+
+  repay: entry({
+    name: 'repay',
+    keys: [...RECLAIM_KEYS, 'idempotency'],
+    idempotency: (r: RepayRequest) => ({ operation: 'repay', key: r.idempotencyKey }),
+    args: (r: RepayRequest, s) => [
+      r.customerId,
+      r.amount,
+      r.fingerprint,
+      s.idempotencyTtlSeconds,
+      s.reclaimLimit,
+      s.idempotencyRefusalTtlSeconds,
+    ],
+    codes: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
+    decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
+  }),
+
+  recordSettlement: entry({
+    name: 'record-settlement',
+    keys: [
+      ...RECLAIM_KEYS,
+      'status:committed',
+      'status:settlement_unknown',
+      'status:settled',
+      'status:reversed',
+    ],
+    args: (r: SettlementRequest) => [r.reservationId, r.outcome, r.reason, r.requiredStatus],
+    codes: ['OK', 'PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RESERVATION_STATE_CONFLICT'],
+    decode: (r, req) => outcome(['OK'], (p) => ({ reservation: reservationOf(p), changed: p.changed === '1' }))(r, req),
+  }),
+
+  reclaimExpired: entry({
+    name: 'reclaim-expired',
+    keys: [...RECLAIM_KEYS, 'status:released'],
+    args: (r: ReclaimRequest) => [r.limit],
+    codes: ['OK'],
+    decode: (r) => ({
+      reclaimed: Number(r.payload.reclaimed),
+      remaining: Number(r.payload.remaining),
+      purged: Number(r.payload.purged),
+    }),
+  }),
+
+  auditProduct: entry({
+    name: 'audit-product',
+    keys: ['pool', 'records', 'lines', 'audit', 'status:held', 'status:committed', 'status:settlement_unknown', 'status:settled'],
+    args: (r: AuditRequest) => [r.options.settledBatch, r.options.liveLimit, r.options.lineWindow],
+    codes: ['OK', 'BEHIND', 'TOO_BUSY', 'PRODUCT_NOT_FOUND'],
+    decode: (r): AuditStep => decodeAuditStep(r.code, r.now, r.payload),
+  }),
+} as const;
+
+export type ScriptCatalogue = typeof SCRIPTS;
+export type AnyScriptEntry = ScriptEntry<any, unknown>; // eslint-disable-line @typescript-eslint/no-explicit-any
