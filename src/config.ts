@@ -63,6 +63,13 @@ const schema = z.object({
   SETTLEMENT_LOCK_MS: int(1_000, 600_000).default(30_000),
   RELAY_INTERVAL_MS: int(100, 600_000).default(5_000),
   RELAY_GRACE_MS: int(0, 3_600_000).default(10_000),
+  // Stored refusals (409, 422 but IDEMPOTENCY_KEY_REUSED): the contract keeps them at least 1 hour; 2xx stay 24 h.
+  IDEMPOTENCY_REFUSAL_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(3_600, 'must be at least 3600 (the contract keeps stored refusals at least 1 hour)')
+    .max(86_400, 'must be at most 86400 (stored successes are kept 24 hours)')
+    .default(3_600),
 });
 
 export interface Config {
@@ -89,6 +96,8 @@ export interface Config {
   bodyLimitBytes: number;
   bulkLimitBytes: number;
   shutdownTimeoutMs: number;
+  /** How long a stored refusal answer is kept (seconds; 2xx answers: 24 h). */
+  idempotencyRefusalTtlSeconds: number;
   settlement: {
     timeoutMs: number;
     attempts: number;
@@ -137,6 +146,7 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     bulkLimitBytes: e.BULK_LIMIT_BYTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    idempotencyRefusalTtlSeconds: e.IDEMPOTENCY_REFUSAL_TTL_SECONDS,
     settlement: Object.freeze({
       timeoutMs: e.SETTLEMENT_TIMEOUT_MS,
       attempts: e.SETTLEMENT_ATTEMPTS,

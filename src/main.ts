@@ -49,6 +49,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     redis,
     keys,
     reclaimLimit: config.reclaimBatch,
+    idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
   });

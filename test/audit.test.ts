@@ -1,6 +1,6 @@
 /**
  * The continuous invariant audit (src/audit/invariantAudit.ts,
- * lua/audit-product-2.lua): zero violations after realistic and concurrent
+ * lua/audit-product-8.lua): zero violations after realistic and concurrent
  * flows (reserves, partial commits, releases, expiries, settlement settled /
  * reversed / unknown + resolve, repayments), even while the load runs; a
  * planted inconsistency reported with the right product and difference, by

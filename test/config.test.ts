@@ -27,3 +27,14 @@ describe('QUOTA_API_KEYS', () => {
     expect(() => parseConfig({ QUOTA_API_KEYS: value })).toThrow(/QUOTA_API_KEYS/);
   });
 });
+
+describe('IDEMPOTENCY_REFUSAL_TTL_SECONDS', () => {
+  it('defaults to one hour and takes longer values', () => {
+    expect(parseConfig({}).idempotencyRefusalTtlSeconds).toBe(3_600);
+    expect(parseConfig({ IDEMPOTENCY_REFUSAL_TTL_SECONDS: '7200' }).idempotencyRefusalTtlSeconds).toBe(7_200);
+  });
+
+  it.each(['3599', '0', '-1', 'abc', '1.5', '86401'])('refuses %s, naming the variable', (value) => {
+    expect(() => parseConfig({ IDEMPOTENCY_REFUSAL_TTL_SECONDS: value })).toThrow(/IDEMPOTENCY_REFUSAL_TTL_SECONDS/);
+  });
+});

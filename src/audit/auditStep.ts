@@ -1,5 +1,5 @@
 /**
- * One call of lua/audit-product-2.lua as TypeScript sees it: its options,
+ * One call of lua/audit-product-8.lua as TypeScript sees it: its options,
  * its typed answer, and the decoder the engine applies to the reply.
  */
 

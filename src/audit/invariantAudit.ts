@@ -1,7 +1,7 @@
 /**
  * The continuous invariant audit (CONTRACT.md invariant 3): a scheduled job,
  * one instance at a time, that recomputes every product's counters from its
- * reservation records and compares (lua/audit-product-2.lua). Incremental,
+ * reservation records and compares (lua/audit-product-8.lua). Incremental,
  * not sampled:
  *
  * - the pool is compared exactly, at one instant, on every run: settled

@@ -1,6 +1,6 @@
 /**
  * Turns script payloads (JSON objects whose numbers travel as strings, see
- * lua/includes/util.lua) into the domain types.
+ * lua/includes/numbers.lua) into the domain types.
  */
 import type {
   LineSnapshot,

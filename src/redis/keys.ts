@@ -19,7 +19,7 @@ export function createKeys(prefix: string) {
     status: (productId: string, status: ReservationStatus) => `${product(productId)}status:${status}`,
     /** Capped stream of every state transition of the product's reservations. */
     events: (productId: string) => `${product(productId)}events`,
-    /** The invariant audit's running settled sums, checkpoint and line cursor (lua/audit-product-2.lua). */
+    /** The invariant audit's running settled sums, checkpoint and line cursor (lua/audit-product-8.lua). */
     audit: (productId: string) => `${product(productId)}audit`,
     /** The service's own ledger (used when no SETTLEMENT_URL is configured). */
     internalLedger: (productId: string) => `${product(productId)}ledger`,
