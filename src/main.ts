@@ -54,6 +54,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     onHoldsExpired: metrics.holdsExpired,
   });
   await engine.loadScripts();
+  logger.info({ library: engine.library.name }, 'functions library loaded');
   const readiness = createReadiness(redis, engine);
 
   const s = config.settlement;
