@@ -1,7 +1,7 @@
 // The reserve as EVALSHA of the standalone script vs FCALL of the Functions
 // library, on a private redis-server (never the machine's 6379), with
 // redis-benchmark: fresh reservation id and idempotency key per call
-// (__rand_int__), -P 16, 50 clients. Prints rps and the µs per call Redis
+// (__rand_int__), -P 16, 50 clients, ROUNDS interleaved rounds. Prints rps and the µs per call Redis
 // spent (INFO commandstats). Optionally also an older reserve script given as
 // OLD_RESERVE=<file of a standalone EVAL script> with OLD_KEYS / OLD_ARGS (JSON arrays).
 // Usage: npx tsc -p tsconfig.bench.json && node bench/evalsha-vs-fcall.mjs [requests]
@@ -43,24 +43,42 @@ try {
     const row = r.stdout.trim().split('\n').filter((l) => l.startsWith('"') && !l.startsWith('"test"')).at(-1);
     return Number(row.match(/"([^"]*)"/g).map((f) => f.slice(1, -1)).at(-7));
   };
+  // CPU time of Redis's main thread (INFO cpu): unlike commandstats' wall µs it does not count time
+  // the thread waited for a core, so it holds on a busy, shared machine.
+  const cpuSeconds = async () => {
+    const info = await redis.info('cpu');
+    const f = (name) => Number(new RegExp(`^${name}:([0-9.]+)`, 'm').exec(info)[1]);
+    return f('used_cpu_sys_main_thread') + f('used_cpu_user_main_thread');
+  };
   const usecPerCall = async (command) => {
     const m = new RegExp(`^cmdstat_${command}:calls=(\\d+),usec=(\\d+)`, 'm').exec(await redis.info('commandstats'));
     return Number(m[2]) / Number(m[1]);
   };
   for (const v of variants) bench(v.args, Math.ceil(REQUESTS / 10)); // warm-up
-  const results = variants.map(() => ({ rps: [], usec: [] }));
-  for (let round = 0; round < 3; round++) {
+  const results = variants.map(() => ({ rps: [], usec: [], cpu: [] }));
+  const ROUNDS = Number(process.env.ROUNDS ?? 7);
+  for (let round = 0; round < ROUNDS; round++) {
     for (const [i, v] of variants.entries()) {
       await redis.config('RESETSTAT');
-      results[i].rps.push(bench(v.args, Math.ceil(REQUESTS / 3)));
+      const cpuBefore = await cpuSeconds();
+      const n = Math.ceil(REQUESTS / ROUNDS);
+      results[i].rps.push(bench(v.args, n));
+      results[i].cpu.push(((await cpuSeconds()) - cpuBefore) * 1e6 / n);
       results[i].usec.push(await usecPerCall(v.command));
     }
   }
-  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
-  console.log(`redis ${(await redis.info('server')).match(/redis_version:(\S+)/)[1]}, appendonly ${AOF ? 'yes (fsync always)' : 'no'}, ${REQUESTS} calls per variant in 3 interleaved rounds`);
-  console.log(`redis-benchmark -p <port> -n ${Math.ceil(REQUESTS / 3)} -c 50 -P 16 -r 1000000000 --csv <command>`);
+  // The machine is shared: the median and the minimum of interleaved rounds are the honest summaries.
+  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const min = (xs) => Math.min(...xs);
+  console.log(`redis ${(await redis.info('server')).match(/redis_version:(\S+)/)[1]}, appendonly ${AOF ? 'yes (fsync always)' : 'no'}, ${REQUESTS} calls per variant in ${ROUNDS} interleaved rounds`);
+  console.log(`redis-benchmark -p <port> -n ${Math.ceil(REQUESTS / ROUNDS)} -c 50 -P 16 -r 1000000000 --csv <command>`);
   for (const [i, v] of variants.entries()) {
-    console.log(`${v.name}: ${Math.round(mean(results[i].rps))} calls/s; ${mean(results[i].usec).toFixed(1)} µs per call in Redis (rounds: ${results[i].usec.map((u) => u.toFixed(1)).join(', ')})`);
+    const u = results[i].usec;
+    console.log(
+      `${v.name}: median ${Math.round(median(results[i].rps))} calls/s (best ${Math.round(Math.max(...results[i].rps))}); ` +
+        `Redis main-thread CPU µs per call: median ${median(results[i].cpu).toFixed(1)}, min ${min(results[i].cpu).toFixed(1)}; ` +
+        `commandstats wall µs per call: median ${median(u).toFixed(1)}, min ${min(u).toFixed(1)} (rounds: ${u.map((x) => x.toFixed(1)).join(', ')})`,
+    );
   }
   console.log(`command: ${variants.at(-1).args.map((a) => (a === '' ? "''" : a)).join(' ')}`);
 } finally {
