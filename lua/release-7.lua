@@ -30,5 +30,7 @@ if err then return reply(err, now, {}, expired) end
 if COMMITTED_STATES[res.status] then
   return reply('RESERVATION_ALREADY_COMMITTED', now, {reservation = res}, expired)
 end
-if res.status == 'held' then endHold(k, res, now, 'released', 'released by the client') end
+if res.status == 'held' then
+  return reply('OK', now, reservationPayload(endHold(k, res, now, 'released', 'released by the client')), expired)
+end
 return reply('OK', now, {reservation = res}, expired)

@@ -93,5 +93,5 @@ local reservation = {
   metadata = ARGV[6], attempts = '0', idempotencyKey = ARGV[10],
 }
 enterHeld(k, reservation, now)
-saveRecord(k, reservation)
-return storeAnswer(k, request, 'OK', now, {reservation = reservation}, expired)
+local json = saveRecord(k, reservation)
+return storeAnswer(k, request, 'OK', now, reservationPayload(json), expired)

@@ -11,14 +11,14 @@
 --- @include "includes/lines"
 --- @include "includes/statuses"
 
--- Ends a live hold (status released or expired) and saves the record.
+-- Ends a live hold (status released or expired) and saves the record; returns its JSON.
 local function endHold(k, record, now, newStatus, reason)
   local amount = tonumber(record.amount)
   moveStatus(k, record, newStatus, now, now, amount, reason)
   record.endedAt = int(now)
-  saveRecord(k, record)
   redis.call('HINCRBY', k.pool, 'held', -amount)
   addToLine(k, record.customerId, {held = -amount})
+  return saveRecord(k, record)
 end
 
 -- Expires at most `limit` due holds of this product (bounded work per call;

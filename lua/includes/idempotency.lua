@@ -24,7 +24,7 @@ local function storedAnswer(k, request, now, holdsExpired)
 end
 
 local function storeAnswer(k, request, code, now, payload, holdsExpired)
-  local json = cjson.encode(payload)
+  local json = type(payload) == 'string' and payload or cjson.encode(payload)
   local ttl = code == 'OK' and request.okTtl or request.refusalTtl
   redis.call('SET', k.idempotency, request.fingerprint .. '\n' .. code .. '\n' .. json, 'EX', ttl)
   return {code, int(now), '0', json, int(holdsExpired)}

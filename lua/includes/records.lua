@@ -12,6 +12,14 @@ local function loadRecord(k, reservationId)
   return cjson.decode(json)
 end
 
+-- Saves the record; returns its JSON, which replies reuse (reservationPayload) instead of encoding it again.
 local function saveRecord(k, record)
-  redis.call('HSET', k.records, record.reservationId, cjson.encode(record))
+  local json = cjson.encode(record)
+  redis.call('HSET', k.records, record.reservationId, json)
+  return json
+end
+
+-- The payload {reservation = <record>} from the record's stored JSON.
+local function reservationPayload(json)
+  return '{"reservation":' .. json .. '}'
 end
