@@ -1,6 +1,7 @@
 /**
  * Reads the quota state straight from Redis (never through the service):
- * pool hashes, every line of a product, and every reservation record, from
+ * pool hashes, every line of a product, and every reservation record (fields
+ * of one hash per product), from
  * which the counters are recomputed for the conservation audit.
  */
 import type { Redis } from 'ioredis';
@@ -35,42 +36,35 @@ export async function readPools(redis: Redis, keys: Keys, productIds: string[]):
 }
 
 /**
- * One SCAN pass over the `kind` hashes (lines or reservation records) of
- * some products, with a pipelined HMGET per batch of keys: a single product's
- * own pattern, or every product's when there are several (one pass over the
- * key space instead of one per product).
+ * Every field of the `kind` hash (lines or reservation records, JSON values;
+ * lua/includes/lines.lua, records.lua) of some products, HSCANned per product,
+ * with the given fields of each value.
  */
 async function scanProductHashes(
   redis: Redis,
   keys: Keys,
-  kind: 'line' | 'res',
+  kind: 'lines' | 'records',
   productIds: string[],
   fields: string[],
   each: (productId: string, id: string, values: (string | null)[]) => void,
 ): Promise<void> {
-  const wanted = new Set(productIds);
-  const match = productIds.length === 1 ? `${keys.prefix}:{${productIds[0]}}:${kind}:*` : `${keys.prefix}:{*}:${kind}:*`;
-  const layout = new RegExp(`^${keys.prefix.replace(/[.]/g, '\\.')}:\\{([^}]+)\\}:${kind}:(.*)$`);
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 10_000);
-    cursor = next;
-    const mine = found.map((key) => layout.exec(key)).filter((m): m is RegExpExecArray => m !== null && wanted.has(m[1]!));
-    if (mine.length === 0) continue;
-    const pipeline = redis.pipeline();
-    for (const m of mine) pipeline.hmget(m[0], ...fields);
-    const replies = (await pipeline.exec())!;
-    mine.forEach((m, i) => {
-      const [err, value] = replies[i]!;
-      if (err) throw err;
-      each(m[1]!, m[2]!, value as (string | null)[]);
-    });
-  } while (cursor !== '0');
+  for (const p of productIds) {
+    const hash = kind === 'lines' ? keys.lines(p) : keys.records(p);
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscan(hash, cursor, 'COUNT', 10_000);
+      cursor = next;
+      for (let i = 0; i < flat.length; i += 2) {
+        const value = JSON.parse(flat[i + 1]!) as Record<string, string | undefined>;
+        each(p, flat[i]!, fields.map((f) => value[f] ?? null));
+      }
+    } while (cursor !== '0');
+  }
 }
 
 export async function readLines(redis: Redis, keys: Keys, productIds: string[]): Promise<Map<string, Map<string, LineState>>> {
   const out = new Map<string, Map<string, LineState>>(productIds.map((p) => [p, new Map()]));
-  await scanProductHashes(redis, keys, 'line', productIds, ['limit', 'held', 'drawn', 'settling'], (p, customerId, v) => {
+  await scanProductHashes(redis, keys, 'lines', productIds, ['limit', 'held', 'drawn', 'settling'], (p, customerId, v) => {
     const [limit, held, drawn, settling] = v.map((x) => Number(x ?? 0));
     out.get(p)!.set(customerId, { limit: limit!, held: held!, drawn: drawn!, settling: settling! });
   });
@@ -100,7 +94,7 @@ export async function auditRecords(redis: Redis, keys: Keys, productIds: string[
     productIds.map((p) => [p, { records: 0, byStatus: {}, amountByStatus: {}, held: 0, committed: 0, settled: 0, lineHeld: new Map(), lineDrawn: new Map(), statusOf: new Map() }]),
   );
   const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
-  await scanProductHashes(redis, keys, 'res', productIds, ['status', 'amount', 'committedAmount', 'customerId'], (p, reservationId, v) => {
+  await scanProductHashes(redis, keys, 'records', productIds, ['status', 'amount', 'committedAmount', 'customerId'], (p, reservationId, v) => {
     const a = audits.get(p)!;
     const [status, amount, committedAmount, customerId] = v as [string, string, string, string];
     a.records++;
