@@ -5,8 +5,13 @@
  */
 import type { LineRow } from './types.js';
 
-/** A file path, a stream of NDJSON bytes (e.g. a Node Readable), or rows. */
-export type BulkSource = string | AsyncIterable<Uint8Array | string> | AsyncIterable<LineRow> | Iterable<LineRow>;
+/** A file path; NDJSON text or bytes (e.g. a Node Readable, or an array of lines each ending in a newline); or rows. */
+export type BulkSource =
+  | string
+  | AsyncIterable<Uint8Array | string>
+  | Iterable<Uint8Array | string>
+  | AsyncIterable<LineRow>
+  | Iterable<LineRow>;
 
 const CHUNK_BYTES = 64 * 1024;
 
@@ -16,7 +21,7 @@ export function isReplayable(source: BulkSource): boolean {
 }
 
 export function toBodyStream(source: BulkSource): ReadableStream<Uint8Array> {
-  const chunks = typeof source === 'string' ? fileBytes(source) : isByteStream(source) ? byteChunks(source) : rowChunks(source as AsyncIterable<LineRow> | Iterable<LineRow>);
+  const chunks = typeof source === 'string' ? fileBytes(source) : ndjsonChunks(source);
   const iterator = chunks[Symbol.asyncIterator]();
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -30,27 +35,24 @@ export function toBodyStream(source: BulkSource): ReadableStream<Uint8Array> {
   });
 }
 
-/** A Node Readable (or any byte stream): it has `pipe`, or yields strings/bytes rather than row objects. */
-function isByteStream(source: object): source is AsyncIterable<Uint8Array | string> {
-  return typeof (source as { pipe?: unknown }).pipe === 'function' || source instanceof ReadableStream;
-}
-
 async function* fileBytes(path: string): AsyncGenerator<Uint8Array> {
   // Loaded only when a path is given, so the rest of the client runs wherever fetch does.
   const { createReadStream } = await import('node:fs');
   for await (const chunk of createReadStream(path, { highWaterMark: CHUNK_BYTES })) yield chunk as Uint8Array;
 }
 
-async function* byteChunks(source: AsyncIterable<Uint8Array | string>): AsyncGenerator<Uint8Array> {
-  const encoder = new TextEncoder();
-  for await (const chunk of source) yield typeof chunk === 'string' ? encoder.encode(chunk) : chunk;
-}
-
-async function* rowChunks(rows: AsyncIterable<LineRow> | Iterable<LineRow>): AsyncGenerator<Uint8Array> {
+/** Bytes and strings pass as they are (already NDJSON); any other item is a row, one JSON line each. */
+async function* ndjsonChunks(items: AsyncIterable<unknown> | Iterable<unknown>): AsyncGenerator<Uint8Array> {
   const encoder = new TextEncoder();
   let pending = '';
-  for await (const row of rows) {
-    pending += `${JSON.stringify(row)}\n`;
+  for await (const item of items) {
+    if (item instanceof Uint8Array) {
+      if (pending) yield encoder.encode(pending);
+      pending = '';
+      yield item;
+      continue;
+    }
+    pending += typeof item === 'string' ? item : `${JSON.stringify(item)}\n`;
     if (pending.length >= CHUNK_BYTES) {
       yield encoder.encode(pending);
       pending = '';

@@ -177,6 +177,8 @@ function describeNetworkError(err: unknown): string {
   if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'no answer in time (timeout)';
   const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
   if (cause?.code) return `${cause.code}${cause.message ? `: ${cause.message}` : ''}`;
+  // undici says only "fetch failed"; the reason is in its cause (e.g. "bad port").
+  if (cause?.message) return cause.message;
   return err instanceof Error ? err.message : String(err);
 }
 
