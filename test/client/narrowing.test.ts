@@ -13,9 +13,10 @@ const run = promisify(execFile);
 const dir = 'test/client';
 const tsconfig = `${dir}/.tsconfig.narrowing.json`;
 const negative = `${dir}/.narrowing-unmarked.ts`;
+const readmeExample = `${dir}/.readme-example.ts`;
 
-async function tsc(file: string): Promise<{ code: number; output: string }> {
-  writeFileSync(tsconfig, JSON.stringify({ extends: '../../tsconfig.json', include: [], files: [file.replace(`${dir}/`, '')] }));
+async function tsc(...files: string[]): Promise<{ code: number; output: string }> {
+  writeFileSync(tsconfig, JSON.stringify({ extends: '../../tsconfig.json', include: [], files: files.map((f) => f.replace(`${dir}/`, '')) }));
   try {
     const { stdout } = await run('npx', ['tsc', '-p', tsconfig, '--noEmit'], { encoding: 'utf8' });
     return { code: 0, output: stdout };
@@ -28,10 +29,21 @@ async function tsc(file: string): Promise<{ code: number; output: string }> {
 afterAll(() => {
   rmSync(tsconfig, { force: true });
   rmSync(negative, { force: true });
+  rmSync(readmeExample, { force: true });
 });
 
-it('narrowed codes compile; a code the operation cannot answer is a type error', async () => {
-  const marked = await tsc(`${dir}/narrowing.fixture.ts`);
+/** The README's client example (the first ts block of its "Client library (TypeScript)" section). */
+function extractReadmeExample(): string {
+  const readme = readFileSync('README.md', 'utf8');
+  const section = readme.slice(readme.indexOf('## Client library (TypeScript)'));
+  const match = /```ts\n(import [\s\S]*?)```/.exec(section);
+  if (!match) throw new Error('no client example in the README');
+  return match[1]!;
+}
+
+it('narrowed codes compile (and the README example with them); a code the operation cannot answer is a type error', async () => {
+  writeFileSync(readmeExample, extractReadmeExample());
+  const marked = await tsc(`${dir}/narrowing.fixture.ts`, readmeExample);
   expect(marked.output).toBe('');
   expect(marked.code).toBe(0);
 
