@@ -66,6 +66,9 @@ describe('connection errors and exit codes', () => {
     expect(wrongPath.stderr).toMatch(/ROUTE_NOT_FOUND.*without \/v1/);
 
     expect((await quota(['product', 'frobnicate', p, ...conn])).code).toBe(2);
+    const help = await quota(['--help']);
+    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/Exit codes: 0 ok, 1 failure.*2 usage,\n3 auth.*4 not found, 5 unreachable/s)]);
+    expect(await quota(['--version'])).toMatchObject({ code: 0, stdout: '0.1.0\n' });
     expect((await quota(['product', 'pause', p, '--until', 'tomorrow', ...conn])).code).toBe(2);
   });
 });

@@ -3,6 +3,7 @@
  * argv with commander, runs one command and answers its exit code, writing
  * only to the Io it is given (so tests can call it in-process).
  */
+import { createRequire } from 'node:module';
 import { QuotaClientError } from '@quota-allocator/client';
 import { Command, CommanderError } from 'commander';
 import { brokenCallError } from './connection.js';
@@ -16,6 +17,8 @@ import { registerLoadtest } from './commands/loadtest.js';
 
 /** What each command's action answers: its exit code (0 when it returns nothing). */
 export type Action = (...args: any[]) => Promise<number | void>;
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const EXIT_CODES_HELP = `
 Exit codes: 0 ok, 1 failure (a refusal, rejected rows, a failed invariant), 2 usage,
@@ -31,6 +34,7 @@ export async function run(argv: string[], io: Io = processIo()): Promise<number>
     .option('--json', 'print one JSON document instead of text')
     .option('--lang <lang>', 'language of refusal texts: en or zh (Accept-Language)', 'en')
     .option('--retries <n>', 'retries after a lost connection, timeout or 503', '3')
+    .version(VERSION, '-V, --version')
     .addHelpText('after', EXIT_CODES_HELP)
     .exitOverride()
     .configureOutput({

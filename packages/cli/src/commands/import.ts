@@ -7,10 +7,10 @@
  * `<file>.rejected.ndjson` with their line numbers in the file.
  */
 import { appendFileSync, existsSync, writeFileSync } from 'node:fs';
-import type { QuotaClient } from '@quota-allocator/client';
+import { QuotaClientError, type QuotaClient } from '@quota-allocator/client';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { valueOf } from '../connection.js';
+import { brokenCallError, valueOf } from '../connection.js';
 import { CliError, EXIT } from '../exitCodes.js';
 import { emit, money, table, type Io } from '../io.js';
 import type { Registrar } from '../main.js';
@@ -95,17 +95,25 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
           progress?.update(sent);
         };
 
-        let chunk: FileRow[] = [];
-        for await (const row of readRows(file, run.format)) {
-          if (row.line < run.fromLine) continue;
-          chunk.push(row);
-          if (chunk.length >= run.chunkRows) {
-            await send(chunk);
-            chunk = [];
+        try {
+          let chunk: FileRow[] = [];
+          for await (const row of readRows(file, run.format)) {
+            if (row.line < run.fromLine) continue;
+            chunk.push(row);
+            if (chunk.length >= run.chunkRows) {
+              await send(chunk);
+              chunk = [];
+            }
           }
+          await send(chunk);
+        } catch (err) {
+          // Whatever stopped the import, say where to pick it up.
+          const failure = err instanceof CliError ? err : err instanceof QuotaClientError ? brokenCallError(err) : undefined;
+          if (!failure || opts.dryRun) throw err;
+          throw new CliError(`${failure.message}; rows before line ${nextLine} are in: resume with --from-line ${nextLine}`, failure.exitCode, { ...failure.details, nextLine });
+        } finally {
+          progress?.stop();
         }
-        await send(chunk);
-        progress?.stop();
 
         const seconds = (performance.now() - started) / 1000;
         const summary = {
