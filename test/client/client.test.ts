@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { QuotaClient, QuotaClientError, type Reservation } from '@quota-allocator/client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { uniqueId } from '../support/engineContext.js';
+import { createEngineContext, uniqueId } from '../support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext } from '../support/serviceContext.js';
 
 const svc = await startServiceContext();
@@ -167,15 +167,31 @@ describe('operator reads and actions (admin)', () => {
     expect(await admin.admin.events(p, 'nope')).toMatchObject({ ok: false, problem: { code: 'RESERVATION_NOT_FOUND' } });
   });
 
-  it('redrive answers 202 for a committed reservation', async () => {
-    const p = await product();
-    ok(await admin.admin.putLine(p, 'c1', { limit: 1_000 }));
-    const r = ok(await client.reserve(p, { customerId: 'c1', amount: 100 }));
-    ok(await client.commit(p, r.reservationId));
-    const answer = await admin.admin.redrive(p, r.reservationId);
-    // Settlement may already have finished (the internal ledger is fast): then the state conflict is the right answer.
-    if (answer.ok) expect(answer.status).toBe(202);
-    else expect(answer.problem.code).toBe('RESERVATION_STATE_CONFLICT');
+  it('with no settlement worker running (ROLE=api): redrive answers 202; resolve records the outcome of a settlement_unknown one', async () => {
+    const apiOnly = await startServiceContext({ ROLE: 'api' });
+    const engineContext = await createEngineContext(apiOnly.keyPrefix);
+    try {
+      const ops = new QuotaClient({ baseUrl: apiOnly.baseUrl, apiKey: ADMIN_KEY });
+      const p = uniqueId('p');
+      ok(await ops.admin.putProduct(p, { capacity: 10_000 }));
+      ok(await ops.admin.putLine(p, 'c1', { limit: 1_000 }));
+      const a = ok(await ops.reserve(p, { customerId: 'c1', amount: 100 }));
+      const b = ok(await ops.reserve(p, { customerId: 'c1', amount: 200 }));
+      ok(await ops.commit(p, a.reservationId));
+      ok(await ops.commit(p, b.reservationId));
+
+      const redriven = await ops.admin.redrive(p, a.reservationId);
+      expect(redriven).toMatchObject({ ok: true, status: 202, value: { reservation: { reservationId: a.reservationId, status: 'committed' } } });
+
+      expect((await engineContext.engine.recordSettlement(p, b.reservationId, 'unknown', 'ledger timed out')).ok).toBe(true);
+      const unknown = ok(await ops.admin.listReservations(p, 'settlement_unknown'));
+      expect(unknown.items.map((r) => r.reservationId)).toEqual([b.reservationId]);
+      expect(ok(await ops.admin.resolve(p, b.reservationId, 'reversed', 'the bank never received it'))).toMatchObject({ status: 'reversed' });
+      expect(ok(await ops.getProduct(p))).toMatchObject({ committed: 100 });
+    } finally {
+      await engineContext.close();
+      await apiOnly.stop();
+    }
   });
 });
 
