@@ -144,9 +144,16 @@ export async function runLoadtest(run: LoadtestRun) {
   const released = await releaseOutstanding(client, productId, book);
 
   const source = run.snapshotSource?.(customers.ids) ?? apiSnapshotSource(client, productId, customers.ids);
+  const reversed = book.committedCount > 0 ? await reversedAmount(client, productId, new Set(customers.ids)) : 0;
   const invariants: InvariantReport = await checkInvariants(
     source,
-    { held: [...book.outstanding.values()].reduce((s, a) => s + a, 0), committed: book.committedAmount, baseline: { held: baselinePool.held, committed: baselinePool.committed }, ownsProduct },
+    {
+      held: [...book.outstanding.values()].reduce((s, a) => s + a, 0),
+      committed: book.committedAmount,
+      reversed,
+      baseline: { held: baselinePool.held, committed: baselinePool.committed },
+      ownsProduct,
+    },
     samples,
   );
 
@@ -216,16 +223,28 @@ async function settleUnanswered(client: QuotaClient, productId: string, book: Bo
   for (const [key, draw] of book.reservesInFlight) {
     const answer = await client.reserve(productId, { customerId: draw.customerId, amount: draw.amount, ttlSeconds: 120, metadata: { loadtest: key.split('-')[0] } }, { idempotencyKey: key });
     n++;
-    if (answer.ok) book.granted_(answer.value.reservationId, draw.amount);
+    if (answer.ok) book.recordGrant(answer.value.reservationId, draw.amount);
   }
   book.reservesInFlight.clear();
   for (const [reservationId, { op, amount }] of book.followUpsInFlight) {
     const answer = op === 'commit' ? await client.commit(productId, reservationId) : await client.release(productId, reservationId);
     n++;
-    if (answer.ok) book.followedUp(op, reservationId, amount);
+    if (answer.ok) book.recordFollowUp(op, reservationId, amount);
   }
   book.followUpsInFlight.clear();
   return n;
+}
+
+/** What the deployment's ledger rejected of this run's commits (reversed: the quota came back). */
+async function reversedAmount(client: QuotaClient, productId: string, customers: Set<string>): Promise<number> {
+  let sum = 0;
+  let cursor: string | undefined;
+  do {
+    const page = valueOf(await client.admin.listReservations(productId, 'reversed', { limit: 500, ...(cursor ? { cursor } : {}) }), `reversed reservations of ${productId}`);
+    for (const r of page.items) if (customers.has(r.customerId)) sum += r.committedAmount;
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  return sum;
 }
 
 /** The holds still held when the run stopped: released, so the run leaves no quota behind. */
@@ -233,7 +252,7 @@ async function releaseOutstanding(client: QuotaClient, productId: string, book: 
   const ids = [...book.outstanding.keys()];
   for (const reservationId of ids) {
     const answer = await client.release(productId, reservationId);
-    if (answer.ok && answer.value.status !== 'held') book.followedUp('release', reservationId, 0);
+    if (answer.ok && answer.value.status !== 'held') book.recordFollowUp('release', reservationId, 0);
   }
   return ids.length;
 }

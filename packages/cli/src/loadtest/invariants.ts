@@ -31,6 +31,8 @@ export interface Grants {
   held: number;
   /** Committed by the load test. */
   committed: number;
+  /** Of that, reversed since by the deployment's ledger (a rejected settlement returns the quota). */
+  reversed?: number;
   /** Counters before the run (0 for a product the load test created). */
   baseline: { held: number; committed: number };
   /** Whether only this run's customers hold anything in the product (true for a product it created). */
@@ -76,10 +78,11 @@ export async function checkInvariants(source: SnapshotSource, grants: Grants, sa
 
   const heldDelta = pool.held - grants.baseline.held;
   const committedDelta = pool.committed - grants.baseline.committed;
+  const reversed = grants.reversed ?? 0;
   checks.push({
     name: 'pool counters equal the grants',
-    ok: heldDelta === grants.held && committedDelta === grants.committed,
-    detail: `held ${heldDelta} (granted and still held: ${grants.held}), committed ${committedDelta} (committed by the run: ${grants.committed})`,
+    ok: heldDelta === grants.held && committedDelta === grants.committed - reversed,
+    detail: `held ${heldDelta} (granted and still held: ${grants.held}), committed ${committedDelta} (committed by the run: ${grants.committed}${reversed ? `, reversed by the ledger since: ${reversed}` : ''})`,
   });
 
   if (grants.ownsProduct) {

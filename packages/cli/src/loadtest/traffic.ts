@@ -57,11 +57,11 @@ export function createBook() {
       this.answers++;
       this.answersByCode[label] = (this.answersByCode[label] ?? 0) + 1;
     },
-    granted_(reservationId: string, amount: number) {
+    recordGrant(reservationId: string, amount: number) {
       this.granted++;
       this.outstanding.set(reservationId, amount);
     },
-    followedUp(op: 'release' | 'commit', reservationId: string, amount: number) {
+    recordFollowUp(op: 'release' | 'commit', reservationId: string, amount: number) {
       if (!this.outstanding.delete(reservationId)) return;
       if (op === 'release') this.released++;
       else {
@@ -122,7 +122,7 @@ export function trafficRequests(plan: TrafficPlan, book: Book): autocannon.Reque
       book.count(labelOf(status, body, 'reserve'));
       if (status === 201) {
         const reservationId = (JSON.parse(body) as { reservationId: string }).reservationId;
-        book.granted_(reservationId, draw.amount);
+        book.recordGrant(reservationId, draw.amount);
         const op = Math.random() < plan.commitRatio ? 'commit' : 'release';
         ctx.followUp = { op, reservationId, amount: draw.amount };
       } else {
@@ -150,7 +150,7 @@ export function trafficRequests(plan: TrafficPlan, book: Book): autocannon.Reque
       }
       book.followUpsInFlight.delete(next.reservationId);
       book.count(labelOf(status, body, next.op));
-      if (status === 200) book.followedUp(next.op, next.reservationId, next.amount);
+      if (status === 200) book.recordFollowUp(next.op, next.reservationId, next.amount);
     },
   };
 
