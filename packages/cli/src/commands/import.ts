@@ -21,6 +21,7 @@ interface ImportOptions {
   format?: string;
   fromLine: string;
   chunkRows: string;
+  parallel: string;
   rejects?: string;
   checkpoint?: string;
   dryRun?: boolean;
@@ -39,6 +40,7 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
     .option('--format <format>', 'ndjson or csv (default: from the file name)')
     .option('--from-line <n>', 'resume: start at this line of the file (from the last checkpoint)', '1')
     .option('--chunk-rows <n>', 'rows per bulk request (each chunk is one checkpoint)', '5000')
+    .option('--parallel <n>', 'bulk requests in flight at once', '2')
     .option('--rejects <path>', 'where rejected rows are written (default <file>.rejected.ndjson)')
     .option('--checkpoint <path>', 'where the checkpoint is written (default <file>.checkpoint.json)')
     .option('--dry-run', 'check every row locally as the service would; send nothing')
@@ -52,6 +54,7 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
           format: formatOf(file, opts.format),
           fromLine: positiveInt(opts.fromLine, '--from-line'),
           chunkRows: positiveInt(opts.chunkRows, '--chunk-rows'),
+          parallel: positiveInt(opts.parallel, '--parallel'),
           rejectsFile: opts.rejects ?? `${file}.rejected.ndjson`,
           checkpointFile: opts.checkpoint ?? `${file}.checkpoint.json`,
         };
@@ -72,27 +75,31 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
           appendFileSync(run.rejectsFile, `${JSON.stringify(r)}\n`);
         };
 
-        const send = async (chunk: FileRow[]) => {
-          if (chunk.length === 0) return;
-          const last = chunk[chunk.length - 1]!.line;
-          if (client) {
-            const summary = await sendChunk(client, productId, chunk);
-            upserted += summary.upserted;
-            for (const r of summary.rejected) reject(r);
-          } else {
-            for (const row of chunk) {
-              const problem = checkRow(row.text);
-              if (problem) reject({ line: row.line, code: 'INVALID_REQUEST', detail: problem });
-              else upserted++;
-            }
-          }
+        // A chunk's result is booked, and the checkpoint moved past it, only once every
+        // earlier chunk is booked too: chunks go out `--parallel` at a time, but the
+        // checkpoint never skips a chunk that has not landed.
+        const book = (chunk: FileRow[], summary: { upserted: number; rejected: Rejection[] }) => {
+          upserted += summary.upserted;
+          for (const r of summary.rejected) reject(r);
           sent += chunk.length;
-          nextLine = last + 1;
+          nextLine = chunk[chunk.length - 1]!.line + 1;
           if (client) {
             writeFileSync(run.checkpointFile, `${JSON.stringify({ productId, file, nextLine, upserted, rejected, at: new Date().toISOString() })}\n`);
             if (!progress) io.stderr.write(`checkpoint: ${sent} rows sent, resume with --from-line ${nextLine}\n`);
           }
           progress?.update(sent);
+        };
+        const inFlight: { chunk: FileRow[]; answer: Promise<{ upserted: number; rejected: Rejection[] }> }[] = [];
+        const bookOldest = async () => {
+          const oldest = inFlight.shift()!;
+          book(oldest.chunk, await oldest.answer);
+        };
+        const send = async (chunk: FileRow[]) => {
+          if (chunk.length === 0) return;
+          const answer = client ? sendChunk(client, productId, chunk) : Promise.resolve(checkLocally(chunk));
+          answer.catch(() => {}); // awaited in order by bookOldest; this only keeps a later chunk's failure from being "unhandled" meanwhile
+          inFlight.push({ chunk, answer });
+          if (inFlight.length >= run.parallel) await bookOldest();
         };
 
         try {
@@ -106,6 +113,7 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
             }
           }
           await send(chunk);
+          while (inFlight.length > 0) await bookOldest();
         } catch (err) {
           // Whatever stopped the import, say where to pick it up.
           const failure = err instanceof CliError ? err : err instanceof QuotaClientError ? brokenCallError(err) : undefined;
@@ -141,6 +149,16 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
         return rejected > 0 ? EXIT.FAILURE : EXIT.OK;
       }),
     );
+}
+
+/** --dry-run: the contract's row rules, checked here. */
+function checkLocally(chunk: FileRow[]): { upserted: number; rejected: Rejection[] } {
+  const rejected: Rejection[] = [];
+  for (const row of chunk) {
+    const problem = checkRow(row.text);
+    if (problem) rejected.push({ line: row.line, code: 'INVALID_REQUEST', detail: problem });
+  }
+  return { upserted: chunk.length - rejected.length, rejected };
 }
 
 /** One chunk through the bulk route; the answer's line numbers (of the body) mapped back to the file's. */
