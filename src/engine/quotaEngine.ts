@@ -123,11 +123,10 @@ export function createQuotaEngine({
 
     /** PUT (replace config, defaults for what is not given) or PATCH (only what is given). */
     async upsertProduct(productId: string, config: Partial<PoolConfig>, mode: 'put' | 'patch') {
-      await redis.sadd(keys.productIndex(), productId);
       const fields = (Object.keys(config) as (keyof PoolConfig)[]).flatMap((k) =>
         (POOL_FIELD_ENCODERS[k] as (v: unknown) => [string, string][])(config[k]),
       );
-      return run(
+      const outcome = await run(
         productId,
         'upsert-pool',
         [keys.pool(productId), keys.status(productId, 'held')],
@@ -135,6 +134,10 @@ export function createQuotaEngine({
         (p, code) => ({ created: code === 'CREATED', pool: decodePool(productId, p.pool as Payload) }),
         ['CREATED', 'UPDATED'],
       );
+      // Indexed only once the product exists: a PATCH of a missing product or a refused PUT adds nothing.
+      // (Every successful PUT or PATCH re-adds it, so a crash between the two is healed by the next one.)
+      if (outcome.ok) await redis.sadd(keys.productIndex(), productId);
+      return outcome;
     },
 
     readPool(productId: string): Promise<Outcome<PoolSnapshot>> {

@@ -13,6 +13,7 @@ import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
+import { routeFallback } from './routeFallback.js';
 import type { RateLimits } from './rateLimits.js';
 import type { Readiness } from './readiness.js';
 import { createJsonBodyReader, HttpProblem } from './respond.js';
@@ -172,6 +173,11 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));
 
+  // OPTIONS is not answered by express's automatic handler (which would list
+  // a path's methods to anyone): it takes the fallback, 401 first.
+  const fallback = routeFallback(app, requireRole);
+  app.use((req, res, next) => (req.method === 'OPTIONS' ? fallback(req, res, next) : next()));
+
   // The commit is durable once the script answers; if enqueueing fails or is
   // slow, the outbox relay enqueues it later, so the client still gets its 200,
   // and never waits more than ENQUEUE_WAIT_MS for the queue.
@@ -189,9 +195,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
   app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));
 
-  app.use((req, res) => {
-    sendProblem(res, problem('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`));
-  });
+  app.use(fallback);
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     // Answered already by the deadline: the route's late result has nowhere to go.

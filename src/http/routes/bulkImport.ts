@@ -10,6 +10,7 @@ import { Router, type Request } from 'express';
 import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { LineConfig } from '../../engine/types.js';
 import type { RequireRole } from '../auth.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../jsonDepth.js';
 import { problem } from '../problems.js';
 import { HttpProblem, parse, sendOutcome } from '../respond.js';
 import { bulkLineRow, productParams } from '../schemas.js';
@@ -80,7 +81,13 @@ export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, 
   return router;
 }
 
+/**
+ * One row: its own JSON value, checked like a request body (nesting limit
+ * first, then the schema). Whatever goes wrong with a row makes it a rejected
+ * row, never an error for the whole import.
+ */
 function parseRow(text: string, line: number): LineConfig | Rejection {
+  if (jsonDepthExceeds(text)) return { line, code: 'INVALID_REQUEST', detail: `the line is nested deeper than ${MAX_JSON_DEPTH} levels` };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -90,7 +97,8 @@ function parseRow(text: string, line: number): LineConfig | Rejection {
   try {
     return parse(bulkLineRow, value, 'body');
   } catch (err) {
-    return { line, code: 'INVALID_REQUEST', detail: (err as HttpProblem).body.detail.replace(/body\./g, '') };
+    const detail = err instanceof HttpProblem ? err.body.detail.replace(/body\./g, '') : 'the line could not be read';
+    return { line, code: 'INVALID_REQUEST', detail };
   }
 }
 
