@@ -5,6 +5,7 @@
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { Outcome } from '../engine/types.js';
+import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
 import { describeRefusal, problem, sendProblem, type ErrorCode, type Problem, type ProblemOptions } from './problems.js';
 
@@ -70,6 +71,14 @@ export function idempotencyKeyOf(req: Request, schema: z.ZodType<string>): strin
   return parse(schema, req.get('Idempotency-Key'), 'header.Idempotency-Key');
 }
 
+/** The contract's default for BODY_TIMEOUT_MS. */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+
+/** 408: the body did not arrive in time; nothing was done. */
+export function bodyTimedOut(timeoutMs: number): HttpProblem {
+  return new HttpProblem(problem('REQUEST_TIMEOUT', `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`));
+}
+
 export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
 
 const JSON_TYPES = ['application/json', 'application/*+json'];
@@ -81,7 +90,7 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * is not declared JSON is a 400 (ignoring it would turn `{ amount }` sent as
  * a form into a commit of the whole hold).
  */
-export function createJsonBodyReader(limitBytes: number): JsonBodyReader {
+export function createJsonBodyReader(limitBytes: number, bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS): JsonBodyReader {
   const json = express.json({
     limit: limitBytes,
     strict: true,
@@ -98,13 +107,15 @@ export function createJsonBodyReader(limitBytes: number): JsonBodyReader {
       const message = 'must be application/json when a body is sent';
       return Promise.reject(invalid(`header.Content-Type: ${message}`, [{ field: 'header.Content-Type', message }]));
     }
-    return new Promise((resolve, reject) => {
-      json(req, res, (err?: unknown) => {
-        if ((err as { type?: string } | undefined)?.type === 'entity.verify.failed') reject(tooDeep('body'));
-        else if (err) reject(err);
-        else resolve(req.body);
+    const read = () =>
+      new Promise<unknown>((resolve, reject) => {
+        json(req, res, (err?: unknown) => {
+          if ((err as { type?: string } | undefined)?.type === 'entity.verify.failed') reject(tooDeep('body'));
+          else if (err) reject(err);
+          else resolve(req.body);
+        });
       });
-    });
+    return withBodyTimeout(res, bodyTimeoutMs, read, () => bodyTimedOut(bodyTimeoutMs));
   };
 }
 

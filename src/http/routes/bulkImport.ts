@@ -12,7 +12,7 @@ import type { LineConfig } from '../../engine/types.js';
 import type { RequireRole } from '../auth.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../jsonDepth.js';
 import { problem } from '../problems.js';
-import { HttpProblem, parse, sendOutcome } from '../respond.js';
+import { bodyTimedOut, DEFAULT_BODY_TIMEOUT_MS, HttpProblem, parse, sendOutcome } from '../respond.js';
 import { bulkLineRow, productParams } from '../schemas.js';
 
 const BATCH_SIZE = 500;
@@ -26,7 +26,12 @@ interface Rejection {
   detail: string;
 }
 
-export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, bulkLimitBytes: number): Router {
+export function bulkImportRoutes(
+  engine: QuotaEngine,
+  requireRole: RequireRole,
+  bulkLimitBytes: number,
+  bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS,
+): Router {
   const router = Router();
 
   router.post('/v1/products/:productId/customers\\:bulk', requireRole('admin'), async (req, res) => {
@@ -56,7 +61,7 @@ export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, 
 
     let batch: { line: number; row: LineConfig }[] = [];
     let lineNumber = 0;
-    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes), crlfDelay: Infinity })) {
+    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes, bodyTimeoutMs), crlfDelay: Infinity })) {
       lineNumber++;
       // Spreadsheet exports often start the file with a UTF-8 byte order mark.
       const text = lineNumber === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
@@ -106,16 +111,37 @@ function tooLarge(limit: number): HttpProblem {
   return new HttpProblem(problem('PAYLOAD_TOO_LARGE', `a bulk import body may be at most ${limit} bytes`));
 }
 
-/** Passes the body through, failing with 413 once more than `limit` bytes arrived. */
-function limitBytes(req: Request, limit: number): Transform {
+/**
+ * Passes the body through, failing with 413 once more than `limit` bytes
+ * arrived, and with 408 when no byte arrived for `idleMs` (a bulk body may
+ * stream for long, but not stall: rows before the stall have landed and are
+ * safe to send again, an upsert being idempotent).
+ */
+function limitBytes(req: Request, limit: number, idleMs: number): Transform {
   let seen = 0;
+  let idle: NodeJS.Timeout | undefined;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      armIdle();
       seen += chunk.length;
       if (seen > limit) return done(tooLarge(limit));
       done(null, chunk);
     },
+    flush(done) {
+      clearTimeout(idle);
+      done();
+    },
   });
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      req.res?.setHeader('Connection', 'close');
+      req.res?.once('finish', () => req.destroy());
+      counter.destroy(bodyTimedOut(idleMs));
+    }, idleMs);
+  };
+  armIdle();
+  counter.on('close', () => clearTimeout(idle));
   req.on('error', (err) => counter.destroy(err));
   return req.pipe(counter);
 }
