@@ -9,8 +9,8 @@
  * afterwards the books add up: the pool counters equal the sums of the
  * reservation records and the service's own invariant audit finds nothing.
  *
- * Replay a failure with FUZZ_SEED=<seed printed below> (and FUZZ_PATH to
- * shrink to a known path). FUZZ_RUNS sets the case count (default 2,500).
+ * Replay a failure with FUZZ_SEED=<seed printed below> (fast-check then
+ * prints the shrunk counterexample). FUZZ_RUNS sets the case count (default 3,000).
  */
 import { request as httpRequest, Agent } from 'node:http';
 import { gzipSync } from 'node:zlib';
@@ -27,7 +27,7 @@ import { listAll, waitFor } from './settlement-helpers.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
-const RUNS = Number(process.env.FUZZ_RUNS ?? 2_500);
+const RUNS = Number(process.env.FUZZ_RUNS ?? 3_000);
 const BODY_TIMEOUT_MS = 1_500;
 /** The contract's bound for an answer, from the full request. */
 const ANSWER_BOUND_MS = 2_000;
