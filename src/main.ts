@@ -30,7 +30,7 @@ export interface RunningService {
   port: number | undefined;
   redisUrl: string;
   /** Re-reads QUOTA_API_KEYS_FILE (SIGHUP); true when new keys are in force. */
-  reloadApiKeys(): boolean;
+  reloadApiKeys(reason?: string): boolean;
   stop(): Promise<void>;
 }
 
@@ -188,7 +188,7 @@ async function main(): Promise<void> {
   // Key rotation without a restart: SIGHUP re-reads QUOTA_API_KEYS_FILE.
   process.on('SIGHUP', () => {
     if (!config.apiKeysFile) logger.warn('SIGHUP: no QUOTA_API_KEYS_FILE to re-read; the keys stay');
-    else service.reloadApiKeys();
+    else service.reloadApiKeys('SIGHUP');
   });
 }
 

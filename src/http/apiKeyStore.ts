@@ -11,8 +11,8 @@ import type { Logger } from '../logger.js';
 
 export interface ApiKeyStore {
   current(): readonly ApiKey[];
-  /** Re-reads the keys file (no file: nothing to do); true when new keys are in force. */
-  reload(): boolean;
+  /** Re-reads the keys file (no file: nothing to do); true when new keys are in force. `reason` goes to the log. */
+  reload(reason?: string): boolean;
   close(): void;
 }
 
@@ -20,22 +20,22 @@ export function createApiKeyStore(options: { initial: readonly ApiKey[]; file?: 
   const { file, logger } = options;
   let keys = options.initial;
 
-  function reload(): boolean {
+  function reload(reason = 'asked'): boolean {
     if (!file) return false;
     try {
       const next = parseApiKeys(readFileSync(file, 'utf8'), 'QUOTA_API_KEYS_FILE');
       keys = next;
-      logger.info({ file, keys: next.map((k) => `${k.role}:${k.name}`) }, 'API keys reloaded');
+      logger.info({ file, reason, keys: next.map((k) => `${k.role}:${k.name}`) }, 'API keys reloaded');
       return true;
     } catch (err) {
-      logger.error({ file, reason: (err as Error).message }, 'API keys file not reloaded; the keys in force stay');
+      logger.error({ file, reason, error: (err as Error).message }, 'API keys file not reloaded; the keys in force stay');
       return false;
     }
   }
 
   if (file) {
     watchFile(file, { interval: options.pollMs ?? 2_000, persistent: false }, (now, before) => {
-      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload();
+      if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) reload('file changed');
     });
   }
 
