@@ -155,3 +155,46 @@ describe('BODY_TIMEOUT_MS and the answer deadline', () => {
     expect(await held(p)).toBe(0);
   }, 40_000);
 });
+
+describe('load shedding and slow uploads', () => {
+  it('uploads still arriving do not count as in flight: 100 stalled bodies do not make SHED_MAX_IN_FLIGHT=20 shed real traffic', async () => {
+    const config = parseConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      REDIS_URL: inject('redisUrl'),
+      KEY_PREFIX: uniqueId('shed'),
+      QUOTA_API_KEYS: `admin:${ADMIN},client:${CLIENT}`,
+      BODY_TIMEOUT_MS: '3000',
+      SHED_MAX_IN_FLIGHT: '20',
+      ROLE: 'api',
+      LOG_LEVEL: 'silent',
+    });
+    const shedding = await startService(config, pino({ level: 'silent' }));
+    const url = `http://127.0.0.1:${shedding.port}`;
+    const sockets: Socket[] = [];
+    try {
+      const p = uniqueId('p');
+      const adminHeaders = { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' };
+      expect((await fetch(`${url}/v1/products/${p}`, { method: 'PUT', headers: adminHeaders, body: '{"capacity":100}' })).status).toBe(201);
+      expect((await fetch(`${url}/v1/products/${p}/customers/c1`, { method: 'PUT', headers: adminHeaders, body: '{"limit":100}' })).status).toBe(201);
+      for (let i = 0; i < 100; i++) {
+        const s = connect(shedding.port!, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('connect', () =>
+          s.write(`POST /v1/products/${p}/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${CLIENT}\r\nContent-Type: application/json\r\nIdempotency-Key: ${uniqueId('k')}\r\nContent-Length: 40\r\n\r\n{"cu`),
+        );
+        sockets.push(s);
+      }
+      await sleep(500);
+      const res = await fetch(`${url}/v1/products/${p}/reservations`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${CLIENT}`, 'content-type': 'application/json', 'idempotency-key': uniqueId('k') },
+        body: JSON.stringify({ customerId: 'c1', amount: 2 }),
+      });
+      expect(res.status, await res.text()).toBe(201);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await shedding.stop();
+    }
+  }, 20_000);
+});

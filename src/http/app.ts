@@ -14,7 +14,7 @@ import { createAuth, type RequireRole } from './auth.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
-import { REQUEST_DEADLINE_MS, requestDeadline } from './deadline.js';
+import { REQUEST_DEADLINE_MS, requestDeadline, type InFlightSlot } from './deadline.js';
 import type { RateLimits } from './rateLimits.js';
 import type { Readiness } from './readiness.js';
 import { createJsonBodyReader, HttpProblem } from './respond.js';
@@ -91,9 +91,23 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
       return sendProblem(res, problem('UNAVAILABLE', 'this instance is shedding load; retry shortly'), { retryAfterSeconds: 1 });
     }
     inFlight++;
+    let counted = true;
     let done = false;
+    // While its body is still arriving a request costs a socket, not work: it
+    // does not count, so idle slow uploads cannot make the instance shed real traffic.
+    const slot: InFlightSlot = {
+      release: () => {
+        if (counted && !done) inFlight--;
+        counted = false;
+      },
+      reacquire: () => {
+        if (!counted && !done) inFlight++;
+        counted = true;
+      },
+    };
+    res.locals.inFlightSlot = slot;
     const finish = () => {
-      if (!done) inFlight--;
+      if (!done && counted) inFlight--;
       done = true;
     };
     res.on('finish', finish);

@@ -17,6 +17,12 @@ import { problem, sendProblem } from './problems.js';
  */
 export const REQUEST_DEADLINE_MS = 1_800;
 
+/** A request's place in the load-shedding count (app.ts shedLoad), given up while its body arrives. */
+export interface InFlightSlot {
+  release(): void;
+  reacquire(): void;
+}
+
 interface DeadlineControl {
   pause(): void;
   restart(): void;
@@ -62,7 +68,9 @@ export function requestDeadline(ms: number): express.RequestHandler {
  */
 export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () => Promise<T>, late: () => unknown): Promise<T> {
   const deadline = res.locals.deadline as DeadlineControl | undefined;
+  const slot = res.locals.inFlightSlot as InFlightSlot | undefined;
   deadline?.pause();
+  slot?.release();
   return new Promise<T>((resolve, reject) => {
     let settled = false;
     const timer = setTimeout(() => {
@@ -77,6 +85,7 @@ export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () =>
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        slot?.reacquire();
         deadline?.restart();
         resolve(value);
       },
