@@ -76,8 +76,9 @@ export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () =>
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
+      // Node closes the connection once this answer is out (the rest of the body is not read);
+      // destroying the socket at once could reset it before the client has read the 408.
       res.setHeader('Connection', 'close');
-      res.once('finish', () => res.req.destroy());
       reject(late());
     }, timeoutMs);
     read().then(

@@ -136,7 +136,6 @@ function limitBytes(req: Request, limit: number, idleMs: number): Transform {
     clearTimeout(idle);
     idle = setTimeout(() => {
       req.res?.setHeader('Connection', 'close');
-      req.res?.once('finish', () => req.destroy());
       counter.destroy(bodyTimedOut(idleMs));
     }, idleMs);
   };
