@@ -44,6 +44,8 @@ export interface EngineOptions {
   onScript?: (script: string, seconds: number) => void;
   /** Told when a script call expired due holds (lazily, or as the sweeper), for metrics. */
   onHoldsExpired?: (script: string, count: number) => void;
+  /** WEBHOOK_URL set: changes record their webhook events (lua/includes/webhooks.lua). */
+  webhooks?: boolean;
 }
 
 type RawReply = [code: string, now: string, replayed: string, payload: string, holdsExpired: string];
@@ -56,9 +58,10 @@ export function createQuotaEngine({
   idempotencyRefusalTtlSeconds = 3_600,
   onScript,
   onHoldsExpired,
+  webhooks = false,
 }: EngineOptions) {
   const library = buildFunctionLibrary();
-  const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds };
+  const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds, webhooks };
 
   async function fcall(name: string, scriptKeys: string[], args: Arg[]): Promise<RawReply> {
     const command = [library.functionName(name), scriptKeys.length, ...scriptKeys, ...args];
