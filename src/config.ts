@@ -124,6 +124,12 @@ const schema = z.object({
   SETTLEMENT_LOCK_MS: int(1_000, 600_000).default(30_000),
   RELAY_INTERVAL_MS: int(100, 600_000).default(5_000),
   RELAY_GRACE_MS: int(0, 3_600_000).default(10_000),
+  WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  WEBHOOK_SECRET: z.string().min(16).optional(),
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5_000),
+  WEBHOOK_BACKOFF_MS: int(10, 600_000).default(1_000),
+  WEBHOOK_CONCURRENCY: int(1, 1_000).default(8),
+  WEBHOOK_RELAY_INTERVAL_MS: int(100, 600_000).default(1_000),
   // Stored refusals (409, 422 but IDEMPOTENCY_KEY_REUSED): the contract keeps them at least 1 hour; 2xx stay 24 h.
   IDEMPOTENCY_REFUSAL_TTL_SECONDS: z.coerce
     .number()
@@ -173,6 +179,18 @@ export interface Config {
     relayIntervalMs: number;
     relayGraceMs: number;
   };
+  /** WEBHOOK_URL set: events are recorded and delivered (src/webhooks/); undefined: off, nothing recorded. */
+  webhooks:
+    | {
+        url: string;
+        secret: string;
+        timeoutMs: number;
+        backoffMs: number;
+        /** Deliveries in flight per product drain (different reservations or lines), and drains per worker. */
+        concurrency: number;
+        relayIntervalMs: number;
+      }
+    | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -190,6 +208,9 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
   }
   if (e.SETTLEMENT_URL && !e.SETTLEMENT_SECRET) {
     throw new ConfigError('invalid configuration:\n  SETTLEMENT_SECRET: required when SETTLEMENT_URL is set');
+  }
+  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration:\n  WEBHOOK_SECRET: required when WEBHOOK_URL is set');
   }
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
@@ -224,5 +245,16 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
       relayIntervalMs: e.RELAY_INTERVAL_MS,
       relayGraceMs: e.RELAY_GRACE_MS,
     }),
+    webhooks:
+      e.WEBHOOK_URL && e.WEBHOOK_SECRET
+        ? Object.freeze({
+            url: e.WEBHOOK_URL,
+            secret: e.WEBHOOK_SECRET,
+            timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+            backoffMs: e.WEBHOOK_BACKOFF_MS,
+            concurrency: e.WEBHOOK_CONCURRENCY,
+            relayIntervalMs: e.WEBHOOK_RELAY_INTERVAL_MS,
+          })
+        : undefined,
   });
 }

@@ -24,6 +24,7 @@ import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
+import { createWebhooks } from './webhooks/webhooks.js';
 
 export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
@@ -55,6 +56,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
+    webhooks: config.webhooks !== undefined,
   });
   await engine.loadScripts();
   logger.info({ library: engine.library.name }, 'functions library loaded');
@@ -83,6 +85,12 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const audit = runsJobs
     ? createInvariantAudit({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
+  const webhooks = config.webhooks
+    ? createWebhooks({ config: config.webhooks, redisUrl, redis, keys, logger, registry: metrics.registry, runsJobs, readsBacklog: config.role !== 'worker' })
+    : undefined;
+  // Same metric as the settlement queue's export: its HELP/TYPE lines once per scrape.
+  if (webhooks) metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
+  await webhooks?.start();
   settlementWorker?.start();
   await relay?.start();
   await sweeper?.start();
@@ -104,7 +112,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           bodyTimeoutMs: config.bodyTimeoutMs,
           bulkLimitBytes: config.bulkLimitBytes,
           queries: createQueries(redis, keys),
-          settlement: { ...settlementQueue, queues: [settlementQueue.queue] },
+          settlement: { ...settlementQueue, queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue] },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
         });
@@ -128,6 +136,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['audit', () => audit?.stop()],
         ['expiry sweeper', () => sweeper?.stop()],
         ['outbox relay', () => relay?.stop()],
+        ['webhooks', () => webhooks?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
         ['settlement queue', () => settlementQueue.close()],
         ['redis', () => redis.quit().catch(() => redis.disconnect())],

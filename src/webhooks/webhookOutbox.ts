@@ -1,0 +1,135 @@
+/**
+ * The webhook outbox is each product's events stream (qa:{p}:events), which
+ * the scripts write in the same atomic step as every change (reservation
+ * transitions always; line, product and settlement webhook entries when
+ * webhooks are on). The drain reads it through a consumer group,
+ * `webhooks`: an entry read but not yet delivered stays in the group's
+ * pending list, so a crash loses none; it is acknowledged only once
+ * delivered (or when it is no webhook event at all). One drain runs per
+ * product at a time (src/webhooks/webhookQueue.ts), so one consumer name.
+ */
+import type { Redis } from 'ioredis';
+import { redisNowMs } from '../redis/clock.js';
+import type { Keys } from '../redis/keys.js';
+
+export const WEBHOOK_GROUP = 'webhooks';
+const CONSUMER = 'drain';
+
+/** [streamId, fields or null when the entry was trimmed away before it was delivered]. */
+export type OutboxEntry = [id: string, fields: string[] | null];
+
+export interface ProductBacklog {
+  productId: string;
+  /** Entries not yet read by the drain (null: Redis cannot tell, e.g. after trimming). */
+  lag: number | null;
+  /** Entries read, not yet delivered. */
+  pending: number;
+  lastDeliveredId: string;
+  /** No consumer group yet (no drain has run for the product). */
+  missing: boolean;
+}
+
+const isError = (err: unknown, code: string) => err instanceof Error && err.message.startsWith(code);
+
+export function createWebhookOutbox(redis: Redis, keys: Keys) {
+  let since: string | undefined;
+
+  /** When webhooks were first turned on, fixed once for every instance (SET NX). */
+  async function startId(): Promise<string> {
+    if (!since) {
+      await redis.set(keys.webhooksSince(), String(await redisNowMs(redis)), 'NX');
+      since = `${(await redis.get(keys.webhooksSince())) ?? '0'}-0`;
+    }
+    return since;
+  }
+
+  async function ensureGroup(productId: string): Promise<void> {
+    try {
+      // Entries after webhooks were turned on, also those written before this product's first drain.
+      await redis.xgroup('CREATE', keys.events(productId), WEBHOOK_GROUP, await startId(), 'MKSTREAM');
+    } catch (err) {
+      if (!isError(err, 'BUSYGROUP')) throw err;
+    }
+  }
+
+  async function readGroup(productId: string, count: number, from: '0' | '>'): Promise<OutboxEntry[]> {
+    const answer = (await redis.xreadgroup('GROUP', WEBHOOK_GROUP, CONSUMER, 'COUNT', count, 'STREAMS', keys.events(productId), from)) as
+      | [string, OutboxEntry[]][]
+      | null;
+    return answer?.[0]?.[1] ?? [];
+  }
+
+  return {
+    startId,
+    ensureGroup,
+    /**
+     * The next entries to deliver, in stream order: first those read before
+     * and not delivered (a failed or killed drain), then new ones.
+     */
+    async next(productId: string, count: number): Promise<OutboxEntry[]> {
+      try {
+        const pending = await readGroup(productId, count, '0');
+        return pending.length > 0 ? pending : await readGroup(productId, count, '>');
+      } catch (err) {
+        if (!isError(err, 'NOGROUP')) throw err;
+        await ensureGroup(productId); // Redis lost its data, or the first drain of the product
+        return readGroup(productId, count, '>');
+      }
+    },
+    async ack(productId: string, ids: string[]): Promise<void> {
+      if (ids.length > 0) await redis.xack(keys.events(productId), WEBHOOK_GROUP, ...ids);
+    },
+    /** Stored records (JSON) of reservations, for reservation.expired events. */
+    async records(productId: string, reservationIds: string[]): Promise<(string | null)[]> {
+      return reservationIds.length > 0 ? redis.hmget(keys.records(productId), ...reservationIds) : [];
+    },
+    /** Each product's backlog, one pipelined read for the lot. */
+    async backlog(productIds: string[]): Promise<ProductBacklog[]> {
+      const pipeline = redis.pipeline();
+      for (const p of productIds) pipeline.xinfo('GROUPS', keys.events(p));
+      const answers = (await pipeline.exec()) ?? [];
+      return productIds.map((productId, i) => {
+        const [err, groups] = answers[i] ?? [new Error('no answer')];
+        const group = err ? undefined : (groups as unknown[][]).map(pairs).find((g) => g.name === WEBHOOK_GROUP);
+        if (!group) return { productId, lag: null, pending: 0, lastDeliveredId: '0-0', missing: true };
+        return {
+          productId,
+          lag: group.lag === null || group.lag === undefined ? null : Number(group.lag),
+          pending: Number(group.pending),
+          lastDeliveredId: String(group['last-delivered-id']),
+          missing: false,
+        };
+      });
+    },
+    /** Stream id of each product's oldest undelivered entry, if any (pipelined). */
+    async oldestUndelivered(backlogs: ProductBacklog[]): Promise<string[]> {
+      const pipeline = redis.pipeline();
+      const asked = backlogs.filter((b) => !b.missing && (b.pending > 0 || (b.lag ?? 1) > 0));
+      for (const b of asked) {
+        if (b.pending > 0) pipeline.xpending(keys.events(b.productId), WEBHOOK_GROUP);
+        else pipeline.xrange(keys.events(b.productId), `(${b.lastDeliveredId}`, '+', 'COUNT', 1);
+      }
+      const answers = (await pipeline.exec()) ?? [];
+      const ids: string[] = [];
+      asked.forEach((b, i) => {
+        const [err, value] = answers[i] ?? [new Error('no answer')];
+        if (err) return;
+        const id = b.pending > 0 ? (value as [number, string | null])[1] : (value as OutboxEntry[])[0]?.[0];
+        if (id) ids.push(id);
+      });
+      return ids;
+    },
+  };
+}
+
+/** XINFO's flat [name, value, ...] as an object. */
+function pairs(flat: unknown[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = flat[i + 1];
+  return out;
+}
+
+export type WebhookOutbox = ReturnType<typeof createWebhookOutbox>;
+
+/** The ms part of a stream id. */
+export const streamIdMs = (id: string): number => Number(id.split('-')[0]);
