@@ -130,6 +130,7 @@ const schema = z.object({
   WEBHOOK_BACKOFF_MS: int(10, 600_000).default(1_000),
   WEBHOOK_CONCURRENCY: int(1, 1_000).default(8),
   WEBHOOK_RELAY_INTERVAL_MS: int(100, 600_000).default(1_000),
+  WEBHOOK_LOCK_MS: int(1_000, 600_000).default(30_000),
   // Stored refusals (409, 422 but IDEMPOTENCY_KEY_REUSED): the contract keeps them at least 1 hour; 2xx stay 24 h.
   IDEMPOTENCY_REFUSAL_TTL_SECONDS: z.coerce
     .number()
@@ -189,6 +190,8 @@ export interface Config {
         /** Deliveries in flight per product drain (different reservations or lines), and drains per worker. */
         concurrency: number;
         relayIntervalMs: number;
+        /** A drain job's lock; a killed worker's drain is picked up again after it. */
+        lockMs: number;
       }
     | undefined;
 }
@@ -254,6 +257,7 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
             backoffMs: e.WEBHOOK_BACKOFF_MS,
             concurrency: e.WEBHOOK_CONCURRENCY,
             relayIntervalMs: e.WEBHOOK_RELAY_INTERVAL_MS,
+            lockMs: e.WEBHOOK_LOCK_MS,
           })
         : undefined,
   });

@@ -68,8 +68,9 @@ export function createWebhookOutbox(redis: Redis, keys: Keys) {
      */
     async next(productId: string, count: number): Promise<OutboxEntry[]> {
       try {
+        // Pending entries are older than every new one: together they are still in stream order.
         const pending = await readGroup(productId, count, '0');
-        return pending.length > 0 ? pending : await readGroup(productId, count, '>');
+        return pending.length < count ? [...pending, ...(await readGroup(productId, count - pending.length, '>'))] : pending;
       } catch (err) {
         if (!isError(err, 'NOGROUP')) throw err;
         await ensureGroup(productId); // Redis lost its data, or the first drain of the product

@@ -2,9 +2,11 @@
  * The webhook queue (its own BullMQ queue under the queue prefix's hash tag):
  * one drain job per product, job id `drain-<productId>`, so a product never
  * has two drains at once and its events leave in stream order. A drain that
- * meets a failed delivery throws, and BullMQ retries it with capped
- * exponential backoff and jitter; the relay re-adds a drain for any product
- * with undelivered entries (src/webhooks/webhookRelay.ts).
+ * meets a failed delivery puts itself back as delayed, with capped
+ * exponential backoff and jitter on its consecutive runs without progress
+ * (src/webhooks/webhookWorker.ts); an error of its own (Redis) fails it, and
+ * the relay retries any failed drain of a product with undelivered entries
+ * (src/webhooks/webhookRelay.ts).
  */
 import { Queue } from 'bullmq';
 import type { Logger } from '../logger.js';
@@ -12,18 +14,20 @@ import { queueConnectionOptions } from '../redis/connection.js';
 import type { Keys } from '../redis/keys.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';
-/** A drain failing this many times in a row is left failed; the relay retries it on its next run. */
-const ATTEMPTS = 30;
+/** A drain that fails (Redis trouble, not a delivery) this many times is left failed; the relay retries it. */
+const ATTEMPTS = 5;
 /** The longest wait between two attempts of a drain. */
 export const MAX_BACKOFF_MS = 300_000;
 
 export interface WebhookJobData {
   productId: string;
+  /** Runs in a row that delivered nothing (the backoff grows with it; any progress resets it). */
+  failures?: number;
 }
 
-/** Capped exponential backoff with 50% jitter (BullMQ's own exponential one has no cap). */
-export function webhookBackoffMs(attemptsMade: number, baseMs: number): number {
-  const capped = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.max(0, attemptsMade - 1));
+/** Capped exponential backoff with 50% jitter. */
+export function webhookBackoffMs(failures: number, baseMs: number): number {
+  const capped = Math.min(MAX_BACKOFF_MS, baseMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
   return Math.round(capped * (0.5 + Math.random() * 0.5));
 }
 
@@ -35,7 +39,7 @@ export function createWebhookQueue(options: { redisUrl: string; keys: Keys; logg
     prefix: options.keys.queuePrefix(),
     defaultJobOptions: {
       attempts: ATTEMPTS,
-      backoff: { type: 'webhook' },
+      backoff: { type: 'exponential', delay: 1_000 },
       // Gone once done, so the next drain of the product can take the same id.
       removeOnComplete: true,
       removeOnFail: { age: 7 * 86_400 },

@@ -4,12 +4,14 @@
  * subject's events are delivered one after the other (so they arrive in the
  * order they happened), different subjects side by side (WEBHOOK_CONCURRENCY).
  * An entry is acknowledged only after its 2xx; after a failure the rest of
- * that subject waits, and the job throws so BullMQ retries it after a backoff:
- * the retry reads the unacknowledged entries first, in order. Delivery is at
+ * that subject waits, and the job puts itself back as delayed (backoff on its
+ * runs in a row without progress, not on its age, so a long drain through a
+ * flaky receiver keeps short pauses): the next run reads the unacknowledged
+ * entries first, in order. Delivery is at
  * least once (a 2xx lost with a killed worker is sent again); the event id is
  * the same every time, for the consumer to dedupe.
  */
-import { Worker, type Job } from 'bullmq';
+import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
 import { workerConnectionOptions } from '../redis/connection.js';
 import type { Keys } from '../redis/keys.js';
@@ -33,6 +35,8 @@ export interface WebhookWorkerOptions {
   /** Drains (products) in flight per worker process. */
   products: number;
   backoffMs: number;
+  /** A drain's lock; a killed worker's drain comes back (stalled) after it. */
+  lockDurationMs: number;
 }
 
 export function createWebhookWorker(options: WebhookWorkerOptions) {
@@ -63,35 +67,46 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
     return events;
   }
 
-  /** Delivers a subject's events in order; stops at its first failure. Returns whether all went. */
-  async function deliverSubject(productId: string, events: PendingEvent[]): Promise<boolean> {
+  /** Delivers a subject's events in order; stops at its first failure. */
+  async function deliverSubject(productId: string, events: PendingEvent[]): Promise<{ delivered: number; complete: boolean }> {
+    let delivered = 0;
     for (const e of events) {
       const result = await send(e.event);
       metrics.delivery(result.outcome);
       if (result.outcome !== 'delivered') {
         logger.warn({ productId, eventId: e.event.id, type: e.event.type, reason: result.reason }, 'webhook delivery failed; retried later');
-        return false;
+        return { delivered, complete: false };
       }
       await outbox.ack(productId, [e.streamId]);
+      delivered++;
     }
-    return true;
+    return { delivered, complete: true };
   }
 
-  async function process(job: Job<WebhookJobData>) {
-    const { productId } = job.data;
+  /** Delivers until the outbox is empty or a delivery fails; returns what was delivered and whether all went. */
+  async function drain(productId: string): Promise<{ delivered: number; complete: boolean }> {
     await outbox.ensureGroup(productId);
     let delivered = 0;
     for (;;) {
       const entries = await outbox.next(productId, BATCH);
-      if (entries.length === 0) return { delivered };
+      if (entries.length === 0) return { delivered, complete: true };
       const events = await eventsOf(productId, entries);
       const bySubject = new Map<string, PendingEvent[]>();
       for (const e of events) bySubject.set(e.subject, [...(bySubject.get(e.subject) ?? []), e]);
       const results = await mapLimited([...bySubject.values()], options.concurrency, (list) => deliverSubject(productId, list));
-      const failed = results.filter((ok) => !ok).length;
-      if (failed > 0) throw new Error(`${failed} webhook subject(s) of product ${productId} not delivered`);
-      delivered += events.length;
+      delivered += results.reduce((sum, r) => sum + r.delivered, 0);
+      if (results.some((r) => !r.complete)) return { delivered, complete: false };
     }
+  }
+
+  async function process(job: Job<WebhookJobData>, token?: string) {
+    const { productId } = job.data;
+    const { delivered, complete } = await drain(productId);
+    if (complete) return { delivered };
+    const failures = delivered > 0 ? 1 : (job.data.failures ?? 0) + 1;
+    await job.updateData({ productId, failures });
+    await job.moveToDelayed(Date.now() + webhookBackoffMs(failures, options.backoffMs), token);
+    throw new DelayedError(); // not an attempt: the job waits, then drains again
   }
 
   return {
@@ -101,7 +116,9 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
         connection: workerConnectionOptions(options.redisUrl),
         prefix: options.keys.queuePrefix(),
         concurrency: options.products,
-        settings: { backoffStrategy: (attemptsMade: number) => webhookBackoffMs(attemptsMade, options.backoffMs) },
+        lockDuration: options.lockDurationMs,
+        stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+        maxStalledCount: 10,
       });
       worker.on('error', (err) => logger.warn({ err }, 'webhook worker error'));
     },

@@ -45,6 +45,7 @@ export function createWebhooks(deps: WebhooksDeps) {
         concurrency: config.concurrency,
         products: config.concurrency,
         backoffMs: config.backoffMs,
+        lockDurationMs: config.lockMs,
       })
     : undefined;
   const relay = deps.runsJobs
