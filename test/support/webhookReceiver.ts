@@ -37,12 +37,15 @@ export interface WebhookReceiver {
   stats: ReceiverStats;
   /** Share of deliveries that fail (0..1). */
   setFailRate(rate: number): void;
+  /** Wait before answering (ms). */
+  setLatency(ms: number): void;
   close(): Promise<void>;
 }
 
 export async function startWebhookReceiver(options: { secret: string; failRate?: number; seed?: number; latencyMs?: number }): Promise<WebhookReceiver> {
   const random = seededRandom(options.seed ?? 7);
   let failRate = options.failRate ?? 0;
+  let latencyMs = options.latencyMs ?? 0;
   const seen = new Set<string>();
   const events: ReceivedEvent[] = [];
   const stats: ReceiverStats = { deliveries: 0, duplicates: 0, failedBefore: 0, failedAfter: 0, badSignatures: 0, badRequests: 0 };
@@ -52,7 +55,7 @@ export async function startWebhookReceiver(options: { secret: string; failRate?:
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       void (async () => {
-        if (options.latencyMs) await new Promise((r) => setTimeout(r, options.latencyMs));
+        if (latencyMs) await new Promise((r) => setTimeout(r, latencyMs));
         const raw = Buffer.concat(chunks);
         if (!verifySignature(options.secret, raw, req.headers['x-signature'] as string | undefined)) {
           stats.badSignatures++;
@@ -97,6 +100,9 @@ export async function startWebhookReceiver(options: { secret: string; failRate?:
     stats,
     setFailRate: (rate) => {
       failRate = rate;
+    },
+    setLatency: (ms) => {
+      latencyMs = ms;
     },
     close: () =>
       new Promise<void>((resolve) => {
