@@ -24,6 +24,7 @@ import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
+import { createWebhookMetrics } from './webhooks/webhookMetrics.js';
 import { createWebhooks } from './webhooks/webhooks.js';
 
 export interface RunningService {
@@ -88,6 +89,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const webhooks = config.webhooks
     ? createWebhooks({ config: config.webhooks, redisUrl, redis, keys, logger, registry: metrics.registry, runsJobs, readsBacklog: config.role !== 'worker' })
     : undefined;
+  if (!webhooks) createWebhookMetrics(metrics.registry); // its series exist (at zero) with webhooks off too
   // Same metric as the settlement queue's export: its HELP/TYPE lines once per scrape.
   if (webhooks) metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
   await webhooks?.start();

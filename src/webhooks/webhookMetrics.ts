@@ -2,6 +2,7 @@
  * Webhook metrics, on the service's one registry: deliveries by outcome,
  * entries lost to the stream's cap, and (read from Redis at scrape time, API
  * roles only, like the settlement gauges) the backlog and its oldest age.
+ * Registered with webhooks off too (at zero), so every series always exists.
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { MAX_PRODUCTS_REPORTED } from '../stateGauges.js';
@@ -11,6 +12,12 @@ import type { Keys } from '../redis/keys.js';
 import { streamIdMs, type WebhookOutbox } from './webhookOutbox.js';
 
 export const DELIVERY_OUTCOMES = ['delivered', 'failed', 'error'] as const;
+
+interface Backlog {
+  outbox: number;
+  inFlight: number;
+  oldestAgeSeconds: number;
+}
 
 /** Scrapes within this window share one read. */
 const SNAPSHOT_TTL_MS = 500;
@@ -30,36 +37,35 @@ export function createWebhookMetrics(registry: Registry, state?: { redis: Redis;
   });
   lost.inc(0);
 
-  if (state) {
-    let cached: { at: number; value: Promise<{ outbox: number; inFlight: number; oldestAgeSeconds: number }> } | undefined;
-    const snapshot = () => {
-      if (!cached || Date.now() - cached.at > SNAPSHOT_TTL_MS) {
-        cached = { at: Date.now(), value: readBacklog(state) };
-        cached.value.catch(() => (cached = undefined));
-      }
-      return cached.value;
-    };
-    new Gauge({
-      name: 'quota_webhook_backlog',
-      help: 'Events-stream entries not yet delivered as webhooks: stage=outbox not yet read by a drain, stage=in_flight read and not yet delivered (retrying)',
-      labelNames: ['stage'] as const,
-      registers: [registry],
-      async collect() {
-        const s = await snapshot().catch(() => undefined);
-        this.set({ stage: 'outbox' }, s?.outbox ?? 0);
-        this.set({ stage: 'in_flight' }, s?.inFlight ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'quota_webhook_oldest_pending_age_seconds',
-      help: 'Age of the oldest events-stream entry not yet delivered as a webhook (0: none)',
-      registers: [registry],
-      async collect() {
-        const s = await snapshot().catch(() => undefined);
-        this.set(s?.oldestAgeSeconds ?? 0);
-      },
-    });
-  }
+  let cached: { at: number; value: Promise<Backlog> } | undefined;
+  const snapshot = async (): Promise<Backlog> => {
+    if (!state) return { outbox: 0, inFlight: 0, oldestAgeSeconds: 0 }; // webhooks off, or a worker-only process
+    if (!cached || Date.now() - cached.at > SNAPSHOT_TTL_MS) {
+      cached = { at: Date.now(), value: readBacklog(state) };
+      cached.value.catch(() => (cached = undefined));
+    }
+    return cached.value;
+  };
+  new Gauge({
+    name: 'quota_webhook_backlog',
+    help: 'Events-stream entries not yet delivered as webhooks: stage=outbox not yet read by a drain, stage=in_flight read and not yet delivered (retrying)',
+    labelNames: ['stage'] as const,
+    registers: [registry],
+    async collect() {
+      const s = await snapshot().catch(() => undefined);
+      this.set({ stage: 'outbox' }, s?.outbox ?? 0);
+      this.set({ stage: 'in_flight' }, s?.inFlight ?? 0);
+    },
+  });
+  new Gauge({
+    name: 'quota_webhook_oldest_pending_age_seconds',
+    help: 'Age of the oldest events-stream entry not yet delivered as a webhook (0: none)',
+    registers: [registry],
+    async collect() {
+      const s = await snapshot().catch(() => undefined);
+      this.set(s?.oldestAgeSeconds ?? 0);
+    },
+  });
 
   return {
     delivery(outcome: (typeof DELIVERY_OUTCOMES)[number]) {
