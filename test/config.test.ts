@@ -89,3 +89,28 @@ describe('HOST, BODY_TIMEOUT_MS and *_FILE (issue 10)', () => {
     }
   });
 });
+
+describe('webhooks', () => {
+  it('are off without WEBHOOK_URL; with it, WEBHOOK_SECRET (16+ characters, or WEBHOOK_SECRET_FILE) is required', () => {
+    expect(parseConfig({}).webhooks).toBeUndefined();
+    expect(() => parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota' })).toThrow(/WEBHOOK_SECRET: required/);
+    expect(() => parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota', WEBHOOK_SECRET: 'short' })).toThrow(/WEBHOOK_SECRET/);
+    expect(() => parseConfig({ WEBHOOK_URL: 'ftp://hooks.example', WEBHOOK_SECRET: 'a-webhook-secret-16+' })).toThrow(/WEBHOOK_URL/);
+    expect(parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota', WEBHOOK_SECRET: 'a-webhook-secret-16+', WEBHOOK_CONCURRENCY: '4' }).webhooks).toEqual({
+      url: 'https://hooks.example/quota',
+      secret: 'a-webhook-secret-16+',
+      timeoutMs: 5_000,
+      backoffMs: 1_000,
+      concurrency: 4,
+      relayIntervalMs: 1_000,
+      lockMs: 30_000,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'config-test-'));
+    try {
+      writeFileSync(join(dir, 'hook-secret'), 'a-webhook-secret-from-a-file\n');
+      expect(parseConfig({ WEBHOOK_URL: 'http://127.0.0.1:9/h', WEBHOOK_SECRET_FILE: join(dir, 'hook-secret') }).webhooks?.secret).toBe('a-webhook-secret-from-a-file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
