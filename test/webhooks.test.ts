@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
-import { admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
+import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 import { outOfOrder, startWebhookReceiver, subjectOf, type ReceivedEvent, type WebhookReceiver } from './support/webhookReceiver.js';
 
@@ -88,6 +88,14 @@ describe('webhooks: every event type, signed', () => {
     await makeLine(svc, p, 'c-line', { limit: 10_000, status: 'frozen', statusReason: 'fraud check' });
     await makeLine(svc, p, 'c-line', { limit: 20_000, status: 'frozen', statusReason: 'fraud check' });
     await makeLine(svc, p, 'c-new', { limit: 5_000 }); // a new line: no event
+    // A bulk import: two new lines (no event) and an existing one whose status changes (one event).
+    const ndjson = [
+      { customerId: 'c-bulk-1', limit: 1_000 },
+      { customerId: 'c-bulk-2', limit: 2_000 },
+      { customerId: 'c-ok', limit: 10_000, status: 'closed' },
+    ].map((l) => JSON.stringify(l)).join('\n');
+    const bulk = await svc.call('POST', `/v1/products/${p}/customers:bulk`, { rawBody: ndjson, key: ADMIN_KEY, headers: { 'content-type': 'application/x-ndjson' } });
+    expect(bulk.status, JSON.stringify(bulk.body)).toBe(200);
     await patchProduct(svc, p, { capacity: 200_000 }); // no status written: no event
     await patchProduct(svc, p, { status: 'paused', pauseReason: 'maintenance' });
 
@@ -97,7 +105,7 @@ describe('webhooks: every event type, signed', () => {
       () => JSON.stringify(receiver.events.map((e) => e.type)));
     await sleep(600); // a relay run or two more: nothing else may come
     const mine = receiver.events.filter((e) => e.productId === p);
-    expect(mine.map((e) => e.type).sort()).toEqual([...want].sort());
+    expect(mine.map((e) => e.type).sort()).toEqual([...want, 'line.status_changed'].sort());
     expect(receiver.stats).toMatchObject({ badSignatures: 0, badRequests: 0, duplicates: 0 });
 
     const one = (type: string) => ofType(mine, type, p)[0]!;
@@ -110,7 +118,9 @@ describe('webhooks: every event type, signed', () => {
     expect(one('reservation.settled').data).toMatchObject({ reservationId: ok.reservationId, customerId: 'c-ok', status: 'settled', committedAmount: 100 });
     expect(one('reservation.reversed').data).toMatchObject({ reservationId: rejected.reservationId, status: 'reversed' });
     expect(one('reservation.expired').data).toMatchObject({ reservationId: expiring.reservationId, status: 'expired', amount: 400 });
-    expect(one('line.status_changed').data).toMatchObject({
+    const bulkEvent = ofType(mine, 'line.status_changed', p).find((e) => e.data.customerId === 'c-ok');
+    expect(bulkEvent?.data).toMatchObject({ before: { status: 'active' }, after: { status: 'closed', blockers: ['ACCOUNT_CLOSED'] } });
+    expect(ofType(mine, 'line.status_changed', p).find((e) => e.data.customerId === 'c-line')?.data).toMatchObject({
       customerId: 'c-line',
       before: { status: 'active', limit: 10_000 },
       after: { status: 'frozen', statusReason: 'fraud check', limit: 10_000, drawable: 0, blockers: ['ACCOUNT_FROZEN'] },
