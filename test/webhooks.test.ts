@@ -21,6 +21,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
+import { createQuotaEngine } from '../src/engine/quotaEngine.js';
+import { createEngineContext } from './support/engineContext.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 import { outOfOrder, startWebhookReceiver, subjectOf, type ReceivedEvent, type WebhookReceiver } from './support/webhookReceiver.js';
 
@@ -135,6 +137,39 @@ describe('webhooks: every event type, signed', () => {
     expect(metrics).toMatch(/quota_webhook_backlog\{stage="outbox"\} \d+/);
     expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds \d/);
     expect(metrics).toMatch(/bullmq_job_count\{queue="webhooks"/);
+  });
+});
+
+describe('webhooks: the scripts record them only with the flag', () => {
+  // The same changes through an engine with webhooks off and one with them on: only the second writes webhook entries.
+  it.each([false, true])('webhooks %s', async (webhooks) => {
+    const ctx = await createEngineContext();
+    try {
+      const engine = createQuotaEngine({ redis: ctx.redis, keys: ctx.keys, webhooks });
+      const p = uniqueId('p');
+      expect((await engine.upsertProduct(p, { capacity: 1_000 }, 'put')).ok).toBe(true);
+      expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 500, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+      expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 400, status: 'frozen', statusReason: null, tier: null }])).ok).toBe(true);
+      expect((await engine.upsertProduct(p, { status: 'paused' }, 'patch')).ok).toBe(true);
+      expect((await engine.upsertProduct(p, { status: 'open' }, 'patch')).ok).toBe(true);
+      expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 400, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+      expect((await engine.reserve({ productId: p, customerId: 'c1', reservationId: 'r1', amount: 100, idempotencyKey: 'k1', fingerprint: 'f1' })).ok).toBe(true);
+      expect((await engine.commit(p, 'r1')).ok).toBe(true);
+      expect((await engine.recordSettlement(p, 'r1', 'unknown', 'timeout')).ok).toBe(true);
+      expect((await engine.recordSettlement(p, 'r1', 'settled', 'checked', 'settlement_unknown')).ok).toBe(true);
+      const entries = (await ctx.redis.xrange(ctx.keys.events(p), '-', '+')) as [string, string[]][];
+      const types = entries.map(([, f]) => f).filter((f) => f[0] === 'webhook').map((f) => f[1]);
+      expect(types).toEqual(
+        webhooks
+          ? ['line.status_changed', 'line.limit_changed', 'product.status_changed', 'product.status_changed', 'line.status_changed',
+              'reservation.settlement_unknown', 'reservation.resolved']
+          : [],
+      );
+      // The transitions (the audit trail, reservation.expired's source) are there either way.
+      expect(entries.filter(([, f]) => f[0] === 'reservationId').map(([, f]) => f[5])).toEqual(['held', 'committed', 'settlement_unknown', 'settled']);
+    } finally {
+      await ctx.close();
+    }
   });
 });
 
@@ -254,7 +289,7 @@ describe('webhooks: flaky receiver and a service SIGKILL', () => {
         expect(e.status).toBe(201);
         expected.push(`reservation.expired|${p}/reservation/${e.body.reservationId}`);
       }
-      for (const change of [{ limit: 100_000, status: 'frozen' }, { limit: 100_000, status: 'active' }, { limit: 120_000, status: 'active' }]) {
+      for (const change of [{ limit: 100_000, status: 'frozen' }, { limit: 100_000, status: 'active' }, { limit: 120_000, status: 'active', statusReason: null, tier: null }]) {
         expect((await call(base, 'PUT', `/v1/products/${p}/customers/${c}`, change)).status).toBe(200);
         expected.push(`line.${change.limit === 100_000 ? 'status' : 'limit'}_changed|${p}/line/${c}`);
       }
