@@ -24,6 +24,8 @@ export interface WebhookRelayDeps {
   queue: Pick<WebhookQueue, 'ensureDrain'>;
   logger: Logger;
   intervalMs: number;
+  /** The relay run's lock (WEBHOOK_LOCK_MS): after a crash the relay is blocked until it runs out. */
+  lockMs: number;
 }
 
 export function createWebhookRelay(deps: WebhookRelayDeps) {
@@ -52,6 +54,7 @@ export function createWebhookRelay(deps: WebhookRelayDeps) {
     redisUrl: deps.redisUrl,
     prefix: keys.queuePrefix(),
     everyMs: deps.intervalMs,
+    lockMs: deps.lockMs,
     logger,
     run: async () => ({ drainsStarted: await relayOnce() }),
   });

@@ -49,7 +49,7 @@ export function createWebhooks(deps: WebhooksDeps) {
       })
     : undefined;
   const relay = deps.runsJobs
-    ? createWebhookRelay({ redisUrl, redis, keys, outbox, queue, logger, intervalMs: config.relayIntervalMs })
+    ? createWebhookRelay({ redisUrl, redis, keys, outbox, queue, logger, intervalMs: config.relayIntervalMs, lockMs: config.lockMs })
     : undefined;
   return {
     queue: queue.queue,
