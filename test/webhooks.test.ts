@@ -11,7 +11,7 @@
  *     exactly once after dedupe, none lost, each subject in order; figures
  *     printed (events, deliveries, duplicates, time to drain).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -137,6 +137,9 @@ describe('webhooks: every event type, signed', () => {
     expect(metrics).toMatch(/quota_webhook_backlog\{stage="outbox"\} \d+/);
     expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds \d/);
     expect(metrics).toMatch(/bullmq_job_count\{queue="webhooks"/);
+    expect(metrics.match(/^# TYPE bullmq_job_count /gm)).toHaveLength(1); // two queues' exports, one family
+    const promtool = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    if (!promtool.error) expect(promtool.stdout + promtool.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
   });
 });
 
