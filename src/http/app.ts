@@ -11,6 +11,7 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
 import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
+import { consoleRoutes } from './console.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -168,6 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(opsRoutes(readiness, metrics));
   app.use(openApiRoutes());
+  app.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));

@@ -476,6 +476,13 @@ const paths: ZodOpenApiPathsObject = {
       responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
     }),
   },
+  '/console': {
+    get: noAuth({
+      operationId: 'console',
+      summary: "The operators' web console (an HTML page; it signs in with an API key and calls this API)",
+      responses: { 200: { description: 'the page', content: { 'text/html': { schema: z.string() } } } },
+    }),
+  },
   '/openapi.json': {
     get: noAuth({
       operationId: 'openapi',
