@@ -277,6 +277,31 @@ describe('signed in as an admin', () => {
   });
 });
 
+describe('with the keyboard alone', () => {
+  it('signs in and looks up a customer: the cursor starts in each first field, labels are tied to inputs, Enter submits', async () => {
+    const p = await product(100_000);
+    await api('PUT', `/v1/products/${p}/customers/c-kb`, { limit: 7_000 });
+    const page = await context.newPage();
+    await page.goto(`${svc.baseUrl}/console`);
+    const focused = () => page.evaluate(() => document.activeElement?.id ?? null);
+    const unlabelled = () => page.evaluate(() => [...document.querySelectorAll('input, select')].filter((e) => (e as HTMLInputElement).labels?.length !== 1).map((e) => e.outerHTML));
+    await expect.poll(focused).toBe('api-key');
+    expect(await unlabelled()).toEqual([]);
+    await page.keyboard.type(ADMIN_KEY);
+    await page.keyboard.press('Enter');
+    await expect.poll(focused).toBe('lookup-product');
+    expect(await unlabelled()).toEqual([]);
+    expect(await page.getByLabel('Product', { exact: true }).getAttribute('id')).toBe('lookup-product');
+    expect(await page.getByLabel('Customer', { exact: true }).getAttribute('id')).toBe('lookup-customer');
+    await page.keyboard.type(p);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type('c-kb');
+    await page.keyboard.press('Enter');
+    await expect.poll(() => page.getByTestId('drawable').textContent().catch(() => null)).toBe('7,000');
+    await page.close();
+  });
+});
+
 describe('signed in with a client key', () => {
   it('hides what the role may not do: no unknown settlements, no pause or resume, no events', async () => {
     const p = await product(10_000);

@@ -4,7 +4,7 @@
  * events. Looked up again when the language changes.
  */
 import type { Line, Pool, QuotaClient, Reservation, ReservationEvent } from '@quota-allocator/client';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { explainBlockers } from '../blockerTexts.js';
 import { amount, time } from '../format.js';
 import { describeError, type Language, type Role } from '../session.js';
@@ -40,6 +40,9 @@ export function CustomerLookup({ client, role, language, onUnauthenticated }: Pr
   const [found, setFound] = useState<Found | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const productInput = useRef<HTMLInputElement>(null);
+  // The first view after signing in: the cursor waits in its first field.
+  useEffect(() => productInput.current?.focus(), []);
 
   // Runs for each question, and again with the new client when the language changes.
   useEffect(() => {
@@ -76,7 +79,7 @@ export function CustomerLookup({ client, role, language, onUnauthenticated }: Pr
       >
         <div class="field">
           <label for="lookup-product">Product</label>
-          <input id="lookup-product" required value={productId} onInput={(e) => setProductId(e.currentTarget.value)} />
+          <input ref={productInput} id="lookup-product" required value={productId} onInput={(e) => setProductId(e.currentTarget.value)} />
         </div>
         <div class="field">
           <label for="lookup-customer">Customer</label>

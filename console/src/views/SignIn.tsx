@@ -1,10 +1,13 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { signIn, type Session } from '../session.js';
 
 export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
   const [key, setKey] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  // Keyboard users start typing the key at once.
+  useEffect(() => input.current?.focus(), []);
   return (
     <section class="signin card">
       <h1>quota-allocator console</h1>
@@ -23,7 +26,7 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void 
       >
         <div class="field">
           <label for="api-key">API key</label>
-          <input id="api-key" type="password" autocomplete="off" required value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+          <input ref={input} id="api-key" type="password" autocomplete="off" required value={key} onInput={(e) => setKey(e.currentTarget.value)} />
         </div>
         <p>
           <button type="submit" disabled={busy}>
