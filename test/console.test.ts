@@ -212,8 +212,17 @@ describe('signed in as an admin', () => {
     expect(await page.getByTestId('drawable').textContent()).toBe('0');
     expect(await page.getByTestId('line-status').textContent()).toBe('frozen (risk review 42)');
     const english = (await blocker.textContent())!;
-    expect(english).toMatch(/frozen/i);
     expect(english).toContain('risk review 42');
+    const enLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, { 'Accept-Language': 'en' });
+    const enFromService = (enLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined)?.find((d) => d.code === 'ACCOUNT_FROZEN');
+    if (enFromService) {
+      expect(await blocker.getAttribute('data-source')).toBe('service');
+      expect(english).toContain(enFromService.title);
+      expect(english).toContain(enFromService.detail);
+    } else {
+      expect(await blocker.getAttribute('data-source')).toBe('console');
+      expect(english).toContain('Account frozen');
+    }
     expect(english).not.toMatch(/[\u4e00-\u9fff]/);
     // The hold taken before the freeze, with its events (admin).
     const holds = page.getByTestId('holds');

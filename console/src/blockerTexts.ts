@@ -6,7 +6,7 @@
  */
 import type { Line, Pool } from '@quota-allocator/client';
 import { amount, time } from './format.js';
-import type { Language } from './session.js';
+import type { Language } from './language.js';
 
 export interface Explanation {
   code: string;

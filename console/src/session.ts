@@ -7,8 +7,10 @@
  */
 import { QuotaClient, QuotaClientError } from '@quota-allocator/client';
 
+import type { Language } from './language.js';
+
+export type { Language };
 export type Role = 'admin' | 'client';
-export type Language = 'en' | 'zh-CN';
 
 export interface Session {
   apiKey: string;

@@ -21,6 +21,7 @@ export function Settlements({ client, onUnauthenticated }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [generation, setGeneration] = useState(0);
+  const [resolving, setResolving] = useState<string | null>(null);
 
   useEffect(() => {
     if (!shown) return;
@@ -46,6 +47,7 @@ export function Settlements({ client, onUnauthenticated }: Props) {
 
   const resolve = async (r: Reservation, outcome: 'settled' | 'reversed') => {
     const reason = reasons[r.reservationId]?.trim();
+    setResolving(r.reservationId);
     try {
       const answer = await client.admin.resolve(r.productId, r.reservationId, outcome, reason || undefined);
       if (answer.ok) setMessage(`${r.reservationId} resolved: ${answer.value.status}.`);
@@ -53,6 +55,7 @@ export function Settlements({ client, onUnauthenticated }: Props) {
     } catch (err) {
       setMessage(describeError(err));
     }
+    setResolving(null);
     setGeneration((g) => g + 1);
   };
 
@@ -119,10 +122,10 @@ export function Settlements({ client, onUnauthenticated }: Props) {
                       onInput={(e) => setReasons({ ...reasons, [r.reservationId]: e.currentTarget.value })}
                     />
                   </div>
-                  <button type="button" onClick={() => void resolve(r, 'settled')}>
+                  <button type="button" disabled={resolving !== null} onClick={() => void resolve(r, 'settled')}>
                     Settled
                   </button>{' '}
-                  <button type="button" class="secondary" onClick={() => void resolve(r, 'reversed')}>
+                  <button type="button" class="secondary" disabled={resolving !== null} onClick={() => void resolve(r, 'reversed')}>
                     Reversed
                   </button>
                 </td>
