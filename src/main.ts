@@ -14,10 +14,10 @@ import { createRateLimits } from './http/rateLimits.js';
 import { createReadiness } from './http/readiness.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { connectApiRedis } from './redis/connection.js';
 import { checkDurability } from './redis/durabilityCheck.js';
+import { createDurableWrites } from './redis/durableWrite.js';
 import { createKeys } from './redis/keys.js';
-import { resolveRedis } from './redis/resolveRedis.js';
+import { openRedisTopology, type RedisTopology } from './redis/topology.js';
 import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
 import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
@@ -27,7 +27,8 @@ import { createExpirySweeper } from './sweeper/expirySweeper.js';
 export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
   port: number | undefined;
-  redisUrl: string;
+  /** Which Redis it uses (REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS or its private redis-server). */
+  redis: Pick<RedisTopology, 'kind' | 'description'>;
   stop(): Promise<void>;
 }
 
@@ -35,19 +36,19 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   if (config.usingDevelopmentKeys) {
     logger.warn('QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key');
   }
-  const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
-  const redis = await connectApiRedis(redisUrl).catch((err: unknown) => {
-    const where = config.redisUrl ? `REDIS_URL (${redactUrl(redisUrl)})` : redactUrl(redisUrl);
-    throw new Error(`Redis at ${where} does not answer: ${(err as Error).message}`);
-  });
+  const topology = await openRedisTopology(config.redis, config.dataDir, logger);
+  const { client: redis, bullmq } = topology;
+  logger.info({ redis: topology.kind, waitReplicas: config.redisWait.replicas }, `redis: using ${topology.description}`);
   await checkDurability(redis, logger);
   const keys = createKeys(config.keyPrefix);
   // Gauges read from Redis at scrape time come from the API roles only, so
   // scraping both the API and the worker does not report each pool twice.
   const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
+  const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis });
   const engine = createQuotaEngine({
     redis,
     keys,
+    durableWrites,
     reclaimLimit: config.reclaimBatch,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
@@ -56,7 +57,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const readiness = createReadiness(redis, engine);
 
   const s = config.settlement;
-  const settlementQueue = createSettlementQueue({ redisUrl, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
+  const settlementQueue = createSettlementQueue({ bullmq, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
   metrics.addExtra(() => settlementQueue.queue.exportPrometheusMetrics());
 
   // Background jobs (ROLE=worker or all): settlement, the outbox relay, the expiry sweeper, the invariant audit.
@@ -67,16 +68,16 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       : createInternalLedgerClient(redis, keys);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
-    ? createSettlementWorker({ redisUrl, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
+    ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
     : undefined;
   const relay = runsJobs
-    ? createOutboxRelay({ redisUrl, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
+    ? createOutboxRelay({ bullmq, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
     : undefined;
   const sweeper = runsJobs
-    ? createExpirySweeper({ redisUrl, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
+    ? createExpirySweeper({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
     : undefined;
   const audit = runsJobs
-    ? createInvariantAudit({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
+    ? createInvariantAudit({ bullmq, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
   settlementWorker?.start();
   await relay?.start();
@@ -105,11 +106,11 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : undefined;
-  logger.info({ role: config.role, port, redisUrl: redactUrl(redisUrl) }, 'quota-allocator started');
+  logger.info({ role: config.role, port, redis: topology.description }, 'quota-allocator started');
 
   return {
     port,
-    redisUrl,
+    redis: { kind: topology.kind, description: topology.description },
     async stop() {
       readiness.startDraining();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -122,8 +123,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['outbox relay', () => relay?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
         ['settlement queue', () => settlementQueue.close()],
-        ['redis', () => redis.quit().catch(() => redis.disconnect())],
-        ['private redis-server', () => privateServer?.stop()],
+        ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
       for (const [name, close] of steps) {
         await Promise.resolve(close()).catch((err: unknown) => logger.warn({ err }, `shutdown: closing the ${name} failed; going on`));
@@ -131,13 +131,6 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       logger.info('quota-allocator stopped');
     },
   };
-}
-
-/** A Redis URL fit for a log line: the password is never printed. */
-function redactUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
 }
 
 async function main(): Promise<void> {

@@ -4,9 +4,10 @@
  * (exhausted, frozen, expired...) are values; a thrown error means Redis or
  * a script is broken.
  */
-import type { Redis } from 'ioredis';
 import { decodeAuditStep, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
+import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
+import type { RedisClient } from '../redis/topology.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import { loadLuaScripts, type LuaScript } from './luaScripts.js';
 import type {
@@ -21,8 +22,10 @@ import type {
 } from './types.js';
 
 export interface EngineOptions {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
+  /** REDIS_WAIT_REPLICAS: writing scripts are sent with WAIT (src/redis/durableWrite.ts). */
+  durableWrites?: DurableWrites;
   /** Expired holds of a product returned by one call (bounds a call's work). */
   reclaimLimit?: number;
   idempotencyTtlSeconds?: number;
@@ -78,6 +81,7 @@ export function createQuotaEngine({
   idempotencyTtlSeconds = 86_400,
   onScript,
   onHoldsExpired,
+  durableWrites,
 }: EngineOptions) {
   const scripts = loadLuaScripts();
   for (const script of scripts.values()) {
@@ -90,7 +94,9 @@ export function createQuotaEngine({
     const fn = (redis as unknown as Record<string, (...a: Arg[]) => Promise<RawReply>>)[commandName(script)]!;
     const callArgs = script.numberOfKeys === undefined ? [scriptKeys.length, ...scriptKeys, ...args] : [...scriptKeys, ...args];
     const started = process.hrtime.bigint();
-    const [code, now, replayed, payload, holdsExpired] = await fn.apply(redis, callArgs);
+    const [code, now, replayed, payload, holdsExpired] = (durableWrites?.covers(name)
+      ? await durableWrites.evalScript(redis, script, [scriptKeys.length, ...scriptKeys, ...args])
+      : await fn.apply(redis, callArgs)) as RawReply;
     onScript?.(name, Number(process.hrtime.bigint() - started) / 1e9);
     if (holdsExpired !== '0') onHoldsExpired?.(name, Number(holdsExpired));
     return { code, now: Number(now), replayed: replayed === '1', payload: JSON.parse(payload) as Payload };

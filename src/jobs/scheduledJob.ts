@@ -6,11 +6,11 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { queueConnectionOptions, workerConnectionOptions } from '../redis/connection.js';
+import type { BullConnections } from '../redis/topology.js';
 
 export interface ScheduledJobOptions {
   name: string;
-  redisUrl: string;
+  bullmq: BullConnections;
   prefix: string;
   everyMs: number;
   logger: Logger;
@@ -19,7 +19,7 @@ export interface ScheduledJobOptions {
 
 export function createScheduledJob(options: ScheduledJobOptions) {
   const { name, logger } = options;
-  const queue = new Queue(name, { connection: queueConnectionOptions(options.redisUrl), prefix: options.prefix });
+  const queue = new Queue(name, { connection: options.bullmq.queue(), prefix: options.prefix });
   queue.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job queue error'));
   let worker: Worker | undefined;
 
@@ -32,7 +32,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
         { name, opts: { removeOnComplete: true, removeOnFail: 100 } },
       );
       worker = new Worker(name, options.run, {
-        connection: workerConnectionOptions(options.redisUrl),
+        connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
       });

@@ -1,0 +1,204 @@
+/**
+ * The one place Redis clients are built, from the configured topology
+ * (CONTRACT.md "Redis topologies and durability"): one node (REDIS_URL or
+ * the private redis-server), a Redis Cluster (REDIS_CLUSTER_NODES), or a
+ * Sentinel-watched master (REDIS_SENTINELS + REDIS_SENTINEL_NAME).
+ *
+ * The API's client fails fast on every topology: no offline queue and no
+ * re-sending of a command that was sent and not answered. A write whose
+ * connection dropped or timed out may have run; re-sending it behind the
+ * caller's back could apply it twice or after the caller was told 503. The
+ * caller's retry with the same Idempotency-Key is the only path to its
+ * outcome. On a Cluster that means (ioredis 5 defaults in brackets):
+ *
+ * - retryDelayOnFailover: 0 [100]. Above 0 ioredis re-sends every command
+ *   whose node connection closed ("Connection is closed."), including the
+ *   ones in flight when a master died: the re-sends the issue counted.
+ * - enableOfflineQueue: false [true]. Queued commands carry no timeout
+ *   (ioredis starts commandTimeout when a command reaches a node).
+ * - redisOptions: commandTimeout 1.5 s, maxRetriesPerRequest 0,
+ *   autoResendUnfulfilledCommands false (node connections never reconnect
+ *   in ioredis; these make sure nothing is replayed if they ever do).
+ * - MOVED / ASK (maxRedirections), TRYAGAIN (retryDelayOnTryAgain) and
+ *   CLUSTERDOWN (retryDelayOnClusterDown) are followed: Redis answers them
+ *   without running the command, so following them cannot run it twice.
+ *   maxRedirections is kept small so they fit in the 2-second answer bound.
+ *
+ * BullMQ: a producer (Queue) fails fast too; a Worker blocks and retries
+ * (maxRetriesPerRequest null, as BullMQ requires). On a Cluster BullMQ takes
+ * a Cluster instance, and its prefix carries a hash tag (keys.queuePrefix()),
+ * so each queue's keys share one slot.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'bullmq';
+import type { HostPort, RedisTopologyConfig } from '../config.js';
+import type { Logger } from '../logger.js';
+import { apiRedisOptions, COMMAND_TIMEOUT_MS, queueConnectionOptions, workerConnectionOptions } from './connection.js';
+import { resolveRedis } from './resolveRedis.js';
+import type { RedisServerHandle } from './redisServer.js';
+
+/** What the service talks to: one node (also through Sentinel) or a Cluster. */
+export type RedisClient = Redis | Cluster;
+
+export function isCluster(client: RedisClient): client is Cluster {
+  return (client as Cluster).isCluster === true;
+}
+
+/** BullMQ connection options for producers (queue) and consumers (worker). */
+export interface BullConnections {
+  queue(): ConnectionOptions;
+  worker(): ConnectionOptions;
+}
+
+export interface RedisTopology {
+  kind: 'private' | 'single' | 'cluster' | 'sentinel';
+  /** Where it is, fit for a log line (no password). */
+  description: string;
+  client: RedisClient;
+  bullmq: BullConnections;
+  /** Set when the service started its own redis-server. */
+  privateServer?: RedisServerHandle;
+  /** Closes the API client and any Cluster clients made for BullMQ. */
+  close(): Promise<void>;
+}
+
+const reconnectBackoff = (attempt: number) => Math.min(50 * 2 ** attempt, 1_000);
+
+/** The API client's Cluster options (see the header for why each differs from ioredis's default). */
+export function apiClusterOptions(password: string | undefined): ClusterOptions {
+  return {
+    enableOfflineQueue: false,
+    retryDelayOnFailover: 0,
+    retryDelayOnTryAgain: 100,
+    retryDelayOnClusterDown: 100,
+    maxRedirections: 6,
+    slotsRefreshTimeout: COMMAND_TIMEOUT_MS,
+    // Learns a promoted replica within 2 s even with no MOVED to trigger it.
+    slotsRefreshInterval: 2_000,
+    clusterRetryStrategy: reconnectBackoff,
+    lazyConnect: true,
+    redisOptions: {
+      password,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      maxRetriesPerRequest: 0,
+      autoResendUnfulfilledCommands: false,
+    },
+  };
+}
+
+function sentinelOptions(sentinels: HostPort[], name: string, password: string | undefined): RedisOptions {
+  return {
+    sentinels,
+    name,
+    password,
+    sentinelPassword: password,
+    // ioredis subscribes to +switch-master on the sentinels and reconnects to the promoted master at once.
+    failoverDetector: true,
+    sentinelRetryStrategy: reconnectBackoff,
+  };
+}
+
+function withPassword(options: RedisOptions, password: string | undefined): RedisOptions {
+  return password !== undefined && !options.password ? { ...options, password } : options;
+}
+
+/** Builds the clients for the configured topology and connects the API's; resolves once Redis answers. */
+export async function openRedisTopology(config: RedisTopologyConfig, dataDir: string, logger: Logger): Promise<RedisTopology> {
+  const clusters: Cluster[] = [];
+  const closeClusters = async () => {
+    await Promise.all(clusters.map((c) => c.quit().catch(() => c.disconnect())));
+  };
+
+  if (config.kind === 'cluster') {
+    const seeds = config.nodes.map((n) => `${n.host}:${n.port}`).join(',');
+    const client = new Cluster(config.nodes, apiClusterOptions(config.password));
+    client.on('error', () => {}); // reported by readiness, metrics and 503s
+    client.on('node error', () => {});
+    const bullCluster = (blocking: boolean) => {
+      const c = new Cluster(config.nodes, {
+        enableOfflineQueue: blocking,
+        clusterRetryStrategy: reconnectBackoff,
+        slotsRefreshInterval: 2_000,
+        redisOptions: blocking
+          ? { password: config.password, maxRetriesPerRequest: null }
+          : { password: config.password, commandTimeout: COMMAND_TIMEOUT_MS, maxRetriesPerRequest: 0 },
+      });
+      c.on('error', () => {});
+      clusters.push(c);
+      return c;
+    };
+    await connectOrExplain(client, `the Redis Cluster at ${seeds} (REDIS_CLUSTER_NODES)`);
+    return {
+      kind: 'cluster',
+      description: `Redis Cluster (seeds ${seeds})`,
+      client,
+      bullmq: { queue: () => bullCluster(false), worker: () => bullCluster(true) },
+      async close() {
+        await closeClusters();
+        await client.quit().catch(() => client.disconnect());
+      },
+    };
+  }
+
+  if (config.kind === 'sentinel') {
+    const where = `master "${config.name}" through sentinels ${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+    const base = sentinelOptions(config.sentinels, config.name, config.password);
+    const client = new Redis({ ...apiRedisOptions(), ...base });
+    client.on('error', () => {});
+    await connectOrExplain(client, `the Redis ${where} (REDIS_SENTINELS)`);
+    return {
+      kind: 'sentinel',
+      description: `Redis ${where}`,
+      client,
+      bullmq: {
+        queue: () => ({ ...base, enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: reconnectBackoff }),
+        worker: () => ({ ...base, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectBackoff }),
+      },
+      close: () => client.quit().then(() => undefined, () => client.disconnect()),
+    };
+  }
+
+  const { url, privateServer } = await resolveRedis(config.kind === 'single' ? config.url : undefined, dataDir, logger);
+  const password = config.kind === 'single' ? config.password : undefined;
+  const client = new Redis(url, withPassword(apiRedisOptions(), password));
+  client.on('error', () => {});
+  const where = config.kind === 'single' ? `REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
+  try {
+    await connectOrExplain(client, where);
+  } catch (err) {
+    await privateServer?.stop();
+    throw err;
+  }
+  return {
+    kind: privateServer ? 'private' : 'single',
+    description: privateServer ? `private redis-server at ${url} (data in DATA_DIR)` : `one Redis node at ${redactUrl(url)}`,
+    client,
+    bullmq: {
+      queue: () => withPassword(queueConnectionOptions(url), password),
+      worker: () => withPassword(workerConnectionOptions(url), password),
+    },
+    privateServer,
+    async close() {
+      await client.quit().catch(() => client.disconnect());
+      await privateServer?.stop();
+    },
+  };
+}
+
+async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (err) {
+    client.disconnect();
+    throw new Error(`${where} does not answer: ${(err as Error).message}`);
+  }
+}
+
+/** A Redis URL fit for a log line: the password is never printed. */
+export function redactUrl(url: string): string {
+  const u = new URL(url);
+  if (u.password) u.password = '***';
+  return u.toString();
+}
