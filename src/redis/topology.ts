@@ -115,6 +115,7 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
     const client = new Cluster(config.nodes, apiClusterOptions(config.password));
     client.on('error', () => {}); // reported by readiness, metrics and 503s
     client.on('node error', () => {});
+    connectNodesEagerly(client);
     const bullCluster = (blocking: boolean) => {
       const c = new Cluster(config.nodes, {
         enableOfflineQueue: blocking,
@@ -186,9 +187,22 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   };
 }
 
+/**
+ * ioredis creates node connections lazily, and without an offline queue a
+ * command that finds its node's connection still connecting fails ("Connection
+ * is closed.") though nothing was sent: at start, and when a failover brings
+ * a new master. So each node is connected as soon as the Cluster learns it.
+ */
+function connectNodesEagerly(cluster: Cluster): void {
+  cluster.on('+node', (node: Redis) => {
+    if (node.status === 'wait') node.connect().catch(() => {});
+  });
+}
+
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
   try {
     await client.connect();
+    if (isCluster(client)) await waitNodesReady(client);
     await client.ping();
   } catch (err) {
     client.disconnect();
@@ -201,4 +215,12 @@ export function redactUrl(url: string): string {
   const u = new URL(url);
   if (u.password) u.password = '***';
   return u.toString();
+}
+
+/** Waits (at most a command timeout) until every master's connection is ready, so the first requests find them open. */
+async function waitNodesReady(cluster: Cluster): Promise<void> {
+  const deadline = Date.now() + COMMAND_TIMEOUT_MS;
+  while (Date.now() < deadline && !cluster.nodes('master').every((n) => n.status === 'ready')) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
