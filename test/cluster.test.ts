@@ -37,6 +37,7 @@ function serviceEnv(waitReplicas: number, keyPrefix: string): Record<string, str
     RELAY_GRACE_MS: '1000',
     SETTLEMENT_BACKOFF_MS: '100',
     AUDIT_INTERVAL_MS: '3600000',
+    LOG_LEVEL: process.env.CLUSTER_TEST_LOG_LEVEL ?? 'silent',
   };
 }
 
@@ -211,3 +212,171 @@ async function waitSettled(svc: ServiceContext, reservations: [string, string][]
 }
 
 void client;
+
+interface Acked {
+  productId: string;
+  reservationId: string;
+  amount: number;
+}
+
+interface FailoverFigures {
+  waitReplicas: number;
+  requests: number;
+  unavailable503: number;
+  failoverWindowMs: number;
+  lastUnavailableAfterKillMs: number;
+  ackedReserves: number;
+  ackedCommits: number;
+  ackedRepayments: number;
+  lostReserves: number;
+  lostCommits: number;
+  unexpected: string[];
+}
+
+describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (waitReplicas) => {
+  it('elects a new master; every acknowledged reserve and commit stands (with WAIT 1), counters equal the records, nothing oversold, each commit settles once, the service goes on by itself', async () => {
+    await cluster.waitHealthy(1, 60_000);
+    const prefix = uniqueId(`fo${waitReplicas}`);
+    const keys = createKeys(prefix);
+    const svc = await startServiceContext(serviceEnv(waitReplicas, prefix));
+    const direct = await directClient();
+    try {
+      const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 3, `${prefix}-p`);
+      const products = [...byMaster.values()].flat();
+      const busiest = products[0]!;
+      const victim = await cluster.masterOf(keys.pool(busiest));
+      const onVictim = new Set(byMaster.get(victim)!);
+      const capacity = (p: string) => (p === busiest ? 150_000 : 1_000_000_000);
+      for (const p of products) {
+        await makeProduct(svc, { capacity: capacity(p), holdTtlSeconds: 600 }, p);
+        for (let c = 0; c < 10; c++) await makeLine(svc, p, `c${c}`, { limit: 1_000_000_000 });
+      }
+
+      const figures: FailoverFigures = {
+        waitReplicas, requests: 0, unavailable503: 0, failoverWindowMs: 0, lastUnavailableAfterKillMs: 0,
+        ackedReserves: 0, ackedCommits: 0, ackedRepayments: 0, lostReserves: 0, lostCommits: 0, unexpected: [],
+      };
+      const ackedReserves: Acked[] = [];
+      const ackedCommits: Acked[] = [];
+      let killedAt = 0;
+      let lastUnavailableOnVictim = 0;
+
+      /** Sends until the answer is not 503 (same key, same body: the contract's retry), within 40 s. */
+      const retrying = async (productId: string, send: () => ReturnType<typeof reserve>) => {
+        const deadline = Date.now() + 40_000;
+        for (;;) {
+          figures.requests++;
+          const res = await send();
+          if (res.status >= 500 && res.status !== 503) figures.unexpected.push(`${res.status} ${JSON.stringify(res.body)}`);
+          if (res.status !== 503) return res;
+          figures.unavailable503++;
+          if (killedAt) figures.lastUnavailableAfterKillMs = Math.max(figures.lastUnavailableAfterKillMs, Date.now() - killedAt);
+          if (killedAt && onVictim.has(productId)) lastUnavailableOnVictim = Math.max(lastUnavailableOnVictim, Date.now());
+          if (Date.now() > deadline) return res;
+          await sleep(50);
+        }
+      };
+
+      let running = true;
+      const rnd = (n: number) => Math.floor(Math.random() * n);
+      const loop = async () => {
+        while (running) {
+          const productId = Math.random() < 0.5 ? busiest : products[1 + rnd(products.length - 1)]!;
+          const customerId = `c${rnd(10)}`;
+          const amount = 1 + rnd(100);
+          const key = uniqueId('k');
+          const r = await retrying(productId, () => reserve(svc, productId, { customerId, amount }, key));
+          if (r.status === 201) {
+            const acked = { productId, reservationId: r.body.reservationId as string, amount };
+            ackedReserves.push(acked);
+            const dice = Math.random();
+            if (dice < 0.7) {
+              const c = await retrying(productId, () => commit(svc, productId, acked.reservationId));
+              if (c.status === 200 && (c.body.status === 'committed' || c.body.status === 'settled')) ackedCommits.push(acked);
+              else if (c.status === 404) figures.lostReserves++; // acknowledged, then gone
+              else figures.unexpected.push(`commit answered ${c.status} ${JSON.stringify(c.body)}`);
+            } else if (dice < 0.85) {
+              const rel = await retrying(productId, () => release(svc, productId, acked.reservationId));
+              if (rel.status === 404) figures.lostReserves++;
+            }
+          } else if (!(r.status === 409 && r.body.code === 'POOL_EXHAUSTED')) {
+            figures.unexpected.push(`reserve answered ${r.status} ${JSON.stringify(r.body)}`);
+          }
+          if (Math.random() < 0.2) {
+            const payKey = uniqueId('k');
+            const pay = await retrying(productId, () => repay(svc, productId, customerId, { amount: 1 }, payKey));
+            if (pay.status === 200) figures.ackedRepayments++;
+          }
+          await sleep(5);
+        }
+      };
+      const loops = Array.from({ length: 6 }, () => loop());
+
+      await sleep(2_500);
+      killedAt = Date.now();
+      await cluster.kill(victim);
+      // An orchestrator brings the failed node back a few seconds later: it rejoins as a replica of the new master.
+      await sleep(5_000);
+      await cluster.restart(victim);
+      await cluster.waitHealthy(1, 60_000);
+      await sleep(2_000);
+      running = false;
+      await Promise.all(loops);
+
+      // The window: from the kill to the last 503 a write on the killed master's products got.
+      figures.failoverWindowMs = lastUnavailableOnVictim ? lastUnavailableOnVictim - killedAt : -1;
+      figures.ackedReserves = ackedReserves.length;
+      figures.ackedCommits = ackedCommits.length;
+      console.log(`FAILOVER load ${JSON.stringify(figures)}`);
+
+      // A new master serves the busiest product; the old one is back as a replica.
+      const newMaster = await cluster.masterOf(keys.pool(busiest));
+      expect(newMaster).not.toBe(victim);
+
+      // Every acknowledged reserve exists; every acknowledged commit is committed or settled.
+      for (const a of ackedReserves) {
+        if ((await direct.hget(keys.reservation(a.productId, a.reservationId), 'status')) === null) figures.lostReserves++;
+      }
+      // Settlement catches up (the relay re-enqueues anything a 503 cut short).
+      const deadline = Date.now() + 40_000;
+      for (;;) {
+        const backlog = (await Promise.all(products.map((p) => direct.zcard(keys.status(p, 'committed'))))).reduce((s, n) => s + n, 0);
+        if (backlog === 0) break;
+        if (Date.now() > deadline) throw new Error(`settlement backlog still ${backlog}`);
+        await sleep(250);
+      }
+      for (const a of ackedCommits) {
+        const status = await direct.hget(keys.reservation(a.productId, a.reservationId), 'status');
+        if (status !== 'settled') figures.lostCommits++;
+        else expect(await direct.hexists(keys.internalLedger(a.productId), a.reservationId)).toBe(1);
+      }
+      // Each settled reservation is in its product's ledger once, and the ledger holds nothing else.
+      for (const p of products) {
+        expect(await direct.hlen(keys.internalLedger(p))).toBe(await direct.zcard(keys.status(p, 'settled')));
+      }
+      // Never oversold; counters equal the sums of the records (the invariant audit, run on the cluster).
+      for (const p of products) {
+        const pool = await getPool(svc, p);
+        expect(pool.held + pool.committed).toBeLessThanOrEqual(capacity(p));
+      }
+      const audit = await auditViolations(direct, keys);
+      console.log(`FAILOVER result ${JSON.stringify({ waitReplicas, lostReserves: figures.lostReserves, lostCommits: figures.lostCommits, audit })}`);
+      expect(audit.violations, JSON.stringify(audit)).toBe(0);
+
+
+      // The service went on by itself (same process, never restarted) and is ready.
+      expect((await svc.call('GET', '/readyz', { key: null })).status).toBe(200);
+      expect(figures.unexpected).toEqual([]);
+      expect(figures.failoverWindowMs).toBeGreaterThan(0);
+      expect(figures.ackedReserves).toBeGreaterThan(200);
+      expect(figures.unavailable503).toBeGreaterThan(0); // the kill was felt
+      if (waitReplicas >= 1) {
+        expect(figures.lostReserves).toBe(0);
+        expect(figures.lostCommits).toBe(0);
+      }
+    } finally {
+      direct.disconnect();
+      await svc.stop();
+    }
+  }, 150_000);
+});

@@ -7,7 +7,7 @@
 import { decodeAuditStep, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
 import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
-import type { RedisClient } from '../redis/topology.js';
+import { mastersOf, type RedisClient } from '../redis/topology.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import { loadLuaScripts, type LuaScript } from './luaScripts.js';
 import type {
@@ -284,12 +284,12 @@ export function createQuotaEngine({
 
     /** Loads every script into Redis's cache (at start, and when readiness finds one missing). */
     async loadScripts() {
-      for (const script of scripts.values()) await redis.script('LOAD', script.source);
+      for (const node of mastersOf(redis)) for (const script of scripts.values()) await node.script('LOAD', script.source);
     },
 
     async scriptsLoaded(): Promise<boolean> {
       const shas = [...scripts.values()].map((s) => s.sha1);
-      const present = (await redis.script('EXISTS', ...shas)) as number[];
+      const present = (await Promise.all(mastersOf(redis).map((node) => node.script('EXISTS', ...shas) as Promise<number[]>))).flat();
       return present.every((p) => p === 1);
     },
   };

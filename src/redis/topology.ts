@@ -44,6 +44,15 @@ export function isCluster(client: RedisClient): client is Cluster {
   return (client as Cluster).isCluster === true;
 }
 
+/**
+ * The nodes that run scripts: every master of a Cluster (each must hold the
+ * scripts or functions itself: they are not shared across masters, and a
+ * promoted replica has no SCRIPT LOAD cache), or the one node.
+ */
+export function mastersOf(client: RedisClient): Redis[] {
+  return isCluster(client) ? client.nodes('master') : [client];
+}
+
 /** BullMQ connection options for producers (queue) and consumers (worker). */
 export interface BullConnections {
   queue(): ConnectionOptions;
