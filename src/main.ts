@@ -126,11 +126,25 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
       for (const [name, close] of steps) {
-        await Promise.resolve(close()).catch((err: unknown) => logger.warn({ err }, `shutdown: closing the ${name} failed; going on`));
+        // Bounded: BullMQ's Worker.close() can wait forever on a connection a failover left reconnecting; closing the Redis clients last ends it.
+        await withTimeout(Promise.resolve(close()), STEP_TIMEOUT_MS, `did not finish within ${STEP_TIMEOUT_MS} ms`).catch((err: unknown) =>
+          logger.warn({ err }, `shutdown: closing the ${name} failed; going on`),
+        );
       }
       logger.info('quota-allocator stopped');
     },
   };
+}
+
+/** Longest wait for one part to close at shutdown. */
+const STEP_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function main(): Promise<void> {

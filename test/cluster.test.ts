@@ -4,6 +4,7 @@
  * fails): contract-level flows through real HTTP with products on every
  * master, then a master killed under load, with REDIS_WAIT_REPLICAS 0 and 1.
  */
+import { Queue } from 'bullmq';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createInvariantAudit } from '../src/audit/invariantAudit.js';
@@ -36,6 +37,8 @@ function serviceEnv(waitReplicas: number, keyPrefix: string): Record<string, str
     RELAY_INTERVAL_MS: '1000',
     RELAY_GRACE_MS: '1000',
     SETTLEMENT_BACKOFF_MS: '100',
+    // A job whose worker lost its connection mid-job comes back after its lock (stalled): 5 s here, not 30.
+    SETTLEMENT_LOCK_MS: '5000',
     AUDIT_INTERVAL_MS: '3600000',
     LOG_LEVEL: process.env.CLUSTER_TEST_LOG_LEVEL ?? 'silent',
   };
@@ -76,7 +79,7 @@ describe('contract flows on a Redis Cluster (REDIS_WAIT_REPLICAS=1)', () => {
       await makeProduct(svc, { capacity: 10_000, holdTtlSeconds: 60 }, p);
       await makeLine(svc, p, 'c1', { limit: 10_000 });
     }
-  }, 60_000);
+  }, 120_000);
 
   afterAll(async () => {
     direct?.disconnect();
@@ -242,9 +245,10 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
     const direct = await directClient();
     try {
       const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 3, `${prefix}-p`);
-      const products = [...byMaster.values()].flat();
-      const busiest = products[0]!;
-      const victim = await cluster.masterOf(keys.pool(busiest));
+      // The busiest product sits on the master that also holds the BullMQ queues' slot: the kill hits settlement too.
+      const victim = await cluster.masterOf(`${keys.queuePrefix()}:settlement:wait`);
+      const busiest = byMaster.get(victim)![0]!;
+      const products = [busiest, ...[...byMaster.values()].flat().filter((p) => p !== busiest)];
       const onVictim = new Set(byMaster.get(victim)!);
       const capacity = (p: string) => (p === busiest ? 150_000 : 1_000_000_000);
       for (const p of products) {
@@ -338,11 +342,16 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
         if ((await direct.hget(keys.reservation(a.productId, a.reservationId), 'status')) === null) figures.lostReserves++;
       }
       // Settlement catches up (the relay re-enqueues anything a 503 cut short).
-      const deadline = Date.now() + 40_000;
+      const deadline = Date.now() + 60_000;
       for (;;) {
         const backlog = (await Promise.all(products.map((p) => direct.zcard(keys.status(p, 'committed'))))).reduce((s, n) => s + n, 0);
         if (backlog === 0) break;
-        if (Date.now() > deadline) throw new Error(`settlement backlog still ${backlog}`);
+        if (Date.now() > deadline) {
+          const queue = new Queue('settlement', { connection: direct.duplicate(), prefix: keys.queuePrefix() });
+          const counts = await queue.getJobCounts().catch((err: Error) => err.message);
+          await queue.close().catch(() => undefined);
+          throw new Error(`settlement backlog still ${backlog}; queue ${JSON.stringify(counts)}`);
+        }
         await sleep(250);
       }
       for (const a of ackedCommits) {
@@ -368,7 +377,7 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
       expect((await svc.call('GET', '/readyz', { key: null })).status).toBe(200);
       expect(figures.unexpected).toEqual([]);
       expect(figures.failoverWindowMs).toBeGreaterThan(0);
-      expect(figures.ackedReserves).toBeGreaterThan(200);
+      expect(figures.ackedReserves).toBeGreaterThan(50);
       expect(figures.unavailable503).toBeGreaterThan(0); // the kill was felt
       if (waitReplicas >= 1) {
         expect(figures.lostReserves).toBe(0);

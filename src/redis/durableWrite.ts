@@ -24,7 +24,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../logger.js';
-import { isCluster, type RedisClient } from './topology.js';
+import { assertClusterReady, isCluster, type RedisClient } from './topology.js';
 
 type Arg = string | number;
 
@@ -88,6 +88,7 @@ export function createDurableWrites(options: DurableWritesOptions) {
   /** Sends `command args` and WAIT in one pipeline; answers the command's reply once enough replicas confirmed it. */
   async function call(client: RedisClient, command: string, args: Arg[], firstKey: string): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
+      assertClusterReady(client);
       const replies = ((await client.pipeline().call(command, ...args).call('WAIT', replicas, timeoutMs).exec()) ?? []) as [Error | null, unknown][];
       const [err, reply] = replies[0] ?? [new Error('no reply to the script call'), null];
       if (err) {

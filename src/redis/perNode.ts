@@ -13,7 +13,7 @@
  */
 import calculateSlot from 'cluster-key-slot';
 import type { ChainableCommander } from 'ioredis';
-import { isCluster, type RedisClient } from './topology.js';
+import { assertClusterReady, isCluster, type RedisClient } from './topology.js';
 
 export type Reply = [error: Error | null, value: unknown];
 
@@ -52,6 +52,7 @@ export async function pipelinePerNode<T>(
 }
 
 async function runGroup<T>(client: RedisClient, items: readonly T[], add: (p: ChainableCommander, item: T) => void): Promise<Reply[][]> {
+  assertClusterReady(client);
   const pipeline = client.pipeline();
   const counts = items.map((item) => {
     const before = pipeline.length;

@@ -45,6 +45,17 @@ export function isCluster(client: RedisClient): client is Cluster {
 }
 
 /**
+ * An ioredis Cluster pipeline sent while the Cluster has no slot map waits
+ * for it with no time limit (Pipeline.exec: delayUntilReady); fail fast
+ * instead, as single commands do without an offline queue.
+ */
+export function assertClusterReady(client: RedisClient): void {
+  if (isCluster(client) && (client.status !== 'ready' || client.slots.length === 0)) {
+    throw new Error("Cluster isn't ready and enableOfflineQueue options is false");
+  }
+}
+
+/**
  * The nodes that run scripts: every master of a Cluster (each must hold the
  * scripts or functions itself: they are not shared across masters, and a
  * promoted replica has no SCRIPT LOAD cache), or the one node.
@@ -126,10 +137,17 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
     client.on('node error', () => {});
     connectNodesEagerly(client);
     const bullCluster = (blocking: boolean) => {
+      // BullMQ's own commands may be re-sent (a job id makes an add idempotent; locks and the
+      // stalled check cover the rest), so these ride out a failover: up to ~6 s of MOVED,
+      // CLUSTERDOWN and closed connections before a command fails.
       const c = new Cluster(config.nodes, {
         enableOfflineQueue: blocking,
         clusterRetryStrategy: reconnectBackoff,
         slotsRefreshInterval: 2_000,
+        maxRedirections: 30,
+        retryDelayOnFailover: 200,
+        retryDelayOnClusterDown: 200,
+        retryDelayOnTryAgain: 200,
         redisOptions: blocking
           ? { password: config.password, maxRetriesPerRequest: null }
           : { password: config.password, commandTimeout: COMMAND_TIMEOUT_MS, maxRetriesPerRequest: 0 },
