@@ -238,11 +238,16 @@ interface FailoverFigures {
 
 describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (waitReplicas) => {
   it('elects a new master; every acknowledged reserve and commit stands (with WAIT 1), counters equal the records, nothing oversold, each commit settles once, the service goes on by itself', async () => {
+    const t0 = Date.now();
+    const phase = (what: string) => console.log(`FAILOVER phase WAIT ${waitReplicas} +${Date.now() - t0} ms: ${what}`);
     await cluster.waitHealthy(1, 60_000);
+    phase('cluster healthy');
     const prefix = uniqueId(`fo${waitReplicas}`);
     const keys = createKeys(prefix);
     const svc = await startServiceContext(serviceEnv(waitReplicas, prefix));
+    phase('service started');
     const direct = await directClient();
+    phase('direct client connected');
     try {
       const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 3, `${prefix}-p`);
       // The busiest product sits on the master that also holds the BullMQ queues' slot: the kill hits settlement too.
@@ -314,6 +319,7 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
           await sleep(5);
         }
       };
+      phase('products configured');
       const loops = Array.from({ length: 6 }, () => loop());
 
       await sleep(2_500);
@@ -321,8 +327,10 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
       await cluster.kill(victim);
       // An orchestrator brings the failed node back a few seconds later: it rejoins as a replica of the new master.
       await sleep(5_000);
+      phase('restarting the killed node');
       await cluster.restart(victim);
       await cluster.waitHealthy(1, 60_000);
+      phase('cluster healthy again');
       await sleep(2_000);
       running = false;
       await Promise.all(loops);
@@ -333,6 +341,7 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
       figures.ackedCommits = ackedCommits.length;
       console.log(`FAILOVER load ${JSON.stringify(figures)}`);
 
+      phase('load stopped');
       // A new master serves the busiest product; the old one is back as a replica.
       const newMaster = await cluster.masterOf(keys.pool(busiest));
       expect(newMaster).not.toBe(victim);
@@ -386,6 +395,7 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
     } finally {
       direct.disconnect();
       await svc.stop();
+      phase('service stopped');
     }
   }, 150_000);
 });
