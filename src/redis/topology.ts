@@ -191,7 +191,7 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   const password = config.kind === 'single' ? config.password : undefined;
   const client = new Redis(url, withPassword(apiRedisOptions(), password));
   client.on('error', () => {});
-  const where = config.kind === 'single' ? `REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
+  const where = config.kind === 'single' ? `Redis at REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
   try {
     await connectOrExplain(client, where);
   } catch (err) {
@@ -226,12 +226,21 @@ function connectNodesEagerly(cluster: Cluster): void {
   });
 }
 
+/** How long the start waits for Redis (with Sentinel, ioredis would otherwise retry the sentinels forever). */
+const CONNECT_DEADLINE_MS = 10_000;
+
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    await client.connect();
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
+    });
+    await Promise.race([client.connect(), deadline]);
     if (isCluster(client)) await waitNodesReady(client);
-    await client.ping();
+    await Promise.race([client.ping(), deadline]);
+    clearTimeout(timer);
   } catch (err) {
+    clearTimeout(timer);
     client.disconnect();
     throw new Error(`${where} does not answer: ${(err as Error).message}`);
   }
