@@ -37,7 +37,8 @@ async function main(): Promise<number> {
     const keys = createKeys('bw');
     const engines = {
       0: createQuotaEngine({ redis, keys }),
-      1: createQuotaEngine({ redis, keys, durableWrites: createDurableWrites({ replicas: 1, timeoutMs: 500, logger }) }),
+      // As src/main.ts builds it: confirmed writes take turns on 8 connections per node.
+      1: createQuotaEngine({ redis, keys, durableWrites: createDurableWrites({ replicas: 1, timeoutMs: 500, logger, pool: [redis, ...(await topology.moreClients(7))] }) }),
     };
     const products = [...(await productsPerMaster(cluster, (p) => keys.pool(p), 3, 'bw-p')).values()].flat();
     for (const p of products) {

@@ -44,7 +44,9 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   // Gauges read from Redis at scrape time come from the API roles only, so
   // scraping both the API and the worker does not report each pool twice.
   const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
-  const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis });
+  // Confirmed writes get connections of their own: a WAIT holds its connection until the replicas answer.
+  const waitPool = config.redisWait.replicas > 0 ? [redis, ...(await topology.moreClients(WAIT_CONNECTIONS - 1))] : [];
+  const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis, pool: waitPool });
   const engine = createQuotaEngine({
     redis,
     keys,
@@ -135,6 +137,9 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     },
   };
 }
+
+/** Connections (per node) that confirmed writes take turns on when REDIS_WAIT_REPLICAS is above 0. */
+const WAIT_CONNECTIONS = 8;
 
 /** Longest wait for one part to close at shutdown. */
 const STEP_TIMEOUT_MS = 5_000;

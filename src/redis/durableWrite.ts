@@ -63,11 +63,22 @@ export interface DurableWritesOptions {
   registry?: Registry;
   /** The client whose masters the replicas gauge reads at scrape time. */
   client?: RedisClient;
+  /**
+   * Connections to send confirmed writes on, in turn (same topology as the
+   * engine's client). A WAIT holds its connection until the replicas answer
+   * and Redis runs nothing else from that connection meanwhile, so on one
+   * connection per master every write would wait for the one before it.
+   */
+  pool?: RedisClient[];
 }
 
 export function createDurableWrites(options: DurableWritesOptions) {
   const { replicas, timeoutMs, logger } = options;
   let lastLog = 0;
+  let turn = 0;
+  const pool = options.pool ?? [];
+  /** The next pooled connection, or the caller's when there is no pool. */
+  const pick = (client: RedisClient) => (pool.length > 0 ? pool[turn++ % pool.length]! : client);
 
   const unconfirmed = options.registry
     ? new Counter({
@@ -130,11 +141,12 @@ export function createDurableWrites(options: DurableWritesOptions) {
      */
     async evalScript(client: RedisClient, script: { sha1: string; source: string }, evalArgs: Arg[]): Promise<unknown> {
       const firstKey = String(evalArgs[1] ?? '');
+      const connection = pick(client);
       try {
-        return await call(client, 'evalsha', [script.sha1, ...evalArgs], firstKey);
+        return await call(connection, 'evalsha', [script.sha1, ...evalArgs], firstKey);
       } catch (err) {
         if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return call(client, 'eval', [script.source, ...evalArgs], firstKey);
+        return call(connection, 'eval', [script.source, ...evalArgs], firstKey);
       }
     },
   };

@@ -78,7 +78,13 @@ export interface RedisTopology {
   bullmq: BullConnections;
   /** Set when the service started its own redis-server. */
   privateServer?: RedisServerHandle;
-  /** Closes the API client and any Cluster clients made for BullMQ. */
+  /**
+   * `n` more clients built and connected as the API's is: confirmed writes
+   * (REDIS_WAIT_REPLICAS) spread over them, since a WAIT holds its connection
+   * until the replicas answer. Closed by close().
+   */
+  moreClients(n: number): Promise<RedisClient[]>;
+  /** Closes the API client, the extra clients and any Cluster clients made for BullMQ. */
   close(): Promise<void>;
 }
 
@@ -126,16 +132,28 @@ function withPassword(options: RedisOptions, password: string | undefined): Redi
 /** Builds the clients for the configured topology and connects the API's; resolves once Redis answers. */
 export async function openRedisTopology(config: RedisTopologyConfig, dataDir: string, logger: Logger): Promise<RedisTopology> {
   const clusters: Cluster[] = [];
+  const extra: RedisClient[] = [];
   const closeClusters = async () => {
-    await Promise.all(clusters.map((c) => c.quit().catch(() => c.disconnect())));
+    await Promise.all([...clusters, ...extra].map((c) => c.quit().then(() => undefined, () => c.disconnect())));
+  };
+  const moreClientsOf = (make: () => RedisClient, where: string) => async (n: number) => {
+    const made = Array.from({ length: n }, make);
+    extra.push(...made);
+    await Promise.all(made.map((c) => connectOrExplain(c, where)));
+    return made;
   };
 
   if (config.kind === 'cluster') {
     const seeds = config.nodes.map((n) => `${n.host}:${n.port}`).join(',');
-    const client = new Cluster(config.nodes, apiClusterOptions(config.password));
-    client.on('error', () => {}); // reported by readiness, metrics and 503s
-    client.on('node error', () => {});
-    connectNodesEagerly(client);
+    const make = () => {
+      const c = new Cluster(config.nodes, apiClusterOptions(config.password));
+      c.on('error', () => {}); // reported by readiness, metrics and 503s
+      c.on('node error', () => {});
+      connectNodesEagerly(c);
+      return c;
+    };
+    const client = make();
+    const where = `the Redis Cluster at ${seeds} (REDIS_CLUSTER_NODES)`;
     const bullCluster = (blocking: boolean) => {
       // BullMQ's own commands may be re-sent (a job id makes an add idempotent; locks and the
       // stalled check cover the rest), so these ride out a failover: up to ~6 s of MOVED,
@@ -156,11 +174,12 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
       clusters.push(c);
       return c;
     };
-    await connectOrExplain(client, `the Redis Cluster at ${seeds} (REDIS_CLUSTER_NODES)`);
+    await connectOrExplain(client, where);
     return {
       kind: 'cluster',
       description: `Redis Cluster (seeds ${seeds})`,
       client,
+      moreClients: moreClientsOf(make, where),
       bullmq: { queue: () => bullCluster(false), worker: () => bullCluster(true) },
       async close() {
         await closeClusters();
@@ -172,25 +191,37 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   if (config.kind === 'sentinel') {
     const where = `master "${config.name}" through sentinels ${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
     const base = sentinelOptions(config.sentinels, config.name, config.password);
-    const client = new Redis({ ...apiRedisOptions(), ...base });
-    client.on('error', () => {});
+    const make = () => {
+      const c = new Redis({ ...apiRedisOptions(), ...base });
+      c.on('error', () => {});
+      return c;
+    };
+    const client = make();
     await connectOrExplain(client, `the Redis ${where} (REDIS_SENTINELS)`);
     return {
       kind: 'sentinel',
       description: `Redis ${where}`,
       client,
+      moreClients: moreClientsOf(make, `the Redis ${where} (REDIS_SENTINELS)`),
       bullmq: {
         queue: () => ({ ...base, enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: reconnectBackoff }),
         worker: () => ({ ...base, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectBackoff }),
       },
-      close: () => client.quit().then(() => undefined, () => client.disconnect()),
+      async close() {
+        await closeClusters();
+        await client.quit().catch(() => client.disconnect());
+      },
     };
   }
 
   const { url, privateServer } = await resolveRedis(config.kind === 'single' ? config.url : undefined, dataDir, logger);
   const password = config.kind === 'single' ? config.password : undefined;
-  const client = new Redis(url, withPassword(apiRedisOptions(), password));
-  client.on('error', () => {});
+  const make = () => {
+    const c = new Redis(url, withPassword(apiRedisOptions(), password));
+    c.on('error', () => {});
+    return c;
+  };
+  const client = make();
   const where = config.kind === 'single' ? `Redis at REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
   try {
     await connectOrExplain(client, where);
@@ -207,7 +238,9 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
       worker: () => withPassword(workerConnectionOptions(url), password),
     },
     privateServer,
+    moreClients: moreClientsOf(make, where),
     async close() {
+      await closeClusters();
       await client.quit().catch(() => client.disconnect());
       await privateServer?.stop();
     },
