@@ -106,6 +106,7 @@ describe('contract flows on a Redis Cluster (REDIS_WAIT_REPLICAS=1)', () => {
       const pool = await getPool(svc, p);
       expect(pool.held).toBe(0);
       expect(pool.committed).toBe(250); // settled is the part of committed the ledger took
+      await waitSettled(svc, [[p, a.body.reservationId]], 20_000); // only settled money can be repaid
       const r = await repay(svc, p, 'c1', { amount: 100 });
       expect(r.status, JSON.stringify(r.body)).toBe(200);
     }
@@ -356,10 +357,15 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
         const backlog = (await Promise.all(products.map((p) => direct.zcard(keys.status(p, 'committed'))))).reduce((s, n) => s + n, 0);
         if (backlog === 0) break;
         if (Date.now() > deadline) {
-          const queue = new Queue('settlement', { connection: direct.duplicate(), prefix: keys.queuePrefix() });
+          const queueClient = new Cluster(cluster.seeds.split(',').map((x) => ({ host: '127.0.0.1', port: Number(x.split(':')[1]) })));
+          queueClient.on('error', () => {});
+          const queue = new Queue('settlement', { connection: queueClient, prefix: keys.queuePrefix() });
           const counts = await queue.getJobCounts().catch((err: Error) => err.message);
+          const left = (await Promise.all(products.map((p) => direct.zrange(keys.status(p, 'committed'), 0, -1)))).flat();
+          const states = await Promise.all(left.map(async (id) => `${id}:${(await queue.getJob(id))?.id ? await (await queue.getJob(id))!.getState() : 'no job'}`));
           await queue.close().catch(() => undefined);
-          throw new Error(`settlement backlog still ${backlog}; queue ${JSON.stringify(counts)}`);
+          queueClient.disconnect();
+          throw new Error(`settlement backlog still ${backlog}; queue ${JSON.stringify(counts)}; jobs ${states.join(', ')}`);
         }
         await sleep(250);
       }

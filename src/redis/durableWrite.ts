@@ -135,6 +135,10 @@ export function createDurableWrites(options: DurableWritesOptions) {
       return replicas > 0 && WRITING_SCRIPTS.has(scriptName);
     },
     call,
+    /** For Redis Functions: FCALL + WAIT on the next pooled connection (no NOSCRIPT case: a missing function is an error). */
+    fcall(client: RedisClient, functionName: string, keys: string[], args: Arg[]): Promise<unknown> {
+      return call(pick(client), 'fcall', [functionName, keys.length, ...keys, ...args], keys[0] ?? '');
+    },
     /**
      * EVALSHA + WAIT; on NOSCRIPT (a node that lost its script cache) EVAL +
      * WAIT. `evalArgs` is numkeys, keys, args, as EVAL takes them.

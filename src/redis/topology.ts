@@ -136,11 +136,22 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   const closeClusters = async () => {
     await Promise.all([...clusters, ...extra].map((c) => c.quit().then(() => undefined, () => c.disconnect())));
   };
+  /** The extra clients that connected (an optimisation: one that does not is left out and logged). */
   const moreClientsOf = (make: () => RedisClient, where: string) => async (n: number) => {
     const made = Array.from({ length: n }, make);
     extra.push(...made);
-    await Promise.all(made.map((c) => connectOrExplain(c, where)));
-    return made;
+    const connected = await Promise.all(
+      made.map((c) =>
+        connectOrExplain(c, where).then(
+          () => c,
+          (err: unknown) => {
+            logger.warn({ err }, 'redis: an extra connection for confirmed writes did not connect; going on with fewer');
+            return undefined;
+          },
+        ),
+      ),
+    );
+    return connected.filter((c): c is RedisClient => c !== undefined);
   };
 
   if (config.kind === 'cluster') {
@@ -268,7 +279,9 @@ async function connectOrExplain(client: RedisClient, where: string): Promise<voi
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
     });
-    await Promise.race([client.connect(), deadline]);
+    // ioredis's Cluster.connect() never settles when its first ready check fails and a
+    // reconnect then succeeds: so the status is watched too.
+    await Promise.race([client.connect(), becomesReady(client, Date.now() + CONNECT_DEADLINE_MS), deadline]);
     if (isCluster(client)) await waitNodesReady(client);
     await Promise.race([client.ping(), deadline]);
     clearTimeout(timer);
@@ -284,6 +297,11 @@ export function redactUrl(url: string): string {
   const u = new URL(url);
   if (u.password) u.password = '***';
   return u.toString();
+}
+
+async function becomesReady(client: RedisClient, until: number): Promise<void> {
+  while (client.status !== 'ready' && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  if (client.status !== 'ready') await new Promise(() => {}); // the deadline answers
 }
 
 /** Waits (at most a command timeout) until every master's connection is ready, so the first requests find them open. */
