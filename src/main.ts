@@ -17,7 +17,7 @@ import { createMetrics } from './metrics.js';
 import { checkDurability } from './redis/durabilityCheck.js';
 import { createDurableWrites } from './redis/durableWrite.js';
 import { createKeys } from './redis/keys.js';
-import { openRedisTopology, type RedisTopology } from './redis/topology.js';
+import { mastersOf, openRedisTopology, type RedisTopology } from './redis/topology.js';
 import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
 import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
@@ -39,7 +39,8 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const topology = await openRedisTopology(config.redis, config.dataDir, logger);
   const { client: redis, bullmq } = topology;
   logger.info({ redis: topology.kind, waitReplicas: config.redisWait.replicas }, `redis: using ${topology.description}`);
-  await checkDurability(redis, logger);
+  // Each master keeps its own config: on a Cluster every one is checked.
+  for (const node of mastersOf(redis)) await checkDurability(node, logger.child({ redisNode: `${node.options.host}:${node.options.port}` }));
   const keys = createKeys(config.keyPrefix);
   // Gauges read from Redis at scrape time come from the API roles only, so
   // scraping both the API and the worker does not report each pool twice.
