@@ -4,9 +4,9 @@
  * Counters are created at zero for every known label value, so every series
  * exists from the first scrape.
  */
-import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Keys } from './redis/keys.js';
+import type { RedisClient } from './redis/topology.js';
 import { registerStateGauges } from './stateGauges.js';
 
 export const OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
@@ -35,7 +35,7 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-export function createMetrics(state?: { redis: Redis; keys: Keys }) {
+export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   if (state) registerStateGauges(registry, state.redis, state.keys);

@@ -21,6 +21,7 @@ import { createKeys } from '../src/redis/keys.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 import { seededRandom } from '../src/seededRandom.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { bullmqConnectionsForUrl } from '../src/redis/connection.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -45,7 +46,7 @@ function auditFor(limits: Partial<AuditLimits> = {}) {
   );
   const metrics = createMetrics();
   const audit = createInvariantAudit({
-    redisUrl: inject('redisUrl'), // the job is not started: auditOnce() is called directly
+    bullmq: bullmqConnectionsForUrl(inject('redisUrl')), // the job is not started: auditOnce() is called directly
     redis: ctx.redis,
     keys: ctx.keys,
     engine: ctx.engine,

@@ -389,6 +389,8 @@ describe('Prometheus config and alert rules', () => {
       'QuotaHttp5xxRate',
       'QuotaPoolNearlyExhausted',
       'QuotaRedisDown',
+      'QuotaRedisReplicasMissing',
+      'QuotaRedisWritesUnconfirmed',
       'QuotaSettlementBacklogStale',
       'QuotaSettlementUnknown',
       'QuotaWorkerDown',
@@ -412,6 +414,8 @@ describe('Prometheus config and alert rules', () => {
     expect(byName.QuotaWorkerDown.expr).toBe('up{job="quota-worker"} == 0 or absent(up{job="quota-worker"})');
     expect(byName.QuotaWorkerDown.labels.severity).toBe('critical');
     expect(byName.QuotaWorkerDown.for).toBe('1m');
+    expect(byName.QuotaRedisReplicasMissing.expr).toMatch(/quota_redis_replicas_attached\)? < .*quota_redis_wait_replicas/);
+    expect(byName.QuotaRedisWritesUnconfirmed.expr).toMatch(/quota_redis_replicas_unconfirmed_writes_total/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_available\)? \/ .*quota_pool_capacity\)? < 0\.05/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_capacity\)? > 0/);
   });
@@ -478,6 +482,31 @@ describe('Prometheus config and alert rules', () => {
               { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
               { eval_time: '5m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker', instance: 'worker:3000' } }] },
             ],
+          },
+          {
+            // REDIS_WAIT_REPLICAS=1: master m2 loses its replica at minute 2 (a failover); writes go unconfirmed from minute 2.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '1x15' },
+              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '1x15' },
+              { series: 'quota_redis_replicas_attached{node="m2",job="quota-api",instance="api:3000"}', values: '1 1 0x13' },
+              { series: 'quota_redis_replicas_unconfirmed_writes_total{job="quota-api",instance="api:3000"}', values: '0 0 0+30x13' },
+            ],
+            alert_rule_test: [
+              { eval_time: '2m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] },
+              { eval_time: '4m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [{ exp_labels: { severity: 'critical', node: 'm2' } }] },
+              { eval_time: '2m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [] },
+              { eval_time: '6m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+            ],
+          },
+          {
+            // No replica asked (REDIS_WAIT_REPLICAS=0): a master without replicas is no alert.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '0x15' },
+              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '0x15' },
+            ],
+            alert_rule_test: [{ eval_time: '10m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] }],
           },
           {
             // Settlement backlog: the oldest pending draw ages 60 s a minute; > 300 s from minute 6, for 5 m.

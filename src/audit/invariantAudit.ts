@@ -21,12 +21,12 @@
  * Results: the quota_audit_violations{product} gauge and, per product with a
  * difference, one error log line naming the product and each difference.
  */
-import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { forEachProduct } from '../redis/productIndex.js';
 import type { AuditStep, AuditStepOptions, LineDifference, PoolCheck, StatusMismatch } from './auditStep.js';
 
@@ -54,8 +54,8 @@ export const DEFAULT_AUDIT_LIMITS: Readonly<AuditLimits> = Object.freeze({
 });
 
 export interface InvariantAuditDeps {
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   engine: Pick<QuotaEngine, 'auditProduct'>;
   logger: Logger;
@@ -248,7 +248,7 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     async start() {
       job = createScheduledJob({
         name: AUDIT_JOB,
-        redisUrl: deps.redisUrl,
+        bullmq: deps.bullmq,
         prefix: keys.queuePrefix(),
         everyMs: deps.intervalMs,
         logger,

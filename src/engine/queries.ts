@@ -3,7 +3,7 @@
  * by status, a reservation's audit trail, the internal ledger. Plain reads
  * (no decision depends on them), so they need no script.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
 import { readRecord, readRecords } from '../redis/storedRecords.js';
 import { decodeReservation } from './decode.js';
@@ -18,7 +18,7 @@ export interface ReservationEvent {
   reason: string | null;
 }
 
-export function createQueries(redis: Redis, keys: Keys) {
+export function createQueries(redis: RedisClient, keys: Keys) {
   return {
     /** Reservations in one state, oldest transition first; `offset` pages through. */
     async listReservations(productId: string, status: ReservationStatus, offset: number, limit: number) {

@@ -9,7 +9,9 @@
  * is routed by its first key, and every key of a call shares one hash tag).
  */
 import type { AuditStepOptions } from '../audit/auditStep.js';
+import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
+import type { RedisClient } from '../redis/topology.js';
 import {
   buildFunctionLibrary,
   functionsLoaded,
@@ -34,6 +36,8 @@ export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
 export interface EngineOptions {
   redis: RedisCaller;
   keys: Keys;
+  /** REDIS_WAIT_REPLICAS: writing scripts are sent with WAIT (src/redis/durableWrite.ts). */
+  durableWrites?: DurableWrites;
   /** Expired holds of a product returned by one call (bounds a call's work). */
   reclaimLimit?: number;
   /** How long a stored 2xx answer is kept (contract: 24 h). */
@@ -56,19 +60,24 @@ export function createQuotaEngine({
   idempotencyRefusalTtlSeconds = 3_600,
   onScript,
   onHoldsExpired,
+  durableWrites,
 }: EngineOptions) {
   const library = buildFunctionLibrary();
   const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds };
 
   async function fcall(name: string, scriptKeys: string[], args: Arg[]): Promise<RawReply> {
-    const command = [library.functionName(name), scriptKeys.length, ...scriptKeys, ...args];
+    const once = (): Promise<RawReply> =>
+      (durableWrites?.covers(name)
+        ? // REDIS_WAIT_REPLICAS: FCALL and WAIT in one pipeline on the slot's node (src/redis/durableWrite.ts).
+          durableWrites.fcall(redis as RedisClient, library.functionName(name), scriptKeys, args)
+        : redis.call('FCALL', library.functionName(name), scriptKeys.length, ...scriptKeys, ...args)) as Promise<RawReply>;
     try {
-      return (await redis.call('FCALL', ...command)) as RawReply;
+      return await once();
     } catch (err) {
       // A node that lost its data (or an old master) lacks the library: nothing ran, so load it and retry once.
       if (!isFunctionNotFound(err)) throw err;
       await loadFunctions(redis, library);
-      return (await redis.call('FCALL', ...command)) as RawReply;
+      return await once();
     }
   }
 
