@@ -135,23 +135,9 @@ export function createDurableWrites(options: DurableWritesOptions) {
       return replicas > 0 && WRITING_SCRIPTS.has(scriptName);
     },
     call,
-    /** For Redis Functions: FCALL + WAIT on the next pooled connection (no NOSCRIPT case: a missing function is an error). */
+    /** FCALL + WAIT on the next pooled connection (a missing function throws; the engine loads the library and calls again). */
     fcall(client: RedisClient, functionName: string, keys: string[], args: Arg[]): Promise<unknown> {
       return call(pick(client), 'fcall', [functionName, keys.length, ...keys, ...args], keys[0] ?? '');
-    },
-    /**
-     * EVALSHA + WAIT; on NOSCRIPT (a node that lost its script cache) EVAL +
-     * WAIT. `evalArgs` is numkeys, keys, args, as EVAL takes them.
-     */
-    async evalScript(client: RedisClient, script: { sha1: string; source: string }, evalArgs: Arg[]): Promise<unknown> {
-      const firstKey = String(evalArgs[1] ?? '');
-      const connection = pick(client);
-      try {
-        return await call(connection, 'evalsha', [script.sha1, ...evalArgs], firstKey);
-      } catch (err) {
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return call(connection, 'eval', [script.source, ...evalArgs], firstKey);
-      }
     },
   };
 }
