@@ -121,7 +121,7 @@ export function createQuotaEngine({
     /** Sweeper step for one product: reclaims up to `limit` due holds, purges ended records past 7 days. */
     reclaimExpired: (productId: string, limit: number) => run(SCRIPTS.reclaimExpired, { productId, limit }),
     /**
-     * Invariant audit step for one product (lua/audit-product-8.lua): folds up
+     * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught
      * up and with at most `liveLimit` live records, compares the pool and a
      * window of lines with what the records add up to, atomically.
