@@ -354,6 +354,8 @@ else
   if live <= liveLimit then code, payload = compareAll(live) else code, payload = startPass() end
 end
 
+local poolUs = clockUs() - startedUs
+
 -- 3. A window of lines, each exact at this instant. --------------------------------------------
 
 local lines, linesChecked, linesUnchecked, recordsRead = {}, 0, 0, 0
@@ -416,4 +418,5 @@ payload.lines = lines
 payload.linesChecked = int(linesChecked)
 payload.linesUnchecked = int(linesUnchecked)
 payload.rotationDone = rotationDone and '1' or '0'
+payload.poolUs = int(poolUs)
 return reply(code, now, progress(payload), 0)

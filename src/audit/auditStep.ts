@@ -56,8 +56,9 @@ interface Progress {
   comparedAt: number | null;
   /** Pool passes aborted so far (events trimmed before the pass read them). */
   passesAborted: number;
-  /** This call's own time inside Redis, in µs. */
+  /** This call's own time inside Redis, in µs, and the part before the line window (settled fold + pool). */
   micros: number;
+  poolMicros: number;
 }
 
 /** The line window every call but `behind` checks. */
@@ -102,6 +103,7 @@ export function decodeAuditStep(code: string, now: number, p: Payload): AuditSte
     comparedAt: p.comparedAt ? Number(p.comparedAt) : null,
     passesAborted: Number(p.passesAborted ?? 0),
     micros: Number(p.us ?? 0),
+    poolMicros: Number(p.poolUs ?? p.us ?? 0),
   };
   if (code === 'BEHIND') return { ...progress, kind: 'behind', settledTotal: Number(p.settledTotal) };
   const window: LineWindow = {
