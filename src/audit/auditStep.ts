@@ -10,15 +10,15 @@ export interface AuditStepOptions {
   liveLimit: number;
   /** Lines compared per call at most. */
   lineWindow: number;
-  /** Live records a pass call walks (plus the last score's tie group). Default 1,000. */
+  /** Live records a pass call walks (plus the last score's tie group). Default 500. */
   walkBatch?: number;
   /** Events a pass call folds at most. Default 2,000. */
   eventBatch?: number;
-  /** Records read for the line window per call, about (a customer with more than twice this is not checked). Default 1,000. */
+  /** Records read for the line window per call, about (a customer with more than twice this is not checked). Default 500. */
   lineRecords?: number;
 }
 
-export const DEFAULT_PASS_OPTIONS = Object.freeze({ walkBatch: 1_000, eventBatch: 2_000, lineRecords: 1_000 });
+export const DEFAULT_PASS_OPTIONS = Object.freeze({ walkBatch: 500, eventBatch: 2_000, lineRecords: 500 });
 
 export interface PoolCheck {
   field: 'held' | 'committed' | 'settled';
