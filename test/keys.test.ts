@@ -42,6 +42,7 @@ describe('key layout', () => {
       keys.events(p),
       keys.lines(p),
       keys.records(p),
+      keys.bycustomer(p),
       keys.idempotency(p, 'reserve', 'k1'),
       keys.idempotency(p, 'repay', 'k2'),
     ].sort();
@@ -80,5 +81,8 @@ describe('key layout', () => {
     expect((await redis.hkeys(keys.records(p))).sort()).toEqual(['kept', 'recent']);
     expect(await redis.zrange(keys.status(p, 'released'), 0, -1)).toEqual(['recent']);
     expect((await engine.getReservation(p, 'old1')).ok).toBe(false);
+    // Their per-customer index entries went with them.
+    const indexed = (await redis.zrange(keys.bycustomer(p), 0, -1)).map((m) => m.split(':')[2]);
+    expect(indexed.sort()).toEqual(['kept', 'recent']);
   });
 });

@@ -128,7 +128,7 @@ export type Queries = ReturnType<typeof createQueries>;
 /** A cursor that is not one this listing gave out (the route answers 400). */
 export class BadCursor extends Error {
   constructor() {
-    super('cursor: not a cursor of this listing');
+    super('query.cursor: not a cursor of this listing');
   }
 }
 
