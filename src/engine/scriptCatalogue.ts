@@ -160,6 +160,9 @@ export interface SettlementRequest extends ReservationRequest {
 export interface ReclaimRequest extends ProductRequest {
   limit: number;
 }
+export interface IndexRecordsRequest extends ProductRequest {
+  reservationIds: string[];
+}
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
 }
@@ -344,6 +347,14 @@ export const SCRIPTS = {
       remaining: Number(r.payload.remaining),
       purged: Number(r.payload.purged),
     }),
+  }),
+
+  indexRecords: entry({
+    name: 'index-records',
+    keys: ['records', 'bycustomer'],
+    args: (r: IndexRecordsRequest) => r.reservationIds,
+    codes: ['OK'],
+    decode: (r) => ({ added: Number(r.payload.added) }),
   }),
 
   auditProduct: entry({
