@@ -122,3 +122,19 @@ describe('the pool pass', () => {
     expect(last.pass?.calls).toBeGreaterThan(5);
   });
 });
+
+describe('the line window', () => {
+  it('skips, and counts, a customer with more records than one bounded call reads; checks the others', async () => {
+    const p = uniqueId('p');
+    expect((await ctx.engine.upsertProduct(p, { capacity: 1e9, holdTtlSeconds: 600 }, 'put')).ok).toBe(true);
+    const lines = ['busy', 'calm'].map((customerId) => ({ customerId, limit: 1e6, status: 'active' as const, statusReason: null, tier: null }));
+    expect((await ctx.engine.upsertLines(p, lines)).ok).toBe(true);
+    for (let i = 0; i < 7; i++) expect((await ctx.engine.reserve({ productId: p, customerId: 'busy', reservationId: `b${i}`, amount: 10, idempotencyKey: `b${i}`, fingerprint: 'f' })).ok).toBe(true);
+    expect((await ctx.engine.reserve({ productId: p, customerId: 'calm', reservationId: 'c0', amount: 10, idempotencyKey: 'c0', fingerprint: 'f' })).ok).toBe(true);
+    // lineRecords 3: a customer with more than 6 records is not read in one call.
+    const s = await step(p, { ...LIMITS, lineRecords: 3 });
+    expect(s.kind).toBe('checked');
+    if (s.kind !== 'checked') return;
+    expect({ checked: s.linesChecked, unchecked: s.linesUnchecked, rotationDone: s.rotationDone }).toEqual({ checked: 1, unchecked: 1, rotationDone: true });
+  });
+});
