@@ -3,11 +3,14 @@
  * frozen. Nothing else reads process.env. A bad value stops the start with a
  * message naming the variable.
  */
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 export type Role = 'admin' | 'client';
 export interface ApiKey {
   role: Role;
+  /** Who holds the key, for logs (`role:name:key`; unnamed keys are `<role>-<n>`). Never the key itself. */
+  name: string;
   key: string;
 }
 
@@ -16,17 +19,41 @@ const ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
+const KEY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+/**
+ * `role:key` or `role:name:key` entries, separated by commas or newlines (a
+ * keys file may hold one per line, with `#` comments). A key contains no `:`
+ * or `,` (the contract), so a fourth part is an error, not part of the key.
+ */
 const apiKeys = z.string().transform((value, ctx) => {
   const keys: ApiKey[] = [];
-  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const [role, ...rest] = entry.split(':');
-    const key = rest.join(':');
+  const entries = value
+    .split(/[,\n]/)
+    .map((s) => s.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+  const counts: Record<Role, number> = { admin: 0, client: 0 };
+  for (const entry of entries) {
+    const parts = entry.split(':');
+    const role = parts[0];
+    const key = parts.length === 3 ? parts[2]! : parts.length === 2 ? parts[1]! : '';
+    const name = parts.length === 3 ? parts[1]! : undefined;
     // Any non-empty key: the contract's own example (admin:s3cr3t) is short. Choosing long random keys is the operator's part.
-    if ((role !== 'admin' && role !== 'client') || key.length === 0 || /\s/.test(key)) {
-      ctx.addIssue({ code: 'custom', message: `entry "${role}:…" must be admin:<key> or client:<key> with a non-empty key and no spaces` });
+    if ((role !== 'admin' && role !== 'client') || key.length === 0 || /\s/.test(key) || (name !== undefined && !KEY_NAME.test(name))) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `entry "${role}:…" must be <role>:<key> or <role>:<name>:<key> (role admin or client, name 1-64 of [A-Za-z0-9._-], a non-empty key without spaces, colons or commas)`,
+      });
       return z.NEVER;
     }
-    keys.push({ role, key });
+    counts[role]++;
+    keys.push({ role, name: name ?? `${role}-${counts[role]}`, key });
+  }
+  const names = keys.map((k) => k.name);
+  const repeated = names.find((n, i) => names.indexOf(n) !== i);
+  if (repeated) {
+    ctx.addIssue({ code: 'custom', message: `the key name "${repeated}" is used twice: names tell keys apart in the logs` });
+    return z.NEVER;
   }
   if (keys.length === 0) {
     ctx.addIssue({ code: 'custom', message: 'no keys given' });
@@ -35,10 +62,44 @@ const apiKeys = z.string().transform((value, ctx) => {
   return keys;
 });
 
+/**
+ * Parses API keys (the QUOTA_API_KEYS format) or throws ConfigError naming
+ * `variable`: used at start and when a keys file is re-read.
+ */
+export function parseApiKeys(text: string, variable = 'QUOTA_API_KEYS'): ApiKey[] {
+  const parsed = apiKeys.safeParse(text);
+  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${variable}: ${i.message}`).join('\n')}`);
+  return parsed.data;
+}
+
+/** Secrets that may also come from a file (`<NAME>_FILE`, e.g. a Docker or Kubernetes secret). */
+export const FILE_VARIABLES = ['QUOTA_API_KEYS', 'SETTLEMENT_SECRET', 'WEBHOOK_SECRET'] as const;
+
+/**
+ * Replaces each `<NAME>_FILE` by `<NAME>` holding the file's content (one
+ * trailing newline dropped). Both set, or an unreadable file: ConfigError.
+ */
+export function readFileVariables(env: Record<string, string | undefined>): Record<string, string | undefined> {
+  const out = { ...env };
+  for (const name of FILE_VARIABLES) {
+    const file = env[`${name}_FILE`];
+    if (!file) continue;
+    if (env[name]) throw new ConfigError(`invalid configuration:\n  ${name}_FILE: ${name} is set too; set only one of them`);
+    try {
+      out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(`invalid configuration:\n  ${name}_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+    delete out[`${name}_FILE`];
+  }
+  return out;
+}
+
 const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  HOST: z.string().min(1).optional(),
+  BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   QUOTA_API_KEYS: apiKeys.optional(),
@@ -75,7 +136,12 @@ const schema = z.object({
 export interface Config {
   nodeEnv: 'development' | 'production' | 'test';
   port: number;
+  /** Default: 127.0.0.1 with the development keys (a laptop's API is not the LAN's), else every interface. */
   host: string;
+  /** QUOTA_API_KEYS_FILE, when the keys come from a file: re-read on SIGHUP and when it changes. */
+  apiKeysFile: string | undefined;
+  /** How long a request body may take to arrive (408 REQUEST_TIMEOUT after; bulk imports: without a byte). */
+  bodyTimeoutMs: number;
   role: 'all' | 'api' | 'worker';
   redisUrl: string | undefined;
   apiKeys: ApiKey[];
@@ -112,7 +178,7 @@ export interface Config {
 export class ConfigError extends Error {}
 
 export function parseConfig(env: Record<string, string | undefined>): Readonly<Config> {
-  const blankAsUnset = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const blankAsUnset = readFileVariables(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
   const parsed = schema.safeParse(blankAsUnset);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -128,10 +194,12 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
-    host: e.HOST,
+    host: e.HOST ?? (e.QUOTA_API_KEYS ? '0.0.0.0' : '127.0.0.1'),
+    apiKeysFile: env.QUOTA_API_KEYS ? undefined : env.QUOTA_API_KEYS_FILE || undefined,
+    bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     role: e.ROLE,
     redisUrl: e.REDIS_URL,
-    apiKeys: e.QUOTA_API_KEYS ?? (apiKeys.parse(DEV_API_KEYS) as ApiKey[]),
+    apiKeys: e.QUOTA_API_KEYS ?? parseApiKeys(DEV_API_KEYS),
     usingDevelopmentKeys: !e.QUOTA_API_KEYS,
     settlementUrl: e.SETTLEMENT_URL,
     settlementSecret: e.SETTLEMENT_SECRET,

@@ -3,14 +3,15 @@
  * starts them, and on SIGTERM/SIGINT stops them in reverse order (readiness
  * fails first, in-flight requests finish) within a hard timeout.
  */
-import type { Server } from 'node:http';
 import { pathToFileURL } from 'node:url';
 import { createInvariantAudit } from './audit/invariantAudit.js';
 import { ConfigError, parseConfig, type Config } from './config.js';
 import { createQueries } from './engine/queries.js';
 import { createQuotaEngine } from './engine/quotaEngine.js';
 import { createApp, createOpsApp } from './http/app.js';
+import { createApiKeyStore } from './http/apiKeyStore.js';
 import { createRateLimits } from './http/rateLimits.js';
+import { listen } from './http/server.js';
 import { createReadiness } from './http/readiness.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -28,12 +29,14 @@ export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
   port: number | undefined;
   redisUrl: string;
+  /** Re-reads QUOTA_API_KEYS_FILE (SIGHUP); true when new keys are in force. */
+  reloadApiKeys(reason?: string): boolean;
   stop(): Promise<void>;
 }
 
 export async function startService(config: Readonly<Config>, logger: Logger): Promise<RunningService> {
   if (config.usingDevelopmentKeys) {
-    logger.warn('QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key');
+    logger.warn(`QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key (listening on ${config.host})`);
   }
   const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
   const redis = await connectApiRedis(redisUrl).catch((err: unknown) => {
@@ -85,6 +88,8 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   await sweeper?.start();
   await audit?.start();
 
+  const apiKeyStore = createApiKeyStore({ initial: config.apiKeys, file: config.apiKeysFile, logger });
+
   // The worker role serves only /healthz, /readyz and /metrics (its jobs' metrics live there).
   const app =
     config.role === 'worker'
@@ -94,17 +99,16 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           logger,
           metrics,
           readiness,
-          apiKeys: config.apiKeys,
+          apiKeys: apiKeyStore.current,
           bodyLimitBytes: config.bodyLimitBytes,
+          bodyTimeoutMs: config.bodyTimeoutMs,
           bulkLimitBytes: config.bulkLimitBytes,
           queries: createQueries(redis, keys),
           settlement: { ...settlementQueue, queues: [settlementQueue.queue] },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
         });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(config.port, config.host, (err?: Error) => (err ? reject(err) : resolve(s)));
-  });
+  const server = await listen(app, { port: config.port, host: config.host, bodyTimeoutMs: config.bodyTimeoutMs });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : undefined;
   logger.info({ role: config.role, port, redisUrl: redactUrl(redisUrl) }, 'quota-allocator started');
@@ -112,7 +116,9 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   return {
     port,
     redisUrl,
+    reloadApiKeys: apiKeyStore.reload,
     async stop() {
+      apiKeyStore.close();
       readiness.startDraining();
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
@@ -181,6 +187,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Key rotation without a restart: SIGHUP re-reads QUOTA_API_KEYS_FILE.
+  process.on('SIGHUP', () => {
+    if (!config.apiKeysFile) logger.warn('SIGHUP: no QUOTA_API_KEYS_FILE to re-read; the keys stay');
+    else service.reloadApiKeys('SIGHUP');
+  });
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -1,6 +1,9 @@
 /**
  * Configuration parsing (src/config.ts): what QUOTA_API_KEYS accepts.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../src/config.js';
 
@@ -8,13 +11,18 @@ describe('QUOTA_API_KEYS', () => {
   it("accepts the contract's own example, short keys included", () => {
     const config = parseConfig({ QUOTA_API_KEYS: 'admin:s3cr3t,client:abc123' });
     expect(config.apiKeys).toEqual([
-      { role: 'admin', key: 's3cr3t' },
-      { role: 'client', key: 'abc123' },
+      { role: 'admin', name: 'admin-1', key: 's3cr3t' },
+      { role: 'client', name: 'client-1', key: 'abc123' },
     ]);
   });
 
-  it('keeps a key that contains a colon whole', () => {
-    expect(parseConfig({ QUOTA_API_KEYS: 'client:a:b:c' }).apiKeys).toEqual([{ role: 'client', key: 'a:b:c' }]);
+  it('reads role:name:key (a key contains no colon: a fourth part is refused)', () => {
+    expect(parseConfig({ QUOTA_API_KEYS: 'client:android-app:abc123,client:web:def456,admin:ops.alice:s3cr3t' }).apiKeys).toEqual([
+      { role: 'client', name: 'android-app', key: 'abc123' },
+      { role: 'client', name: 'web', key: 'def456' },
+      { role: 'admin', name: 'ops.alice', key: 's3cr3t' },
+    ]);
+    expect(() => parseConfig({ QUOTA_API_KEYS: 'client:a:b:c' })).toThrow(/QUOTA_API_KEYS/);
   });
 
   it.each([
@@ -22,6 +30,8 @@ describe('QUOTA_API_KEYS', () => {
     ['an empty key', 'admin:s3cr3t,client:'],
     ['a key with a space', 'admin:s3 cr3t'],
     ['no keys at all', ' , '],
+    ['a name used twice', 'client:app:k1,client:app:k2'],
+    ['a bad name', 'client:my app:k1'],
   ])('refuses %s, naming the variable', (_name, value) => {
     expect(() => parseConfig({ QUOTA_API_KEYS: value })).toThrow(ConfigError);
     expect(() => parseConfig({ QUOTA_API_KEYS: value })).toThrow(/QUOTA_API_KEYS/);
@@ -36,5 +46,46 @@ describe('IDEMPOTENCY_REFUSAL_TTL_SECONDS', () => {
 
   it.each(['3599', '0', '-1', 'abc', '1.5', '86401'])('refuses %s, naming the variable', (value) => {
     expect(() => parseConfig({ IDEMPOTENCY_REFUSAL_TTL_SECONDS: value })).toThrow(/IDEMPOTENCY_REFUSAL_TTL_SECONDS/);
+  });
+});
+
+describe('HOST, BODY_TIMEOUT_MS and *_FILE (issue 10)', () => {
+  it('listens on 127.0.0.1 with the development keys unless HOST says otherwise; on every interface with real keys', () => {
+    expect(parseConfig({}).host).toBe('127.0.0.1');
+    expect(parseConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(parseConfig({ QUOTA_API_KEYS: 'admin:s3cr3t' }).host).toBe('0.0.0.0');
+    expect(parseConfig({ QUOTA_API_KEYS: 'admin:s3cr3t', HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
+  });
+
+  it('BODY_TIMEOUT_MS defaults to 10 s and is checked', () => {
+    expect(parseConfig({}).bodyTimeoutMs).toBe(10_000);
+    expect(parseConfig({ BODY_TIMEOUT_MS: '500' }).bodyTimeoutMs).toBe(500);
+    expect(() => parseConfig({ BODY_TIMEOUT_MS: 'soon' })).toThrow(/BODY_TIMEOUT_MS/);
+  });
+
+  it('reads secrets from *_FILE (one trailing newline dropped); a keys file may hold one key per line with comments', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qa-config-'));
+    try {
+      writeFileSync(join(dir, 'keys'), '# rotated 2026-12-01\nadmin:ops:s3cr3t\nclient:android-app:abc123  # the app\n\n');
+      writeFileSync(join(dir, 'secret'), 'a-settlement-secret-of-32-chars!\n');
+      const config = parseConfig({
+        QUOTA_API_KEYS_FILE: join(dir, 'keys'),
+        SETTLEMENT_URL: 'http://ledger.internal/settle',
+        SETTLEMENT_SECRET_FILE: join(dir, 'secret'),
+      });
+      expect(config.apiKeys).toEqual([
+        { role: 'admin', name: 'ops', key: 's3cr3t' },
+        { role: 'client', name: 'android-app', key: 'abc123' },
+      ]);
+      expect(config.apiKeysFile).toBe(join(dir, 'keys'));
+      expect(config.usingDevelopmentKeys).toBe(false);
+      expect(config.settlementSecret).toBe('a-settlement-secret-of-32-chars!');
+      // Production accepts keys from a file.
+      expect(parseConfig({ NODE_ENV: 'production', QUOTA_API_KEYS_FILE: join(dir, 'keys') }).apiKeys).toHaveLength(2);
+      expect(() => parseConfig({ QUOTA_API_KEYS_FILE: join(dir, 'missing') })).toThrow(/QUOTA_API_KEYS_FILE/);
+      expect(() => parseConfig({ QUOTA_API_KEYS_FILE: join(dir, 'keys'), QUOTA_API_KEYS: 'admin:x' })).toThrow(/only one/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

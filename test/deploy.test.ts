@@ -28,14 +28,22 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const readYaml = (path: string): any => parseYaml(read(path), { merge: true });
 
-/** docker compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}` and `$$`, as with an empty environment plus `env`. */
+/** What docker compose says when a `${VAR:?message}` is unset or empty: it refuses to start. */
+class RequiredVariableError extends Error {}
+
+/**
+ * docker compose's `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`,
+ * `${VAR?message}` and `$$`, as with an empty environment plus `env`.
+ */
 function interpolate<T>(value: T, env: Record<string, string> = {}): T {
   if (typeof value === 'string') {
-    return value.replace(/\$\$|\$\{(\w+)(?:(:?-)([^}]*))?\}/g, (all, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
+    return value.replace(/\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}/g, (all, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
       if (all === '$$') return '$';
       const set = env[name!];
       if (op === ':-') return set ? set : (fallback ?? '');
       if (op === '-') return set ?? fallback ?? '';
+      if (op === ':?' && !set) throw new RequiredVariableError(`${name}: ${fallback}`);
+      if (op === '?' && set === undefined) throw new RequiredVariableError(`${name}: ${fallback}`);
       return set ?? '';
     }) as T;
   }
@@ -124,7 +132,13 @@ function familyOf(name: string, types: Map<string, string>): string | undefined 
 
 // ---- the files --------------------------------------------------------------------------------
 
-const compose = interpolate(readYaml('docker-compose.yml'));
+/** The variables the compose file requires (`${VAR:?…}`), as an operator would set them. */
+const REQUIRED_ENV = {
+  QUOTA_API_KEYS: 'admin:ops:compose-admin-key-0001,client:android-app:compose-client-key-0001',
+  SETTLEMENT_SECRET: 'compose-settlement-secret-0001',
+  GRAFANA_ADMIN_PASSWORD: 'compose-grafana-password',
+};
+const compose = interpolate(readYaml('docker-compose.yml'), REQUIRED_ENV);
 const services: Record<string, any> = compose.services;
 const dockerfile = read('Dockerfile');
 const prometheus = readYaml('deploy/prometheus/prometheus.yml');
@@ -218,7 +232,7 @@ describe('docker-compose.yml', () => {
     expect(flag('appendfsync')).toBe('always');
     expect(flag('maxmemory-policy')).toBe('noeviction');
     // The trade-off switch: REDIS_APPENDFSYNC=everysec.
-    const everysec = interpolate(readYaml('docker-compose.yml'), { REDIS_APPENDFSYNC: 'everysec' }).services.redis.command.map(String);
+    const everysec = interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, REDIS_APPENDFSYNC: 'everysec' }).services.redis.command.map(String);
     expect(everysec[everysec.indexOf('--appendfsync') + 1]).toBe('everysec');
     expect(redis.volumes).toContain('redis-data:/data');
     expect(Object.keys(compose.volumes)).toContain('redis-data');
@@ -241,8 +255,8 @@ describe('docker-compose.yml', () => {
       expect(Number(grace?.[1]) * 1000, name).toBeGreaterThan(parseConfig(envOf(services[name])).shutdownTimeoutMs);
     }
     expect(services.api.ports).toContain('3000:3000');
-    expect(services.ledger.ports).toContain('4000:4000');
-    expect(services.prometheus.ports).toContain('9090:9090');
+    expect(services.ledger.ports).toEqual(['127.0.0.1:4000:4000']);
+    expect(services.prometheus.ports).toEqual(['127.0.0.1:9090:9090']);
     expect(services.grafana.ports).toContain('3001:3000');
   });
 
@@ -260,7 +274,7 @@ describe('docker-compose.yml', () => {
     expect(envOf(services.worker).SETTLEMENT_SECRET).toBe(envOf(services.ledger).SETTLEMENT_SECRET);
     // A QUOTA_API_KEYS from the environment wins over the default.
     const keys = 'admin:prod-admin-key-1,client:prod-client-key-1';
-    expect(envOf(interpolate(readYaml('docker-compose.yml'), { QUOTA_API_KEYS: keys }).services.api).QUOTA_API_KEYS).toBe(keys);
+    expect(envOf(interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, QUOTA_API_KEYS: keys }).services.api).QUOTA_API_KEYS).toBe(keys);
   });
 
   it("the ledger's environment is a valid test-ledger config on port 4000", () => {
@@ -303,6 +317,55 @@ describe('docker-compose.yml', () => {
   });
 });
 
+describe('docker-compose.yml ships no open doors (issue 10 item 8)', () => {
+  it('refuses to start without QUOTA_API_KEYS, SETTLEMENT_SECRET or a Grafana admin password: no usable default', () => {
+    for (const name of Object.keys(REQUIRED_ENV)) {
+      const env: Record<string, string> = { ...REQUIRED_ENV };
+      delete env[name];
+      expect(() => interpolate(readYaml('docker-compose.yml'), env), name).toThrow(new RegExp(name));
+      expect(() => interpolate(readYaml('docker-compose.yml'), { ...env, [name]: '' }), `${name} empty`).toThrow(RequiredVariableError);
+    }
+    expect(read('docker-compose.yml')).not.toMatch(/change-me|admin\/admin|:-admin\}|compose-dev-settlement-secret/);
+  });
+
+  it("the test ledger's unauthenticated /_control and Prometheus are published on the loopback interface only", () => {
+    const published = (name: string) => (services[name].ports ?? []).map(String);
+    for (const name of ['ledger', 'prometheus']) {
+      for (const port of published(name)) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+    expect(services.redis.ports).toBeUndefined();
+  });
+
+  it("Prometheus's lifecycle API is off", () => {
+    expect(services.prometheus.command.map(String)).not.toContain('--web.enable-lifecycle');
+    expect(services.prometheus.command.join(' ')).not.toMatch(/enable-lifecycle|enable-admin-api/);
+  });
+
+  it('Redis has a maxmemory with noeviction, so a full Redis refuses writes (503) instead of growing until killed', () => {
+    const cmd: string[] = services.redis.command.map(String);
+    expect(cmd[cmd.indexOf('--maxmemory-policy') + 1]).toBe('noeviction');
+    expect(cmd[cmd.indexOf('--maxmemory') + 1]).toMatch(/^\d+(mb|gb)$/);
+    const sized = interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, REDIS_MAXMEMORY: '2gb' }).services.redis.command.map(String);
+    expect(sized[sized.indexOf('--maxmemory') + 1]).toBe('2gb');
+  });
+
+  it('the secrets can come from files instead (QUOTA_API_KEYS_FILE, SETTLEMENT_SECRET_FILE): the api config accepts them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deploy-secrets-'));
+    try {
+      writeFileSync(join(dir, 'keys'), `${REQUIRED_ENV.QUOTA_API_KEYS.replaceAll(',', '\n')}\n`);
+      writeFileSync(join(dir, 'secret'), `${REQUIRED_ENV.SETTLEMENT_SECRET}\n`);
+      const env = envOf(services.api);
+      delete env.QUOTA_API_KEYS;
+      delete env.SETTLEMENT_SECRET;
+      const config = parseConfig({ ...env, QUOTA_API_KEYS_FILE: join(dir, 'keys'), SETTLEMENT_SECRET_FILE: join(dir, 'secret') });
+      expect(config.apiKeys.map((k) => `${k.role}:${k.name}`)).toEqual(['admin:ops', 'client:android-app']);
+      expect(config.settlementSecret).toBe(REQUIRED_ENV.SETTLEMENT_SECRET);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('Prometheus config and alert rules', () => {
   it('scrapes the api and the worker every 5 s at their compose service names and ports, and loads alerts.yml', () => {
     expect(prometheus.global.scrape_interval).toBe('5s');
@@ -314,6 +377,9 @@ describe('Prometheus config and alert rules', () => {
     const worker = prometheus.scrape_configs.find((j: any) => j.job_name === 'quota-worker');
     expect(worker.static_configs.flatMap((s: any) => s.targets)).toEqual([`worker:${envOf(services.worker).PORT ?? 3000}`]);
     expect(prometheus.rule_files).toEqual(['alerts.yml']);
+    // The role label says which process a series came from.
+    expect(job.static_configs.every((c: any) => c.labels?.role === 'api')).toBe(true);
+    expect(worker.static_configs.every((c: any) => c.labels?.role === 'worker')).toBe(true);
   });
 
   it('has the alerts, each with a severity and a summary and description', () => {
@@ -326,6 +392,7 @@ describe('Prometheus config and alert rules', () => {
       'QuotaRedisDown',
       'QuotaSettlementBacklogStale',
       'QuotaSettlementUnknown',
+      'QuotaWorkerDown',
     ]);
     for (const r of alertRules) {
       expect(['critical', 'warning'], r.alert).toContain(r.labels?.severity);
@@ -344,6 +411,10 @@ describe('Prometheus config and alert rules', () => {
     expect(byName.QuotaRedisDown.expr).toMatch(/quota_redis_up\)? == 0/);
     expect(byName.QuotaRedisDown.for).toBe('1m');
     expect(byName.QuotaApiDown.expr).toBe('up{job="quota-api"} == 0');
+    // The worker: down, or gone from the targets altogether.
+    expect(byName.QuotaWorkerDown.expr).toBe('up{job="quota-worker"} == 0 or absent(up{job="quota-worker"})');
+    expect(byName.QuotaWorkerDown.labels.severity).toBe('critical');
+    expect(byName.QuotaWorkerDown.for).toBe('1m');
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_available\)? \/ .*quota_pool_capacity\)? < 0\.05/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_capacity\)? > 0/);
   });
@@ -396,6 +467,9 @@ describe('Prometheus config and alert rules', () => {
               { eval_time: '0m', alertname: 'QuotaApiDown', exp_alerts: [] },
               { eval_time: '3m', alertname: 'QuotaApiDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-api', instance: 'api:3000' } }] },
               { eval_time: '3m', alertname: 'QuotaPoolNearlyExhausted', exp_alerts: [] },
+              // No worker series at all in this group: absent() fires after its minute.
+              { eval_time: '0m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
+              { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker' } }] },
               { eval_time: '5m', alertname: 'QuotaPoolNearlyExhausted', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p1' } }] },
             ],
           },
@@ -410,6 +484,15 @@ describe('Prometheus config and alert rules', () => {
             alert_rule_test: [
               { eval_time: '12m', alertname: 'QuotaAuditNotComparing', exp_alerts: [] },
               { eval_time: '17m', alertname: 'QuotaAuditNotComparing', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p2' } }] },
+            ],
+          },
+          {
+            // The worker answers its scrapes for 3 minutes, then not: QuotaWorkerDown after its minute.
+            interval: '1m',
+            input_series: [{ series: 'up{job="quota-worker",instance="worker:3000"}', values: '1 1 1 0 0 0 0' }],
+            alert_rule_test: [
+              { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
+              { eval_time: '5m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker', instance: 'worker:3000' } }] },
             ],
           },
           {
@@ -470,7 +553,7 @@ describe('Grafana provisioning and dashboard', () => {
   it('provisions the Prometheus of the compose file with a fixed uid, and a file dashboard provider', () => {
     expect(datasources.datasources).toHaveLength(1);
     expect(ds).toMatchObject({ type: 'prometheus', uid: 'prometheus', url: 'http://prometheus:9090', isDefault: true });
-    expect(services.prometheus.ports).toContain('9090:9090');
+    expect(services.prometheus.ports).toContain('127.0.0.1:9090:9090');
     expect(dashboardProviders.providers).toHaveLength(1);
     expect(dashboardProviders.providers[0]).toMatchObject({ type: 'file' });
   });

@@ -103,6 +103,25 @@ describe('the functions library', () => {
     }
   });
 
+  it('a Cluster client (anything with nodes()) gets the library on every master, and is loaded only when all have it', async () => {
+    const otherServer = await startRedisServer();
+    const other = new Redis(otherServer.url);
+    try {
+      const library = buildFunctionLibrary();
+      await redis.call('FUNCTION', 'FLUSH');
+      const clusterLike = { call: () => Promise.reject(new Error('keyless commands go to the nodes')), nodes: () => [redis, other] };
+      await loadFunctions(other, library);
+      expect(await functionsLoaded(clusterLike, library)).toBe(false); // one master lacks it
+      await loadFunctions(clusterLike, library);
+      expect(await functionsLoaded(redis, library)).toBe(true);
+      expect(await functionsLoaded(other, library)).toBe(true);
+      expect(await functionsLoaded(clusterLike, library)).toBe(true);
+    } finally {
+      other.disconnect();
+      await otherServer.stop();
+    }
+  });
+
   it('reaches a replica by replication: a promoted replica runs the scripts before anyone loads them', async () => {
     const replicaServer = await startRedisServer();
     const replica = new Redis(replicaServer.url);

@@ -376,6 +376,32 @@ describe('the service as a process (node dist/src/main.js)', () => {
     }
   }, 30_000);
 
+  it('SIGHUP re-reads QUOTA_API_KEYS_FILE: a rotated key works without a restart (issue 10)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'qa-ops-keys-'));
+    const file = join(dir, 'keys');
+    writeFileSync(file, 'admin:ops:rotate-key-AAAA\n');
+    const { p, baseUrl } = await startProcess({ QUOTA_API_KEYS: '', QUOTA_API_KEYS_FILE: file });
+    try {
+      expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-AAAA')).status).toBe(404);
+      expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB')).status).toBe(401);
+      writeFileSync(file, 'admin:ops:rotate-key-BBBB\n');
+      p.child.kill('SIGHUP');
+      await waitFor('the new key accepted', 5_000, async () => {
+        const r = await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB');
+        return r.status === 404 ? r : undefined;
+      });
+      expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-AAAA')).status).toBe(401);
+      const lines = logLines(p.stdout());
+      // The signal did it (the file watch may also have; its line says 'file changed').
+      expect(lines.some((l) => l.msg === 'API keys reloaded' && l.reason === 'SIGHUP')).toBe(true);
+      expect(p.stdout()).not.toMatch(/rotate-key-/);
+      expect(p.child.exitCode).toBeNull();
+    } finally {
+      p.child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 40_000);
+
   it('the hard shutdown timeout ends a drain that a stuck request holds up (exit non-zero, says so)', async () => {
     const SHUTDOWN_TIMEOUT_MS = 1_000;
     const { p, baseUrl } = await startProcess({ SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });

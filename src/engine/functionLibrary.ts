@@ -19,7 +19,12 @@ import { createIncludeReader, findLuaDir, loadLuaScripts, withoutIncludeLines, t
 /** Anything with ioredis's generic `call`: Redis, Cluster, a cluster node. */
 export interface RedisCaller {
   call(command: string, ...args: (string | number | Buffer)[]): Promise<unknown>;
+  /** A Cluster's nodes: functions live per node, so they are loaded on every master. */
+  nodes?: (role: 'master') => RedisCaller[];
 }
+
+/** The nodes a library must be on: every master of a Cluster, else the client itself. */
+const targetsOf = (client: RedisCaller): RedisCaller[] => (typeof client.nodes === 'function' ? client.nodes('master') : [client]);
 
 export interface FunctionLibrary {
   name: string;
@@ -59,18 +64,32 @@ function luaIdentifier(scriptName: string): string {
   return scriptName.replace(/-/g, '_');
 }
 
-/** FUNCTION LOAD without REPLACE: a library of that name already holds exactly this code. */
+/**
+ * FUNCTION LOAD without REPLACE, on the client (or every master of a
+ * Cluster): a library of that name already holds exactly this code, so
+ * "already exists" is success.
+ */
 export async function loadFunctions(client: RedisCaller, library: FunctionLibrary): Promise<void> {
-  try {
-    await client.call('FUNCTION', 'LOAD', library.source);
-  } catch (err) {
-    if (!/already exists/i.test((err as Error).message)) throw err;
-  }
+  await Promise.all(
+    targetsOf(client).map(async (node) => {
+      try {
+        await node.call('FUNCTION', 'LOAD', library.source);
+      } catch (err) {
+        if (!/already exists/i.test((err as Error).message)) throw err;
+      }
+    }),
+  );
 }
 
+/** Whether the library is on the client (on every master of a Cluster). */
 export async function functionsLoaded(client: RedisCaller, library: FunctionLibrary): Promise<boolean> {
-  const listed = (await client.call('FUNCTION', 'LIST', 'LIBRARYNAME', library.name)) as unknown[][];
-  return listed.some((entry) => entry[1] === library.name);
+  const present = await Promise.all(
+    targetsOf(client).map(async (node) => {
+      const listed = (await node.call('FUNCTION', 'LIST', 'LIBRARYNAME', library.name)) as unknown[][];
+      return listed.some((entry) => entry[1] === library.name);
+    }),
+  );
+  return present.length > 0 && present.every(Boolean);
 }
 
 export const isFunctionNotFound = (err: unknown) => /function not found/i.test((err as Error)?.message ?? '');

@@ -94,8 +94,11 @@ export function createQuotaEngine({
 
     /** PUT (replace config, defaults for what is not given) or PATCH (only what is given). */
     async upsertProduct(productId: string, config: Partial<PoolConfig>, mode: 'put' | 'patch') {
-      await redis.call('SADD', keys.productIndex(), productId);
-      return run(SCRIPTS.upsertPool, { productId, config, mode });
+      const outcome = await run(SCRIPTS.upsertPool, { productId, config, mode });
+      // Indexed only once the product exists: a PATCH of a missing product or a refused PUT adds nothing.
+      // (Every successful PUT or PATCH re-adds it, so a crash between the two is healed by the next one.)
+      if (outcome.ok) await redis.call('SADD', keys.productIndex(), productId);
+      return outcome;
     },
     readPool: (productId: string) => run(SCRIPTS.readPool, { productId }),
     /** Creates or replaces lines of one product in one atomic call. */

@@ -13,6 +13,8 @@ import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
+import { routeFallback } from './routeFallback.js';
+import { REQUEST_DEADLINE_MS, requestDeadline, type InFlightSlot } from './deadline.js';
 import type { RateLimits } from './rateLimits.js';
 import type { Readiness } from './readiness.js';
 import { createJsonBodyReader, HttpProblem } from './respond.js';
@@ -28,8 +30,11 @@ export interface AppDeps {
   logger: Logger;
   metrics: Metrics;
   readiness: Readiness;
-  apiKeys: ApiKey[];
+  /** The keys, or the keys in force now (a reloadable store's `current`). */
+  apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]);
   bodyLimitBytes: number;
+  /** How long a request body may take to arrive (408 after); default 10 s. */
+  bodyTimeoutMs?: number;
   bulkLimitBytes: number;
   queries: Queries;
   rateLimits: RateLimits;
@@ -41,12 +46,7 @@ export interface AppDeps {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** How long a commit's answer waits for its settlement job to be queued (the outbox relay covers the rest). */
 const ENQUEUE_WAIT_MS = 250;
-/**
- * Every API answer within this: the contract promises one within 2 seconds
- * even while Redis is slow. Each Redis command times out at 1.5 s, but a
- * route making two calls against a slow Redis could still take longer.
- */
-export const REQUEST_DEADLINE_MS = 1_800;
+export { REQUEST_DEADLINE_MS };
 
 /** Liveness, readiness and metrics: served by every role (the worker role serves only these). */
 export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Router {
@@ -62,28 +62,6 @@ export function opsRoutes(readiness: Readiness, metrics: Metrics): express.Route
     res.type(metrics.registry.contentType).send(await metrics.scrape());
   });
   return router;
-}
-
-/**
- * Answers 503 UNAVAILABLE (Retry-After) when a request has no answer by the
- * deadline. What the route was doing may still complete: a retry finds it
- * (the reserve's stored answer, or the state for commit, release and PUT).
- * A bulk import streams for as long as its body takes and is not bounded.
- */
-function requestDeadline(ms: number): express.RequestHandler {
-  return (req, res, next) => {
-    if (req.path.endsWith('/customers:bulk')) return next();
-    const timer = setTimeout(() => {
-      if (res.headersSent) return;
-      res.locals.deadlinePassed = true;
-      sendProblem(res, problem('UNAVAILABLE', 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)'), {
-        retryAfterSeconds: 1,
-      });
-    }, ms);
-    res.once('finish', () => clearTimeout(timer));
-    res.once('close', () => clearTimeout(timer));
-    next();
-  };
 }
 
 /**
@@ -114,9 +92,23 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
       return sendProblem(res, problem('UNAVAILABLE', 'this instance is shedding load; retry shortly'), { retryAfterSeconds: 1 });
     }
     inFlight++;
+    let counted = true;
     let done = false;
+    // While its body is still arriving a request costs a socket, not work: it
+    // does not count, so idle slow uploads cannot make the instance shed real traffic.
+    const slot: InFlightSlot = {
+      release: () => {
+        if (counted && !done) inFlight--;
+        counted = false;
+      },
+      reacquire: () => {
+        if (!counted && !done) inFlight++;
+        counted = true;
+      },
+    };
+    res.locals.inFlightSlot = slot;
     const finish = () => {
-      if (!done) inFlight--;
+      if (!done && counted) inFlight--;
       done = true;
     };
     res.on('finish', finish);
@@ -138,7 +130,7 @@ export function createApp(deps: AppDeps): express.Express {
   const { logger, metrics, readiness } = deps;
   const engine = instrumentEngine(deps.engine, metrics);
   const requireRole = createAuth(deps.apiKeys, deps.rateLimits);
-  const readBody = createJsonBodyReader(deps.bodyLimitBytes);
+  const readBody = createJsonBodyReader(deps.bodyLimitBytes, deps.bodyTimeoutMs);
 
   const app = express();
   app.disable('x-powered-by');
@@ -160,7 +152,15 @@ export function createApp(deps: AppDeps): express.Express {
       const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       const route = String(req.route?.path ?? 'unmatched');
       metrics.observeHttp(route, req.method, res.statusCode, seconds);
-      const line = { requestId, method: req.method, url: req.originalUrl, route, status: res.statusCode, durationMs: Math.round(seconds * 1e4) / 10 };
+      const line = {
+        requestId,
+        method: req.method,
+        url: req.originalUrl,
+        route,
+        status: res.statusCode,
+        durationMs: Math.round(seconds * 1e4) / 10,
+        key: res.locals.keyName as string | undefined,
+      };
       if (res.statusCode >= 500) logger.error(line, 'request');
       else logger.info(line, 'request');
     });
@@ -172,6 +172,11 @@ export function createApp(deps: AppDeps): express.Express {
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));
+
+  // OPTIONS is not answered by express's automatic handler (which would list
+  // a path's methods to anyone): it takes the fallback, 401 first.
+  const fallback = routeFallback(app, requireRole);
+  app.use((req, res, next) => (req.method === 'OPTIONS' ? fallback(req, res, next) : next()));
 
   // The commit is durable once the script answers; if enqueueing fails or is
   // slow, the outbox relay enqueues it later, so the client still gets its 200,
@@ -189,11 +194,9 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(productRoutes(engine, requireRole, readBody));
   app.use(listingRoutes(engine, deps.queries, requireRole));
   app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
-  app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes));
+  app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes, deps.bodyTimeoutMs));
 
-  app.use((req, res) => {
-    sendProblem(res, problem('ROUTE_NOT_FOUND', `no route for ${req.method} ${req.path}`));
-  });
+  app.use(fallback);
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     // Answered already by the deadline: the route's late result has nowhere to go.

@@ -15,8 +15,28 @@ import type { RateLimits } from './rateLimits.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function createAuth(apiKeys: ApiKey[], rateLimits?: Pick<RateLimits, 'checkKey'>) {
-  const known = apiKeys.map((k) => ({ role: k.role, digest: digest(k.key) }));
+interface KnownKey {
+  role: Role;
+  name: string;
+  digest: Buffer;
+}
+
+/**
+ * `apiKeys`: the keys, or a function giving the keys in force now (a reloadable
+ * store); their digests are recomputed only when that list changes.
+ */
+export function createAuth(apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]), rateLimits?: Pick<RateLimits, 'checkKey'>) {
+  const source = typeof apiKeys === 'function' ? apiKeys : () => apiKeys;
+  let compiledFrom: readonly ApiKey[] | undefined;
+  let compiled: KnownKey[] = [];
+  const knownKeys = () => {
+    const keys = source();
+    if (keys !== compiledFrom) {
+      compiled = keys.map((k) => ({ role: k.role, name: k.name, digest: digest(k.key) }));
+      compiledFrom = keys;
+    }
+    return compiled;
+  };
 
   function presentedKey(header: string | undefined, allowBasic: boolean): string | undefined {
     const bearer = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
@@ -28,13 +48,14 @@ export function createAuth(apiKeys: ApiKey[], rateLimits?: Pick<RateLimits, 'che
     return colon >= 0 && colon < credentials.length - 1 ? credentials.slice(colon + 1) : undefined;
   }
 
-  function callerOf(header: string | undefined, allowBasic: boolean): { role: Role; keyId: string } | undefined {
+  function callerOf(header: string | undefined, allowBasic: boolean): { role: Role; name: string; keyId: string } | undefined {
     const key = presentedKey(header, allowBasic);
     if (key === undefined) return undefined;
     const presented = digest(key);
-    let role: Role | undefined;
-    for (const k of known) if (timingSafeEqual(k.digest, presented)) role = role === 'admin' ? role : k.role;
-    return role && { role, keyId: presented.subarray(0, 8).toString('hex') };
+    let match: KnownKey | undefined;
+    // Every key is compared (no early exit); the same key listed twice counts as its strongest role.
+    for (const k of knownKeys()) if (timingSafeEqual(k.digest, presented) && match?.role !== 'admin') match = k;
+    return match && { role: match.role, name: match.name, keyId: presented.subarray(0, 8).toString('hex') };
   }
 
   /**
@@ -50,6 +71,8 @@ export function createAuth(apiKeys: ApiKey[], rateLimits?: Pick<RateLimits, 'che
         const how = browser ? 'Authorization: Bearer <key>, or Basic auth with the key as the password' : 'Authorization: Bearer <key>';
         return sendProblem(res, problem('UNAUTHENTICATED', `send ${how} with a known key`));
       }
+      // The request log line names the key (never the key itself): who did what, refusals included.
+      res.locals.keyName = caller.name;
       if (role === 'admin' && callerRole !== 'admin') {
         return sendProblem(res, problem('FORBIDDEN', 'this operation needs an admin key'));
       }

@@ -15,6 +15,8 @@ export type ErrorCode =
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
   | 'ROUTE_NOT_FOUND'
+  | 'METHOD_NOT_ALLOWED'
+  | 'REQUEST_TIMEOUT'
   | 'INTERNAL';
 
 export const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
@@ -41,6 +43,8 @@ export const PROBLEMS: Record<ErrorCode, { status: number; title: string }> = {
   COMMIT_EXCEEDS_HOLD: { status: 422, title: 'The commit is larger than the hold' },
   REPAYMENT_EXCEEDS_DRAWN: { status: 422, title: 'The repayment is larger than the settled drawn amount' },
   IDEMPOTENCY_KEY_REUSED: { status: 422, title: 'The idempotency key was used with another request' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'This path does not take this method' },
+  REQUEST_TIMEOUT: { status: 408, title: 'The request body did not arrive in time' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'The body is too large' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   UNAVAILABLE: { status: 503, title: 'The service cannot answer right now' },

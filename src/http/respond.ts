@@ -5,6 +5,8 @@
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { Outcome } from '../engine/types.js';
+import { withBodyTimeout } from './deadline.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
 import { describeRefusal, problem, sendProblem, type ErrorCode, type Problem, type ProblemOptions } from './problems.js';
 
 /** A request problem found before the engine is called (400, 413...). */
@@ -23,7 +25,7 @@ export function invalid(detail: string, errors?: { field: string; message: strin
 
 /** Parses `value` or throws 400 INVALID_REQUEST naming each failing field. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
-  const protoPath = protoKeyPath(value, [where]);
+  const protoPath = protoKeyPath(value, where);
   if (protoPath) throw invalid(`${protoPath}: a "__proto__" key is not accepted`, [{ field: protoPath, message: 'a "__proto__" key is not accepted' }]);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
@@ -40,20 +42,41 @@ export function parse<S extends z.ZodType>(schema: S, value: unknown, where: str
  * Where `value` holds an own "__proto__" key, if anywhere. JSON.parse keeps
  * such a key, but zod copies records key by key and the copy silently drops
  * it: metadata would not be what the client sent. So it is refused instead.
+ * Iterative (an explicit stack, paths built only for the answer) and bounded
+ * by the contract's nesting limit, so no value can blow the call stack or
+ * cost quadratic time; deeper values are refused as too deep.
  */
-function protoKeyPath(value: unknown, path: string[]): string | undefined {
-  if (value === null || typeof value !== 'object') return undefined;
-  if (Object.hasOwn(value, '__proto__')) return [...path, '__proto__'].join('.');
-  for (const [key, child] of Object.entries(value)) {
-    const found = protoKeyPath(child, [...path, key]);
-    if (found) return found;
+function protoKeyPath(value: unknown, root: string): string | undefined {
+  const stack: { value: unknown; path: string; depth: number }[] = [{ value, path: root, depth: 0 }];
+  while (stack.length > 0) {
+    const { value: node, path, depth } = stack.pop()!;
+    if (node === null || typeof node !== 'object') continue;
+    if (depth >= MAX_JSON_DEPTH) throw tooDeep(root);
+    if (Object.hasOwn(node, '__proto__')) return `${path}.__proto__`;
+    for (const [key, child] of Object.entries(node)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
+    }
   }
   return undefined;
+}
+
+/** 400 for JSON nested deeper than the contract allows. */
+export function tooDeep(where: string): HttpProblem {
+  const message = `nested deeper than ${MAX_JSON_DEPTH} levels`;
+  return invalid(`${where}: ${message}`, [{ field: where, message }]);
 }
 
 /** Reads the request's Idempotency-Key header (400 naming the header when missing or malformed). */
 export function idempotencyKeyOf(req: Request, schema: z.ZodType<string>): string {
   return parse(schema, req.get('Idempotency-Key'), 'header.Idempotency-Key');
+}
+
+/** The contract's default for BODY_TIMEOUT_MS. */
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+
+/** 408: the body did not arrive in time; nothing was done. */
+export function bodyTimedOut(timeoutMs: number): HttpProblem {
+  return new HttpProblem(problem('REQUEST_TIMEOUT', `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`));
 }
 
 export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
@@ -67,17 +90,32 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * is not declared JSON is a 400 (ignoring it would turn `{ amount }` sent as
  * a form into a commit of the whole hold).
  */
-export function createJsonBodyReader(limitBytes: number): JsonBodyReader {
-  const json = express.json({ limit: limitBytes, strict: true, type: JSON_TYPES });
+export function createJsonBodyReader(limitBytes: number, bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS): JsonBodyReader {
+  const json = express.json({
+    limit: limitBytes,
+    strict: true,
+    type: JSON_TYPES,
+    // Runs on the raw bytes before JSON.parse: a too-deep body is refused unbuilt.
+    // (body-parser wraps what verify throws as a 403 'entity.verify.failed'; the reader below turns it into the 400.)
+    verify: (_req, _res, raw) => {
+      if (jsonDepthExceeds(raw)) throw new Error('too deep');
+    },
+  });
   return (req, res) => {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (hasBody && !req.is(JSON_TYPES)) {
       const message = 'must be application/json when a body is sent';
       return Promise.reject(invalid(`header.Content-Type: ${message}`, [{ field: 'header.Content-Type', message }]));
     }
-    return new Promise((resolve, reject) => {
-      json(req, res, (err?: unknown) => (err ? reject(err) : resolve(req.body)));
-    });
+    const read = () =>
+      new Promise<unknown>((resolve, reject) => {
+        json(req, res, (err?: unknown) => {
+          if ((err as { type?: string } | undefined)?.type === 'entity.verify.failed') reject(tooDeep('body'));
+          else if (err) reject(err);
+          else resolve(req.body);
+        });
+      });
+    return withBodyTimeout(res, bodyTimeoutMs, read, () => bodyTimedOut(bodyTimeoutMs));
   };
 }
 

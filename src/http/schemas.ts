@@ -93,6 +93,11 @@ export const reservationListQuery = z.object({
   limit: pageLimit,
 });
 export const ledgerQuery = z.object({
-  cursor: z.string().regex(/^\d+$/).default('0'),
+  // Redis scan cursors are unsigned 64-bit: a larger one is a bad request, not a Redis error.
+  cursor: z
+    .string()
+    .regex(/^\d{1,20}$/, 'must be a cursor from an earlier page')
+    .refine((c) => BigInt(c) <= 0xffff_ffff_ffff_ffffn, 'must be a cursor from an earlier page')
+    .default('0'),
   count: z.coerce.number().int().min(1).max(1000).default(100),
 });

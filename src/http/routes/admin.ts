@@ -7,7 +7,7 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
 import type { Queue } from 'bullmq';
-import { Router, type RequestHandler } from 'express';
+import { Router, type RequestHandler, type Response } from 'express';
 import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { Queries } from '../../engine/queries.js';
 import type { RequireRole } from '../auth.js';
@@ -30,6 +30,12 @@ export function adminRoutes(
   readBody: JsonBodyReader,
 ): Router {
   const router = Router();
+  // Admin reads of an unknown product are 404 PRODUCT_NOT_FOUND like every other route, not an empty page.
+  const productExists = async (productId: string, res: Response) => {
+    const pool = await engine.readPool(productId);
+    if (!pool.ok) sendOutcome(res, pool, 200);
+    return pool.ok;
+  };
   const base = '/v1/products/:productId/reservations';
 
   router.post(`${base}/:reservationId/resolve`, requireRole('admin'), async (req, res) => {
@@ -54,11 +60,13 @@ export function adminRoutes(
   router.get(base, requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
     const { status, cursor, offset, limit } = parse(reservationListQuery, req.query, 'query');
+    if (!(await productExists(productId, res))) return;
     res.json(await queries.listReservations(productId, status, { cursor, offset, limit }).catch(badCursorAs400));
   });
 
   router.get(`${base}/:reservationId/events`, requireRole('admin'), async (req, res) => {
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
+    if (!(await productExists(productId, res))) return;
     const events = await queries.reservationEvents(productId, reservationId);
     if (events === null) return sendProblem(res, problem('RESERVATION_NOT_FOUND', 'no reservation with this id in this product'));
     res.json({ reservationId, events });
@@ -67,6 +75,7 @@ export function adminRoutes(
   router.get('/v1/products/:productId/ledger', requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
     const { cursor, count } = parse(ledgerQuery, req.query, 'query');
+    if (!(await productExists(productId, res))) return;
     res.json(await queries.internalLedger(productId, cursor, count));
   });
 

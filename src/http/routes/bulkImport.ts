@@ -10,8 +10,9 @@ import { Router, type Request } from 'express';
 import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { LineConfig } from '../../engine/types.js';
 import type { RequireRole } from '../auth.js';
+import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../jsonDepth.js';
 import { problem } from '../problems.js';
-import { HttpProblem, parse, sendOutcome } from '../respond.js';
+import { bodyTimedOut, DEFAULT_BODY_TIMEOUT_MS, HttpProblem, parse, sendOutcome } from '../respond.js';
 import { bulkLineRow, productParams } from '../schemas.js';
 
 const BATCH_SIZE = 500;
@@ -25,7 +26,12 @@ interface Rejection {
   detail: string;
 }
 
-export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, bulkLimitBytes: number): Router {
+export function bulkImportRoutes(
+  engine: QuotaEngine,
+  requireRole: RequireRole,
+  bulkLimitBytes: number,
+  bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS,
+): Router {
   const router = Router();
 
   router.post('/v1/products/:productId/customers\\:bulk', requireRole('admin'), async (req, res) => {
@@ -55,7 +61,7 @@ export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, 
 
     let batch: { line: number; row: LineConfig }[] = [];
     let lineNumber = 0;
-    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes), crlfDelay: Infinity })) {
+    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes, bodyTimeoutMs), crlfDelay: Infinity })) {
       lineNumber++;
       // Spreadsheet exports often start the file with a UTF-8 byte order mark.
       const text = lineNumber === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
@@ -80,7 +86,13 @@ export function bulkImportRoutes(engine: QuotaEngine, requireRole: RequireRole, 
   return router;
 }
 
+/**
+ * One row: its own JSON value, checked like a request body (nesting limit
+ * first, then the schema). Whatever goes wrong with a row makes it a rejected
+ * row, never an error for the whole import.
+ */
 function parseRow(text: string, line: number): LineConfig | Rejection {
+  if (jsonDepthExceeds(text)) return { line, code: 'INVALID_REQUEST', detail: `the line is nested deeper than ${MAX_JSON_DEPTH} levels` };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -90,7 +102,8 @@ function parseRow(text: string, line: number): LineConfig | Rejection {
   try {
     return parse(bulkLineRow, value, 'body');
   } catch (err) {
-    return { line, code: 'INVALID_REQUEST', detail: (err as HttpProblem).body.detail.replace(/body\./g, '') };
+    const detail = err instanceof HttpProblem ? err.body.detail.replace(/body\./g, '') : 'the line could not be read';
+    return { line, code: 'INVALID_REQUEST', detail };
   }
 }
 
@@ -98,16 +111,36 @@ function tooLarge(limit: number): HttpProblem {
   return new HttpProblem(problem('PAYLOAD_TOO_LARGE', `a bulk import body may be at most ${limit} bytes`));
 }
 
-/** Passes the body through, failing with 413 once more than `limit` bytes arrived. */
-function limitBytes(req: Request, limit: number): Transform {
+/**
+ * Passes the body through, failing with 413 once more than `limit` bytes
+ * arrived, and with 408 when no byte arrived for `idleMs` (a bulk body may
+ * stream for long, but not stall: rows before the stall have landed and are
+ * safe to send again, an upsert being idempotent).
+ */
+function limitBytes(req: Request, limit: number, idleMs: number): Transform {
   let seen = 0;
+  let idle: NodeJS.Timeout | undefined;
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
+      armIdle();
       seen += chunk.length;
       if (seen > limit) return done(tooLarge(limit));
       done(null, chunk);
     },
+    flush(done) {
+      clearTimeout(idle);
+      done();
+    },
   });
+  const armIdle = () => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      req.res?.setHeader('Connection', 'close');
+      counter.destroy(bodyTimedOut(idleMs));
+    }, idleMs);
+  };
+  armIdle();
+  counter.on('close', () => clearTimeout(idle));
   req.on('error', (err) => counter.destroy(err));
   return req.pipe(counter);
 }

@@ -1,0 +1,6 @@
+export { QuotaClient, QuotaAdmin, type QuotaClientOptions } from './client.js';
+export { QuotaClientError, type BrokenCallKind, type Problem, type Result } from './result.js';
+export type { RetryEvent } from './transport.js';
+export type { BulkSource } from './ndjson.js';
+export type * from './codes.js';
+export type * from './types.js';
