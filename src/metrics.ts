@@ -121,6 +121,18 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     registers: [registry],
   });
   auditRuns.inc(0);
+  const auditLastComparison = new Gauge({
+    name: 'quota_audit_last_exact_comparison_timestamp_seconds',
+    help: "When the invariant audit last completed an exact comparison of the product's pool (Redis clock; 0: never)",
+    labelNames: ['product'] as const,
+    registers: [registry],
+  });
+  const auditPassesAborted = new Counter({
+    name: 'quota_audit_passes_aborted_total',
+    help: 'Pool comparison passes aborted because the events they needed were trimmed from the stream, by product',
+    labelNames: ['product'] as const,
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -140,9 +152,14 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     settled(latencySeconds: number) {
       settlementLatency.observe(Math.max(0, latencySeconds));
     },
-    audit(violationsByProduct: Map<string, number>) {
+    audit(byProduct: Map<string, { violations: number; comparedAt: number | null; passesAborted: number }>) {
       auditViolations.reset();
-      for (const [product, count] of violationsByProduct) auditViolations.set({ product }, count);
+      auditLastComparison.reset();
+      for (const [product, p] of byProduct) {
+        auditViolations.set({ product }, p.violations);
+        auditLastComparison.set({ product }, (p.comparedAt ?? 0) / 1000);
+        auditPassesAborted.inc({ product }, p.passesAborted);
+      }
       auditRuns.inc();
     },
     settlement(outcome: string, changed: boolean) {

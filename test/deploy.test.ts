@@ -385,6 +385,7 @@ describe('Prometheus config and alert rules', () => {
   it('has the alerts, each with a severity and a summary and description', () => {
     expect(alertRules.map((r) => r.alert).sort()).toEqual([
       'QuotaApiDown',
+      'QuotaAuditNotComparing',
       'QuotaAuditViolation',
       'QuotaHttp5xxRate',
       'QuotaPoolNearlyExhausted',
@@ -403,6 +404,8 @@ describe('Prometheus config and alert rules', () => {
     const byName = Object.fromEntries(alertRules.map((r) => [r.alert, r]));
     expect(byName.QuotaAuditViolation.expr).toMatch(/quota_audit_violations\)? > 0/);
     expect(byName.QuotaSettlementUnknown.expr).toMatch(/quota_settlement_unknown\)? > 0/);
+    expect(byName.QuotaAuditNotComparing.expr).toMatch(/time\(\) - quota_audit_last_exact_comparison_timestamp_seconds\)? > 600/);
+    expect(byName.QuotaAuditNotComparing.for).toBe('5m');
     expect(byName.QuotaSettlementBacklogStale.expr).toMatch(/quota_settlement_oldest_pending_age_seconds\)? > 300/);
     expect(byName.QuotaSettlementBacklogStale.for).toBe('5m');
     expect(byName.QuotaHttp5xxRate.expr).toMatch(/status_class="5xx"/);
@@ -472,6 +475,19 @@ describe('Prometheus config and alert rules', () => {
               { eval_time: '0m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
               { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker' } }] },
               { eval_time: '5m', alertname: 'QuotaPoolNearlyExhausted', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p1' } }] },
+            ],
+          },
+          {
+            // Exact pool comparisons: p1 compares every minute, p2's last was at 0 s and none since (a pass that never
+            // completes): > 600 s old from minute 11, firing 5 m later.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p1",job="quota-worker",instance="worker:3000"}', values: '0+60x30' },
+              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p2",job="quota-worker",instance="worker:3000"}', values: '0x30' },
+            ],
+            alert_rule_test: [
+              { eval_time: '12m', alertname: 'QuotaAuditNotComparing', exp_alerts: [] },
+              { eval_time: '17m', alertname: 'QuotaAuditNotComparing', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p2' } }] },
             ],
           },
           {

@@ -132,8 +132,13 @@ export function createQuotaEngine({
     ) => run(SCRIPTS.recordSettlement, { productId, reservationId, outcome, reason, requiredStatus }),
     /** Sweeper step for one product: reclaims up to `limit` due holds, purges ended records past 7 days. */
     reclaimExpired: (productId: string, limit: number) => run(SCRIPTS.reclaimExpired, { productId, limit }),
+    /** Backfill: adds existing records to the per-customer index (at most 1,000 ids a call; see scripts/backfill-customer-index.mjs). */
+    indexRecords(productId: string, reservationIds: string[]) {
+      if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
+      return run(SCRIPTS.indexRecords, { productId, reservationIds });
+    },
     /**
-     * Invariant audit step for one product (lua/audit-product-8.lua): folds up
+     * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught
      * up and with at most `liveLimit` live records, compares the pool and a
      * window of lines with what the records add up to, atomically.

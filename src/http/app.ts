@@ -21,6 +21,7 @@ import { createJsonBodyReader, HttpProblem } from './respond.js';
 import { adminRoutes, type SettlementControl } from './routes/admin.js';
 import { bulkImportRoutes } from './routes/bulkImport.js';
 import { lineRoutes } from './routes/lines.js';
+import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
 import { reservationRoutes } from './routes/reservations.js';
 
@@ -191,6 +192,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
   app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
   app.use(productRoutes(engine, requireRole, readBody));
+  app.use(listingRoutes(engine, deps.queries, requireRole));
   app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
   app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes, deps.bodyTimeoutMs));
 
