@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditStep, AuditStepOptions } from '../src/audit/auditStep.js';
 import { createInvariantAudit } from '../src/audit/invariantAudit.js';
 import { createMetrics } from '../src/metrics.js';
+import { bullmqConnectionsForUrl } from '../src/redis/connection.js';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
@@ -105,7 +106,7 @@ describe('the pool pass', () => {
     const logger = pino({ level: 'silent' });
     const metrics = createMetrics();
     const audit = createInvariantAudit({
-      redisUrl: inject('redisUrl'), redis: ctx.redis, keys: ctx.keys, engine: ctx.engine, logger, metrics, intervalMs: 60_000,
+      bullmq: bullmqConnectionsForUrl(inject('redisUrl')), redis: ctx.redis, keys: ctx.keys, engine: ctx.engine, logger, metrics, intervalMs: 60_000,
       limits: { ...LIMITS, maxPassCalls: 2 },
     });
     const run = async () => (await audit.auditOnce()).products.find((x) => x.productId === p)!;
