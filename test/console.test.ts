@@ -111,7 +111,9 @@ async function showProduct(page: Page, productId: string) {
   await page.getByTestId('products').waitFor();
   // Give the first refresh its answer, then add the product by id if the list did not hold it.
   await page.waitForFunction(() => document.querySelector('[data-testid="products"] caption')?.textContent?.includes('last'));
-  if ((await row.count()) === 0) {
+  const listed = (await row.count()) > 0;
+  console.info(`console: ${productId} ${listed ? 'listed by GET /v1/products' : 'added by id (no GET /v1/products)'}`);
+  if (!listed) {
     await page.getByLabel('Product', { exact: true }).fill(productId);
     await page.getByLabel('Product', { exact: true }).press('Enter');
   }
@@ -215,6 +217,7 @@ describe('signed in as an admin', () => {
     expect(english).toContain('risk review 42');
     const enLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, { 'Accept-Language': 'en' });
     const enFromService = (enLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined)?.find((d) => d.code === 'ACCOUNT_FROZEN');
+    console.info(`console: blocker texts from ${enFromService ? "the service's blockerDetails" : "the console's own texts (no blockerDetails)"}`);
     if (enFromService) {
       expect(await blocker.getAttribute('data-source')).toBe('service');
       expect(english).toContain(enFromService.title);
@@ -226,6 +229,8 @@ describe('signed in as an admin', () => {
     expect(english).not.toMatch(/[\u4e00-\u9fff]/);
     // The hold taken before the freeze, with its events (admin).
     const holds = page.getByTestId('holds');
+    await page.getByTestId('line-report').waitFor();
+    console.info(`console: holds ${(await page.getByText('showing the live holds from the admin listing').count()) ? 'from the admin listing (no customer reservations route)' : 'from GET …/customers/{c}/reservations'}`);
     await holds.waitFor();
     const row = holds.locator('tr', { hasText: held.reservationId });
     expect(await row.textContent()).toContain('held');
