@@ -18,7 +18,7 @@ interface Props {
 
 interface Holds {
   items: Reservation[];
-  /** Where the list came from, when not the customer's own reservations route. */
+  /** Why there is no list, when the service could not give it. */
   note?: string;
   events: Record<string, ReservationEvent[]>;
 }
@@ -212,26 +212,11 @@ async function lookUp(client: QuotaClient, role: Role, productId: string, custom
   return { found: { productId, customerId, line: line.value, pool: pool.ok ? pool.value : undefined, holds } };
 }
 
-/**
- * The customer's reservations (newest first) from the contract's
- * customer route; on a deployment without it, an admin still sees the
- * customer's live holds through the admin listing of held reservations.
- * Admins also get each reservation's events.
- */
+/** The customer's reservations in the product, newest first; admins also get each one's events. */
 async function customerHolds(client: QuotaClient, role: Role, productId: string, customerId: string): Promise<Holds> {
   const own = await client.listCustomerReservations(productId, customerId, { limit: 50 });
-  let holds: Holds;
-  if (own.ok) holds = { items: own.value.items, events: {} };
-  else if (own.problem.code === 'ROUTE_NOT_FOUND' && role === 'admin') {
-    const held = await client.admin.listReservations(productId, 'held', { limit: 500 });
-    holds = {
-      items: held.ok ? held.value.items.filter((r) => r.customerId === customerId) : [],
-      note: "This deployment does not list a customer's reservations yet: showing the live holds from the admin listing.",
-      events: {},
-    };
-  } else {
-    return { items: [], note: `Reservations not available: ${own.problem.detail} (${own.problem.code})`, events: {} };
-  }
+  if (!own.ok) return { items: [], note: `Reservations not available: ${own.problem.detail} (${own.problem.code})`, events: {} };
+  const holds: Holds = { items: own.value.items, events: {} };
   if (role === 'admin') {
     const shown = holds.items.slice(0, EVENTS_SHOWN_FOR);
     const answers = await Promise.all(shown.map((r) => client.admin.events(productId, r.reservationId)));

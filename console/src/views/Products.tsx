@@ -1,8 +1,7 @@
 /**
- * Products with live pool numbers, refreshed every couple of seconds. The
- * list comes from `GET /v1/products`; on a deployment without that route
- * the operator adds products by id (kept in this tab's session storage).
- * Admins can pause (with a reason and an optional reopening time) and resume.
+ * Products with live pool numbers (`GET /v1/products`), refreshed every
+ * couple of seconds, narrowed by a filter. Admins can pause (with a reason
+ * and an optional reopening time) and resume.
  */
 import type { Pool, QuotaClient } from '@quota-allocator/client';
 import { useCallback, useEffect, useState } from 'preact/hooks';
@@ -11,7 +10,7 @@ import { describeError, type Role } from '../session.js';
 
 const REFRESH_MS = 2_000;
 const MAX_PAGES = 10;
-const TYPED_ITEM = 'quota-console.products';
+const PAGE_SIZE = 500;
 
 interface Props {
   client: QuotaClient;
@@ -19,37 +18,27 @@ interface Props {
   onUnauthenticated: () => void;
 }
 
-function typedProducts(): string[] {
-  try {
-    const stored = JSON.parse(window.sessionStorage.getItem(TYPED_ITEM) ?? '[]') as unknown;
-    return Array.isArray(stored) ? stored.filter((s): s is string => typeof s === 'string') : [];
-  } catch {
-    return [];
-  }
-}
-
 export function Products({ client, role, onUnauthenticated }: Props) {
-  const [typed, setTyped] = useState<string[]>(typedProducts);
   const [pools, setPools] = useState<Pool[]>([]);
-  const [listed, setListed] = useState<boolean | null>(null);
+  const [truncated, setTruncated] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [message, setMessage] = useState<string | null>(null);
-  const [newProduct, setNewProduct] = useState('');
+  const [filter, setFilter] = useState('');
   const [pausing, setPausing] = useState<string | null>(null);
   const [refreshedAt, setRefreshedAt] = useState<string>('');
 
   const refresh = useCallback(async () => {
     try {
-      const result = await loadPools(client, typed);
+      const result = await loadPools(client);
       if (result.unauthenticated) return onUnauthenticated();
-      setListed(result.listed);
+      setTruncated(result.truncated);
       setPools(result.pools);
       setError(result.errors.length ? result.errors.join(' ') : null);
       setRefreshedAt(new Date().toISOString());
     } catch (err) {
       setError(describeError(err));
     }
-  }, [client, typed]);
+  }, [client]);
 
   useEffect(() => {
     void refresh();
@@ -65,33 +54,18 @@ export function Products({ client, role, onUnauthenticated }: Props) {
     await refresh();
   };
 
+  const wanted = filter.trim().toLowerCase();
+  const shown = wanted ? pools.filter((p) => p.productId.toLowerCase().includes(wanted)) : pools;
   return (
     <section aria-labelledby="products-heading">
       <h2 id="products-heading">Products</h2>
-      <form
-        class="inline"
-        aria-label="Add product"
-        onSubmit={(e) => {
-          e.preventDefault();
-          const id = newProduct.trim();
-          if (!id || typed.includes(id)) return;
-          const next = [...typed, id];
-          window.sessionStorage.setItem(TYPED_ITEM, JSON.stringify(next));
-          setTyped(next);
-          setNewProduct('');
-        }}
-      >
+      <form class="inline" aria-label="Filter products" onSubmit={(e) => e.preventDefault()}>
         <div class="field">
-          <label for="add-product">Product</label>
-          <input id="add-product" value={newProduct} onInput={(e) => setNewProduct(e.currentTarget.value)} />
+          <label for="filter-products">Product</label>
+          <input id="filter-products" type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
         </div>
-        <button type="submit">Add to the list</button>
       </form>
-      {listed === false && (
-        <p class="note" data-testid="typed-mode">
-          This deployment does not list its products (<code>GET /v1/products</code>): the table shows the products added above.
-        </p>
-      )}
+      {truncated && <p class="note">Showing the first {(MAX_PAGES * PAGE_SIZE).toLocaleString('en-US')} products; narrow them with the filter.</p>}
       {error && (
         <p class="error" role="alert">
           {error}
@@ -118,7 +92,7 @@ export function Products({ client, role, onUnauthenticated }: Props) {
           </tr>
         </thead>
         <tbody>
-          {pools.map((p) => (
+          {shown.map((p) => (
             <tr key={p.productId} data-product={p.productId}>
               <th scope="row">{p.productId}</th>
               <td class={`status-${p.status}`} data-field="status">
@@ -201,34 +175,25 @@ function PauseForm({ productId, onPause, onCancel }: { productId: string; onPaus
 
 interface Loaded {
   pools: Pool[];
-  listed: boolean;
+  /** More products than the pages read. */
+  truncated: boolean;
   errors: string[];
   unauthenticated?: boolean;
 }
 
-/** Every listed product (a few pages), plus any product added by id that the list did not hold. */
-async function loadPools(client: QuotaClient, typed: string[]): Promise<Loaded> {
+/** Every product, a few pages of the listing at most. */
+async function loadPools(client: QuotaClient): Promise<Loaded> {
   const pools: Pool[] = [];
-  const errors: string[] = [];
-  let listed = true;
   let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const answer = await client.listProducts(cursor === undefined ? { limit: 500 } : { limit: 500, cursor });
+    const answer = await client.listProducts(cursor === undefined ? { limit: PAGE_SIZE } : { limit: PAGE_SIZE, cursor });
     if (!answer.ok) {
-      if (answer.problem.code === 'UNAUTHENTICATED') return { pools, listed, errors, unauthenticated: true };
-      listed = false;
-      if (answer.problem.code !== 'ROUTE_NOT_FOUND') errors.push(`Listing products: ${answer.problem.detail} (${answer.problem.code})`);
-      break;
+      if (answer.problem.code === 'UNAUTHENTICATED') return { pools, truncated: false, errors: [], unauthenticated: true };
+      return { pools, truncated: false, errors: [`Listing products: ${answer.problem.detail} (${answer.problem.code})`] };
     }
     pools.push(...answer.value.items);
-    if (!answer.value.nextCursor) break;
+    if (!answer.value.nextCursor) return { pools, truncated: false, errors: [] };
     cursor = answer.value.nextCursor;
   }
-  const missing = typed.filter((id) => !pools.some((p) => p.productId === id));
-  const extra = await Promise.all(missing.map((id) => client.getProduct(id)));
-  extra.forEach((answer, i) => {
-    if (answer.ok) pools.push(answer.value);
-    else errors.push(`${missing[i]}: ${answer.problem.detail} (${answer.problem.code})`);
-  });
-  return { pools, listed, errors };
+  return { pools, truncated: true, errors: [] };
 }
