@@ -135,7 +135,7 @@ async function main(): Promise<number> {
     const env = serviceEnv(stack.server.url, ledger, workDir, options.logLevel);
     await startJobsProcess(env, workDir);
     const service = await startApi(env, SCENARIO_API_PROCESSES, workDir, 'api-scenarios');
-    const ctx: ScenarioContext = { options, stack, api: service.api, baseUrl: service.baseUrl, ledger, runId, apiPids: service.cluster.pids };
+    const ctx: ScenarioContext = { options, stack, redis: stack.redis, keys: stack.keys, redisPids: [stack.server.process.pid!], api: service.api, baseUrl: service.baseUrl, ledger, runId, apiPids: service.cluster.pids };
 
     log(`launch product: capacity ${plan.capacity.toLocaleString('en')} for a demand of ${plan.demand.toLocaleString('en')}; bulk import of ${plan.lines.length.toLocaleString('en')} lines`);
     await service.api.putProduct(LAUNCH_PRODUCT, { capacity: plan.capacity, holdTtlSeconds: 3600 });
