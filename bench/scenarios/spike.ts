@@ -17,6 +17,7 @@ export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<
   const { options } = ctx;
   const book = createGrantBook();
   let next = 0;
+  await ctx.onLoadStart?.();
   const sampler = samplePools(ctx.redis, ctx.keys, [LAUNCH_PRODUCT], 100);
   const cpu = cpuMeter({ api: ctx.apiPids, redis: ctx.redisPids });
   const load = await runAutocannon({
