@@ -73,7 +73,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       postgresSeconds: 0.5,
       naiveInFlight: [100, 4_000],
       scenarioLines: 1_000,
-      clusterCustomers: 2_000,
+      clusterCustomers: 1_000,
       clusterEngineWait: { secondsPerRound: 1, rounds: 1, inFlight: 32 },
     };
   }

@@ -217,7 +217,7 @@ function clusterSection(c: ClusterComparison): string[] {
       `and many products (${c.setup.manyConnections} connections for ${c.setup.manySeconds} s; products per master: ${Object.entries(c.setup.manyProductsPerMaster).map(([p, k]) => `${p}: ${k}`).join(', ')}), ` +
       `against ${c.setup.apiProcesses} API processes and a jobs process on one redis-server, then on a local Redis Cluster of ${c.setup.masters} masters and ${c.setup.masters * c.setup.replicasPerMaster} replicas ` +
       `(REDIS_CLUSTER_NODES) with REDIS_WAIT_REPLICAS=0 and =1; every Redis with AOF on, appendfsync always. All on the same shared cores: more masters cannot add throughput here; ` +
-      `the FCALL columns (Redis's INFO commandstats per master, reset before each load) show how the work spreads.`,
+      `the FCALL columns (Redis's INFO commandstats per master, reset before each load) show how the work spreads. They count every FCALL during the load, the jobs process's per-product sweeps and audits too (with 100 products and a short load, a visible share: compare calls with answers), and µs per call is time on Redis's thread, which grows when the shared cores deschedule Redis mid-call.`,
   );
   out.push('');
   out.push(
