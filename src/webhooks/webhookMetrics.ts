@@ -6,9 +6,9 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { MAX_PRODUCTS_REPORTED } from '../stateGauges.js';
-import type { Redis } from 'ioredis';
 import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
+import type { RedisClient } from '../redis/topology.js';
 import { streamIdMs, type WebhookOutbox } from './webhookOutbox.js';
 
 export const DELIVERY_OUTCOMES = ['delivered', 'failed', 'error'] as const;
@@ -22,7 +22,7 @@ interface Backlog {
 /** Scrapes within this window share one read. */
 const SNAPSHOT_TTL_MS = 500;
 
-export function createWebhookMetrics(registry: Registry, state?: { redis: Redis; keys: Keys; outbox: WebhookOutbox }) {
+export function createWebhookMetrics(registry: Registry, state?: { redis: RedisClient; keys: Keys; outbox: WebhookOutbox }) {
   const deliveries = new Counter({
     name: 'quota_webhook_deliveries_total',
     help: 'Webhook deliveries by outcome (delivered: 2xx; failed: another status; error: timeout or connection error)',
@@ -79,7 +79,7 @@ export function createWebhookMetrics(registry: Registry, state?: { redis: Redis;
 
 export type WebhookMetrics = ReturnType<typeof createWebhookMetrics>;
 
-async function readBacklog({ redis, keys, outbox }: { redis: Redis; keys: Keys; outbox: WebhookOutbox }) {
+async function readBacklog({ redis, keys, outbox }: { redis: RedisClient; keys: Keys; outbox: WebhookOutbox }) {
   const productIds = await redis.srandmember(keys.productIndex(), MAX_PRODUCTS_REPORTED);
   const backlogs = await outbox.backlog(productIds);
   const oldest = Math.min(...(await outbox.oldestUndelivered(backlogs)).map(streamIdMs));

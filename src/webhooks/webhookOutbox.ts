@@ -8,9 +8,10 @@
  * delivered (or when it is no webhook event at all). One drain runs per
  * product at a time (src/webhooks/webhookQueue.ts), so one consumer name.
  */
-import type { Redis } from 'ioredis';
 import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
+import { pipelinePerNode, valueOf } from '../redis/perNode.js';
+import type { RedisClient } from '../redis/topology.js';
 
 export const WEBHOOK_GROUP = 'webhooks';
 const CONSUMER = 'drain';
@@ -31,7 +32,7 @@ export interface ProductBacklog {
 
 const isError = (err: unknown, code: string) => err instanceof Error && err.message.startsWith(code);
 
-export function createWebhookOutbox(redis: Redis, keys: Keys) {
+export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
   let since: string | undefined;
 
   /** When webhooks were first turned on, fixed once for every instance (SET NX). */
@@ -84,14 +85,15 @@ export function createWebhookOutbox(redis: Redis, keys: Keys) {
     async records(productId: string, reservationIds: string[]): Promise<(string | null)[]> {
       return reservationIds.length > 0 ? redis.hmget(keys.records(productId), ...reservationIds) : [];
     },
-    /** Each product's backlog, one pipelined read for the lot. */
+    /** Each product's backlog: two pipelined reads for the lot (per node on a Cluster). */
     async backlog(productIds: string[]): Promise<ProductBacklog[]> {
-      const pipeline = redis.pipeline();
-      for (const p of productIds) pipeline.xinfo('GROUPS', keys.events(p));
-      const answers = (await pipeline.exec()) ?? [];
-      return productIds.map((productId, i) => {
-        const [err, groups] = answers[i] ?? [new Error('no answer')];
-        const group = err ? undefined : (groups as unknown[][]).map(pairs).find((g) => g.name === WEBHOOK_GROUP);
+      // XINFO answers an error for a stream that does not exist: ask only about those that do.
+      const exists = await pipelinePerNode(redis, productIds, (p) => keys.events(p), (pipeline, p) => pipeline.exists(keys.events(p)));
+      const present = productIds.filter((_, i) => valueOf(exists[i]?.[0]) === 1);
+      const answers = await pipelinePerNode(redis, present, (p) => keys.events(p), (pipeline, p) => pipeline.xinfo('GROUPS', keys.events(p)));
+      const groupsOf = new Map(present.map((p, i) => [p, valueOf(answers[i]?.[0]) as unknown[][]]));
+      return productIds.map((productId) => {
+        const group = (groupsOf.get(productId) ?? []).map(pairs).find((g) => g.name === WEBHOOK_GROUP);
         if (!group) return { productId, lag: null, pending: 0, lastDeliveredId: '0-0', missing: true };
         return {
           productId,
@@ -104,17 +106,14 @@ export function createWebhookOutbox(redis: Redis, keys: Keys) {
     },
     /** Stream id of each product's oldest undelivered entry, if any (pipelined). */
     async oldestUndelivered(backlogs: ProductBacklog[]): Promise<string[]> {
-      const pipeline = redis.pipeline();
       const asked = backlogs.filter((b) => !b.missing && (b.pending > 0 || (b.lag ?? 1) > 0));
-      for (const b of asked) {
+      const answers = await pipelinePerNode(redis, asked, (b) => keys.events(b.productId), (pipeline, b) => {
         if (b.pending > 0) pipeline.xpending(keys.events(b.productId), WEBHOOK_GROUP);
         else pipeline.xrange(keys.events(b.productId), `(${b.lastDeliveredId}`, '+', 'COUNT', 1);
-      }
-      const answers = (await pipeline.exec()) ?? [];
+      });
       const ids: string[] = [];
       asked.forEach((b, i) => {
-        const [err, value] = answers[i] ?? [new Error('no answer')];
-        if (err) return;
+        const value = valueOf(answers[i]?.[0]);
         const id = b.pending > 0 ? (value as [number, string | null])[1] : (value as OutboxEntry[])[0]?.[0];
         if (id) ids.push(id);
       });

@@ -10,8 +10,8 @@
  */
 import { Queue } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { queueConnectionOptions } from '../redis/connection.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections } from '../redis/topology.js';
 
 export const WEBHOOK_QUEUE = 'webhooks';
 /** A drain that fails (Redis trouble, not a delivery) this many times is left failed; the relay retries it. */
@@ -33,9 +33,9 @@ export function webhookBackoffMs(failures: number, baseMs: number): number {
 
 export const drainJobId = (productId: string): string => `drain-${productId}`;
 
-export function createWebhookQueue(options: { redisUrl: string; keys: Keys; logger: Logger }) {
+export function createWebhookQueue(options: { bullmq: BullConnections; keys: Keys; logger: Logger }) {
   const queue = new Queue<WebhookJobData>(WEBHOOK_QUEUE, {
-    connection: queueConnectionOptions(options.redisUrl),
+    connection: options.bullmq.queue(),
     prefix: options.keys.queuePrefix(),
     defaultJobOptions: {
       attempts: ATTEMPTS,

@@ -6,10 +6,10 @@
  * process killed at any point loses nothing: the next relay run starts a
  * drain again, and the drain reads the pending entries first.
  */
-import type { Redis } from 'ioredis';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import type { WebhookOutbox } from './webhookOutbox.js';
 import type { WebhookQueue } from './webhookQueue.js';
 
@@ -17,8 +17,8 @@ export const WEBHOOK_RELAY_JOB = 'webhook-relay';
 const PAGE = 500;
 
 export interface WebhookRelayDeps {
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   outbox: WebhookOutbox;
   queue: Pick<WebhookQueue, 'ensureDrain'>;
@@ -51,7 +51,7 @@ export function createWebhookRelay(deps: WebhookRelayDeps) {
 
   const job = createScheduledJob({
     name: WEBHOOK_RELAY_JOB,
-    redisUrl: deps.redisUrl,
+    bullmq: deps.bullmq,
     prefix: keys.queuePrefix(),
     everyMs: deps.intervalMs,
     lockMs: deps.lockMs,

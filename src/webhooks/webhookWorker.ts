@@ -13,8 +13,8 @@
  */
 import { DelayedError, Worker, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { workerConnectionOptions } from '../redis/connection.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections } from '../redis/topology.js';
 import { eventOf, expiredReservationOf, fieldsOf, type PendingEvent } from './webhookEvents.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import type { WebhookOutbox } from './webhookOutbox.js';
@@ -24,7 +24,7 @@ import type { WebhookSender } from './webhookSender.js';
 const BATCH = 200;
 
 export interface WebhookWorkerOptions {
-  redisUrl: string;
+  bullmq: BullConnections;
   keys: Keys;
   outbox: WebhookOutbox;
   send: WebhookSender;
@@ -113,7 +113,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
     process,
     start() {
       worker = new Worker<WebhookJobData>(WEBHOOK_QUEUE, process, {
-        connection: workerConnectionOptions(options.redisUrl),
+        connection: options.bullmq.worker(),
         prefix: options.keys.queuePrefix(),
         concurrency: options.products,
         lockDuration: options.lockDurationMs,

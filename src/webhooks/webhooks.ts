@@ -4,11 +4,11 @@
  * all), and their metrics. The scripts record the events themselves when the
  * engine is created with `webhooks: true`.
  */
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { createWebhookMetrics } from './webhookMetrics.js';
 import { createWebhookOutbox } from './webhookOutbox.js';
 import { createWebhookQueue } from './webhookQueue.js';
@@ -18,8 +18,8 @@ import { createWebhookWorker } from './webhookWorker.js';
 
 export interface WebhooksDeps {
   config: NonNullable<Config['webhooks']>;
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   logger: Logger;
   registry: Registry;
@@ -30,13 +30,13 @@ export interface WebhooksDeps {
 }
 
 export function createWebhooks(deps: WebhooksDeps) {
-  const { config, redisUrl, redis, keys, logger } = deps;
+  const { config, bullmq, redis, keys, logger } = deps;
   const outbox = createWebhookOutbox(redis, keys);
   const metrics = createWebhookMetrics(deps.registry, deps.readsBacklog ? { redis, keys, outbox } : undefined);
-  const queue = createWebhookQueue({ redisUrl, keys, logger });
+  const queue = createWebhookQueue({ bullmq, keys, logger });
   const worker = deps.runsJobs
     ? createWebhookWorker({
-        redisUrl,
+        bullmq,
         keys,
         outbox,
         send: createWebhookSender(config),
@@ -49,7 +49,7 @@ export function createWebhooks(deps: WebhooksDeps) {
       })
     : undefined;
   const relay = deps.runsJobs
-    ? createWebhookRelay({ redisUrl, redis, keys, outbox, queue, logger, intervalMs: config.relayIntervalMs, lockMs: config.lockMs })
+    ? createWebhookRelay({ bullmq, redis, keys, outbox, queue, logger, intervalMs: config.relayIntervalMs, lockMs: config.lockMs })
     : undefined;
   return {
     queue: queue.queue,
