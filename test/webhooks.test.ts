@@ -10,6 +10,7 @@
  *     SIGKILL of the service mid-delivery: every event arrives at least once,
  *     exactly once after dedupe, none lost, each subject in order; figures
  *     printed (events, deliveries, duplicates, time to drain).
+ *  3. On a Redis Cluster (products on every master): all delivered, in order.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis
 import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';
 import { createEngineContext } from './support/engineContext.js';
+import { productsPerMaster, startLocalCluster, type LocalCluster } from './support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 import { outOfOrder, startWebhookReceiver, subjectOf, type ReceivedEvent, type WebhookReceiver } from './support/webhookReceiver.js';
 
@@ -353,4 +355,61 @@ describe('webhooks: flaky receiver and a service SIGKILL', () => {
         `(restart to all delivered ${(sinceRestartMs / 1000).toFixed(1)} s, phase 2's 172 changes included)`,
     );
   }, 180_000);
+});
+
+// ---------------------------------------------------------------------------
+// 3. On a Redis Cluster: products on every master, the backlog read per node
+// ---------------------------------------------------------------------------
+
+describe('webhooks on a Redis Cluster', () => {
+  let cluster: LocalCluster | undefined;
+  let receiver: WebhookReceiver;
+  let svc: ServiceContext | undefined;
+
+  beforeAll(async () => {
+    cluster = await startLocalCluster();
+    receiver = await startWebhookReceiver({ secret: SECRET, failRate: 0.2, seed: 3 });
+    svc = await startServiceContext({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      KEY_PREFIX: uniqueId('hooksc'),
+      WEBHOOK_URL: receiver.url,
+      WEBHOOK_SECRET: SECRET,
+      WEBHOOK_RELAY_INTERVAL_MS: '200',
+      WEBHOOK_BACKOFF_MS: '50',
+      SWEEP_INTERVAL_MS: '300',
+      AUDIT_INTERVAL_MS: '3600000',
+    });
+  }, 120_000);
+  afterAll(async () => {
+    await svc?.stop();
+    await receiver?.close();
+    await cluster?.stop();
+  });
+
+  it('delivers the events of products on every master, each once after dedupe, in order', async () => {
+    const byMaster = await productsPerMaster(cluster!, (p) => `${svc!.keyPrefix}:{${p}}:events`, 2, 'pc');
+    const products = [...byMaster.values()].flat();
+    expect(byMaster.size).toBeGreaterThan(1);
+    const expected: string[] = [];
+    for (const p of products) {
+      await makeProduct(svc!, { capacity: 100_000 }, p);
+      await makeLine(svc!, p, 'c1', { limit: 10_000 });
+      const r = await hold(svc!, p, 'c1', 100);
+      expect((await commit(svc!, p, r.reservationId)).status).toBe(200);
+      expected.push(`reservation.settled|${p}/reservation/${r.reservationId}`);
+      await makeLine(svc!, p, 'c1', { limit: 10_000, status: 'frozen' });
+      await makeLine(svc!, p, 'c1', { limit: 9_000, status: 'frozen' });
+      await patchProduct(svc!, p, { status: 'paused' });
+      expected.push(`line.status_changed|${p}/line/c1`, `line.limit_changed|${p}/line/c1`, `product.status_changed|${p}/product`);
+    }
+    const got = () => receiver.events.map((e) => `${e.type}|${subjectOf(e)}`).sort();
+    await waitFor(`${expected.length} events`, 30_000, () => (got().length >= expected.length ? true : undefined), () => got().join('\n'));
+    await sleep(600);
+    expect(got()).toEqual([...expected].sort());
+    expect(outOfOrder(receiver.events)).toEqual([]);
+    expect(receiver.stats.badSignatures).toBe(0);
+    const metrics = (await svc!.call('GET', '/metrics', { key: null })).body as string;
+    expect(metrics).toMatch(/quota_webhook_backlog\{stage="outbox"\} 0\n/);
+    expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds 0\n/);
+  }, 90_000);
 });
