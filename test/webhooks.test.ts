@@ -23,6 +23,7 @@ import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServe
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';
+import { createWebhookOutbox } from '../src/webhooks/webhookOutbox.js';
 import { createEngineContext } from './support/engineContext.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from './support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
@@ -172,6 +173,43 @@ describe('webhooks: the scripts record them only with the flag', () => {
       );
       // The transitions (the audit trail, reservation.expired's source) are there either way.
       expect(entries.filter(([, f]) => f[0] === 'reservationId').map(([, f]) => f[5])).toEqual(['held', 'committed', 'settlement_unknown', 'settled']);
+    } finally {
+      await ctx.close();
+    }
+  });
+});
+
+describe('webhooks: the outbox counts only what follows "webhooks on"', () => {
+  it('a product with history from before: its backlog is the entries since, then 0 once read and acknowledged', async () => {
+    const ctx = await createEngineContext();
+    try {
+      const before = createQuotaEngine({ redis: ctx.redis, keys: ctx.keys, webhooks: false });
+      const p = uniqueId('p');
+      expect((await before.upsertProduct(p, { capacity: 1_000 }, 'put')).ok).toBe(true);
+      expect((await before.upsertLines(p, [{ customerId: 'c1', limit: 500, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+      for (const id of ['r1', 'r2', 'r3']) {
+        expect((await before.reserve({ productId: p, customerId: 'c1', reservationId: id, amount: 10, idempotencyKey: id, fingerprint: id })).ok).toBe(true);
+        expect((await before.commit(p, id)).ok).toBe(true);
+      }
+      await ctx.redis.xtrim(ctx.keys.events(p), 'MAXLEN', 4); // history trimmed, as by the stream's cap
+      await sleep(5);
+      const outbox = createWebhookOutbox(ctx.redis, ctx.keys);
+      await outbox.startId(); // webhooks turned on now
+      const after = createQuotaEngine({ redis: ctx.redis, keys: ctx.keys, webhooks: true });
+      expect((await after.upsertLines(p, [{ customerId: 'c1', limit: 400, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+      expect((await after.reserve({ productId: p, customerId: 'c1', reservationId: 'r4', amount: 10, idempotencyKey: 'r4', fingerprint: 'r4' })).ok).toBe(true);
+      expect(await ctx.redis.xlen(ctx.keys.events(p))).toBe(6); // 4 kept from before, 2 since
+
+      expect(await outbox.backlog([p])).toMatchObject([{ missing: true }]);
+      await outbox.ensureGroup(p);
+      expect(await outbox.backlog([p])).toMatchObject([{ missing: false, lag: 2, pending: 0 }]);
+      const entries = await outbox.next(p, 10); // creates the group on the first drain
+      expect(entries.map(([, f]) => f?.[0])).toEqual(['webhook', 'reservationId']);
+      expect(await outbox.backlog([p])).toMatchObject([{ missing: false, lag: 0, pending: 2 }]);
+      await outbox.ack(p, entries.map(([id]) => id));
+      expect(await outbox.backlog([p])).toMatchObject([{ lag: 0, pending: 0 }]);
+      expect((await after.release(p, 'r4')).ok).toBe(true);
+      expect(await outbox.backlog([p])).toMatchObject([{ lag: 1, pending: 0 }]);
     } finally {
       await ctx.close();
     }

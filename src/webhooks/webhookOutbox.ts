@@ -14,6 +14,8 @@ import { pipelinePerNode, valueOf } from '../redis/perNode.js';
 import type { RedisClient } from '../redis/topology.js';
 
 export const WEBHOOK_GROUP = 'webhooks';
+/** More than the stream keeps (~100,000): counting what follows a group's start reads at most this. */
+const AFTER_LIMIT = 200_000;
 const CONSUMER = 'drain';
 
 /** [streamId, fields or null when the entry was trimmed away before it was delivered]. */
@@ -44,10 +46,23 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
     return since;
   }
 
+  /** How many entries the stream ever held up to `id` (so the group's `lag` counts only what follows). */
+  async function entriesUpTo(key: string, id: string): Promise<number> {
+    // One snapshot (MULTI on one key's slot): entries added since, and those still kept after `id`.
+    const replies = ((await redis.multi().xinfo('STREAM', key).xrange(key, `(${id}`, '+', 'COUNT', AFTER_LIMIT).exec()) ?? []) as [Error | null, unknown][];
+    const [infoErr, info] = replies[0] ?? [null, null];
+    const after = replies[1]?.[1] ?? [];
+    if (infoErr || !info) return 0; // no stream yet
+    return Math.max(0, Number(pairs(info as unknown[])['entries-added']) - (after as unknown[]).length);
+  }
+
   async function ensureGroup(productId: string): Promise<void> {
+    const key = keys.events(productId);
+    const start = await startId();
     try {
       // Entries after webhooks were turned on, also those written before this product's first drain.
-      await redis.xgroup('CREATE', keys.events(productId), WEBHOOK_GROUP, await startId(), 'MKSTREAM');
+      // ENTRIESREAD: without it Redis counts the history before `start` in the group's lag for good.
+      await redis.xgroup('CREATE', key, WEBHOOK_GROUP, start, 'MKSTREAM', 'ENTRIESREAD', await entriesUpTo(key, start));
     } catch (err) {
       if (!isError(err, 'BUSYGROUP')) throw err;
     }

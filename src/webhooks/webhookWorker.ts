@@ -85,8 +85,7 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
 
   /** Delivers until the outbox is empty or a delivery fails; returns what was delivered and whether all went. */
   async function drain(productId: string): Promise<{ delivered: number; complete: boolean }> {
-    await outbox.ensureGroup(productId);
-    let delivered = 0;
+    let delivered = 0; // (outbox.next creates the product's group on its first drain)
     for (;;) {
       const entries = await outbox.next(productId, BATCH);
       if (entries.length === 0) return { delivered, complete: true };
