@@ -88,7 +88,7 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
   let inFlight = 0;
   return (_req, res, next) => {
     if (inFlight >= maxInFlight) {
-      return sendProblem(res, problem('UNAVAILABLE', 'this instance is shedding load; retry shortly'), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'this instance is shedding load; retry shortly' }), { retryAfterSeconds: 1 });
     }
     inFlight++;
     let counted = true;
@@ -121,7 +121,7 @@ export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Ex
   const app = express();
   app.disable('x-powered-by');
   app.use(opsRoutes(readiness, metrics));
-  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', `the worker role serves only /healthz, /readyz and /metrics`)));
+  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', { message: 'the worker role serves only /healthz, /readyz and /metrics' })));
   return app;
 }
 
@@ -206,18 +206,18 @@ export function createApp(deps: AppDeps): express.Express {
     const requestError = err as { type?: string; status?: number; statusCode?: number };
     const status = requestError.status ?? requestError.statusCode;
     if (requestError.type === 'entity.too.large' || status === 413) {
-      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', `the body may be at most ${deps.bodyLimitBytes} bytes`));
+      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', { message: `the body may be at most ${deps.bodyLimitBytes} bytes`, limitBytes: deps.bodyLimitBytes }));
     }
     if (err instanceof URIError || (status !== undefined && status >= 400 && status < 500)) {
       const { field, message } = describeRequestError(err, requestError.type);
-      return sendProblem(res, problem('INVALID_REQUEST', `${field}: ${message}`, { errors: [{ field, message }] }));
+      return sendProblem(res, problem('INVALID_REQUEST', { message: `${field}: ${message}`, fields: [field] }, { errors: [{ field, message }] }));
     }
     if (isRedisUnavailable(err)) {
       logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
-      return sendProblem(res, problem('UNAVAILABLE', 'the quota store is not answering; retry shortly'), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store is not answering; retry shortly' }), { retryAfterSeconds: 1 });
     }
     logger.error({ err, requestId: res.locals.requestId }, 'unexpected error');
-    sendProblem(res, problem('INTERNAL', `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`));
+    sendProblem(res, problem('INTERNAL', { message: `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`, requestId: String(res.getHeader('X-Request-Id')) }));
   });
 
   return app;
