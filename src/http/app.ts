@@ -40,6 +40,8 @@ export interface AppDeps {
   /** API requests in flight above which this instance answers 503 (0: never). */
   shedMaxInFlight: number;
   settlement: SettlementControl & { enqueue(productId: string, reservationId: string): Promise<unknown> };
+  /** PUBLIC_URL: the OpenAPI document's `servers` entry (default: the address the service listens on). */
+  publicUrl?: string | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -167,7 +169,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(opsRoutes(readiness, metrics));
-  app.use(openApiRoutes());
+  app.use(openApiRoutes(deps.publicUrl));
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));
