@@ -284,7 +284,7 @@ const paths: ZodOpenApiPathsObject = {
         content: {
           'application/x-ndjson': {
             schema: z
-              .array(bulkLineRow)
+              .array(bulkLineRow.meta({ id: 'BulkLineRow', description: 'One credit line of a bulk import' }))
               .describe('NDJSON: each BulkLineRow as one JSON object on its own line (not a JSON array); blank lines are skipped'),
           },
         },
@@ -484,6 +484,7 @@ export function createOpenApiDocument(serverUrl = 'http://127.0.0.1:3000') {
       info: {
         title: 'quota-allocator',
         version: '1.0.0',
+        license: { name: 'Proprietary (package.json: UNLICENSED)', identifier: 'LicenseRef-Proprietary' },
         description:
           'Atomic lending-quota reservations. Amounts are safe integers in minor currency units; times are ISO 8601 ' +
           '(requests: with a zone; answers: UTC). Every error is application/problem+json with a stable `code` (see `ErrorCode`); ' +
@@ -514,7 +515,6 @@ export function createOpenApiDocument(serverUrl = 'http://127.0.0.1:3000') {
             description: '/admin/queues only: an API key as the password, any user name (so a browser can open the dashboard).',
           },
         },
-        schemas: { BulkLineRow: bulkLineRow.meta({ unusedIO: 'input' }) },
       },
     },
     {
