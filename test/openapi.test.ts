@@ -105,6 +105,10 @@ describe('GET /openapi.json', () => {
     expect(res.body.openapi).toBe('3.1.0');
   });
 
+  it('names the address the service listens on as its server when PUBLIC_URL is not set', () => {
+    expect(doc.servers).toEqual([expect.objectContaining({ url: svc.baseUrl })]);
+  });
+
   it('is a valid OpenAPI 3.1 document', async () => {
     // validate() resolves $refs in place: give it a copy.
     const result = await validate(structuredClone(doc) as never);
@@ -169,7 +173,7 @@ describe('the document and the app agree', () => {
 });
 
 describe('errors', () => {
-  it('the ErrorCode enum lists exactly the codes of src/http/problems.ts', () => {
+  it('the ErrorCode enum lists exactly the codes of src/http/problems.ts (the error catalogue)', () => {
     const schema = doc.components?.schemas?.ErrorCode as oas31.SchemaObject;
     expect([...(schema.enum ?? [])].sort()).toEqual(Object.keys(PROBLEMS).sort());
   });
