@@ -64,6 +64,14 @@ describe('redocly lint (recommended-strict)', () => {
     }
   });
 
+  it("each problem response narrows Problem's code without forbidding its other fields", () => {
+    const reserve409 = (doc.paths?.['/v1/products/{productId}/reservations']?.post?.responses?.['409'] as any).content['application/problem+json'].schema;
+    expect(reserve409.allOf[0]).toEqual({ $ref: '#/components/schemas/Problem' });
+    expect(reserve409.allOf[1].properties.code.enum).toContain('POOL_EXHAUSTED');
+    expect(reserve409.allOf[1].properties.code.enum).not.toContain('COMMIT_EXCEEDS_HOLD');
+    expect(reserve409.allOf[1].additionalProperties).not.toBe(false);
+  });
+
   it('has the servers entry it was given', () => {
     expect(doc.servers).toEqual([expect.objectContaining({ url: PUBLIC_URL })]);
   });

@@ -70,7 +70,7 @@ const problemBody = z
   .meta({ id: 'Problem', description: 'application/problem+json (RFC 9457) with a stable `code`' }) satisfies z.ZodType<Problem>;
 
 /** A Problem whose `code` is one of `codes` (so a client narrows the code by status). */
-const problemWith = (codes: [ErrorCode, ...ErrorCode[]]) => problemBody.and(z.object({ code: z.enum(codes) }));
+const problemWith = (codes: [ErrorCode, ...ErrorCode[]]) => problemBody.and(z.looseObject({ code: z.enum(codes) }));
 
 const poolSnapshot = z
   .looseObject({
