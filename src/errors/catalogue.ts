@@ -193,7 +193,7 @@ export const CATALOGUE = {
     operations: ['reserve'],
     blocker: 9,
     en: en('The pool cannot cover this amount', (p, f) => `the pool can cover at most ${f.money(p.drawable)} for this customer now`),
-    zh: zh('本期额度已发放完', (p, f) =>
+    zh: zh('本期活动额度不足', (p, f) =>
       p.drawable
         ? `本期活动的额度快用完了，目前您最多还能借 ${f.money(p.drawable)}。可以减少借款金额，或稍后再试：其他人释放的额度会重新开放。`
         : '本期活动的额度暂时用完了。其他人释放的额度会重新开放，请稍后再试。',
@@ -241,7 +241,7 @@ export const CATALOGUE = {
     retryAfter: 'always',
     en: en('The product is not open yet', (p, f) => `the product opens at ${p.retryAt === undefined ? 'a later time' : f.time(p.retryAt)}`),
     zh: zh('产品尚未开放', (p, f) =>
-      p.retryAt === undefined ? '这款产品还没有开放借款，请稍后再来。' : `这款产品将于 ${f.time(p.retryAt)} 开放借款，请届时再来。`,
+      p.retryAt === undefined ? '这款产品还没有开放借款，请稍后再来。' : `这款产品将于${f.time(p.retryAt)}开放借款，请届时再来。`,
     ),
   },
   PRODUCT_CLOSED: {
@@ -266,7 +266,7 @@ export const CATALOGUE = {
       '产品暂停借款',
       (p, f) =>
         `这款产品暂停借款${zhReason(p.pauseReason ?? null)}，` +
-        (p.retryAt === undefined ? '恢复时间另行通知，请留意消息后再试。' : `预计于 ${f.time(p.retryAt)} 恢复，请届时再试。`),
+        (p.retryAt === undefined ? '恢复时间另行通知，请留意消息后再试。' : `预计于${f.time(p.retryAt)}恢复，请届时再试。`),
     ),
   },
   RESERVATION_EXPIRED: {
@@ -275,7 +275,7 @@ export const CATALOGUE = {
     operations: ['commit'],
     en: en('The hold has expired', (p) => `the hold expired at ${p.reservation?.expiresAt ?? 'an earlier time'}`),
     zh: zh('额度保留已过期', (p, f) =>
-      p.reservation ? `为您保留的额度已于 ${f.time(p.reservation.expiresAt)} 过期，如仍需借款请重新申请。` : '为您保留的额度已过期，如仍需借款请重新申请。',
+      p.reservation ? `为您保留的额度已于${f.time(p.reservation.expiresAt)}过期，如仍需借款请重新申请。` : '为您保留的额度已过期，如仍需借款请重新申请。',
     ),
   },
   RESERVATION_RELEASED: {
