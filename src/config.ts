@@ -26,6 +26,41 @@ const KEY_NAME = /^[A-Za-z0-9._-]{1,64}$/;
  * keys file may hold one per line, with `#` comments). A key contains no `:`
  * or `,` (the contract), so a fourth part is an error, not part of the key.
  */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Comma-separated host:port list (REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
+const hostPorts = z.string().transform((value, ctx) => {
+  const list: HostPort[] = [];
+  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(entry);
+    const port = match ? Number(match[2]) : 0;
+    if (!match || port < 1 || port > 65535) {
+      ctx.addIssue({ code: 'custom', message: `"${entry}" is not host:port` });
+      return z.NEVER;
+    }
+    list.push({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
+  }
+  if (list.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'no host:port given' });
+    return z.NEVER;
+  }
+  return list;
+});
+
+/**
+ * Which Redis the service uses (CONTRACT.md "Redis topologies and durability"):
+ * exactly one of REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS, or none (a
+ * private redis-server of its own). REDIS_PASSWORD applies to each.
+ */
+export type RedisTopologyConfig =
+  | { kind: 'private' }
+  | { kind: 'single'; url: string; password: string | undefined }
+  | { kind: 'cluster'; nodes: HostPort[]; password: string | undefined }
+  | { kind: 'sentinel'; sentinels: HostPort[]; name: string; password: string | undefined };
+
 const apiKeys = z.string().transform((value, ctx) => {
   const keys: ApiKey[] = [];
   const entries = value
@@ -103,6 +138,12 @@ const schema = z.object({
   BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_CLUSTER_NODES: hostPorts.optional(),
+  REDIS_SENTINELS: hostPorts.optional(),
+  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 of [A-Za-z0-9._-]').optional(),
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  REDIS_WAIT_REPLICAS: int(0, 16).default(0),
+  REDIS_WAIT_TIMEOUT_MS: int(1, 1_500).default(500),
   QUOTA_API_KEYS: apiKeys.optional(),
   SETTLEMENT_URL: z.url({ protocol: /^https?$/ }).optional(),
   SETTLEMENT_SECRET: z.string().min(16).optional(),
@@ -146,7 +187,11 @@ export interface Config {
   /** How long a request body may take to arrive (408 REQUEST_TIMEOUT after; bulk imports: without a byte). */
   bodyTimeoutMs: number;
   role: 'all' | 'api' | 'worker';
+  /** REDIS_URL as given (kept for callers that only know one node); `redis` is the whole choice. */
   redisUrl: string | undefined;
+  redis: RedisTopologyConfig;
+  /** REDIS_WAIT_REPLICAS / REDIS_WAIT_TIMEOUT_MS: replicas that must confirm each write before it is answered. */
+  redisWait: { replicas: number; timeoutMs: number };
   apiKeys: ApiKey[];
   usingDevelopmentKeys: boolean;
   settlementUrl: string | undefined;
@@ -194,6 +239,7 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
   if (e.SETTLEMENT_URL && !e.SETTLEMENT_SECRET) {
     throw new ConfigError('invalid configuration:\n  SETTLEMENT_SECRET: required when SETTLEMENT_URL is set');
   }
+  const redis = redisTopology(e);
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
@@ -203,6 +249,8 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
     bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     role: e.ROLE,
     redisUrl: e.REDIS_URL,
+    redis,
+    redisWait: Object.freeze({ replicas: e.REDIS_WAIT_REPLICAS, timeoutMs: e.REDIS_WAIT_TIMEOUT_MS }),
     apiKeys: e.QUOTA_API_KEYS ?? parseApiKeys(DEV_API_KEYS),
     usingDevelopmentKeys: !e.QUOTA_API_KEYS,
     settlementUrl: e.SETTLEMENT_URL,
@@ -229,4 +277,27 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
       relayGraceMs: e.RELAY_GRACE_MS,
     }),
   });
+}
+
+function redisTopology(e: z.output<typeof schema>): RedisTopologyConfig {
+  const given = (['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const).filter((name) => e[name] !== undefined);
+  if (given.length > 1) {
+    throw new ConfigError(`invalid configuration:\n  ${given.join(', ')}: give only one of them (each picks a Redis)`);
+  }
+  if (e.REDIS_SENTINEL_NAME !== undefined && e.REDIS_SENTINELS === undefined) {
+    throw new ConfigError('invalid configuration:\n  REDIS_SENTINEL_NAME: only with REDIS_SENTINELS');
+  }
+  const password = e.REDIS_PASSWORD;
+  if (e.REDIS_URL) return Object.freeze({ kind: 'single', url: e.REDIS_URL, password });
+  if (e.REDIS_CLUSTER_NODES) return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password });
+  if (e.REDIS_SENTINELS) {
+    if (!e.REDIS_SENTINEL_NAME) {
+      throw new ConfigError('invalid configuration:\n  REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master\'s name the sentinels watch)');
+    }
+    return Object.freeze({ kind: 'sentinel', sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, password });
+  }
+  if (password !== undefined) {
+    throw new ConfigError('invalid configuration:\n  REDIS_PASSWORD: given without REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (the private redis-server has no password)');
+  }
+  return Object.freeze({ kind: 'private' });
 }

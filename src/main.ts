@@ -15,10 +15,10 @@ import { listen } from './http/server.js';
 import { createReadiness } from './http/readiness.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { connectApiRedis } from './redis/connection.js';
 import { checkDurability } from './redis/durabilityCheck.js';
+import { createDurableWrites } from './redis/durableWrite.js';
 import { createKeys } from './redis/keys.js';
-import { resolveRedis } from './redis/resolveRedis.js';
+import { mastersOf, openRedisTopology, type RedisTopology } from './redis/topology.js';
 import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
 import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
@@ -28,7 +28,8 @@ import { createExpirySweeper } from './sweeper/expirySweeper.js';
 export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
   port: number | undefined;
-  redisUrl: string;
+  /** Which Redis it uses (REDIS_URL, REDIS_CLUSTER_NODES, REDIS_SENTINELS or its private redis-server). */
+  redis: Pick<RedisTopology, 'kind' | 'description'>;
   /** Re-reads QUOTA_API_KEYS_FILE (SIGHUP); true when new keys are in force. */
   reloadApiKeys(reason?: string): boolean;
   stop(): Promise<void>;
@@ -38,19 +39,22 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   if (config.usingDevelopmentKeys) {
     logger.warn(`QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key (listening on ${config.host})`);
   }
-  const { url: redisUrl, privateServer } = await resolveRedis(config.redisUrl, config.dataDir, logger);
-  const redis = await connectApiRedis(redisUrl).catch((err: unknown) => {
-    const where = config.redisUrl ? `REDIS_URL (${redactUrl(redisUrl)})` : redactUrl(redisUrl);
-    throw new Error(`Redis at ${where} does not answer: ${(err as Error).message}`);
-  });
-  await checkDurability(redis, logger);
+  const topology = await openRedisTopology(config.redis, config.dataDir, logger);
+  const { client: redis, bullmq } = topology;
+  logger.info({ redis: topology.kind, waitReplicas: config.redisWait.replicas }, `redis: using ${topology.description}`);
+  // Each master keeps its own config: on a Cluster every one is checked.
+  for (const node of mastersOf(redis)) await checkDurability(node, logger.child({ redisNode: `${node.options.host}:${node.options.port}` }));
   const keys = createKeys(config.keyPrefix);
   // Gauges read from Redis at scrape time come from the API roles only, so
   // scraping both the API and the worker does not report each pool twice.
   const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
+  // Confirmed writes get connections of their own: a WAIT holds its connection until the replicas answer.
+  const waitPool = config.redisWait.replicas > 0 ? [redis, ...(await topology.moreClients(WAIT_CONNECTIONS - 1))] : [];
+  const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis, pool: waitPool });
   const engine = createQuotaEngine({
     redis,
     keys,
+    durableWrites,
     reclaimLimit: config.reclaimBatch,
     idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
@@ -61,7 +65,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const readiness = createReadiness(redis, engine);
 
   const s = config.settlement;
-  const settlementQueue = createSettlementQueue({ redisUrl, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
+  const settlementQueue = createSettlementQueue({ bullmq, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
   metrics.addExtra(() => settlementQueue.queue.exportPrometheusMetrics());
 
   // Background jobs (ROLE=worker or all): settlement, the outbox relay, the expiry sweeper, the invariant audit.
@@ -72,16 +76,16 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       : createInternalLedgerClient(redis, keys);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
-    ? createSettlementWorker({ redisUrl, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
+    ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
     : undefined;
   const relay = runsJobs
-    ? createOutboxRelay({ redisUrl, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
+    ? createOutboxRelay({ bullmq, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
     : undefined;
   const sweeper = runsJobs
-    ? createExpirySweeper({ redisUrl, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
+    ? createExpirySweeper({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
     : undefined;
   const audit = runsJobs
-    ? createInvariantAudit({ redisUrl, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
+    ? createInvariantAudit({ bullmq, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
   settlementWorker?.start();
   await relay?.start();
@@ -112,11 +116,11 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const server = await listen(app, { port: config.port, host: config.host, bodyTimeoutMs: config.bodyTimeoutMs });
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : undefined;
-  logger.info({ role: config.role, port, redisUrl: redactUrl(redisUrl) }, 'quota-allocator started');
+  logger.info({ role: config.role, port, redis: topology.description }, 'quota-allocator started');
 
   return {
     port,
-    redisUrl,
+    redis: { kind: topology.kind, description: topology.description },
     reloadApiKeys: apiKeyStore.reload,
     async stop() {
       apiKeyStore.close();
@@ -131,22 +135,31 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['outbox relay', () => relay?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
         ['settlement queue', () => settlementQueue.close()],
-        ['redis', () => redis.quit().catch(() => redis.disconnect())],
-        ['private redis-server', () => privateServer?.stop()],
+        ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
       for (const [name, close] of steps) {
-        await Promise.resolve(close()).catch((err: unknown) => logger.warn({ err }, `shutdown: closing the ${name} failed; going on`));
+        // Bounded: BullMQ's Worker.close() can wait forever on a connection a failover left reconnecting; closing the Redis clients last ends it.
+        await withTimeout(Promise.resolve(close()), STEP_TIMEOUT_MS, `did not finish within ${STEP_TIMEOUT_MS} ms`).catch((err: unknown) =>
+          logger.warn({ err }, `shutdown: closing the ${name} failed; going on`),
+        );
       }
       logger.info('quota-allocator stopped');
     },
   };
 }
 
-/** A Redis URL fit for a log line: the password is never printed. */
-function redactUrl(url: string): string {
-  const u = new URL(url);
-  if (u.password) u.password = '***';
-  return u.toString();
+/** Connections (per node) that confirmed writes take turns on when REDIS_WAIT_REPLICAS is above 0. */
+const WAIT_CONNECTIONS = 8;
+
+/** Longest wait for one part to close at shutdown. */
+const STEP_TIMEOUT_MS = 5_000;
+
+function withTimeout<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
 async function main(): Promise<void> {

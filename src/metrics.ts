@@ -4,10 +4,10 @@
  * Counters are created at zero for every known label value, so every series
  * exists from the first scrape.
  */
-import type { Redis } from 'ioredis';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { scriptCodesOf } from './errors/catalogue.js';
 import type { Keys } from './redis/keys.js';
+import type { RedisClient } from './redis/topology.js';
 import { registerStateGauges } from './stateGauges.js';
 
 export const OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
@@ -29,7 +29,7 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-export function createMetrics(state?: { redis: Redis; keys: Keys }) {
+export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   if (state) registerStateGauges(registry, state.redis, state.keys);
@@ -115,6 +115,18 @@ export function createMetrics(state?: { redis: Redis; keys: Keys }) {
     registers: [registry],
   });
   auditRuns.inc(0);
+  const auditLastComparison = new Gauge({
+    name: 'quota_audit_last_exact_comparison_timestamp_seconds',
+    help: "When the invariant audit last completed an exact comparison of the product's pool (Redis clock; 0: never)",
+    labelNames: ['product'] as const,
+    registers: [registry],
+  });
+  const auditPassesAborted = new Counter({
+    name: 'quota_audit_passes_aborted_total',
+    help: 'Pool comparison passes aborted because the events they needed were trimmed from the stream, by product',
+    labelNames: ['product'] as const,
+    registers: [registry],
+  });
 
   return {
     registry,
@@ -134,9 +146,14 @@ export function createMetrics(state?: { redis: Redis; keys: Keys }) {
     settled(latencySeconds: number) {
       settlementLatency.observe(Math.max(0, latencySeconds));
     },
-    audit(violationsByProduct: Map<string, number>) {
+    audit(byProduct: Map<string, { violations: number; comparedAt: number | null; passesAborted: number }>) {
       auditViolations.reset();
-      for (const [product, count] of violationsByProduct) auditViolations.set({ product }, count);
+      auditLastComparison.reset();
+      for (const [product, p] of byProduct) {
+        auditViolations.set({ product }, p.violations);
+        auditLastComparison.set({ product }, (p.comparedAt ?? 0) / 1000);
+        auditPassesAborted.inc({ product }, p.passesAborted);
+      }
       auditRuns.inc();
     },
     settlement(outcome: string, changed: boolean) {

@@ -2,12 +2,14 @@
  * Gauges read from Redis at scrape time, never per request: per-product pool
  * counters, the settlement backlog and its oldest pending age, the count of
  * settlement_unknown reservations, and whether Redis answers. One scrape
- * lists the products and reads all of them in one pipelined round trip,
- * shared by every gauge of that scrape.
+ * lists the products and reads all of them in one pipelined round trip (one
+ * per node on a Redis Cluster), shared by every gauge of that scrape.
  */
 import { Gauge, type Registry } from 'prom-client';
-import type { Redis } from 'ioredis';
+import { redisNowMs } from './redis/clock.js';
 import type { Keys } from './redis/keys.js';
+import { pipelinePerNode, valueOf } from './redis/perNode.js';
+import type { RedisClient } from './redis/topology.js';
 
 /** Scrapes within this window share one read of Redis. */
 const SNAPSHOT_TTL_MS = 500;
@@ -31,7 +33,7 @@ interface Snapshot {
   pools: PoolState[];
 }
 
-export function registerStateGauges(registry: Registry, redis: Redis, keys: Keys): void {
+export function registerStateGauges(registry: Registry, redis: RedisClient, keys: Keys): void {
   let cached: { at: number; snapshot: Promise<Snapshot> } | undefined;
   const snapshot = () => {
     if (!cached || Date.now() - cached.at > SNAPSHOT_TTL_MS) {
@@ -90,30 +92,24 @@ export function registerStateGauges(registry: Registry, redis: Redis, keys: Keys
   });
 }
 
-async function readSnapshot(redis: Redis, keys: Keys): Promise<Snapshot> {
+async function readSnapshot(redis: RedisClient, keys: Keys): Promise<Snapshot> {
   const productIds = (await redis.srandmember(keys.productIndex(), MAX_PRODUCTS_REPORTED)).sort();
-  const pipeline = redis.pipeline();
-  pipeline.time();
-  for (const p of productIds) {
-    pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled');
-    pipeline.zcard(keys.status(p, 'committed'));
-    pipeline.zrange(keys.status(p, 'committed'), 0, 0, 'WITHSCORES');
-    pipeline.zcard(keys.status(p, 'settlement_unknown'));
-  }
-  const replies = (await pipeline.exec()) ?? [];
-  const value = (i: number) => {
-    const [err, v] = replies[i] ?? [new Error('missing reply'), null];
-    if (err) throw err;
-    return v;
-  };
-  const [seconds, micros] = value(0) as [string, string];
+  const [nowMs, replies] = await Promise.all([
+    redisNowMs(redis),
+    pipelinePerNode(redis, productIds, (p) => keys.pool(p), (pipeline, p) => {
+      pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled');
+      pipeline.zcard(keys.status(p, 'committed'));
+      pipeline.zrange(keys.status(p, 'committed'), 0, 0, 'WITHSCORES');
+      pipeline.zcard(keys.status(p, 'settlement_unknown'));
+    }),
+  ]);
   const pools: PoolState[] = [];
   productIds.forEach((productId, i) => {
-    const base = 1 + i * 4;
-    const raw = value(base) as (string | null)[];
+    const mine = replies[i]!;
+    const raw = valueOf(mine[0]) as (string | null)[];
     if (raw[0] === null) return; // listed but never created (a PUT that failed validation)
     const [capacity = 0, held, committed, settled] = raw.map(Number);
-    const oldest = value(base + 2) as string[];
+    const oldest = valueOf(mine[2]) as string[];
     pools.push({
       productId,
       capacity,
@@ -121,10 +117,10 @@ async function readSnapshot(redis: Redis, keys: Keys): Promise<Snapshot> {
       committed: committed ?? 0,
       settled: settled ?? 0,
       available: Math.max(0, capacity - (held ?? 0) - (committed ?? 0)),
-      backlog: Number(value(base + 1)),
+      backlog: Number(valueOf(mine[1])),
       oldestCommittedAt: oldest.length === 2 ? Number(oldest[1]) : null,
-      unknown: Number(value(base + 3)),
+      unknown: Number(valueOf(mine[3])),
     });
   });
-  return { nowMs: Number(seconds) * 1000 + Math.floor(Number(micros) / 1000), pools };
+  return { nowMs, pools };
 }

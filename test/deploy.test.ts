@@ -385,10 +385,13 @@ describe('Prometheus config and alert rules', () => {
   it('has the alerts, each with a severity and a summary and description', () => {
     expect(alertRules.map((r) => r.alert).sort()).toEqual([
       'QuotaApiDown',
+      'QuotaAuditNotComparing',
       'QuotaAuditViolation',
       'QuotaHttp5xxRate',
       'QuotaPoolNearlyExhausted',
       'QuotaRedisDown',
+      'QuotaRedisReplicasMissing',
+      'QuotaRedisWritesUnconfirmed',
       'QuotaSettlementBacklogStale',
       'QuotaSettlementUnknown',
       'QuotaWorkerDown',
@@ -401,6 +404,8 @@ describe('Prometheus config and alert rules', () => {
     const byName = Object.fromEntries(alertRules.map((r) => [r.alert, r]));
     expect(byName.QuotaAuditViolation.expr).toMatch(/quota_audit_violations\)? > 0/);
     expect(byName.QuotaSettlementUnknown.expr).toMatch(/quota_settlement_unknown\)? > 0/);
+    expect(byName.QuotaAuditNotComparing.expr).toMatch(/time\(\) - quota_audit_last_exact_comparison_timestamp_seconds\)? > 600/);
+    expect(byName.QuotaAuditNotComparing.for).toBe('5m');
     expect(byName.QuotaSettlementBacklogStale.expr).toMatch(/quota_settlement_oldest_pending_age_seconds\)? > 300/);
     expect(byName.QuotaSettlementBacklogStale.for).toBe('5m');
     expect(byName.QuotaHttp5xxRate.expr).toMatch(/status_class="5xx"/);
@@ -412,6 +417,8 @@ describe('Prometheus config and alert rules', () => {
     expect(byName.QuotaWorkerDown.expr).toBe('up{job="quota-worker"} == 0 or absent(up{job="quota-worker"})');
     expect(byName.QuotaWorkerDown.labels.severity).toBe('critical');
     expect(byName.QuotaWorkerDown.for).toBe('1m');
+    expect(byName.QuotaRedisReplicasMissing.expr).toMatch(/quota_redis_replicas_attached\)? < .*quota_redis_wait_replicas/);
+    expect(byName.QuotaRedisWritesUnconfirmed.expr).toMatch(/quota_redis_replicas_unconfirmed_writes_total/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_available\)? \/ .*quota_pool_capacity\)? < 0\.05/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_capacity\)? > 0/);
   });
@@ -471,6 +478,19 @@ describe('Prometheus config and alert rules', () => {
             ],
           },
           {
+            // Exact pool comparisons: p1 compares every minute, p2's last was at 0 s and none since (a pass that never
+            // completes): > 600 s old from minute 11, firing 5 m later.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p1",job="quota-worker",instance="worker:3000"}', values: '0+60x30' },
+              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p2",job="quota-worker",instance="worker:3000"}', values: '0x30' },
+            ],
+            alert_rule_test: [
+              { eval_time: '12m', alertname: 'QuotaAuditNotComparing', exp_alerts: [] },
+              { eval_time: '17m', alertname: 'QuotaAuditNotComparing', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p2' } }] },
+            ],
+          },
+          {
             // The worker answers its scrapes for 3 minutes, then not: QuotaWorkerDown after its minute.
             interval: '1m',
             input_series: [{ series: 'up{job="quota-worker",instance="worker:3000"}', values: '1 1 1 0 0 0 0' }],
@@ -478,6 +498,31 @@ describe('Prometheus config and alert rules', () => {
               { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
               { eval_time: '5m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker', instance: 'worker:3000' } }] },
             ],
+          },
+          {
+            // REDIS_WAIT_REPLICAS=1: master m2 loses its replica at minute 2 (a failover); writes go unconfirmed from minute 2.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '1x15' },
+              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '1x15' },
+              { series: 'quota_redis_replicas_attached{node="m2",job="quota-api",instance="api:3000"}', values: '1 1 0x13' },
+              { series: 'quota_redis_replicas_unconfirmed_writes_total{job="quota-api",instance="api:3000"}', values: '0 0 0+30x13' },
+            ],
+            alert_rule_test: [
+              { eval_time: '2m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] },
+              { eval_time: '4m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [{ exp_labels: { severity: 'critical', node: 'm2' } }] },
+              { eval_time: '2m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [] },
+              { eval_time: '6m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+            ],
+          },
+          {
+            // No replica asked (REDIS_WAIT_REPLICAS=0): a master without replicas is no alert.
+            interval: '1m',
+            input_series: [
+              { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '0x15' },
+              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '0x15' },
+            ],
+            alert_rule_test: [{ eval_time: '10m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] }],
           },
           {
             // Settlement backlog: the oldest pending draw ages 60 s a minute; > 300 s from minute 6, for 5 m.

@@ -5,7 +5,7 @@
  * and the product index left alone by refused writes.
  */
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKeys } from '../src/redis/keys.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 import { ADMIN_KEY, admin, client, expectInvalid, expectProblem, hold, makeLine, makeProduct, raw, uniqueId } from './api/helpers.js';
@@ -14,7 +14,7 @@ let svc: ServiceContext;
 let redis: Redis;
 beforeAll(async () => {
   svc = await startServiceContext();
-  redis = new Redis(svc.service.redisUrl);
+  redis = new Redis(inject('redisUrl'));
 });
 afterAll(async () => {
   redis.disconnect();

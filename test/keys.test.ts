@@ -42,6 +42,7 @@ describe('key layout', () => {
       keys.events(p),
       keys.lines(p),
       keys.records(p),
+      keys.bycustomer(p),
       keys.idempotency(p, 'reserve', 'k1'),
       keys.idempotency(p, 'repay', 'k2'),
     ].sort();
@@ -80,5 +81,24 @@ describe('key layout', () => {
     expect((await redis.hkeys(keys.records(p))).sort()).toEqual(['kept', 'recent']);
     expect(await redis.zrange(keys.status(p, 'released'), 0, -1)).toEqual(['recent']);
     expect((await engine.getReservation(p, 'old1')).ok).toBe(false);
+    // Their per-customer index entries went with them.
+    const indexed = (await redis.zrange(keys.bycustomer(p), 0, -1)).map((m) => m.split(':')[2]);
+    expect(indexed.sort()).toEqual(['kept', 'recent']);
+  });
+
+  it('the backfill (index-records) indexes existing records once, and only records that exist', async () => {
+    const { engine, keys, redis } = ctx;
+    const p = uniqueId('p');
+    await engine.upsertProduct(p, { capacity: 1_000 }, 'put');
+    await engine.upsertLines(p, ['c1', 'c2'].map((customerId) => ({ customerId, limit: 1_000, status: 'active' as const, statusReason: null, tier: null })));
+    for (const [id, customerId] of [['r1', 'c1'], ['r2', 'c2'], ['r3', 'c1']] as const) {
+      expect((await engine.reserve({ productId: p, customerId, reservationId: id, amount: 1, idempotencyKey: id, fingerprint: id })).ok).toBe(true);
+    }
+    const members = await redis.zrange(keys.bycustomer(p), 0, -1);
+    expect(members).toHaveLength(3);
+    await redis.del(keys.bycustomer(p)); // as before the index existed
+    expect(await engine.indexRecords(p, ['r1', 'r2', 'r3', 'gone'])).toEqual({ added: 3 });
+    expect(await redis.zrange(keys.bycustomer(p), 0, -1)).toEqual(members);
+    expect(await engine.indexRecords(p, ['r1', 'r2', 'r3'])).toEqual({ added: 0 });
   });
 });

@@ -674,11 +674,11 @@ describe('while Redis does not answer', () => {
 // ---------------------------------------------------------------------------
 
 describe('resolveRedis', () => {
-  it('with no REDIS_URL and nothing on the local address, starts a private redis-server with AOF on, its data under DATA_DIR', async () => {
+  it('with no Redis configured, starts a private redis-server with AOF on, its data under DATA_DIR', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'qa-ops-data-'));
     const nobody = `redis://127.0.0.1:${await freePort()}`;
     const { logger, lines } = captureLogger();
-    const resolved = await resolveRedis(undefined, dataDir, logger, nobody);
+    const resolved = await resolveRedis(undefined, dataDir, logger);
     const client = resolved.privateServer ? new Redis(resolved.url) : undefined;
     try {
       expect(resolved.privateServer).toBeDefined();
@@ -706,17 +706,20 @@ describe('resolveRedis', () => {
     rmSync(dataDir, { recursive: true, force: true });
   }, 30_000);
 
-  it('uses REDIS_URL as given, and a Redis that answers on the local address, without starting one', async () => {
+  it('uses REDIS_URL as given without starting one; with none, never a Redis it was not told about', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'qa-ops-data-'));
     const own = await startRedisServer();
+    let unasked: Awaited<ReturnType<typeof resolveRedis>> | undefined;
     try {
       const { logger } = captureLogger();
-      const given = await resolveRedis('redis://example.invalid:6380', dataDir, logger, own.url);
+      const given = await resolveRedis('redis://example.invalid:6380', dataDir, logger);
       expect(given).toEqual({ url: 'redis://example.invalid:6380' });
-      const local = await resolveRedis(undefined, dataDir, logger, own.url);
-      expect(local.url).toBe(own.url);
-      expect(local.privateServer).toBeUndefined();
+      // A Redis answers nearby, but nobody named it: the service starts its own.
+      unasked = await resolveRedis(undefined, dataDir, logger);
+      expect(unasked.privateServer).toBeDefined();
+      expect(unasked.url).not.toBe(own.url);
     } finally {
+      await unasked?.privateServer?.stop();
       await own.stop();
       rmSync(dataDir, { recursive: true, force: true });
     }

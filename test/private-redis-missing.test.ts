@@ -8,17 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
-import { freePort } from '../src/redis/redisServer.js';
 import { resolveRedis } from '../src/redis/resolveRedis.js';
 
 it('says how to install redis-server when it is missing', async () => {
   const emptyBin = mkdtempSync(join(tmpdir(), 'qa-nobin-'));
   const dataDir = mkdtempSync(join(tmpdir(), 'qa-data-'));
-  const nobodyListens = `redis://127.0.0.1:${await freePort()}`;
   const savedPath = process.env.PATH;
   process.env.PATH = emptyBin;
   try {
-    await expect(resolveRedis(undefined, dataDir, createLogger('silent'), nobodyListens)).rejects.toThrow(
+    await expect(resolveRedis(undefined, dataDir, createLogger('silent'))).rejects.toThrow(
       /redis-server is not installed.*apt-get install -y redis-server.*REDIS_URL/,
     );
   } finally {

@@ -38,6 +38,7 @@ const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productI
   repay: { productId: 'p', customerId: 'c1', amount: 5, idempotencyKey: 'k', fingerprint: 'f' },
   recordSettlement: { productId: 'p', reservationId: 'r1', outcome: 'settled', reason: '', requiredStatus: '' },
   reclaimExpired: { productId: 'p', limit: 10 },
+  indexRecords: { productId: 'p', reservationIds: ['r1', 'r2'] },
   auditProduct: { productId: 'p', options: { settledBatch: 1, liveLimit: 2, lineWindow: 3 } },
 };
 

@@ -1,61 +1,66 @@
 /**
  * The continuous invariant audit (CONTRACT.md invariant 3): a scheduled job,
  * one instance at a time, that recomputes every product's counters from its
- * reservation records and compares (lua/audit-product-8.lua). Incremental,
- * not sampled:
+ * reservation records and compares (lua/audit-product-11.lua). Exact, not
+ * sampled, at any number of live records, in script calls of bounded work:
  *
- * - the pool is compared exactly, at one instant, on every run: settled
- *   records (terminal, append-only in status:settled) are folded into running
- *   sums once each, and the live records (held, committed,
- *   settlement_unknown) are read in full;
- * - lines are compared exactly too, a rotating window of them per run, so
- *   each line is checked once every ceil(customers / lineWindow) runs.
+ * - the pool: settled records (terminal, append-only in status:settled) are
+ *   folded into a running sum once each; with few live records (held,
+ *   committed, settlement_unknown: at most liveLimit) they are read in one
+ *   call; with more, a pass compares the counters as they were at the
+ *   instant it started, walking the live sets a chunk per call and
+ *   correcting for what moved meanwhile from the events stream. A pass that
+ *   lost events to the stream's cap is aborted (counted) and starts again;
+ * - lines: each call checks a window of customers, each line exactly against
+ *   all its records read through the per-customer index in that call.
  *
- * Cost stays bounded however many records a product has: one script call
- * reads at most settledBatch + liveLimit + ~lineWindow records and lines,
- * and one run makes at most maxCallsPerProduct calls per product. A product
- * catching up on settled records (the first run over an existing store)
- * is compared when caught up; one whose live sets exceed liveLimit is not
- * compared that run (logged as such).
+ * One run makes at most maxCallsPerProduct catch-up calls and maxPassCalls
+ * pass calls per product; a pass not finished in a run goes on in the next.
  *
- * Results: the quota_audit_violations{product} gauge and, per product with a
- * difference, one error log line naming the product and each difference.
+ * Results: the quota_audit_violations{product} gauge, the time of each
+ * product's last completed pool comparison
+ * (quota_audit_last_exact_comparison_timestamp_seconds, alerted when old),
+ * aborted passes, and per product with a difference one error log line.
  */
-import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { forEachProduct } from '../redis/productIndex.js';
-import type { AuditStep, AuditStepOptions, LineDifference, PoolCheck, StatusMismatch } from './auditStep.js';
+import { DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions, type LineDifference, type PoolCheck, type StatusMismatch } from './auditStep.js';
 
 export const AUDIT_JOB = 'invariant-audit';
 
-export interface AuditLimits extends AuditStepOptions {
-  /** Script calls per product per run at most (catching up takes several runs beyond this). */
+export interface AuditLimits extends Required<AuditStepOptions> {
+  /** Catch-up calls (settled records) per product per run at most (catching up takes several runs beyond this). */
   maxCallsPerProduct: number;
+  /** Pool-pass calls per product per run at most (a longer pass goes on in the next run). */
+  maxPassCalls: number;
 }
 
 /**
- * Chosen from bench/audit-cost.mjs (1M settled records, 100k customers; a
- * shared 2-core VM, Redis 7.0): one settled record folded in, one live record
- * or one line compared each cost about 5-15 µs of Redis time. So a catch-up
- * call (N = 1,000) holds Redis about 10 ms; a comparison call reads at most
- * N + L + W = 1,000 + 2,000 + 1,000 records and lines (a few tens of ms at
- * worst, well under the API connection's 1.5 s command timeout); a run folds
- * at most 100 x 1,000 settled records per product.
+ * Measured on a shared 2-core VM with Redis 7.0 (bench/audit-cost.mjs,
+ * bench/audit-pass.ts): a settled record folded in, a live record walked or
+ * a line record read each cost about 3-10 µs of Redis time, an event folded
+ * about 2-5 µs. So a call stays near or under ~15 ms: a catch-up call folds
+ * 1,000 settled records; a pass call folds up to 2,000 events and walks
+ * 1,000 live records; the line window reads about 1,000 records. 100,000
+ * live holds take a pass of ~110 calls.
  */
 export const DEFAULT_AUDIT_LIMITS: Readonly<AuditLimits> = Object.freeze({
   settledBatch: 1_000,
-  liveLimit: 2_000,
+  liveLimit: 1_000,
   lineWindow: 1_000,
+  ...DEFAULT_PASS_OPTIONS,
   maxCallsPerProduct: 100,
+  maxPassCalls: 1_000,
 });
 
 export interface InvariantAuditDeps {
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   engine: Pick<QuotaEngine, 'auditProduct'>;
   logger: Logger;
@@ -68,7 +73,7 @@ export type ProductAuditOutcome =
   | 'consistent' // compared; counters equal the records
   | 'violations' // compared (or records checked) and something differs
   | 'catching_up' // settled records still being folded in; not compared this run
-  | 'too_busy' // live sets over liveLimit; not compared this run
+  | 'comparing' // a pool pass is under way; it goes on next run
   | 'not_found' // listed in the product index, no pool
   | 'failed'; // the script call threw (Redis unreachable...)
 
@@ -79,24 +84,33 @@ export interface PoolDifference extends PoolCheck {
 export interface ProductAudit {
   productId: string;
   outcome: ProductAuditOutcome;
-  /** What the gauge shows: differing pool fields + line differences (held over one rotation) + status mismatches. */
+  /** What the gauge shows: differing pool fields (last comparison) + line differences (held over one rotation) + status mismatches. */
   violations: number;
   /** Pool fields that differ (this run's comparison). */
   pool: PoolDifference[];
-  /** Lines that differ, found in this run's window. */
+  /** Lines that differ, found in this run's windows. */
   lines: LineDifference[];
   linesChecked: number;
+  /** Customers whose records are too many to read in one bounded call. */
+  linesUnchecked: number;
   mismatches: StatusMismatch[];
   mismatchCount: number;
   calls: number;
   /** Settled records folded in this run, and in all so far. */
   folded: number;
   settledCount: number;
-  /** For catching_up: entries of status:settled; for too_busy: live record counts. */
+  /** For catching_up: entries of status:settled. */
   settledTotal?: number;
-  live?: { held: number; committed: number; settlement_unknown: number };
+  /** This run's pool comparison came from a pass: the instant it compared and its calls (over runs). */
+  pass?: { startedAt: number; calls: number };
+  /** Passes aborted in this run. */
+  passesAborted: number;
+  /** Last completed pool comparison (ms), null if never. */
+  comparedAt: number | null;
   seconds: number;
   longestCallSeconds: number;
+  /** The longest call's own time inside Redis (the script's clock), in seconds. */
+  longestScriptSeconds: number;
 }
 
 export interface AuditReport {
@@ -112,10 +126,12 @@ export interface AuditReport {
  * differences count until a whole rotation has gone by without them.
  */
 interface ProductMemory {
-  /** Violations of the last compared run (carried while catching up or too busy). */
-  lastViolations: number;
+  /** Pool differences of the last comparison (carried while catching up or mid-pass). */
+  lastPoolDifferences: number;
   previousRotation: Map<string, LineDifference>;
   currentRotation: Map<string, LineDifference>;
+  comparedAt: number | null;
+  passesAborted: number | null;
 }
 
 export function createInvariantAudit(deps: InvariantAuditDeps) {
@@ -132,71 +148,97 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
       pool: [],
       lines: [],
       linesChecked: 0,
+      linesUnchecked: 0,
       mismatches: [],
       mismatchCount: 0,
       calls: 0,
       folded: 0,
       settledCount: 0,
+      passesAborted: 0,
+      comparedAt: null,
       seconds: 0,
       longestCallSeconds: 0,
+      longestScriptSeconds: 0,
+    };
+    const mem = memory.get(productId) ?? {
+      lastPoolDifferences: 0,
+      previousRotation: new Map(),
+      currentRotation: new Map(),
+      comparedAt: null,
+      passesAborted: null,
     };
     let step: AuditStep | undefined;
-    while (audit.calls < limits.maxCallsPerProduct) {
+    let behindCalls = 0;
+    let passCalls = 0;
+    let compared: Extract<AuditStep, { kind: 'checked' }> | undefined;
+    for (;;) {
       const callStarted = process.hrtime.bigint();
       step = await engine.auditProduct(productId, limits);
       audit.longestCallSeconds = Math.max(audit.longestCallSeconds, seconds(callStarted));
       audit.calls++;
       if (step.kind === 'product_not_found') break;
+      audit.longestScriptSeconds = Math.max(audit.longestScriptSeconds, step.micros / 1e6);
       audit.folded += step.folded;
       audit.settledCount = step.settledCount;
+      audit.comparedAt = step.comparedAt;
       audit.mismatchCount += step.mismatchCount;
       audit.mismatches.push(...step.mismatches.slice(0, 20 - audit.mismatches.length));
+      if (mem.passesAborted !== null) audit.passesAborted += Math.max(0, step.passesAborted - mem.passesAborted);
+      mem.passesAborted = step.passesAborted;
       if (step.reset) {
         logger.warn({ productId }, `invariant audit: ${productId}: status:settled changed behind the checkpoint (a clock step?); settled sums rebuilt from zero`);
       }
-      if (step.kind !== 'behind') break;
-    }
-    audit.seconds = seconds(started);
-
-    const mem = memory.get(productId) ?? { lastViolations: 0, previousRotation: new Map(), currentRotation: new Map() };
-    if (!step || step.kind === 'product_not_found') {
-      memory.delete(productId);
-      return { ...audit, outcome: 'not_found' };
-    }
-    memory.set(productId, mem);
-
-    if (step.kind === 'checked') {
-      audit.pool = step.pool.filter((c) => c.expected !== c.actual).map((c) => ({ ...c, difference: c.actual - c.expected }));
-      audit.lines = step.lines;
-      audit.linesChecked = step.linesChecked;
+      if (step.kind === 'behind') {
+        if (++behindCalls >= limits.maxCallsPerProduct) break;
+        continue;
+      }
+      audit.lines.push(...step.lines);
+      audit.linesChecked += step.linesChecked;
+      audit.linesUnchecked += step.linesUnchecked;
       for (const d of step.lines) mem.currentRotation.set(`${d.customerId}\n${d.field}`, d);
       if (step.rotationDone) {
         mem.previousRotation = mem.currentRotation;
         mem.currentRotation = new Map();
       }
-      const heldLines = new Set([...mem.previousRotation.keys(), ...mem.currentRotation.keys()]);
-      mem.lastViolations = audit.pool.length + heldLines.size;
-      audit.violations = mem.lastViolations + audit.mismatchCount;
-    } else {
-      // Not compared this run: what the last comparison found still stands.
-      audit.violations = mem.lastViolations + audit.mismatchCount;
-      if (step.kind === 'behind') {
-        audit.settledTotal = step.settledTotal;
-        logger.info(
-          { productId, settledCount: step.settledCount, settledTotal: step.settledTotal, folded: audit.folded },
-          `invariant audit: ${productId}: catching up on settled records (${step.settledCount} of ${step.settledTotal} folded in); compared once caught up`,
-        );
-      } else {
-        audit.live = step.live;
-        const live = step.live.held + step.live.committed + step.live.settlement_unknown;
-        logger.warn(
-          { productId, live: step.live, liveLimit: step.liveLimit },
-          `invariant audit: ${productId}: exact comparison skipped this run: ${live} live records (held ${step.live.held}, committed ${step.live.committed}, settlement_unknown ${step.live.settlement_unknown}) exceed the limit of ${step.liveLimit}`,
-        );
+      if (step.kind === 'checked') {
+        compared = step;
+        break;
       }
+      if (step.kind === 'pass_aborted') {
+        logger.warn({ productId }, `invariant audit: ${productId}: pool comparison pass aborted: the events it needed were trimmed from the stream before it read them; a new pass starts`);
+      }
+      if (++passCalls >= limits.maxPassCalls) break;
+    }
+    audit.seconds = seconds(started);
+
+    if (!step || step.kind === 'product_not_found') {
+      memory.delete(productId);
+      return { ...audit, outcome: 'not_found' };
+    }
+    memory.set(productId, mem);
+    mem.comparedAt = audit.comparedAt;
+
+    if (compared) {
+      audit.pool = compared.pool.filter((c) => c.expected !== c.actual).map((c) => ({ ...c, difference: c.actual - c.expected }));
+      if (compared.pass) audit.pass = compared.pass;
+      mem.lastPoolDifferences = audit.pool.length;
+    } else if (step.kind === 'behind') {
+      audit.settledTotal = step.settledTotal;
+      logger.info(
+        { productId, settledCount: step.settledCount, settledTotal: step.settledTotal, folded: audit.folded },
+        `invariant audit: ${productId}: catching up on settled records (${step.settledCount} of ${step.settledTotal} folded in); compared once caught up`,
+      );
+    } else {
+      logger.info({ productId, calls: passCalls }, `invariant audit: ${productId}: pool comparison pass under way; it goes on next run`);
+    }
+    // Not compared this run: what the last comparison found still stands.
+    const heldLines = new Set([...mem.previousRotation.keys(), ...mem.currentRotation.keys()]);
+    audit.violations = mem.lastPoolDifferences + heldLines.size + audit.mismatchCount;
+    if (audit.linesUnchecked > 0) {
+      logger.warn({ productId, linesUnchecked: audit.linesUnchecked }, `invariant audit: ${productId}: ${audit.linesUnchecked} customer(s) have too many records to check their line in one bounded call`);
     }
     const differs = audit.pool.length > 0 || audit.lines.length > 0 || audit.mismatchCount > 0;
-    audit.outcome = differs ? 'violations' : step.kind === 'checked' ? 'consistent' : step.kind === 'behind' ? 'catching_up' : 'too_busy';
+    audit.outcome = differs ? 'violations' : compared ? 'consistent' : step.kind === 'behind' ? 'catching_up' : 'comparing';
     if (differs) logViolations(audit);
     return audit;
   }
@@ -210,12 +252,12 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     if (a.lines.length > 20) parts.push(`and ${a.lines.length - 20} more line differences`);
     if (a.mismatchCount > 0) parts.push(`${a.mismatchCount} records whose status disagrees with their status set`);
     logger.error(
-      { productId: a.productId, pool: a.pool, lines: a.lines.slice(0, 100), lineDifferences: a.lines.length, mismatches: a.mismatches, mismatchCount: a.mismatchCount },
+      { productId: a.productId, pool: a.pool, lines: a.lines.slice(0, 100), lineDifferences: a.lines.length, mismatches: a.mismatches, mismatchCount: a.mismatchCount, pass: a.pass },
       `invariant audit: product ${a.productId} counters differ from its reservation records: ${parts.join('; ')}`,
     );
   }
 
-  /** Audits every product once; sets the gauge; returns what it found. */
+  /** Audits every product once; sets the gauges; returns what it found. */
   async function auditOnce(): Promise<AuditReport> {
     const started = process.hrtime.bigint();
     const products: ProductAudit[] = [];
@@ -226,16 +268,19 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
         products.push(await auditProduct(productId));
       } catch (err) {
         logger.warn({ err, productId }, `invariant audit: ${productId}: audit call failed; the next run retries`);
-        const carried = memory.get(productId)?.lastViolations ?? 0;
+        const mem = memory.get(productId);
         products.push({
-          productId, outcome: 'failed', violations: carried, pool: [], lines: [], linesChecked: 0, mismatches: [],
-          mismatchCount: 0, calls: 0, folded: 0, settledCount: 0, seconds: 0, longestCallSeconds: 0,
+          productId, outcome: 'failed', violations: mem?.lastPoolDifferences ?? 0, pool: [], lines: [], linesChecked: 0,
+          linesUnchecked: 0, mismatches: [], mismatchCount: 0, calls: 0, folded: 0, settledCount: 0, passesAborted: 0,
+          comparedAt: mem?.comparedAt ?? null, seconds: 0, longestCallSeconds: 0, longestScriptSeconds: 0,
         });
       }
     });
     for (const productId of memory.keys()) if (!seen.has(productId)) memory.delete(productId);
-    const byProduct = new Map<string, number>();
-    for (const p of products) if (p.outcome !== 'not_found') byProduct.set(p.productId, p.violations);
+    const byProduct = new Map<string, { violations: number; comparedAt: number | null; passesAborted: number }>();
+    for (const p of products) {
+      if (p.outcome !== 'not_found') byProduct.set(p.productId, { violations: p.violations, comparedAt: p.comparedAt, passesAborted: p.passesAborted });
+    }
     metrics.audit(byProduct);
     return { products, violations: products.reduce((sum, p) => sum + p.violations, 0), seconds: seconds(started) };
   }
@@ -248,7 +293,7 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     async start() {
       job = createScheduledJob({
         name: AUDIT_JOB,
-        redisUrl: deps.redisUrl,
+        bullmq: deps.bullmq,
         prefix: keys.queuePrefix(),
         everyMs: deps.intervalMs,
         logger,

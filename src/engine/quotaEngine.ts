@@ -9,7 +9,9 @@
  * is routed by its first key, and every key of a call shares one hash tag).
  */
 import type { AuditStepOptions } from '../audit/auditStep.js';
+import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
+import type { RedisClient } from '../redis/topology.js';
 import {
   buildFunctionLibrary,
   functionsLoaded,
@@ -34,6 +36,8 @@ export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
 export interface EngineOptions {
   redis: RedisCaller;
   keys: Keys;
+  /** REDIS_WAIT_REPLICAS: writing scripts are sent with WAIT (src/redis/durableWrite.ts). */
+  durableWrites?: DurableWrites;
   /** Expired holds of a product returned by one call (bounds a call's work). */
   reclaimLimit?: number;
   /** How long a stored 2xx answer is kept (contract: 24 h). */
@@ -56,19 +60,24 @@ export function createQuotaEngine({
   idempotencyRefusalTtlSeconds = 3_600,
   onScript,
   onHoldsExpired,
+  durableWrites,
 }: EngineOptions) {
   const library = buildFunctionLibrary();
   const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds };
 
   async function fcall(name: string, scriptKeys: string[], args: Arg[]): Promise<RawReply> {
-    const command = [library.functionName(name), scriptKeys.length, ...scriptKeys, ...args];
+    const once = (): Promise<RawReply> =>
+      (durableWrites?.covers(name)
+        ? // REDIS_WAIT_REPLICAS: FCALL and WAIT in one pipeline on the slot's node (src/redis/durableWrite.ts).
+          durableWrites.fcall(redis as RedisClient, library.functionName(name), scriptKeys, args)
+        : redis.call('FCALL', library.functionName(name), scriptKeys.length, ...scriptKeys, ...args)) as Promise<RawReply>;
     try {
-      return (await redis.call('FCALL', ...command)) as RawReply;
+      return await once();
     } catch (err) {
       // A node that lost its data (or an old master) lacks the library: nothing ran, so load it and retry once.
       if (!isFunctionNotFound(err)) throw err;
       await loadFunctions(redis, library);
-      return (await redis.call('FCALL', ...command)) as RawReply;
+      return await once();
     }
   }
 
@@ -128,8 +137,13 @@ export function createQuotaEngine({
     ) => run(SCRIPTS.recordSettlement, { productId, reservationId, outcome, reason, requiredStatus }),
     /** Sweeper step for one product: reclaims up to `limit` due holds, purges ended records past 7 days. */
     reclaimExpired: (productId: string, limit: number) => run(SCRIPTS.reclaimExpired, { productId, limit }),
+    /** Backfill: adds existing records to the per-customer index (at most 1,000 ids a call; see scripts/backfill-customer-index.mjs). */
+    indexRecords(productId: string, reservationIds: string[]) {
+      if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
+      return run(SCRIPTS.indexRecords, { productId, reservationIds });
+    },
     /**
-     * Invariant audit step for one product (lua/audit-product-8.lua): folds up
+     * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught
      * up and with at most `liveLimit` live records, compares the pool and a
      * window of lines with what the records add up to, atomically.

@@ -5,7 +5,7 @@
  * only looks entries up; test/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
-import { decodeAuditStep, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
+import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import type {
@@ -22,7 +22,16 @@ import type {
 } from './types.js';
 
 /** What a key is to a script; the Lua header names KEYS[i] by role (`status:<s>` is bound as `k.<s>`). */
-export type KeyRole = 'pool' | 'records' | 'lines' | 'events' | 'audit' | 'idempotency' | `status:${ReservationStatus}`;
+export type KeyRole =
+  | 'pool'
+  | 'records'
+  | 'lines'
+  | 'events'
+  | 'audit'
+  | 'auditPass'
+  | 'bycustomer'
+  | 'idempotency'
+  | `status:${ReservationStatus}`;
 
 export type Arg = string | number;
 type Payload = Record<string, unknown>;
@@ -72,6 +81,10 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.events(p);
       case 'audit':
         return keys.audit(p);
+      case 'auditPass':
+        return keys.auditPass(p);
+      case 'bycustomer':
+        return keys.bycustomer(p);
       case 'idempotency': {
         if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
         const { operation, key } = entry.idempotency(req);
@@ -146,6 +159,9 @@ export interface SettlementRequest extends ReservationRequest {
 }
 export interface ReclaimRequest extends ProductRequest {
   limit: number;
+}
+export interface IndexRecordsRequest extends ProductRequest {
+  reservationIds: string[];
 }
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
@@ -224,7 +240,7 @@ export const SCRIPTS = {
 
   reserve: entry({
     name: 'reserve',
-    keys: [...RECLAIM_KEYS, 'idempotency'],
+    keys: [...RECLAIM_KEYS, 'idempotency', 'bycustomer'],
     idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: r.idempotencyKey }),
     args: (r: ReserveRequest, s) => [
       r.productId,
@@ -324,7 +340,7 @@ export const SCRIPTS = {
 
   reclaimExpired: entry({
     name: 'reclaim-expired',
-    keys: [...RECLAIM_KEYS, 'status:released'],
+    keys: [...RECLAIM_KEYS, 'status:released', 'bycustomer'],
     args: (r: ReclaimRequest) => [r.limit],
     codes: ['OK'],
     decode: (r) => ({
@@ -334,11 +350,38 @@ export const SCRIPTS = {
     }),
   }),
 
+  indexRecords: entry({
+    name: 'index-records',
+    keys: ['records', 'bycustomer'],
+    args: (r: IndexRecordsRequest) => r.reservationIds,
+    codes: ['OK'],
+    decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
   auditProduct: entry({
     name: 'audit-product',
-    keys: ['pool', 'records', 'lines', 'audit', 'status:held', 'status:committed', 'status:settlement_unknown', 'status:settled'],
-    args: (r: AuditRequest) => [r.options.settledBatch, r.options.liveLimit, r.options.lineWindow],
-    codes: ['OK', 'BEHIND', 'TOO_BUSY', 'PRODUCT_NOT_FOUND'],
+    keys: [
+      'pool',
+      'records',
+      'lines',
+      'events',
+      'audit',
+      'auditPass',
+      'bycustomer',
+      'status:held',
+      'status:committed',
+      'status:settlement_unknown',
+      'status:settled',
+    ],
+    args: ({ options: o }: AuditRequest) => [
+      o.settledBatch,
+      o.liveLimit,
+      o.lineWindow,
+      o.walkBatch ?? DEFAULT_PASS_OPTIONS.walkBatch,
+      o.eventBatch ?? DEFAULT_PASS_OPTIONS.eventBatch,
+      o.lineRecords ?? DEFAULT_PASS_OPTIONS.lineRecords,
+    ],
+    codes: ['OK', 'PASS', 'PASS_ABORTED', 'BEHIND', 'PRODUCT_NOT_FOUND'],
     decode: (r): AuditStep => decodeAuditStep(r.code, r.now, r.payload),
   }),
 } as const;

@@ -25,8 +25,8 @@ export type ReservationStatus =
 export const REFUSAL_CODES = SCRIPT_REFUSAL_CODES;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
-/** Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, TOO_BUSY). */
-export const PROGRESS_CODES = ['OK', 'CREATED', 'UPDATED', 'BEHIND', 'TOO_BUSY'] as const;
+/** Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, PASS, PASS_ABORTED). */
+export const PROGRESS_CODES = ['OK', 'CREATED', 'UPDATED', 'BEHIND', 'PASS', 'PASS_ABORTED'] as const;
 export type ScriptCode = RefusalCode | (typeof PROGRESS_CODES)[number];
 export const SCRIPT_CODES: readonly ScriptCode[] = [...PROGRESS_CODES, ...REFUSAL_CODES];
 

@@ -11,6 +11,7 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
 import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
+import { consoleRoutes } from './console.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -21,6 +22,7 @@ import { createJsonBodyReader, HttpProblem } from './respond.js';
 import { adminRoutes, type SettlementControl } from './routes/admin.js';
 import { bulkImportRoutes } from './routes/bulkImport.js';
 import { lineRoutes } from './routes/lines.js';
+import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
 import { reservationRoutes } from './routes/reservations.js';
 
@@ -170,6 +172,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(opsRoutes(readiness, metrics));
   app.use(openApiRoutes(deps.publicUrl));
+  app.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));
@@ -193,6 +196,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
   app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
   app.use(productRoutes(engine, requireRole, readBody));
+  app.use(listingRoutes(engine, deps.queries, requireRole));
   app.use(adminRoutes(engine, deps.queries, deps.settlement, requireRole, readBody));
   app.use(bulkImportRoutes(engine, requireRole, deps.bulkLimitBytes, deps.bodyTimeoutMs));
 
@@ -232,8 +236,9 @@ function describeRequestError(err: unknown, type: string | undefined): { field: 
   return { field: 'body', message: 'could not be read (bad encoding or framing)' };
 }
 
+// NOREPLICAS: also REDIS_WAIT_REPLICAS not confirmed in time (src/redis/durableWrite.ts); the Cluster ones: a failover in progress.
 const UNAVAILABLE_MESSAGES =
-  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM)/;
+  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command aborted due to connection close|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM|NOREPLICAS|MOVED|ASK)\b/;
 
 /** Redis is down, unreachable, restarting or too slow: the caller may retry. */
 export function isRedisUnavailable(err: unknown): boolean {

@@ -29,6 +29,7 @@ import {
   ledgerQuery,
   lineParams,
   linePutBody,
+  pageQuery,
   productParams,
   productPatchBody,
   productPutBody,
@@ -241,7 +242,28 @@ const line = `${product}/customers/{customerId}`;
 const reservations = `${product}/reservations`;
 const oneReservation = `${reservations}/{reservationId}`;
 
+const nextCursor = z.string().nullable().describe('pass as `cursor` for the next page; null on the last page');
+
 const paths: ZodOpenApiPathsObject = {
+  '/v1/products': {
+    get: secured('client', {
+      operationId: 'listProducts',
+      tags: ['products'],
+      summary: 'Every product, as pool snapshots, ordered by productId, a page at a time',
+      requestParams: { query: pageQuery },
+      responses: { 200: { description: 'a page of pool snapshots', ...json(z.looseObject({ items: z.array(poolSnapshot), nextCursor })) } },
+    }),
+  },
+  [`${line}/reservations`]: {
+    get: secured('client', {
+      operationId: 'listCustomerReservations',
+      tags: ['reservations'],
+      summary: "One customer's reservations in this product, newest first, every state, a page at a time",
+      description: 'A customer with none (or no line) gets an empty list. Released and expired holds are kept 7 days after they end.',
+      requestParams: { path: lineParams, query: pageQuery },
+      responses: { 200: { description: 'a page of reservations', ...json(z.looseObject({ items: z.array(reservation), nextCursor })) } },
+    }),
+  },
   [product]: {
     put: secured('admin', {
       operationId: 'putProduct',
@@ -347,7 +369,13 @@ const paths: ZodOpenApiPathsObject = {
       responses: {
         200: {
           description: 'a page of reservations',
-          ...json(z.looseObject({ items: z.array(reservation), nextOffset: z.int().min(0).nullable().describe('null on the last page') })),
+          ...json(
+            z.looseObject({
+              items: z.array(reservation),
+              nextCursor,
+              nextOffset: z.int().min(0).nullable().optional().describe('deprecated: only when paging by `offset`'),
+            }),
+          ),
         },
       },
     }),
@@ -465,6 +493,13 @@ const paths: ZodOpenApiPathsObject = {
       operationId: 'metrics',
       summary: 'Prometheus metrics',
       responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
+    }),
+  },
+  '/console': {
+    get: noAuth({
+      operationId: 'console',
+      summary: "The operators' web console (an HTML page; it signs in with an API key and calls this API)",
+      responses: { 200: { description: 'the page', content: { 'text/html': { schema: z.string() } } } },
     }),
   },
   '/openapi.json': {

@@ -4,7 +4,7 @@
  * one-second windows counted in Redis, so every instance shares the count.
  * Not a quota decision: the window follows this instance's clock.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
 import { problem } from './problems.js';
 import { HttpProblem } from './respond.js';
@@ -16,7 +16,7 @@ export interface RateLimitSettings {
   perCustomerPerSecond: number;
 }
 
-export function createRateLimits(redis: Redis, keys: Keys, settings: RateLimitSettings) {
+export function createRateLimits(redis: RedisClient, keys: Keys, settings: RateLimitSettings) {
   async function count(key: string, limit: number, what: string): Promise<void> {
     const second = Math.floor(Date.now() / 1000);
     const windowKey = `${key}:${second}`;

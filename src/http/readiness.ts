@@ -2,7 +2,7 @@
  * Readiness: ready only while Redis answers, every script is in its cache
  * (reloaded here if Redis lost them) and the instance is not draining.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/topology.js';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 
 export interface ReadinessReport {
@@ -10,7 +10,7 @@ export interface ReadinessReport {
   checks: { redis: boolean; scripts: boolean; draining: boolean };
 }
 
-export function createReadiness(redis: Redis, engine: Pick<QuotaEngine, 'scriptsLoaded' | 'loadScripts'>) {
+export function createReadiness(redis: RedisClient, engine: Pick<QuotaEngine, 'scriptsLoaded' | 'loadScripts'>) {
   let draining = false;
   return {
     startDraining() {

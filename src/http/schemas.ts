@@ -80,10 +80,17 @@ export const RESERVATION_STATUSES = [
 
 // Operator routes (src/http/routes/admin.ts).
 export const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
+/** An opaque page cursor: the `nextCursor` of the previous page. */
+export const pageCursor = z.string().regex(/^[A-Za-z0-9_-]{1,400}$/, 'must be the nextCursor of the previous page').describe('the `nextCursor` of the previous page');
+export const pageLimit = z.coerce.number().int().min(1).max(500).default(100).describe('items per page, 1 to 500');
+/** `cursor` / `limit` paging (GET /v1/products, a customer's reservations). */
+export const pageQuery = z.object({ cursor: pageCursor.optional(), limit: pageLimit });
 export const reservationListQuery = z.object({
   status: z.enum(RESERVATION_STATUSES),
-  offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(500).default(100),
+  cursor: pageCursor.optional(),
+  /** Older clients page by offset; `nextCursor` is the contract's way. */
+  offset: z.coerce.number().int().min(0).default(0).describe('deprecated: page with `cursor`'),
+  limit: pageLimit,
 });
 export const ledgerQuery = z.object({
   // Redis scan cursors are unsigned 64-bit: a larger one is a bad request, not a Redis error.

@@ -13,11 +13,11 @@
  */
 import { Queue, Worker } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { queueConnectionOptions, workerConnectionOptions } from '../redis/connection.js';
+import type { BullConnections } from '../redis/topology.js';
 
 export interface ScheduledJobOptions {
   name: string;
-  redisUrl: string;
+  bullmq: BullConnections;
   prefix: string;
   everyMs: number;
   logger: Logger;
@@ -28,7 +28,7 @@ export interface ScheduledJobOptions {
 
 export function createScheduledJob(options: ScheduledJobOptions) {
   const { name, logger } = options;
-  const queue = new Queue(name, { connection: queueConnectionOptions(options.redisUrl), prefix: options.prefix });
+  const queue = new Queue(name, { connection: options.bullmq.queue(), prefix: options.prefix });
   queue.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job queue error'));
   let worker: Worker | undefined;
   let healTimer: NodeJS.Timeout | undefined;
@@ -62,7 +62,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
       await assertScheduler();
       scheduleHeal();
       worker = new Worker(name, options.run, {
-        connection: workerConnectionOptions(options.redisUrl),
+        connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
       });

@@ -53,3 +53,8 @@ function redisUrlOptions(url: string): RedisOptions {
     tls: u.protocol === 'rediss:' ? {} : undefined,
   };
 }
+
+/** BullMQ connections for one node given by URL (tests and tools; the service gets them from src/redis/topology.ts). */
+export function bullmqConnectionsForUrl(url: string) {
+  return { queue: () => queueConnectionOptions(url), worker: () => workerConnectionOptions(url) };
+}

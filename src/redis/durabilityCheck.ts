@@ -4,7 +4,7 @@
  * survive a restart). Says plainly what it found; it does not refuse to start,
  * since managed Redis may hide CONFIG.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from './topology.js';
 import type { Logger } from '../logger.js';
 
 export interface DurabilityReport {
@@ -14,7 +14,7 @@ export interface DurabilityReport {
   problems: string[];
 }
 
-export async function checkDurability(redis: Redis, logger: Logger): Promise<DurabilityReport> {
+export async function checkDurability(redis: RedisClient, logger: Logger): Promise<DurabilityReport> {
   const read = async (name: string) => {
     try {
       const reply = (await redis.config('GET', name)) as string[];

@@ -19,7 +19,7 @@ export function createKeys(prefix: string) {
     status: (productId: string, status: ReservationStatus) => `${product(productId)}status:${status}`,
     /** Capped stream of every state transition of the product's reservations. */
     events: (productId: string) => `${product(productId)}events`,
-    /** The invariant audit's running settled sums, checkpoint and line cursor (lua/audit-product-8.lua). */
+    /** The invariant audit's running settled sums, checkpoint and line cursor (lua/audit-product-11.lua). */
     audit: (productId: string) => `${product(productId)}audit`,
     /** The service's own ledger (used when no SETTLEMENT_URL is configured). */
     internalLedger: (productId: string) => `${product(productId)}ledger`,
@@ -27,6 +27,10 @@ export function createKeys(prefix: string) {
     lines: (productId: string) => `${product(productId)}lines`,
     /** Hash: reservationId -> the reservation record as JSON (lua/includes/records.lua). */
     records: (productId: string) => `${product(productId)}res`,
+    /** Zset, every score 0: `<customerId>:<createdAt, 13 digits>:<reservationId>` per record (lua/reserve-8.lua). */
+    bycustomer: (productId: string) => `${product(productId)}bycustomer`,
+    /** Hash: the audit's exact pool comparison in progress (lua/audit-product-11.lua). */
+    auditPass: (productId: string) => `${product(productId)}auditpass`,
     idempotency: (productId: string, operation: IdempotentOperation, key: string) =>
       `${product(productId)}idem:${operation}:${key}`,
     /** Rate-limit windows (not quota state): per API key (a hash of it), per customer of a product. */

@@ -4,7 +4,7 @@
  * over HTTP (SETTLEMENT_URL), and the service's own ledger records in Redis
  * for a lone instance without one.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../redis/topology.js';
 import { signBody } from '../ledger/signature.js';
 import type { Keys } from '../redis/keys.js';
 
@@ -85,7 +85,7 @@ export function createHttpLedgerClient(options: { url: string; secret: string; t
 }
 
 /** The service's own ledger: one Redis hash per product, written once per reservation. */
-export function createInternalLedgerClient(redis: Redis, keys: Keys): LedgerClient {
+export function createInternalLedgerClient(redis: RedisClient, keys: Keys): LedgerClient {
   return {
     async deliver(instruction) {
       const entry = JSON.stringify({ ...instruction, recordedAt: new Date().toISOString() });

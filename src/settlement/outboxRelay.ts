@@ -4,12 +4,12 @@
  * job makes sure every one of them older than a grace period has a live
  * settlement job. A process killed between commit and enqueue loses nothing.
  */
-import type { Redis } from 'ioredis';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { forEachProductWithDue } from '../redis/productIndex.js';
 import type { SettlementQueue } from './settlementQueue.js';
 
@@ -17,8 +17,8 @@ export const RELAY_JOB = 'outbox-relay';
 const PAGE = 1_000;
 
 export interface OutboxRelayDeps {
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   settlementQueue: Pick<SettlementQueue, 'ensureJob'>;
   logger: Logger;
@@ -55,7 +55,7 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
 
   const job = createScheduledJob({
     name: RELAY_JOB,
-    redisUrl: deps.redisUrl,
+    bullmq: deps.bullmq,
     prefix: keys.queuePrefix(),
     everyMs: deps.intervalMs,
     logger,

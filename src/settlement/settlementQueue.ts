@@ -6,7 +6,7 @@
  */
 import { Queue, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { queueConnectionOptions } from '../redis/connection.js';
+import type { BullConnections } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
 
 export const SETTLEMENT_QUEUE = 'settlement';
@@ -17,7 +17,7 @@ export interface SettlementJobData {
 }
 
 export interface SettlementQueueOptions {
-  redisUrl: string;
+  bullmq: BullConnections;
   keys: Keys;
   logger: Logger;
   attempts: number;
@@ -27,7 +27,7 @@ export interface SettlementQueueOptions {
 export function createSettlementQueue(options: SettlementQueueOptions) {
   const { logger } = options;
   const queue = new Queue<SettlementJobData>(SETTLEMENT_QUEUE, {
-    connection: queueConnectionOptions(options.redisUrl),
+    connection: options.bullmq.queue(),
     prefix: options.keys.queuePrefix(),
     defaultJobOptions: {
       attempts: options.attempts,

@@ -12,13 +12,13 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Reservation, SettlementOutcome } from '../engine/types.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
-import { workerConnectionOptions } from '../redis/connection.js';
+import type { BullConnections } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
 import type { LedgerClient, SettlementInstruction } from './ledgerClient.js';
 import { SETTLEMENT_QUEUE, type SettlementJobData } from './settlementQueue.js';
 
 export interface SettlementWorkerOptions {
-  redisUrl: string;
+  bullmq: BullConnections;
   keys: Keys;
   engine: Pick<QuotaEngine, 'getReservation' | 'recordSettlement'>;
   ledger: LedgerClient;
@@ -82,7 +82,7 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
     process,
     start() {
       worker = new Worker<SettlementJobData>(SETTLEMENT_QUEUE, process, {
-        connection: workerConnectionOptions(options.redisUrl),
+        connection: options.bullmq.worker(),
         prefix: options.keys.queuePrefix(),
         concurrency: options.concurrency,
         lockDuration: options.lockDurationMs,

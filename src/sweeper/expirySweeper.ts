@@ -3,12 +3,12 @@
  * touches (scripts reclaim lazily on the products they do touch). Runs as a
  * scheduled job: exactly one instance sweeps at a time.
  */
-import type { Redis } from 'ioredis';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import { redisNowMs } from '../redis/clock.js';
 import type { Keys } from '../redis/keys.js';
+import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { forEachProduct, forEachProductWithDue } from '../redis/productIndex.js';
 
 export const SWEEP_JOB = 'expiry-sweep';
@@ -22,8 +22,8 @@ const MAX_BATCHES_PER_PRODUCT = 50;
 const VISIT_ALL_EVERY_MS = 60_000;
 
 export interface ExpirySweeperDeps {
-  redisUrl: string;
-  redis: Redis;
+  bullmq: BullConnections;
+  redis: RedisClient;
   keys: Keys;
   engine: Pick<QuotaEngine, 'reclaimExpired'>;
   logger: Logger;
@@ -58,7 +58,7 @@ export function createExpirySweeper(deps: ExpirySweeperDeps) {
 
   const job = createScheduledJob({
     name: SWEEP_JOB,
-    redisUrl: deps.redisUrl,
+    bullmq: deps.bullmq,
     prefix: keys.queuePrefix(),
     everyMs: deps.intervalMs,
     logger,

@@ -43,7 +43,8 @@ export async function startServiceContext(env: Record<string, string> = {}): Pro
     NODE_ENV: 'test',
     PORT: '0',
     HOST: '127.0.0.1',
-    REDIS_URL: inject('redisUrl'),
+    // The run's private Redis, unless the test names another topology.
+    ...(env.REDIS_CLUSTER_NODES || env.REDIS_SENTINELS ? {} : { REDIS_URL: inject('redisUrl') }),
     KEY_PREFIX: keyPrefix,
     QUOTA_API_KEYS: `admin:${ADMIN_KEY},client:${CLIENT_KEY}`,
     LOG_LEVEL: 'silent',

@@ -25,3 +25,7 @@ export const setRecordField = (redis: Redis, keys: Keys, p: string, reservationI
   });
 
 export const deleteLine = (redis: Redis, keys: Keys, p: string, customerId: string) => redis.hdel(keys.lines(p), customerId);
+
+/** Adds `delta` to a pool counter (held, committed, settled) behind the scripts' back. */
+export const addToPoolField = (redis: Redis, keys: Keys, p: string, field: 'held' | 'committed' | 'settled', delta: number) =>
+  redis.hincrby(keys.pool(p), field, delta);

@@ -13,6 +13,7 @@ import type { Queries } from '../../engine/queries.js';
 import type { RequireRole } from '../auth.js';
 import { problem, sendProblem } from '../problems.js';
 import { parse, sendOutcome, type JsonBodyReader } from '../respond.js';
+import { badCursorAs400 } from './listings.js';
 import { ledgerQuery, productParams, reservationListQuery, reservationParams, resolveBody } from '../schemas.js';
 
 export interface SettlementControl {
@@ -61,9 +62,9 @@ export function adminRoutes(
 
   router.get(base, requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
-    const { status, offset, limit } = parse(reservationListQuery, req.query, 'query');
+    const { status, cursor, offset, limit } = parse(reservationListQuery, req.query, 'query');
     if (!(await productExists(productId, res))) return;
-    res.json(await queries.listReservations(productId, status, offset, limit));
+    res.json(await queries.listReservations(productId, status, { cursor, offset, limit }).catch(badCursorAs400));
   });
 
   router.get(`${base}/:reservationId/events`, requireRole('admin'), async (req, res) => {

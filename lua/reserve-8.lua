@@ -9,6 +9,7 @@
   KEYS[5] status:held          <prefix>:{p}:status:held      zset (score: expiresAt ms)
   KEYS[6] status:expired       <prefix>:{p}:status:expired   zset (due holds reclaimed here)
   KEYS[7] idempotency          <prefix>:{p}:idem:reserve:<key>
+  KEYS[8] bycustomer           <prefix>:{p}:bycustomer       zset (score 0) <customerId>:<createdAt 13 digits>:<id>
 
   ARGV[1] productId
   ARGV[2] customerId
@@ -38,9 +39,10 @@
 --- @include "includes/expiry"
 --- @include "includes/views"
 --- @include "includes/idempotency"
+--- @include "includes/bycustomer"
 
 local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
-  expired = KEYS[6], idempotency = KEYS[7]}
+  expired = KEYS[6], idempotency = KEYS[7], bycustomer = KEYS[8]}
 local customerId, reservationId = ARGV[2], ARGV[3]
 local amount = tonumber(ARGV[4])
 local request = {fingerprint = ARGV[7], okTtl = ARGV[8], refusalTtl = ARGV[11]}
@@ -93,5 +95,7 @@ local reservation = {
   metadata = ARGV[6], attempts = '0', idempotencyKey = ARGV[10],
 }
 enterHeld(k, reservation, now)
+-- The per-customer index (newest first by lex order; see includes/bycustomer).
+redis.call('ZADD', k.bycustomer, 'NX', 0, byCustomerMember(customerId, now, reservationId))
 local json = saveRecord(k, reservation)
 return storeAnswer(k, request, 'OK', now, reservationPayload(json), expired)

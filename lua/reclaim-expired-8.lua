@@ -11,6 +11,7 @@
   KEYS[5] status:held          <prefix>:{p}:status:held
   KEYS[6] status:expired       <prefix>:{p}:status:expired
   KEYS[7] status:released      <prefix>:{p}:status:released
+  KEYS[8] bycustomer           <prefix>:{p}:bycustomer       (purged records leave it too)
 
   ARGV[1] limit
 
@@ -20,12 +21,13 @@
 ]]
 --- @include "includes/reply"
 --- @include "includes/expiry"
+--- @include "includes/bycustomer"
 
 local RETENTION_MS = 7 * 24 * 3600 * 1000 -- released/expired records are kept 7 days for reads and audits
 local PURGE_BATCH = 1000                  -- also bounds unpack()
 
 local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
-  expired = KEYS[6], released = KEYS[7]}
+  expired = KEYS[6], released = KEYS[7], bycustomer = KEYS[8]}
 local now = nowMs()
 local limit = tonumber(ARGV[1])
 local reclaimed, expired = reclaimDue(k, now, limit)
@@ -35,6 +37,14 @@ local purged = 0
 for _, ended in ipairs({'released', 'expired'}) do
   local old = redis.call('ZRANGEBYSCORE', k[ended], '-inf', now - RETENTION_MS, 'LIMIT', 0, math.min(limit, PURGE_BATCH))
   if #old > 0 then
+    local members = {}
+    for _, json in ipairs(redis.call('HMGET', k.records, unpack(old))) do
+      if json then
+        local r = cjson.decode(json)
+        members[#members + 1] = byCustomerMember(r.customerId, tonumber(r.createdAt), r.reservationId)
+      end
+    end
+    if #members > 0 then redis.call('ZREM', k.bycustomer, unpack(members)) end
     redis.call('HDEL', k.records, unpack(old))
     redis.call('ZREM', k[ended], unpack(old))
     purged = purged + #old
