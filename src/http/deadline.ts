@@ -41,7 +41,7 @@ export function requestDeadline(ms: number): express.RequestHandler {
     const fire = () => {
       if (res.headersSent) return;
       res.locals.deadlinePassed = true;
-      sendProblem(res, problem('UNAVAILABLE', 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)'), {
+      sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)' }), {
         retryAfterSeconds: 1,
       });
     };
