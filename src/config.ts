@@ -134,6 +134,7 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).optional(),
+  PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -186,6 +187,8 @@ export interface Config {
   port: number;
   /** Default: 127.0.0.1 with the development keys (a laptop's API is not the LAN's), else every interface. */
   host: string;
+  /** The API's public base URL (the OpenAPI document's `servers`); default: the address a request arrived at. */
+  publicUrl: string | undefined;
   /** QUOTA_API_KEYS_FILE, when the keys come from a file: re-read on SIGHUP and when it changes. */
   apiKeysFile: string | undefined;
   /** How long a request body may take to arrive (408 REQUEST_TIMEOUT after; bulk imports: without a byte). */
@@ -265,6 +268,7 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST ?? (e.QUOTA_API_KEYS ? '0.0.0.0' : '127.0.0.1'),
+    publicUrl: e.PUBLIC_URL,
     apiKeysFile: env.QUOTA_API_KEYS ? undefined : env.QUOTA_API_KEYS_FILE || undefined,
     bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     role: e.ROLE,

@@ -57,6 +57,13 @@ describe('HOST, BODY_TIMEOUT_MS and *_FILE (issue 10)', () => {
     expect(parseConfig({ QUOTA_API_KEYS: 'admin:s3cr3t', HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
   });
 
+  it('PUBLIC_URL (the OpenAPI servers entry) is optional, and an http(s) URL when given', () => {
+    expect(parseConfig({}).publicUrl).toBeUndefined();
+    expect(parseConfig({ PUBLIC_URL: 'https://quota.bank.example/' }).publicUrl).toBe('https://quota.bank.example/');
+    expect(() => parseConfig({ PUBLIC_URL: 'quota.bank' })).toThrow(/PUBLIC_URL/);
+    expect(() => parseConfig({ PUBLIC_URL: 'ftp://quota.bank' })).toThrow(/PUBLIC_URL/);
+  });
+
   it('BODY_TIMEOUT_MS defaults to 10 s and is checked', () => {
     expect(parseConfig({}).bodyTimeoutMs).toBe(10_000);
     expect(parseConfig({ BODY_TIMEOUT_MS: '500' }).bodyTimeoutMs).toBe(500);

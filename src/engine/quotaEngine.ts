@@ -118,7 +118,12 @@ export function createQuotaEngine({
       if (lines.length === 0) throw new Error('upsertLines needs at least one line');
       return run(SCRIPTS.upsertLines, { productId, lines });
     },
-    readLine: (productId: string, customerId: string) => run(SCRIPTS.readLine, { productId, customerId }),
+    readLine: async (productId: string, customerId: string) => {
+      const outcome = await run(SCRIPTS.readLine, { productId, customerId });
+      return outcome.ok ? { ...outcome, value: outcome.value.line } : outcome;
+    },
+    /** The line and its pool, read in one atomic call (what the line's blockers are about). */
+    readLineWithPool: (productId: string, customerId: string) => run(SCRIPTS.readLine, { productId, customerId }),
     reserve: (r: ReserveRequest) => run(SCRIPTS.reserve, r),
     commit: (productId: string, reservationId: string, amount?: number) =>
       run(SCRIPTS.commit, { productId, reservationId, amount }),

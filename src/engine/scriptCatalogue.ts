@@ -240,7 +240,8 @@ export const SCRIPTS = {
     keys: RECLAIM_KEYS,
     args: (r: LineRequest, s) => [r.customerId, s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
-    decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
+    decode: (r, req): Outcome<{ line: LineSnapshot; pool: PoolSnapshot }> =>
+      outcome(['OK'], (p) => ({ line: decodeLine(req.productId, p.line as Payload), pool: decodePool(req.productId, p.pool as Payload) }))(r, req),
   }),
 
   reserve: entry({
