@@ -7,18 +7,8 @@
 import type { Line, Pool } from '@quota-allocator/client';
 import { describe, expect, it } from 'vitest';
 import { explainBlockers } from '../console/src/blockerTexts.js';
+import { BLOCKER_CODES } from '../src/errors/catalogue.js';
 
-const BLOCKER_CODES = [
-  'PRODUCT_CLOSED',
-  'PRODUCT_PAUSED',
-  'PRODUCT_NOT_OPEN',
-  'ACCOUNT_PENDING_ACTIVATION',
-  'ACCOUNT_FROZEN',
-  'ACCOUNT_CLOSED',
-  'AMOUNT_OUT_OF_RANGE',
-  'CUSTOMER_LIMIT_EXCEEDED',
-  'POOL_EXHAUSTED',
-];
 const CJK = /[\u4e00-\u9fff]/;
 
 const line = (over: Partial<Line> = {}): Line => ({

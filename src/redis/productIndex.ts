@@ -46,7 +46,8 @@ export async function forEachProductWithDue(
   });
 }
 
-async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
+/** Visits every product id ever configured, a page (SSCAN) at a time. */
+export async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
   let cursor = '0';
   do {
     const [next, productIds] = await redis.sscan(keys.productIndex(), cursor, 'COUNT', PAGE);

@@ -12,9 +12,9 @@ import type { Keys } from '../redis/keys.js';
 import type { BullConnections, RedisClient } from '../redis/topology.js';
 import type { WebhookOutbox } from './webhookOutbox.js';
 import type { WebhookQueue } from './webhookQueue.js';
+import { forEachProductPage } from '../redis/productIndex.js';
 
 export const WEBHOOK_RELAY_JOB = 'webhook-relay';
-const PAGE = 500;
 
 export interface WebhookRelayDeps {
   bullmq: BullConnections;
@@ -34,10 +34,7 @@ export function createWebhookRelay(deps: WebhookRelayDeps) {
   async function relayOnce(): Promise<number> {
     await outbox.startId();
     let started = 0;
-    let cursor = '0';
-    do {
-      const [next, productIds] = await redis.sscan(keys.productIndex(), cursor, 'COUNT', PAGE);
-      cursor = next;
+    await forEachProductPage(redis, keys, async (productIds) => {
       for (const b of await outbox.backlog(productIds)) {
         // lag null: Redis cannot count (entries were trimmed): let a drain look.
         if (!b.missing && b.pending === 0 && b.lag === 0) continue;
@@ -45,7 +42,7 @@ export function createWebhookRelay(deps: WebhookRelayDeps) {
         if (action !== 'live') started++;
         if (action === 'retried') logger.warn({ productId: b.productId }, 'webhook relay: retried a failed drain');
       }
-    } while (cursor !== '0');
+    });
     return started;
   }
 
