@@ -8,10 +8,10 @@
  * The client is anything with ioredis's `call` (a Redis, or a Cluster: FCALL
  * is routed by its first key, and every key of a call shares one hash tag).
  */
-import type { AuditStepOptions } from '../audit/auditStep.js';
 import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
 import type { RedisClient } from '../redis/topology.js';
+import type { AuditStepOptions } from './auditStep.js';
 import {
   buildFunctionLibrary,
   functionsLoaded,

@@ -5,8 +5,8 @@
  * only looks entries up; test/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
-import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
+import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from './auditStep.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import type {
   LineConfig,
