@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { seededRandom } from '../seededRandom.js';
-import { verifySignature } from './signature.js';
+import { verifySignature } from '../bodySignature.js';
 
 // ---------------------------------------------------------------- settings
 
