@@ -1,5 +1,6 @@
 /** Domain types: what the engine answers, independent of HTTP. */
 import { SCRIPT_REFUSAL_CODES } from '../errors/catalogue.js';
+import type { ReservationStatus } from '../reservationStatus.js';
 
 export const PRODUCT_STATUSES = ['open', 'paused', 'closed'] as const;
 export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
@@ -7,14 +8,8 @@ export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
 export const LINE_STATUSES = ['active', 'pending_activation', 'frozen', 'closed'] as const;
 export type LineStatus = (typeof LINE_STATUSES)[number];
 
-export type ReservationStatus =
-  | 'held'
-  | 'committed'
-  | 'released'
-  | 'expired'
-  | 'settled'
-  | 'reversed'
-  | 'settlement_unknown';
+/** Defined outside the engine so that src/redis/keys.ts can name the status sets without importing it. */
+export type { ReservationStatus };
 
 /**
  * Codes a script may answer instead of OK: the one list, derived from the
