@@ -61,6 +61,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
+    onDecision: metrics.decision,
     webhooks: config.webhooks !== undefined,
   });
   await engine.loadScripts();
