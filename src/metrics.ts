@@ -7,9 +7,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { DECISION_OPERATIONS, type DecisionOperation } from './engine/quotaEngine.js';
 import { scriptCodesOf } from './errors/catalogue.js';
-import type { Keys } from './redis/keys.js';
-import type { RedisClient } from './redis/topology.js';
-import { registerStateGauges } from './stateGauges.js';
 
 /** Each decision's result labels: OK and the codes its script can answer (from the error catalogue). */
 const OUTCOMES = Object.fromEntries(
@@ -29,10 +26,9 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
+export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  if (state) registerStateGauges(registry, state.redis, state.keys);
   const extras: ExtraMetrics[] = [];
 
   const decisions = new Counter({

@@ -126,6 +126,8 @@ export function createQuotaEngine({
       return outcome;
     },
     readPool: (productId: string) => run(SCRIPTS.readPool, { productId }),
+    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed). */
+    readPoolCounters: (productId: string) => run(SCRIPTS.readPoolCounters, { productId }),
     /** Creates or replaces lines of one product in one atomic call. */
     upsertLines(productId: string, lines: LineConfig[]) {
       if (lines.length === 0) throw new Error('upsertLines needs at least one line');

@@ -13,6 +13,7 @@ import type {
   LineSnapshot,
   Outcome,
   PoolConfig,
+  PoolCounters,
   PoolSnapshot,
   RefusalCode,
   Reservation,
@@ -216,6 +217,25 @@ export const SCRIPTS = {
     args: (_r: ProductRequest, s) => [s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
     decode: (r, req): Outcome<PoolSnapshot> => outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
+  }),
+
+  readPoolCounters: entry({
+    name: 'read-pool-counters',
+    keys: ['pool', 'status:committed', 'status:settlement_unknown'],
+    args: (_r: ProductRequest) => [],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req): Outcome<PoolCounters> =>
+      outcome(['OK'], (p) => ({
+        capacity: Number(p.capacity),
+        held: Number(p.held),
+        committed: Number(p.committed),
+        settled: Number(p.settled),
+        available: Number(p.available),
+        availableToAllTiers: Number(p.availableToAllTiers),
+        backlog: Number(p.backlog),
+        oldestCommittedAt: p.oldestCommittedAt === undefined ? null : Number(p.oldestCommittedAt),
+        unknown: Number(p.unknown),
+      }))(r, req),
   }),
 
   upsertLines: entry({

@@ -114,6 +114,24 @@ export interface RefusalContext {
   reason?: string;
 }
 
+/** A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua; nothing reclaimed first). */
+export interface PoolCounters {
+  capacity: number;
+  held: number;
+  committed: number;
+  settled: number;
+  /** What the listed priority tiers can still take (capacity − held − committed, at least 0). */
+  available: number;
+  /** What any other line can take: available less the priority reserve. */
+  availableToAllTiers: number;
+  /** Committed reservations awaiting settlement. */
+  backlog: number;
+  /** When the oldest of them was committed (ms, Redis clock); null: none. */
+  oldestCommittedAt: number | null;
+  /** Reservations in settlement_unknown. */
+  unknown: number;
+}
+
 export type Outcome<T> =
   | { ok: true; value: T; now: number; replayed: boolean }
   | { ok: false; code: RefusalCode; context: RefusalContext; now: number; replayed: boolean };
