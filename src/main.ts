@@ -79,7 +79,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const ledger =
     config.settlementUrl && config.settlementSecret
       ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
-      : createInternalLedgerClient(redis, keys);
+      : createInternalLedgerClient(engine);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
     ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })

@@ -40,6 +40,8 @@ const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productI
   recordSettlement: { productId: 'p', reservationId: 'r1', outcome: 'settled', reason: '', requiredStatus: '' },
   reclaimExpired: { productId: 'p', limit: 10 },
   indexRecords: { productId: 'p', reservationIds: ['r1', 'r2'] },
+  recordLedgerEntry: { productId: 'p', reservationId: 'r1', entry: '{}' },
+  readLedgerEntry: { productId: 'p', reservationId: 'r1' },
   auditProduct: { productId: 'p', options: { settledBatch: 1, liveLimit: 2, lineWindow: 3 } },
 };
 

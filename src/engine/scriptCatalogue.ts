@@ -32,6 +32,7 @@ export type KeyRole =
   | 'auditPass'
   | 'bycustomer'
   | 'idempotency'
+  | 'internalLedger'
   | `status:${ReservationStatus}`;
 
 export type Arg = string | number;
@@ -91,6 +92,8 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.auditPass(p);
       case 'bycustomer':
         return keys.bycustomer(p);
+      case 'internalLedger':
+        return keys.internalLedger(p);
       case 'idempotency': {
         if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
         const { operation, key } = entry.idempotency(req);
@@ -168,6 +171,10 @@ export interface ReclaimRequest extends ProductRequest {
 }
 export interface IndexRecordsRequest extends ProductRequest {
   reservationIds: string[];
+}
+export interface LedgerEntryRequest extends ReservationRequest {
+  /** The entry as stored (JSON). */
+  entry: string;
 }
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
@@ -382,6 +389,22 @@ export const SCRIPTS = {
     args: (r: IndexRecordsRequest) => r.reservationIds,
     codes: ['OK'],
     decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
+  recordLedgerEntry: entry({
+    name: 'record-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: LedgerEntryRequest) => [r.reservationId, r.entry],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
+  }),
+
+  readLedgerEntry: entry({
+    name: 'read-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
   }),
 
   auditProduct: entry({
