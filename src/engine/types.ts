@@ -114,16 +114,12 @@ export interface RefusalContext {
   reason?: string;
 }
 
-/** A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua; nothing reclaimed first). */
-export interface PoolCounters {
-  capacity: number;
-  held: number;
-  committed: number;
-  settled: number;
-  /** What the listed priority tiers can still take (capacity − held − committed, at least 0). */
-  available: number;
-  /** What any other line can take: available less the priority reserve. */
-  availableToAllTiers: number;
+/**
+ * A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua):
+ * the snapshot's numbers, computed by the same Lua view, but nothing reclaimed first.
+ */
+export interface PoolCounters
+  extends Pick<PoolSnapshot, 'capacity' | 'held' | 'committed' | 'settled' | 'available' | 'availableToAllTiers'> {
   /** Committed reservations awaiting settlement. */
   backlog: number;
   /** When the oldest of them was committed (ms, Redis clock); null: none. */
