@@ -245,8 +245,10 @@ describe('docker-compose.yml', () => {
     expect(healthcheckArgv(redis.healthcheck.test)).toEqual(['redis-cli', 'ping']);
   });
 
-  it("api and worker run the image built from the Dockerfile, with their roles; the ledger its test-ledger stage", () => {
-    for (const name of ['api', 'worker', 'ledger']) expect(services[name].build?.context ?? services[name].build, name).toBe('.');
+  it("api and worker run the Dockerfile's image, with their roles; the ledger its test-ledger stage", () => {
+    for (const name of ['api', 'worker', 'ledger']) {
+      expect(services[name].build?.context ?? services[name].build, name).toBe('.');
+    }
     for (const name of ['api', 'worker']) {
       expect(services[name].build?.target, name).toBeUndefined();
       expect(services[name].image, name).toBe('quota-allocator:local');

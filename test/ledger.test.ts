@@ -376,7 +376,7 @@ describe('the worker\'s ledger client (src/settlement/ledgerClient.ts)', () => {
 });
 
 describe("the service's own ledger (createInternalLedgerClient: the engine's ledger-entry scripts, real Redis)", () => {
-  it('records an instruction once (a redelivery keeps the first entry), and the look-up finds only what it recorded', async () => {
+  it('records an instruction once (a redelivery keeps the first); the look-up finds what it recorded', async () => {
     const ctx = await createEngineContext();
     try {
       const client = createInternalLedgerClient(ctx.engine);
@@ -384,7 +384,8 @@ describe("the service's own ledger (createInternalLedgerClient: the engine's led
       expect(await client.lookup('prod-1', 'r-own-1')).toEqual({ kind: 'absent' });
       expect(await client.deliver(settlement('r-own-1'))).toEqual({ kind: 'settled' });
       const first = await stored();
-      expect(JSON.parse(first!)).toEqual({ ...settlement('r-own-1'), recordedAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) });
+      const recordedAt = expect.stringMatching(/^\d{4}-\d\d-\d\dT/);
+      expect(JSON.parse(first!)).toEqual({ ...settlement('r-own-1'), recordedAt });
       expect(await client.deliver(settlement('r-own-1', 'cust-1', { amount: 1 }))).toEqual({ kind: 'settled' });
       expect(await stored()).toBe(first);
       expect(await client.lookup('prod-1', 'r-own-1')).toEqual({ kind: 'settled' });

@@ -84,8 +84,10 @@ export function createHttpLedgerClient(options: { url: string; secret: string; t
   };
 }
 
-/** The service's own ledger: one Redis hash per product, written once per reservation (lua/record-ledger-entry-1.lua). */
-export function createInternalLedgerClient(engine: Pick<QuotaEngine, 'recordLedgerEntry' | 'readLedgerEntry'>): LedgerClient {
+/** The service's own ledger: a Redis hash per product, an entry per reservation (lua/record-ledger-entry-1.lua). */
+export function createInternalLedgerClient(
+  engine: Pick<QuotaEngine, 'recordLedgerEntry' | 'readLedgerEntry'>,
+): LedgerClient {
   return {
     async deliver(instruction) {
       const entry = JSON.stringify({ ...instruction, recordedAt: new Date().toISOString() });
@@ -93,7 +95,8 @@ export function createInternalLedgerClient(engine: Pick<QuotaEngine, 'recordLedg
       return { kind: 'settled' };
     },
     async lookup(productId, reservationId) {
-      return (await engine.readLedgerEntry(productId, reservationId)).recorded ? { kind: 'settled' } : { kind: 'absent' };
+      const { recorded } = await engine.readLedgerEntry(productId, reservationId);
+      return recorded ? { kind: 'settled' } : { kind: 'absent' };
     },
   };
 }
