@@ -30,7 +30,13 @@ export interface PriorityReserve {
   amount: number;
 }
 
-/** Config fields of a pool as the API takes them (times as epoch ms). */
+/**
+ * Times are epoch ms everywhere in the domain (what the scripts answer, on the
+ * Redis server's clock); they become ISO 8601 strings only where the service
+ * shows them (src/wireFormat.ts).
+ */
+
+/** Config fields of a pool as the API takes them. */
 export interface PoolConfig {
   capacity: number;
   minAmount: number;
@@ -44,18 +50,15 @@ export interface PoolConfig {
   priorityReserve: PriorityReserve | null;
 }
 
-export interface PoolSnapshot extends Omit<PoolConfig, 'opensAt' | 'closesAt' | 'resumeAt'> {
+export interface PoolSnapshot extends PoolConfig {
   productId: string;
-  opensAt: string | null;
-  closesAt: string | null;
-  resumeAt: string | null;
   held: number;
   committed: number;
   settled: number;
   available: number;
   availableToAllTiers: number;
-  createdAt: string;
-  updatedAt: string;
+  createdAt: number;
+  updatedAt: number;
 }
 
 export interface LineConfig {
@@ -75,9 +78,9 @@ export interface LineSnapshot extends LineConfig {
   drawable: number;
   blockers: RefusalCode[];
   /** When the first temporary blocker lifts (opensAt / resumeAt), if known. */
-  retryAt: string | null;
-  createdAt: string;
-  updatedAt: string;
+  retryAt: number | null;
+  createdAt: number;
+  updatedAt: number;
 }
 
 export interface Reservation {
@@ -86,16 +89,16 @@ export interface Reservation {
   customerId: string;
   amount: number;
   status: ReservationStatus;
-  createdAt: string;
-  expiresAt: string;
+  createdAt: number;
+  expiresAt: number;
   committedAmount: number;
-  committedAt: string | null;
-  endedAt: string | null;
+  committedAt: number | null;
+  endedAt: number | null;
   metadata: Record<string, unknown> | null;
   attempts: number;
   lastError: string | null;
   /** When settlement last changed the status (settled, reversed, settlement_unknown). */
-  settlementUpdatedAt: string | null;
+  settlementUpdatedAt: number | null;
 }
 
 /** Context a refusal carries (what the problem body's detail is made from). */
@@ -128,8 +131,15 @@ export interface PoolCounters
   unknown: number;
 }
 
-export type Outcome<T> =
-  | { ok: true; value: T; now: number; replayed: boolean }
-  | { ok: false; code: RefusalCode; context: RefusalContext; now: number; replayed: boolean };
+/** A script's answer other than OK: the code and what it is about. */
+export interface Refusal {
+  ok: false;
+  code: RefusalCode;
+  context: RefusalContext;
+  now: number;
+  replayed: boolean;
+}
+
+export type Outcome<T> = { ok: true; value: T; now: number; replayed: boolean } | Refusal;
 
 export type SettlementOutcome = 'settled' | 'reversed' | 'unknown';

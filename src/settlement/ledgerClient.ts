@@ -13,6 +13,7 @@ export interface SettlementInstruction {
   productId: string;
   customerId: string;
   amount: number;
+  /** ISO 8601, as the ledger takes it. */
   committedAt: string;
   metadata: Record<string, unknown> | null;
 }
