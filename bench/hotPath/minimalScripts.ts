@@ -13,6 +13,7 @@ export const MINIMAL_PREFIX = 'qa:{m}:';
 const LINE_PREFIX = `${MINIMAL_PREFIX}line:`;
 const POOL = `${MINIMAL_PREFIX}pool`;
 const COMMITTED = `${MINIMAL_PREFIX}committed`;
+const DRAWN_PREFIX = `${MINIMAL_PREFIX}drawn:`;
 const IDEMPOTENCY_TTL_SECONDS = 86_400;
 
 export interface MinimalShas {
@@ -54,6 +55,6 @@ export const minimalArgs = {
     String(IDEMPOTENCY_TTL_SECONDS),
     customerId,
   ],
-  commit: (holdId: string) => ['2', `${MINIMAL_PREFIX}hold:${holdId}`, COMMITTED],
+  commit: (holdId: string) => ['2', `${MINIMAL_PREFIX}hold:${holdId}`, COMMITTED, DRAWN_PREFIX],
   release: (holdId: string) => ['2', `${MINIMAL_PREFIX}hold:${holdId}`, POOL, LINE_PREFIX],
 };
