@@ -85,6 +85,10 @@ export interface HttpLevel {
   rpsRatio: number;
   p99Ratio: number;
   usecRatio: number;
+  /** µs of the API process's CPU per answer, ours and bare: the route's cost, whatever share of a core the machine left it. */
+  apiCpuUsecPerRequest: { ours: number; bare: number };
+  /** bare / ours CPU per answer: the requests/s ratio a core to itself would give (less noisy on a busy machine). */
+  cpuEfficiencyRatio: number;
 }
 
 export interface HalfPeak {
@@ -439,7 +443,18 @@ export async function runHotPath(
     http = OPS.map((op) => {
       const oo = merge(`${op}:ours`);
       const bb = merge(`${op}:bare`);
-      return { op, ours: oo, bare: bb, rpsRatio: r3(oo.rps / bb.rps), p99Ratio: r3(oo.latency.p99 / bb.latency.p99), usecRatio: r3(oo.script.usecPerCall / bb.script.usecPerCall) };
+      const cpuPer = (x: typeof oo) => r1(((x.cpu.api?.[0] ?? 0) * 1e6) / Math.max(1, x.rps));
+      const apiCpuUsecPerRequest = { ours: cpuPer(oo), bare: cpuPer(bb) };
+      return {
+        op,
+        ours: oo,
+        bare: bb,
+        rpsRatio: r3(oo.rps / bb.rps),
+        p99Ratio: r3(oo.latency.p99 / bb.latency.p99),
+        usecRatio: r3(oo.script.usecPerCall / bb.script.usecPerCall),
+        apiCpuUsecPerRequest,
+        cpuEfficiencyRatio: r3(apiCpuUsecPerRequest.bare / apiCpuUsecPerRequest.ours),
+      };
     });
 
     // Half the measured peak, paced; the p99 from the service's own histogram.

@@ -56,9 +56,9 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
     out.push('');
     out.push(
       table(
-        ['operation', 'ours req/s', 'bare req/s', 'ratio', 'ours p99 ms', 'bare p99 ms', 'ratio', 'µs per FCALL / EVALSHA during the runs', 'ratio', 'API / bare CPU', 'Redis CPU ours / bare', 'statuses ours'],
+        ['operation', 'ours req/s', 'bare req/s', 'ratio', 'API CPU µs per answer ours / bare', 'ratio', 'ours p99 ms', 'bare p99 ms', 'ratio', 'µs per FCALL / EVALSHA during the runs', 'ratio', 'API / bare CPU', 'Redis CPU ours / bare', 'statuses ours'],
         h.http.map((q) => [
-          q.op, n(q.ours.rps), n(q.bare.rps), q.rpsRatio, q.ours.latency.p99, q.bare.latency.p99, q.p99Ratio,
+          q.op, n(q.ours.rps), n(q.bare.rps), q.rpsRatio, `${q.apiCpuUsecPerRequest.ours} / ${q.apiCpuUsecPerRequest.bare}`, q.cpuEfficiencyRatio, q.ours.latency.p99, q.bare.latency.p99, q.p99Ratio,
           `${q.ours.script.usecPerCall} / ${q.bare.script.usecPerCall}`, q.usecRatio,
           `${cpuText({ api: q.ours.cpu.api ?? [] })} / ${cpuText({ bare: q.bare.cpu.api ?? [] })}`,
           `${cpuText({ ours: q.ours.cpu.redis ?? [] })} / ${cpuText({ bare: q.bare.cpu.redis ?? [] })}`,

@@ -152,7 +152,9 @@ function hotPathRows(r: BenchResults): TargetRow[] {
   for (const q of h.http) {
     rows.push({
       target: `HTTP ${q.op} route (1 API process, pinned) vs bare express EVALSHA of the minimal ${q.op}: requests/s`,
-      measured: `${x2(q.rpsRatio)} (${n(q.ours.rps)} vs ${n(q.bare.rps)} req/s, ${q.ours.connections} connections; API at ${pct(q.ours.cpu.api?.[0] ?? 0)} of a core, bare at ${pct(q.bare.cpu.api?.[0] ?? 0)})`,
+      measured:
+        `${x2(q.rpsRatio)} (${n(q.ours.rps)} vs ${n(q.bare.rps)} req/s, ${q.ours.connections} connections; API at ${pct(q.ours.cpu.api?.[0] ?? 0)} of a core, bare at ${pct(q.bare.cpu.api?.[0] ?? 0)}); ` +
+        `per CPU: ${x2(q.cpuEfficiencyRatio)} (${q.apiCpuUsecPerRequest.ours} vs ${q.apiCpuUsecPerRequest.bare} µs of API CPU per answer)`,
       goal: '≥ 0.85×',
       verdict: q.rpsRatio >= 0.85 ? 'pass' : 'miss',
     });
