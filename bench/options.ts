@@ -58,7 +58,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   const hotPathOnly = argv.includes('--hot-path');
   const hotPath = smoke
     ? { seconds: 1, rounds: 1, warmupSeconds: 0.5, connections: 100, redisRequests: 5_000 }
-    : { seconds: 5, rounds: 2, warmupSeconds: 2, connections: 100, redisRequests: 50_000 };
+    : { seconds: 4, rounds: 2, warmupSeconds: 2, connections: 100, redisRequests: 30_000 };
   const common = { smoke, profile, seed, hotPathOnly, hotPath, logLevel: env.BENCH_LOG_LEVEL ?? 'info', cluster: !argv.includes('--no-cluster') };
   if (smoke) {
     return {

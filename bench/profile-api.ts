@@ -6,6 +6,7 @@
  * opens as a flame graph in Chrome DevTools or speedscope. What led to each
  * change of issue 11 is summarised in bench/profiles/README.md.
  */
+import type autocannon from 'autocannon';
 import { mkdirSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,10 +42,10 @@ async function main(): Promise<void> {
       if (r.ok) holds.push(r.value.reservationId);
     }
   }
-  const requests =
+  const requests: autocannon.Request[] =
     op === 'reserve'
       ? reserveRequests('profile', 1)
-      : [{ method: 'POST' as const, setupRequest: (req: object) => ({ ...req, method: 'POST', path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations/${holds.pop() ?? 'none'}/${op}`, headers: jsonHeaders, body: '{}' }) }];
+      : [{ method: 'POST', setupRequest: (req) => ({ ...req, method: 'POST', path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations/${holds.pop() ?? 'none'}/${op}`, headers: jsonHeaders, body: '{}' }) }];
   await runAutocannon({ title: 'warm-up', baseUrl: api.baseUrl, connections: 100, duration: 2, requests });
   const started = performance.now();
   const run = await runAutocannon({ title: op, baseUrl: api.baseUrl, connections: 100, duration: seconds, requests });
