@@ -23,6 +23,8 @@
           quota returns up to 10x more first, see includes/expiry)
   ARGV[10] idempotency key (kept on the reservation for support)
   ARGV[11] TTL of a stored refusal, seconds
+  ARGV[12] '1': a POOL_EXHAUSTED answer is not stored (a sharded product's first try: the
+          engine borrows quota from other sub-pools and tries again, see src/engine/shards.ts)
 
   Reply: {code, nowMs, replayed '0'|'1', payloadJson, holdsExpired}
     OK                         payload {reservation}
@@ -74,6 +76,9 @@ if #blockers > 0 and moreDue then
 end
 if #blockers > 0 then
   local drawable = drawableFor(pool, line, now)
+  if blockers[1][1] == 'POOL_EXHAUSTED' and ARGV[12] == '1' then
+    return reply('POOL_EXHAUSTED', now, {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}, expired)
+  end
   return storeAnswer(k, request, blockers[1][1], now, {
     drawable = int(drawable),
     retryAt = blockers[1][2] and int(blockers[1][2]) or nil,

@@ -31,6 +31,7 @@ export type KeyRole =
   | 'auditPass'
   | 'bycustomer'
   | 'idempotency'
+  | 'xferPending'
   | `status:${ReservationStatus}`;
 
 export type Arg = string | number;
@@ -68,7 +69,8 @@ export interface ScriptEntry<Req extends { productId: string }, Res> {
 /** KEYS for one call, in the entry's order. */
 export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Req, unknown>, req: Req, keys: Keys): string[] {
   return entry.keys.map((role) => {
-    const p = req.productId;
+    // A sharded product's sub-pool i >= 1 lives under its own hash tag (src/engine/shards.ts).
+    const p = (req as { tag?: string }).tag ?? req.productId;
     if (role.startsWith('status:')) return keys.status(p, role.slice('status:'.length) as ReservationStatus);
     switch (role) {
       case 'pool':
@@ -85,6 +87,8 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.auditPass(p);
       case 'bycustomer':
         return keys.bycustomer(p);
+      case 'xferPending':
+        return keys.xferPending(p);
       case 'idempotency': {
         if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
         const { operation, key } = entry.idempotency(req);
@@ -120,6 +124,8 @@ const RECLAIM_KEYS = ['pool', 'records', 'lines', 'events', 'status:held', 'stat
 
 export interface ProductRequest {
   productId: string;
+  /** The sub-pool's hash tag for a sharded product (default: productId, sub-pool 0). */
+  tag?: string;
 }
 export interface UpsertPoolRequest extends ProductRequest {
   mode: 'put' | 'patch';
@@ -139,6 +145,8 @@ export interface ReserveRequest extends ProductRequest {
   metadata?: Record<string, unknown> | undefined;
   idempotencyKey: string;
   fingerprint: string;
+  /** Sharded product's first try: do not store a POOL_EXHAUSTED answer (the engine borrows and retries). */
+  deferPoolExhausted?: boolean;
 }
 export interface ReservationRequest extends ProductRequest {
   reservationId: string;
@@ -165,6 +173,16 @@ export interface IndexRecordsRequest extends ProductRequest {
 }
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
+}
+export interface ShardGiveRequest extends ProductRequest {
+  amount: number;
+  to: string;
+  mode: 'all' | 'priority' | 'force';
+}
+export interface ShardTakeRequest extends ProductRequest {
+  seq: string;
+  amount: number;
+  from: string;
 }
 
 // ---- encoders --------------------------------------------------------------
@@ -253,6 +271,7 @@ export const SCRIPTS = {
       s.reclaimLimit,
       r.idempotencyKey,
       s.idempotencyRefusalTtlSeconds,
+      r.deferPoolExhausted ? '1' : '',
     ],
     codes: [
       'OK',
@@ -355,6 +374,24 @@ export const SCRIPTS = {
     args: (r: IndexRecordsRequest) => r.reservationIds,
     codes: ['OK'],
     decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
+  shardGive: entry({
+    name: 'shard-give',
+    keys: [...RECLAIM_KEYS, 'xferPending'],
+    args: (r: ShardGiveRequest, s) => ['', r.amount, r.to, r.mode, s.reclaimLimit],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req) =>
+      outcome(['OK'], (p) => ({ given: Number(p.given), seq: String(p.seq), allotment: Number(p.allotment) }))(r, req),
+  }),
+
+  shardTake: entry({
+    name: 'shard-take',
+    keys: ['pool'],
+    args: (r: ShardTakeRequest) => [r.seq, r.amount, r.from],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req) =>
+      outcome(['OK'], (p) => ({ applied: p.applied === '1', behind: p.behind === '1', allotment: Number(p.allotment) }))(r, req),
   }),
 
   auditProduct: entry({

@@ -81,6 +81,19 @@ export interface PoolSnapshot extends Omit<PoolConfig, 'opensAt' | 'closesAt' | 
   availableToAllTiers: number;
   createdAt: string;
   updatedAt: string;
+  /** The sub-pools (contract: "Sharded products"); one entry for an unsharded product. */
+  shards?: ShardView[];
+  /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
+  inTransit?: number;
+}
+
+/** One sub-pool of a product: its allotment (its share of capacity) and use. */
+export interface ShardView {
+  index: number;
+  allotment: number;
+  held: number;
+  committed: number;
+  available: number;
 }
 
 export interface LineConfig {

@@ -1,0 +1,420 @@
+/**
+ * The engine's product-level operations over sub-pools (see ./shards.ts for
+ * the layout and the escrow rules). An unsharded product takes exactly the
+ * path it always took: one FCALL on `{productId}`; the only extra is one
+ * HMGET per product per process to learn its layout (cached: `shards` is fixed
+ * at creation).
+ *
+ * Reserve on a sharded product: one FCALL on the customer's sub-pool; only a
+ * POOL_EXHAUSTED there (not stored) takes more: finish transfers in transit,
+ * read every sub-pool, move quota from those with the most free, try again,
+ * until granted or the product (for the line's tier) cannot cover the amount;
+ * then the refusal is stored like any other.
+ */
+import type { Keys } from '../redis/keys.js';
+import type { RedisCaller } from './functionLibrary.js';
+import type { SCRIPTS } from './scriptCatalogue.js';
+import {
+  chooseShardTags,
+  initialAllotments,
+  MAX_SHARDS,
+  reservationIdFor,
+  shardOfCustomer,
+  shardOfReservation,
+  subPoolOf,
+} from './shards.js';
+import type { LineConfig, LineSnapshot, Outcome, PoolConfig, PoolSnapshot, RefusalCode, ShardView } from './types.js';
+
+type Scripts = typeof SCRIPTS;
+type ReqOf<K extends keyof Scripts> = Parameters<Scripts[K]['args']>[0];
+type ResOf<K extends keyof Scripts> = ReturnType<Scripts[K]['decode']>;
+export type ScriptCall = <K extends keyof Scripts>(name: K, req: ReqOf<K>) => Promise<ResOf<K>>;
+
+export interface ShardEvents {
+  /** A quota transfer between sub-pools was credited. */
+  onTransfer?: (productId: string, amount: number, reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery') => void;
+  /** A reserve needed quota moved to its sub-pool (counted once per reserve). */
+  onBorrow?: (productId: string, outcome: 'granted' | 'refused') => void;
+}
+
+/** How many borrow rounds a reserve tries before its refusal is final (each round moves quota or proves there is none). */
+const BORROW_ROUNDS = 16;
+
+export type PoolConfigInput = Partial<PoolConfig> & { shards?: number };
+
+const POOL_DEFAULTS: Omit<PoolConfig, 'capacity'> = {
+  minAmount: 1,
+  maxAmount: null,
+  holdTtlSeconds: 300,
+  opensAt: null,
+  closesAt: null,
+  status: 'open',
+  pauseReason: null,
+  resumeAt: null,
+  priorityReserve: null,
+};
+
+const invalidShards = (now: number, reason: string): Outcome<never> => ({
+  ok: false,
+  code: 'INVALID_CONFIG',
+  context: { field: 'shards', reason },
+  now,
+  replayed: false,
+});
+
+export function createShardedOperations(call: ScriptCall, redis: RedisCaller, keys: Keys, events: ShardEvents = {}) {
+  /** productId -> its sub-pools' tags (index = shard); only products that exist are cached. */
+  const layouts = new Map<string, string[]>();
+
+  async function readMeta(productId: string) {
+    const [capacity, shards, shardTags, productCapacity] = (await redis.call(
+      'HMGET',
+      keys.pool(productId),
+      'capacity',
+      'shards',
+      'shardTags',
+      'productCapacity',
+    )) as (string | null)[];
+    if (capacity === null || capacity === undefined) return null;
+    const tags = shardTags ? shardTags.split(',') : [productId];
+    return { shards: Number(shards ?? 1), tags, productCapacity: Number(productCapacity ?? capacity) };
+  }
+
+  async function tagsOf(productId: string): Promise<string[]> {
+    const known = layouts.get(productId);
+    if (known) return known;
+    const meta = await readMeta(productId);
+    if (!meta) return [productId];
+    layouts.set(productId, meta.tags);
+    return meta.tags;
+  }
+
+  // ---- transfers ---------------------------------------------------------------
+
+  interface Pending {
+    from: number;
+    to: number;
+    seq: number;
+    amount: number;
+  }
+
+  async function pendingOf(productId: string, tags: string[]): Promise<Pending[]> {
+    const all = await Promise.all(
+      tags.map(async (tag, from) => {
+        const flat = (await redis.call('HGETALL', keys.xferPending(tag))) as string[];
+        const out: Pending[] = [];
+        for (let i = 0; i < flat.length; i += 2) {
+          const t = JSON.parse(flat[i + 1]!) as { amount: string; to: string; seq: string };
+          out.push({ from, to: Number(t.to), seq: Number(t.seq), amount: Number(t.amount) });
+        }
+        return out;
+      }),
+    );
+    void productId;
+    return all.flat().sort((a, b) => a.seq - b.seq);
+  }
+
+  /** Credits one pending transfer (idempotent) and clears it on the giver. */
+  async function complete(productId: string, tags: string[], t: Pending, reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery') {
+    const taken = await call('shardTake', { productId, tag: tags[t.to]!, seq: String(t.seq), amount: t.amount, from: String(t.from) });
+    if (!taken.ok) throw new Error(`shard transfer ${productId} ${t.from}->${t.to}#${t.seq}: ${taken.code}`);
+    if (taken.value.behind) return false;
+    // Cleared only once credited: a crash in between leaves it pending, and a repeat credit is a no-op.
+    await redis.call('HDEL', keys.xferPending(tags[t.from]!), `${t.to}:${t.seq}`);
+    if (taken.value.applied) events.onTransfer?.(productId, t.amount, reason);
+    return true;
+  }
+
+  /** Completes every transfer in transit of a product, in per-pair sequence order. Returns how many it cleared. */
+  async function completePending(productId: string, tags?: string[], reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery' = 'recovery') {
+    const layout = tags ?? (await tagsOf(productId));
+    if (layout.length === 1) return 0;
+    let cleared = 0;
+    for (const t of await pendingOf(productId, layout)) if (await complete(productId, layout, t, reason)) cleared++;
+    return cleared;
+  }
+
+  /** Moves up to `amount` from sub-pool `from` to `to`; answers what moved. */
+  async function move(
+    productId: string,
+    tags: string[],
+    from: number,
+    to: number,
+    amount: number,
+    mode: 'all' | 'priority',
+    reason: 'borrow' | 'rebalance' | 'capacity',
+  ) {
+    const given = await call('shardGive', { productId, tag: tags[from]!, amount, to: String(to), mode });
+    if (!given.ok || given.value.given === 0) return 0;
+    const t = { from, to, seq: Number(given.value.seq), amount: given.value.given };
+    // An earlier transfer of the same pair still in transit: complete them all in order.
+    if (!(await complete(productId, tags, t, reason))) await completePending(productId, tags, reason);
+    return t.amount;
+  }
+
+  // ---- reads -------------------------------------------------------------------
+
+  async function readSubPools(productId: string, tags: string[]) {
+    const pools = await Promise.all(tags.map((tag) => call('readPool', { productId, tag })));
+    const snapshots: PoolSnapshot[] = [];
+    for (const p of pools) {
+      if (!p.ok) return null;
+      snapshots.push(p.value);
+    }
+    return snapshots;
+  }
+
+  const used = (p: PoolSnapshot) => p.held + p.committed;
+  const freeOf = (p: PoolSnapshot) => Math.max(0, p.capacity - used(p));
+
+  function isPriority(pool0: PoolSnapshot, tier: string | null | undefined) {
+    const r = pool0.priorityReserve;
+    return !r || r.amount <= 0 || (tier !== null && tier !== undefined && r.tiers.includes(tier));
+  }
+
+  /** What sub-pool i could give (or use) for a line of this tier: sub-pool 0 keeps the priority reserve from other tiers. */
+  function freeForTier(pools: PoolSnapshot[], i: number, priority: boolean) {
+    const free = freeOf(pools[i]!);
+    if (i !== 0 || priority) return free;
+    return Math.max(0, free - (pools[0]!.priorityReserve?.amount ?? 0));
+  }
+
+  /** The product's snapshot: totals of the sub-pools, config of sub-pool 0, capacity the product's, and the list. */
+  function productSnapshot(productId: string, pools: PoolSnapshot[], productCapacity: number, inTransit: number): PoolSnapshot {
+    const p0 = pools[0]!;
+    const held = pools.reduce((s, p) => s + p.held, 0);
+    const committed = pools.reduce((s, p) => s + p.committed, 0);
+    const settled = pools.reduce((s, p) => s + p.settled, 0);
+    const available = Math.max(0, productCapacity - held - committed);
+    const shards: ShardView[] = pools.map((p, index) => ({
+      index,
+      allotment: p.capacity,
+      held: p.held,
+      committed: p.committed,
+      available: freeOf(p),
+    }));
+    return {
+      ...p0,
+      productId,
+      capacity: productCapacity,
+      held,
+      committed,
+      settled,
+      available,
+      availableToAllTiers: Math.max(0, available - (p0.priorityReserve?.amount ?? 0)),
+      shards,
+      inTransit,
+    } as PoolSnapshot;
+  }
+
+  async function readProduct(productId: string, tags: string[]): Promise<Outcome<PoolSnapshot>> {
+    const [pools, meta, pending] = await Promise.all([readSubPools(productId, tags), readMeta(productId), pendingOf(productId, tags)]);
+    if (!pools || !meta) return call('readPool', { productId });
+    const inTransit = pending.reduce((s, t) => s + t.amount, 0);
+    return { ok: true, value: productSnapshot(productId, pools, meta.productCapacity, inTransit), now: Date.now(), replayed: false };
+  }
+
+  // ---- borrowing -----------------------------------------------------------------
+
+  /**
+   * One borrow round for sub-pool `own`: finish transfers in transit, then move
+   * what is missing from the sub-pools with the most free. Answers false when
+   * the product as a whole cannot cover `amount` for this tier.
+   */
+  async function borrowRound(productId: string, tags: string[], own: number, amount: number, tier: string | null | undefined) {
+    await completePending(productId, tags, 'borrow');
+    const pools = await readSubPools(productId, tags);
+    if (!pools) return false;
+    const priority = isPriority(pools[0]!, tier);
+    let need = amount - freeForTier(pools, own, priority);
+    if (need <= 0) return true; // room appeared (a release, a transfer in): try again
+    const donors = pools
+      .map((_, j) => ({ j, lendable: j === own ? 0 : freeForTier(pools, j, priority) }))
+      .filter((d) => d.lendable > 0)
+      .sort((a, b) => b.lendable - a.lendable);
+    if (donors.reduce((s, d) => s + d.lendable, 0) < need) return false;
+    for (const d of donors) {
+      if (need <= 0) break;
+      need -= await move(productId, tags, d.j, own, Math.min(need, d.lendable), priority ? 'priority' : 'all', 'borrow');
+    }
+    return true;
+  }
+
+  return {
+    tagsOf,
+    completePending,
+    move,
+    readSubPools,
+    freeForTier,
+    isPriority,
+
+    /** PUT/PATCH of a product, sharded or not. */
+    async upsertProduct(
+      productId: string,
+      input: PoolConfigInput,
+      mode: 'put' | 'patch',
+      plain: (config: Partial<PoolConfig>) => Promise<Outcome<{ created: boolean; pool: PoolSnapshot }>>,
+    ): Promise<Outcome<{ created: boolean; pool: PoolSnapshot }>> {
+      const { shards: wanted, ...config } = input;
+      const meta = await readMeta(productId);
+      if (wanted !== undefined && (!Number.isSafeInteger(wanted) || wanted < 1 || wanted > MAX_SHARDS)) {
+        return invalidShards(Date.now(), `must be an integer from 1 to ${MAX_SHARDS}`);
+      }
+      if (meta && wanted !== undefined && wanted !== meta.shards) {
+        return invalidShards(Date.now(), `is fixed at creation (${meta.shards})`);
+      }
+      if (!meta && mode === 'put' && wanted !== undefined && wanted > 1) return createSharded(productId, config, wanted);
+      if (!meta || meta.shards === 1) return plain(config);
+      return updateSharded(productId, meta.tags, config, mode);
+    },
+
+    readPool: (productId: string, tags: string[]) => readProduct(productId, tags),
+
+    async reserve<T extends ReqOf<'reserve'>>(r: T, tags: string[]): Promise<ResOf<'reserve'>> {
+      const own = shardOfCustomer(r.customerId, tags.length);
+      const req = { ...r, tag: tags[own]!, reservationId: reservationIdFor(r.reservationId, own) };
+      let out = await call('reserve', { ...req, deferPoolExhausted: true });
+      if (out.ok || out.code !== 'POOL_EXHAUSTED' || out.replayed) return out;
+      const tier = out.context.line?.tier;
+      for (let round = 0; round < BORROW_ROUNDS; round++) {
+        if (!(await borrowRound(r.productId, tags, own, r.amount, tier))) break;
+        out = await call('reserve', { ...req, deferPoolExhausted: true });
+        if (out.ok || out.code !== 'POOL_EXHAUSTED' || out.replayed) {
+          events.onBorrow?.(r.productId, out.ok ? 'granted' : 'refused');
+          return out;
+        }
+      }
+      events.onBorrow?.(r.productId, 'refused');
+      // The product cannot cover it: this refusal is stored (and replayed) like any other.
+      return call('reserve', req);
+    },
+
+    /** The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one snapshot). */
+    async readLine(productId: string, customerId: string, tags: string[]): Promise<Outcome<LineSnapshot>> {
+      const own = shardOfCustomer(customerId, tags.length);
+      const [line, pools, pending] = await Promise.all([
+        call('readLine', { productId, customerId, tag: tags[own]! }),
+        readSubPools(productId, tags),
+        pendingOf(productId, tags),
+      ]);
+      if (!line.ok || !pools) return line;
+      return { ...line, value: withProductDrawable(line.value, pools, own, pending.reduce((s, t) => s + t.amount, 0)) };
+    },
+
+    reservationTag: (reservationId: string, tags: string[]) => tags[shardOfReservation(reservationId, tags.length)]!,
+    customerTag: (customerId: string, tags: string[]) => tags[shardOfCustomer(customerId, tags.length)]!,
+
+    async upsertLines(productId: string, lines: LineConfig[], tags: string[]) {
+      const groups = new Map<number, LineConfig[]>();
+      for (const l of lines) {
+        const i = shardOfCustomer(l.customerId, tags.length);
+        groups.set(i, [...(groups.get(i) ?? []), l]);
+      }
+      let created = 0;
+      let updated = 0;
+      let last: ResOf<'upsertLines'> | null = null;
+      for (const [i, group] of groups) {
+        const out = await call('upsertLines', { productId, lines: group, tag: tags[i]! });
+        if (!out.ok) return out;
+        created += out.value.created;
+        updated += out.value.updated;
+        if (group.includes(lines.at(-1)!)) last = out;
+      }
+      return last && last.ok ? { ...last, value: { ...last.value, created, updated } } : last!;
+    },
+  };
+
+  function withProductDrawable(line: LineSnapshot, pools: PoolSnapshot[], own: number, inTransit: number): LineSnapshot {
+    // The script answered for its own sub-pool; the pool part of the answer is the product's.
+    const blockers: RefusalCode[] = line.blockers.filter((b) => b !== 'POOL_EXHAUSTED');
+    const priority = isPriority(pools[0]!, line.tier);
+    const productFree = pools.reduce((s, _, j) => s + freeForTier(pools, j, priority), 0) + inTransit;
+    const p0 = pools[own]!;
+    const minAmount = p0.minAmount;
+    const productBlocked = blockers.length > 0;
+    if (!productBlocked && productFree < minAmount) blockers.push('POOL_EXHAUSTED');
+    let drawable = 0;
+    if (blockers.length === 0) {
+      drawable = Math.min(line.available, productFree, p0.maxAmount ?? Number.MAX_SAFE_INTEGER);
+      if (drawable < minAmount) drawable = 0;
+    }
+    return { ...line, drawable, blockers };
+  }
+
+  async function createSharded(productId: string, config: Partial<PoolConfig>, shards: number) {
+    const tags = chooseShardTags(productId, shards);
+    const capacity = config.capacity ?? 0;
+    const reserve = config.priorityReserve?.amount ?? 0;
+    const allotments = initialAllotments(capacity, shards, reserve);
+    const full = { ...POOL_DEFAULTS, ...config };
+    // Sub-pool 0 last: the product exists (for readers) only once every sub-pool does.
+    for (let i = 1; i < shards; i++) {
+      const out = await call('upsertPool', {
+        productId,
+        tag: tags[i]!,
+        mode: 'put',
+        config: { ...full, capacity: allotments[i]!, priorityReserve: null },
+      });
+      if (!out.ok) return out;
+      await redis.call('SADD', keys.subPoolIndex(), tags[i]!);
+    }
+    await redis.call('HSET', keys.pool(productId), 'shards', String(shards), 'shardTags', tags.join(','), 'productCapacity', String(capacity));
+    const out = await call('upsertPool', { productId, mode: 'put', config: { ...full, capacity: allotments[0]! } });
+    if (!out.ok) {
+      await redis.call('HDEL', keys.pool(productId), 'shards', 'shardTags', 'productCapacity');
+      return out;
+    }
+    layouts.set(productId, tags);
+    const pool = await readProduct(productId, tags);
+    return pool.ok ? { ...out, value: { created: true, pool: pool.value } } : pool;
+  }
+
+  async function updateSharded(productId: string, tags: string[], input: Partial<PoolConfig>, mode: 'put' | 'patch') {
+    const { capacity, ...rest } = input;
+    // PUT: whatever it omits takes its default; sent as a patch so each sub-pool keeps its allotment.
+    const config: Partial<PoolConfig> = mode === 'put' ? { ...POOL_DEFAULTS, ...rest } : rest;
+    // Sub-pool 0 first: it validates the merged config (INVALID_CONFIG) before any other changes.
+    if (Object.keys(config).length > 0) {
+      const first = await call('upsertPool', { productId, mode: 'patch', config });
+      if (!first.ok) return first;
+      const others = { ...config };
+      if ('priorityReserve' in others) others.priorityReserve = null;
+      await Promise.all(tags.slice(1).map((tag) => call('upsertPool', { productId, tag, mode: 'patch', config: others })));
+    }
+    if (capacity !== undefined) await resize(productId, tags, capacity);
+    const pool = await readProduct(productId, tags);
+    return pool.ok ? { ok: true as const, value: { created: false, pool: pool.value }, now: pool.now, replayed: false } : pool;
+  }
+
+  /**
+   * Capacity changes adjust allotments exactly: up, sub-pool 0's allotment and
+   * the product's capacity rise together (one step); down, the free quota of
+   * the other sub-pools is moved to sub-pool 0 first, then sub-pool 0 retires
+   * the difference in one step (its allotment may go below its use: lowering
+   * capacity below use is allowed, and then nothing is free anywhere).
+   */
+  async function resize(productId: string, tags: string[], capacity: number) {
+    await completePending(productId, tags, 'capacity');
+    const meta = await readMeta(productId);
+    if (!meta) return;
+    const delta = capacity - meta.productCapacity;
+    if (delta > 0) {
+      const out = await call('shardTake', { productId, seq: '', amount: delta, from: 'grow' });
+      if (!out.ok) throw new Error(`grow ${productId}: ${out.code}`);
+      return;
+    }
+    if (delta === 0) return;
+    const cut = -delta;
+    const pools = await readSubPools(productId, tags);
+    if (!pools) return;
+    let need = cut - freeOf(pools[0]!);
+    for (let j = 1; j < tags.length && need > 0; j++) {
+      need -= await move(productId, tags, j, 0, Math.min(need, freeOf(pools[j]!)), 'priority', 'capacity');
+    }
+    const out = await call('shardGive', { productId, amount: cut, to: 'retire', mode: 'force' });
+    if (!out.ok) throw new Error(`retire ${productId}: ${out.code}`);
+  }
+}
+
+export type ShardedOperations = ReturnType<typeof createShardedOperations>;
+export { subPoolOf };
