@@ -5,7 +5,10 @@
   (`givenSeq:<to>`). The receiver's shard-take-2 credits transfers of a pair
   in sequence order, each once, so a crash between the two leaves the quota
   in transit (pending here), never created twice. 'retire' lowers the product's
-  capacity instead (sub-pool 0 only, where `productCapacity` lives).
+  capacity instead (sub-pool 0 only, where `productCapacity` lives); 'withhold'
+  keeps the amount in this sub-pool's `withheld` (capacity lowered below use:
+  every sub-pool's free must stay at or below the product's, see
+  src/engine/shardedEngine.ts resize).
 
   KEYS[1] pool                 <prefix>:{p~t}:pool
   KEYS[2] records              <prefix>:{p~t}:res
@@ -17,7 +20,7 @@
 
   ARGV[1] unused ('')
   ARGV[2] amount wanted
-  ARGV[3] to: the receiving sub-pool's index, or 'retire'
+  ARGV[3] to: the receiving sub-pool's index, 'retire' or 'withhold'
   ARGV[4] mode: 'all' (at most the free quota open to every tier), 'priority' (at most
           the free quota), 'force' (exactly the amount: capacity lowered below use)
   ARGV[5] reclaim limit
@@ -46,6 +49,8 @@ if given > 0 then
   redis.call('HINCRBY', k.pool, 'capacity', int(-given))
   if ARGV[3] == 'retire' then
     redis.call('HINCRBY', k.pool, 'productCapacity', int(-given))
+  elseif ARGV[3] == 'withhold' then
+    redis.call('HINCRBY', k.pool, 'withheld', int(given))
   else
     seq = tostring(redis.call('HINCRBY', k.pool, 'givenSeq:' .. ARGV[3], 1))
     redis.call('HSET', k.xferPending, ARGV[3] .. ':' .. seq,

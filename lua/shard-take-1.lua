@@ -7,12 +7,15 @@
   `behind` (the caller credits the earlier one first). 'grow' raises the
   product's capacity and this allotment together (sub-pool 0 only, where
   `productCapacity` lives; a PUT/PATCH of capacity, absolute, so no sequence).
+  'withheld' returns up to ARGV[2] of this sub-pool's `withheld` to its
+  allotment ('' = all; the caller made sure no sub-pool's free then exceeds
+  the product's: capacity rose by at least that much, or none is below use).
 
   KEYS[1] pool                 <prefix>:{p~t}:pool
 
   ARGV[1] seq ('' for grow)
-  ARGV[2] amount
-  ARGV[3] from: the giving sub-pool's index, or 'grow'
+  ARGV[2] amount ('' for withheld: all of it)
+  ARGV[3] from: the giving sub-pool's index, 'grow' or 'withheld'
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                  payload {applied '1'|'0', behind '1'|'0', allotment}
@@ -29,6 +32,14 @@ if ARGV[3] == 'grow' then
   redis.call('HINCRBY', k.pool, 'capacity', ARGV[2])
   redis.call('HINCRBY', k.pool, 'productCapacity', ARGV[2])
   applied = '1'
+elseif ARGV[3] == 'withheld' then
+  local w = tonumber(redis.call('HGET', k.pool, 'withheld') or '0')
+  if ARGV[2] ~= '' and tonumber(ARGV[2]) < w then w = tonumber(ARGV[2]) end
+  if w > 0 then
+    redis.call('HINCRBY', k.pool, 'capacity', int(w))
+    redis.call('HINCRBY', k.pool, 'withheld', int(-w))
+    applied = '1'
+  end
 else
   local seq = tonumber(ARGV[1])
   local last = tonumber(redis.call('HGET', k.pool, 'appliedSeq:' .. ARGV[3]) or '0')

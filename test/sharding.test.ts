@@ -56,7 +56,7 @@ const reserve = (productId: string, customerId: string, amount: number) =>
 async function checkInvariants(productId: string) {
   const p = await pool(productId);
   const allotments = p.shards!.reduce((s, x) => s + x.allotment, 0);
-  expect(allotments + (p.inTransit ?? 0)).toBe(p.capacity);
+  expect(allotments + (p.inTransit ?? 0) + (p.withheld ?? 0)).toBe(p.capacity);
   const tags = await ctx.engine.shards.tagsOf(productId);
   let held = 0;
   let committed = 0;

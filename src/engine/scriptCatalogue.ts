@@ -181,7 +181,7 @@ export interface ShardGiveRequest extends ProductRequest {
 }
 export interface ShardTakeRequest extends ProductRequest {
   seq: string;
-  amount: number;
+  amount: number | '';
   from: string;
 }
 

@@ -154,15 +154,18 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
 
   // ---- reads -------------------------------------------------------------------
 
-  async function readSubPools(productId: string, tags: string[]) {
+  async function readSubPoolsAt(productId: string, tags: string[]) {
     const pools = await Promise.all(tags.map((tag) => call('readPool', { productId, tag })));
     const snapshots: PoolSnapshot[] = [];
+    let now = 0;
     for (const p of pools) {
       if (!p.ok) return null;
       snapshots.push(p.value);
+      now = Math.max(now, p.now);
     }
-    return snapshots;
+    return { pools: snapshots, now };
   }
+  const readSubPools = async (productId: string, tags: string[]) => (await readSubPoolsAt(productId, tags))?.pools ?? null;
 
   const used = (p: PoolSnapshot) => p.held + p.committed;
   const freeOf = (p: PoolSnapshot) => Math.max(0, p.capacity - used(p));
@@ -180,7 +183,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /** The product's snapshot: totals of the sub-pools, config of sub-pool 0, capacity the product's, and the list. */
-  function productSnapshot(productId: string, pools: PoolSnapshot[], productCapacity: number, inTransit: number): PoolSnapshot {
+  function productSnapshot(productId: string, pools: PoolSnapshot[], productCapacity: number, inTransit: number, withheld: number): PoolSnapshot {
     const p0 = pools[0]!;
     const held = pools.reduce((s, p) => s + p.held, 0);
     const committed = pools.reduce((s, p) => s + p.committed, 0);
@@ -204,14 +207,23 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       availableToAllTiers: Math.max(0, available - (p0.priorityReserve?.amount ?? 0)),
       shards,
       inTransit,
+      withheld,
     } as PoolSnapshot;
   }
 
   async function readProduct(productId: string, tags: string[]): Promise<Outcome<PoolSnapshot>> {
-    const [pools, meta, pending] = await Promise.all([readSubPools(productId, tags), readMeta(productId), pendingOf(productId, tags)]);
-    if (!pools || !meta) return call('readPool', { productId });
+    const [read, meta, pending, withheld] = await Promise.all([
+      readSubPoolsAt(productId, tags),
+      readMeta(productId),
+      pendingOf(productId, tags),
+      Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld') as Promise<string | null>)),
+    ]);
+    if (!read || !meta) return call('readPool', { productId });
+    const { pools, now } = read;
     const inTransit = pending.reduce((s, t) => s + t.amount, 0);
-    return { ok: true, value: productSnapshot(productId, pools, meta.productCapacity, inTransit), now: Date.now(), replayed: false };
+    const held = withheld.reduce((s, w) => s + Number(w ?? 0), 0);
+    // `now`: the latest of the sub-pools' clocks (each read expired its due holds at its own instant).
+    return { ok: true, value: productSnapshot(productId, pools, meta.productCapacity, inTransit, held), now, replayed: false };
   }
 
   // ---- borrowing -----------------------------------------------------------------
@@ -223,7 +235,9 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
    */
   async function borrowRound(productId: string, tags: string[], own: number, amount: number, tier: string | null | undefined) {
     await completePending(productId, tags, 'borrow');
-    const pools = await readSubPools(productId, tags);
+    let pools = await readSubPools(productId, tags);
+    if (!pools) return false;
+    if (await returnWithheld(productId, tags, pools)) pools = await readSubPools(productId, tags);
     if (!pools) return false;
     const priority = isPriority(pools[0]!, tier);
     let need = amount - freeForTier(pools, own, priority);
@@ -243,6 +257,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   return {
     tagsOf,
     completePending,
+    returnWithheld,
     move,
     readSubPools,
     freeForTier,
@@ -387,32 +402,60 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /**
-   * Capacity changes adjust allotments exactly: up, sub-pool 0's allotment and
-   * the product's capacity rise together (one step); down, the free quota of
-   * the other sub-pools is moved to sub-pool 0 first, then sub-pool 0 retires
-   * the difference in one step (its allotment may go below its use: lowering
-   * capacity below use is allowed, and then nothing is free anywhere).
+   * Capacity changes adjust allotments exactly. Up: sub-pool 0's allotment and
+   * the product's capacity rise together (one step). Down: free quota is
+   * retired from sub-pool 0, other sub-pools' free quota moved there first;
+   * when nothing is free anywhere and capacity must go lower still (below
+   * use, by O), every sub-pool withholds O of its allotment (free_j = -O) and
+   * sub-pool 0 retires O: then no sub-pool's free exceeds the product's
+   * (capacity - use), which is what makes every later grant exact; the
+   * withheld quota returns once no sub-pool is below its use (returnWithheld).
    */
   async function resize(productId: string, tags: string[], capacity: number) {
-    await completePending(productId, tags, 'capacity');
-    const meta = await readMeta(productId);
-    if (!meta) return;
-    const delta = capacity - meta.productCapacity;
-    if (delta > 0) {
-      const out = await call('shardTake', { productId, seq: '', amount: delta, from: 'grow' });
-      if (!out.ok) throw new Error(`grow ${productId}: ${out.code}`);
+    for (let round = 0; round < 4 * tags.length + 4; round++) {
+      await completePending(productId, tags, 'capacity');
+      const meta = await readMeta(productId);
+      const pools = await readSubPools(productId, tags);
+      if (!meta || !pools) return;
+      const delta = capacity - meta.productCapacity;
+      if (delta === 0) return;
+      if (delta > 0) {
+        const out = await call('shardTake', { productId, seq: '', amount: delta, from: 'grow' });
+        if (!out.ok) throw new Error(`grow ${productId}: ${out.code}`);
+        // The product's free rose by delta, so every sub-pool's may too: withheld quota comes back first.
+        for (let j = 0; j < tags.length; j++) {
+          await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: delta, from: 'withheld' });
+        }
+        return;
+      }
+      const cut = -delta;
+      if (freeOf(pools[0]!) > 0) {
+        await call('shardGive', { productId, amount: cut, to: 'retire', mode: 'priority' });
+        continue;
+      }
+      const donor = pools.findIndex((p, j) => j > 0 && freeOf(p) > 0);
+      if (donor > 0) {
+        await move(productId, tags, donor, 0, Math.min(cut, freeOf(pools[donor]!)), 'priority', 'capacity');
+        continue;
+      }
+      // Below use: each sub-pool withholds `cut` (its free goes to -cut), then sub-pool 0 retires it.
+      for (let j = 1; j < tags.length; j++) {
+        await call('shardGive', { productId, tag: tags[j]!, amount: cut, to: 'withhold', mode: 'force' });
+      }
+      await call('shardGive', { productId, amount: cut, to: 'retire', mode: 'force' });
       return;
     }
-    if (delta === 0) return;
-    const cut = -delta;
-    const pools = await readSubPools(productId, tags);
-    if (!pools) return;
-    let need = cut - freeOf(pools[0]!);
-    for (let j = 1; j < tags.length && need > 0; j++) {
-      need -= await move(productId, tags, j, 0, Math.min(need, freeOf(pools[j]!)), 'priority', 'capacity');
+  }
+
+  /** Withheld quota (capacity once lowered below use) goes back to its sub-pool once no sub-pool is below its use. */
+  async function returnWithheld(productId: string, tags: string[], pools: PoolSnapshot[]) {
+    const withheld = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (string | null)[];
+    if (!withheld.some((w) => w && w !== '0')) return false;
+    if (pools.some((p) => p.capacity < used(p))) return false;
+    for (let j = 0; j < tags.length; j++) {
+      if (withheld[j] && withheld[j] !== '0') await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: '', from: 'withheld' });
     }
-    const out = await call('shardGive', { productId, amount: cut, to: 'retire', mode: 'force' });
-    if (!out.ok) throw new Error(`retire ${productId}: ${out.code}`);
+    return true;
   }
 }
 

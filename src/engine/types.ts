@@ -85,6 +85,8 @@ export interface PoolSnapshot extends Omit<PoolConfig, 'opensAt' | 'closesAt' | 
   shards?: ShardView[];
   /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
   inTransit?: number;
+  /** Sharded products: allotment held back after capacity was lowered below use (returned once no sub-pool is below its use). */
+  withheld?: number;
 }
 
 /** One sub-pool of a product: its allotment (its share of capacity) and use. */
