@@ -39,6 +39,7 @@ import {
 } from './model/quotaModel.js';
 import { readAllRecords, readLine } from '../src/redis/storedRecords.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
+import { reservationIdFor, shardOfCustomer } from '../src/engine/shards.js';
 
 // ---------------------------------------------------------------------------
 // Operations (plain data: fast-check prints and shrinks them). Anything that
@@ -98,7 +99,12 @@ type Op =
   /** PUT: replace the whole config (unlisted fields back to defaults); counters are kept. */
   | { t: 'put'; capacity: number; min: number; max: number | null; holdTtl: number }
   /** Sleep `ms`, or (aim) until just past the soonest hold's expiry; skipped when no hold would fall due. */
-  | { t: 'wait'; ms: number; aim: boolean; jitter: number };
+  | { t: 'wait'; ms: number; aim: boolean; jitter: number }
+  /**
+   * Sharded runs only (invisible to the model): move pct% of a sub-pool's free quota to another, as the
+   * rebalancer does, or (crash) only the giving step, leaving it in transit for the next borrower.
+   */
+  | { t: 'shardMove'; from: number; to: number; pct: number; crash: boolean };
 
 interface InitialState {
   capacity: number;
@@ -242,6 +248,16 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('window' as const), opens: whenArb, closes: whenArb }) },
   { weight: 3, arbitrary: fc.record({ t: fc.constant('priority' as const), reserve: priorityArb }) },
   {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('shardMove' as const),
+      from: fc.nat({ max: 3 }),
+      to: fc.nat({ max: 3 }),
+      pct: fc.constantFrom(10, 50, 100),
+      crash: fc.boolean(),
+    }),
+  },
+  {
     weight: 2,
     arbitrary: fc.record({ t: fc.constant('range' as const), min: fc.constantFrom(1, 5, 20), max: fc.constantFrom(null, 50, 400) }),
   },
@@ -278,6 +294,8 @@ const initArb: fc.Arbitrary<InitialState> = fc.record({
 });
 
 const inputArb = fc.record({ init: initArb, ops: fc.array(opArb, { minLength: 54, maxLength: 64 }) });
+/** Sharded runs: 2 to 4 sub-pools; the same operations, plus moves and interrupted moves between sub-pools. */
+const shardedInputArb = fc.record({ init: initArb, ops: fc.array(opArb, { minLength: 54, maxLength: 64 }), shards: fc.integer({ min: 2, max: 4 }) });
 
 // ---------------------------------------------------------------------------
 // Comparison helpers
@@ -330,7 +348,16 @@ class Run {
   private readonly repayBodies = new Map<string, RepayBody>();
   private readonly repayFirst = new Map<string, Outcome<LineSnapshot>>();
 
-  constructor(private readonly ctx: EngineContext) {}
+  constructor(
+    private readonly ctx: EngineContext,
+    /** Sub-pools of the run's product (1: unsharded). */
+    readonly shards = 1,
+  ) {}
+
+  /** A sharded product scopes idempotency keys to the customer too (contract): the model sees them so. */
+  private modelKey(key: string, customerId: string) {
+    return this.shards > 1 ? `${customerId}|${key}` : key;
+  }
 
   private get engine() {
     return this.ctx.engine;
@@ -362,6 +389,13 @@ class Run {
   }
 
   private comparePool(label: string, eng: PoolSnapshot, mv: PoolView) {
+    // Escrow: the allotments, quota in transit and withheld quota add up to capacity exactly.
+    const allotments = (eng.shards ?? []).reduce((s, x) => s + x.allotment, 0);
+    this.check(`${label}.shards count`, eng.shards?.length, this.shards);
+    // (Withheld quota after a cut far below use can pass 2^53 in total; exact only below that.)
+    if ([allotments, eng.withheld ?? 0, eng.inTransit ?? 0].every((n) => Number.isSafeInteger(n))) {
+      this.check(`${label}: allotments + in transit + withheld = capacity`, allotments + (eng.inTransit ?? 0) + (eng.withheld ?? 0), eng.capacity);
+    }
     for (const k of ['capacity', 'held', 'committed', 'settled', 'available', 'availableToAllTiers'] as const) {
       this.check(`${label}.${k}`, eng[k], mv[k]);
     }
@@ -453,7 +487,9 @@ class Run {
       minAmount: init.minAmount,
       maxAmount: init.maxAmount,
       holdTtlSeconds: init.holdTtlSeconds,
-      priorityReserve: init.priority,
+      // Sharded runs keep no priority reserve (README: the reserve lives in sub-pool 0; see the limits there).
+      priorityReserve: this.shards > 1 ? null : init.priority,
+      ...(this.shards > 1 ? { shards: this.shards } : {}),
     };
     await this.patchPool(config, 'put', `put product ${JSON.stringify(config)}`);
     for (let i = 0; i < init.lines.length; i++) {
@@ -464,7 +500,7 @@ class Run {
     await this.compareAll('setup');
   }
 
-  private async patchPool(config: Partial<PoolConfig>, mode: 'put' | 'patch', what: string) {
+  private async patchPool(config: Partial<PoolConfig> & { shards?: number }, mode: 'put' | 'patch', what: string) {
     const o = await this.engine.upsertProduct(this.productId, config, mode);
     const m = this.model.upsertPool(config, mode, o.now);
     this.note(`${what} -> ${this.describe(o)}`);
@@ -589,6 +625,10 @@ class Run {
         break;
       }
       case 'priority':
+        if (this.shards > 1) {
+          this.step--;
+          return false;
+        }
         await this.patchPool({ priorityReserve: op.reserve }, 'patch', `patch priorityReserve=${JSON.stringify(op.reserve)}`);
         break;
       case 'range':
@@ -602,6 +642,33 @@ class Run {
       case 'holdTtl':
         await this.patchPool({ holdTtlSeconds: op.seconds }, 'patch', `patch holdTtlSeconds=${op.seconds}`);
         break;
+      case 'shardMove': {
+        if (this.shards === 1) {
+          this.step--;
+          return false;
+        }
+        const tags = await this.engine.shards.tagsOf(this.productId);
+        const from = op.from % this.shards;
+        const to = op.to % this.shards;
+        const pools = await this.engine.shards.readSubPools(this.productId, tags);
+        const free = pools ? Math.max(0, pools[from]!.capacity - pools[from]!.held - pools[from]!.committed) : 0;
+        const amount = Math.floor((free * op.pct) / 100);
+        if (from === to || amount === 0) {
+          this.step--;
+          return false;
+        }
+        if (op.crash) {
+          // The giving step alone: the process "dies" before crediting; the quota is in transit.
+          const keys = ['pool', 'res', 'lines', 'events', 'status:held', 'status:expired', 'xfer:pending'].map(
+            (k) => `${this.ctx.keys.prefix}:{${tags[from]}}:${k}`,
+          );
+          await this.ctx.redis.call('FCALL', this.engine.library.functionName('shard-give'), 7, ...keys, '', amount, String(to), 'priority', 100);
+        } else {
+          await this.engine.shards.move(this.productId, tags, from, to, amount, 'priority', 'rebalance');
+        }
+        this.note(`shardMove ${from}->${to} ${amount}${op.crash ? ' (crash after the giving step)' : ''}`);
+        break;
+      }
       case 'wait': {
         // Only worth its time when a live hold falls due during the sleep (as far as the model can tell).
         const held = [...this.model.reservations.values()].filter((r) => r.status === 'held');
@@ -652,11 +719,14 @@ class Run {
       this.reserveKeys.push(key);
       this.reserveBodies.set(key, req);
     }
-    const reservationId = `r${++this.resSeq}`;
+    const baseId = `r${++this.resSeq}`;
+    // A sharded product's reservation ids carry the customer's sub-pool (src/engine/shards.ts).
+    const reservationId = reservationIdFor(baseId, shardOfCustomer(req.customerId, this.shards));
     const fingerprint = fingerprintOf({ ...req });
-    const o = await this.engine.reserve({ productId: this.productId, reservationId, idempotencyKey: key, fingerprint, ...req });
-    const hadStored = this.model.reserveAnswerStored(key);
-    const m = this.model.reserve({ reservationId, idempotencyKey: key, fingerprint, ...req }, o.now);
+    const o = await this.engine.reserve({ productId: this.productId, reservationId: baseId, idempotencyKey: key, fingerprint, ...req });
+    const mkey = this.modelKey(key, req.customerId);
+    const hadStored = this.model.reserveAnswerStored(mkey);
+    const m = this.model.reserve({ reservationId, idempotencyKey: mkey, fingerprint, ...req }, o.now);
     this.note(
       `reserve ${req.customerId} amount=${req.amount} ttl=${req.ttlSeconds ?? '-'} meta=${req.metadata ? 'y' : 'n'} key=${key}${op.reuse ? (op.reuse.sameBody ? ' (reused, same body)' : ' (reused, own body)') : ''} rid=${reservationId} -> ${this.describe(o)}`,
     );
@@ -670,10 +740,10 @@ class Run {
       this.check('reserve expiresAt - now', Date.parse(o.value.expiresAt) - o.now, ttl * 1000);
     }
     if (m.replayed) {
-      const first = this.reserveFirst.get(key);
+      const first = this.reserveFirst.get(mkey);
       if (first) this.check(`reserve replay of ${key}: the first answer's body`, body(o), body(first));
-    } else if (!hadStored && this.model.reserveAnswerStored(key) && !o.replayed) {
-      this.reserveFirst.set(key, o);
+    } else if (!hadStored && this.model.reserveAnswerStored(mkey) && !o.replayed) {
+      this.reserveFirst.set(mkey, o);
     }
   }
 
@@ -704,18 +774,19 @@ class Run {
     }
     const fingerprint = fingerprintOf({ ...req });
     const o = await this.engine.repay({ productId: this.productId, idempotencyKey: key, fingerprint, ...req });
-    const hadStored = this.model.repayAnswerStored(key);
-    const m = this.model.repay({ idempotencyKey: key, fingerprint, ...req }, o.now);
+    const mkey = this.modelKey(key, req.customerId);
+    const hadStored = this.model.repayAnswerStored(mkey);
+    const m = this.model.repay({ idempotencyKey: mkey, fingerprint, ...req }, o.now);
     this.note(`repay ${req.customerId} amount=${req.amount} key=${key}${op.reuse ? ' (reused)' : ''} [repayable ${repayable}] -> ${this.describe(o)}`);
     this.compareAnswer('repay', o, m, (l, e, mv) => {
       // A replay answers the first body, not today's state: compared below against the first answer.
       if (!m.replayed) this.compareLine(`${l}.line`, e, mv);
     });
     if (m.replayed) {
-      const first = this.repayFirst.get(key);
+      const first = this.repayFirst.get(mkey);
       if (first) this.check(`repay replay of ${key}: the first answer's body`, body(o), body(first));
-    } else if (!hadStored && this.model.repayAnswerStored(key) && !o.replayed) {
-      this.repayFirst.set(key, o);
+    } else if (!hadStored && this.model.repayAnswerStored(mkey) && !o.replayed) {
+      this.repayFirst.set(mkey, o);
     }
   }
 
@@ -728,11 +799,21 @@ class Run {
     const read = await this.engine.readPool(this.productId);
     this.model.advance(read.now);
     const redis = this.ctx.redis;
-    const records = await readAllRecords(redis, this.ctx.keys, this.productId);
-    const rawPool = await redis.hgetall(this.ctx.keys.pool(this.productId));
+    // A sharded product: every sub-pool's records and counters, each customer's line in its sub-pool.
+    const tags = await this.engine.shards.tagsOf(this.productId);
+    this.check('audit: sub-pools', tags.length, this.shards);
+    const records = (await Promise.all(tags.map((tag) => readAllRecords(redis, this.ctx.keys, tag)))).flat();
+    const rawPool: Record<string, string> = { held: '0', committed: '0', settled: '0' };
+    for (const tag of tags) {
+      const h = await redis.hgetall(this.ctx.keys.pool(tag));
+      for (const f of ['held', 'committed', 'settled'] as const) {
+        this.check(`audit: sub-pool ${tag}.${f} never negative`, Number(h[f]) >= 0, true);
+        rawPool[f] = String(Number(rawPool[f]) + Number(h[f]));
+      }
+    }
     const rawLines = new Map<string, Record<string, string>>();
     for (const c of CUSTOMERS) {
-      const h = await readLine(redis, this.ctx.keys, this.productId, c);
+      const h = await readLine(redis, this.ctx.keys, tags[shardOfCustomer(c, tags.length)]!, c);
       if (h) rawLines.set(c, h);
     }
 
@@ -843,6 +924,38 @@ describe('engine against the contract model', () => {
       console.log([...stats].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join('\n'));
     }
     expect(totalSteps).toBeGreaterThan(0);
+  }, 600_000);
+});
+
+describe('sharded products against the same model', () => {
+  it('random sequences on 2 to 4 sub-pools (moves, interrupted moves, capacity changes, expiries) agree with the unsharded model', async () => {
+    const seed = process.env.PROPERTY_SEED !== undefined ? Number(process.env.PROPERTY_SEED) : undefined;
+    const path = process.env.PROPERTY_PATH;
+    const runsBefore = totalRuns;
+    const property = fc.asyncProperty(shardedInputArb, async ({ init, ops, shards }) => {
+      const run = new Run(ctx, shards);
+      await run.setup(init);
+      for (const op of ops) await run.run(op);
+      await run.audit();
+      if (process.env.PROPERTY_DEBUG_LOG) console.log(run.log.join('\n'));
+      totalRuns++;
+    });
+    const details = await fc.check(property, {
+      numRuns: Number(process.env.PROPERTY_SHARDED_RUNS ?? 30),
+      ...(seed !== undefined ? { seed } : {}),
+      ...(path !== undefined ? { path } : {}),
+      endOnFailure: process.env.PROPERTY_NO_SHRINK === '1',
+      interruptAfterTimeLimit: Number(process.env.PROPERTY_TIME_LIMIT_MS ?? 120_000),
+      markInterruptAsFailure: false,
+    });
+    if (details.failed) {
+      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      throw new Error(
+        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/property.test.ts -t sharded\n\n${cause}`,
+      );
+    }
+    console.log(`property (sharded): ${totalRuns - runsBefore} runs`);
+    expect(totalRuns - runsBefore).toBeGreaterThan(0);
   }, 600_000);
 });
 

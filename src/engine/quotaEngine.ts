@@ -114,10 +114,6 @@ export function createQuotaEngine({
     const r = await route(productId);
     return { productId: r.productId, tag: r.tags ? shards.reservationTag(reservationId, r.tags) : r.tag };
   }
-  async function onCustomer(productId: string, customerId: string) {
-    const r = await route(productId);
-    return { productId: r.productId, tag: r.tags ? shards.customerTag(customerId, r.tags) : r.tag };
-  }
   /** Every pool snapshot lists its sub-pools; an unsharded product is sub-pool 0 alone. */
   const withShardList = (pool: PoolSnapshot): PoolSnapshot =>
     pool.shards
@@ -176,7 +172,10 @@ export function createQuotaEngine({
       run(SCRIPTS.release, { ...(await onReservation(productId, reservationId)), reservationId }),
     getReservation: async (productId: string, reservationId: string) =>
       run(SCRIPTS.getReservation, { ...(await onReservation(productId, reservationId)), reservationId }),
-    repay: async (req: RepayRequest) => run(SCRIPTS.repay, { ...req, ...(await onCustomer(req.productId, req.customerId)) }),
+    async repay(req: RepayRequest) {
+      const r = await route(req.productId);
+      return r.tags ? shards.repay(req, r.tags) : run(SCRIPTS.repay, req);
+    },
     /** Settlement outcome, state-checked: `changed` is false when it was already recorded. */
     recordSettlement: (
       productId: string,

@@ -145,8 +145,12 @@ export interface ReserveRequest extends ProductRequest {
   metadata?: Record<string, unknown> | undefined;
   idempotencyKey: string;
   fingerprint: string;
-  /** Sharded product's first try: do not store a POOL_EXHAUSTED answer (the engine borrows and retries). */
-  deferPoolExhausted?: boolean;
+  /** Sharded product's first try: do not store a refusal (the engine borrows and retries, or stores it with `borrowable`). */
+  deferRefusals?: boolean;
+  /** Sharded product: what other sub-pools could lend this line, counted in a refusal's drawable only. */
+  borrowable?: number;
+  /** Sharded product: the idempotency record is the customer's (`idem:reserve:<customerId>:<key>`). */
+  customerScoped?: boolean;
 }
 export interface ReservationRequest extends ProductRequest {
   reservationId: string;
@@ -159,6 +163,10 @@ export interface RepayRequest extends ProductRequest {
   amount: number;
   idempotencyKey: string;
   fingerprint: string;
+  /** Sharded product: the idempotency record is the customer's. */
+  customerScoped?: boolean;
+  /** Sharded product: what other sub-pools could lend this line, counted in the answer's drawable. */
+  borrowable?: number;
 }
 export interface SettlementRequest extends ReservationRequest {
   outcome: SettlementOutcome | 'attempt';
@@ -184,6 +192,10 @@ export interface ShardTakeRequest extends ProductRequest {
   amount: number | '';
   from: string;
 }
+
+/** A sharded product scopes an Idempotency-Key to the customer too (contract): `<customerId>:<key>`. */
+const scopedKey = (r: { customerId: string; idempotencyKey: string; customerScoped?: boolean }) =>
+  r.customerScoped ? `${r.customerId}:${r.idempotencyKey}` : r.idempotencyKey;
 
 // ---- encoders --------------------------------------------------------------
 
@@ -258,7 +270,7 @@ export const SCRIPTS = {
   reserve: entry({
     name: 'reserve',
     keys: [...RECLAIM_KEYS, 'idempotency', 'bycustomer'],
-    idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: r.idempotencyKey }),
+    idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: scopedKey(r) }),
     args: (r: ReserveRequest, s) => [
       r.productId,
       r.customerId,
@@ -271,7 +283,8 @@ export const SCRIPTS = {
       s.reclaimLimit,
       r.idempotencyKey,
       s.idempotencyRefusalTtlSeconds,
-      r.deferPoolExhausted ? '1' : '',
+      r.deferRefusals ? '1' : '',
+      r.borrowable ?? '',
     ],
     codes: [
       'OK',
@@ -329,7 +342,7 @@ export const SCRIPTS = {
   repay: entry({
     name: 'repay',
     keys: [...RECLAIM_KEYS, 'idempotency'],
-    idempotency: (r: RepayRequest) => ({ operation: 'repay', key: r.idempotencyKey }),
+    idempotency: (r: RepayRequest) => ({ operation: 'repay', key: scopedKey(r) }),
     args: (r: RepayRequest, s) => [
       r.customerId,
       r.amount,
@@ -337,6 +350,7 @@ export const SCRIPTS = {
       s.idempotencyTtlSeconds,
       s.reclaimLimit,
       s.idempotencyRefusalTtlSeconds,
+      r.borrowable ?? '',
     ],
     codes: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
     decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),

@@ -287,33 +287,44 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
 
     async reserve<T extends ReqOf<'reserve'>>(r: T, tags: string[]): Promise<ResOf<'reserve'>> {
       const own = shardOfCustomer(r.customerId, tags.length);
-      const req = { ...r, tag: tags[own]!, reservationId: reservationIdFor(r.reservationId, own) };
-      let out = await call('reserve', { ...req, deferPoolExhausted: true });
-      if (out.ok || out.code !== 'POOL_EXHAUSTED' || out.replayed) return out;
-      const tier = out.context.line?.tier;
-      for (let round = 0; round < BORROW_ROUNDS; round++) {
-        if (!(await borrowRound(r.productId, tags, own, r.amount, tier))) break;
-        out = await call('reserve', { ...req, deferPoolExhausted: true });
-        if (out.ok || out.code !== 'POOL_EXHAUSTED' || out.replayed) {
-          events.onBorrow?.(r.productId, out.ok ? 'granted' : 'refused');
-          return out;
+      const req = { ...r, tag: tags[own]!, reservationId: reservationIdFor(r.reservationId, own), customerScoped: true };
+      let out = await call('reserve', { ...req, deferRefusals: true });
+      if (out.ok || out.replayed || !out.context.line) return out; // granted, replayed, or no line/product (never stored)
+      const tier = out.context.line.tier;
+      if (out.code === 'POOL_EXHAUSTED') {
+        let borrowed = false;
+        for (let round = 0; round < BORROW_ROUNDS; round++) {
+          if (!(await borrowRound(r.productId, tags, own, r.amount, tier))) break;
+          borrowed = true;
+          out = await call('reserve', { ...req, deferRefusals: true });
+          if (out.ok || out.replayed || out.code !== 'POOL_EXHAUSTED') break;
         }
+        events.onBorrow?.(r.productId, out.ok ? 'granted' : 'refused');
+        if (out.ok || out.replayed) return out;
+        void borrowed;
       }
-      events.onBorrow?.(r.productId, 'refused');
-      // The product cannot cover it: this refusal is stored (and replayed) like any other.
-      return call('reserve', req);
+      // A refusal: stored (and replayed) like any other, its drawable counting what borrowing would bring.
+      return call('reserve', { ...req, borrowable: await borrowable(r.productId, tags, own, tier) });
     },
 
     /** The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one snapshot). */
     async readLine(productId: string, customerId: string, tags: string[]): Promise<Outcome<LineSnapshot>> {
       const own = shardOfCustomer(customerId, tags.length);
-      const [line, pools, pending] = await Promise.all([
-        call('readLine', { productId, customerId, tag: tags[own]! }),
-        readSubPools(productId, tags),
-        pendingOf(productId, tags),
-      ]);
-      if (!line.ok || !pools) return line;
-      return { ...line, value: withProductDrawable(line.value, pools, own, pending.reduce((s, t) => s + t.amount, 0)) };
+      const line = await call('readLine', { productId, customerId, tag: tags[own]! });
+      if (!line.ok) return line;
+      const pools = await readSubPools(productId, tags);
+      if (!pools) return line;
+      return { ...line, value: withProductDrawable(line.value, pools, own, await borrowable(productId, tags, own, line.value.tier)) };
+    },
+
+    /** A repayment on the customer's sub-pool; its line answer with the product's drawable. */
+    async repay(req: ReqOf<'repay'>, tags: string[]): Promise<ResOf<'repay'>> {
+      const own = shardOfCustomer(req.customerId, tags.length);
+      // The tier is the line's: read it first (a repayment is not the hot path), so the stored answer's drawable is the product's.
+      const before = await call('readLine', { productId: req.productId, customerId: req.customerId, tag: tags[own]! });
+      const tier = before.ok ? before.value.tier : null;
+      const lend = await borrowable(req.productId, tags, own, tier);
+      return call('repay', { ...req, tag: tags[own]!, customerScoped: true, borrowable: lend });
     },
 
     reservationTag: (reservationId: string, tags: string[]) => tags[shardOfReservation(reservationId, tags.length)]!,
@@ -335,19 +346,41 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         updated += out.value.updated;
         if (group.includes(lines.at(-1)!)) last = out;
       }
-      return last && last.ok ? { ...last, value: { ...last.value, created, updated } } : last!;
+      if (!last || !last.ok) return last!;
+      const line = await productLine(productId, tags, last.value.line);
+      return { ...last, value: { ...last.value, created, updated, line } };
     },
   };
 
-  function withProductDrawable(line: LineSnapshot, pools: PoolSnapshot[], own: number, inTransit: number): LineSnapshot {
+  /** What the other sub-pools could lend sub-pool `own` for this tier, plus quota in transit (and withheld quota once returnable). */
+  async function borrowable(productId: string, tags: string[], own: number, tier: string | null | undefined) {
+    const [pools, pending, withheld] = await Promise.all([
+      readSubPools(productId, tags),
+      pendingOf(productId, tags),
+      Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld') as Promise<string | null>)),
+    ]);
+    if (!pools) return 0;
+    const priority = isPriority(pools[0]!, tier);
+    const others = pools.reduce((s, _, j) => s + (j === own ? 0 : freeForTier(pools, j, priority)), 0);
+    const returnable = pools.some((p) => p.capacity < used(p)) ? 0 : withheld.reduce((s, w) => s + Number(w ?? 0), 0);
+    return others + pending.reduce((s, t) => s + t.amount, 0) + returnable;
+  }
+
+  /** A line answered by its sub-pool's script, with drawable and blockers made the product's. */
+  async function productLine(productId: string, tags: string[], line: LineSnapshot): Promise<LineSnapshot> {
+    const own = shardOfCustomer(line.customerId, tags.length);
+    const pools = await readSubPools(productId, tags);
+    if (!pools) return line;
+    return withProductDrawable(line, pools, own, await borrowable(productId, tags, own, line.tier));
+  }
+
+  function withProductDrawable(line: LineSnapshot, pools: PoolSnapshot[], own: number, elsewhere: number): LineSnapshot {
     // The script answered for its own sub-pool; the pool part of the answer is the product's.
     const blockers: RefusalCode[] = line.blockers.filter((b) => b !== 'POOL_EXHAUSTED');
-    const priority = isPriority(pools[0]!, line.tier);
-    const productFree = pools.reduce((s, _, j) => s + freeForTier(pools, j, priority), 0) + inTransit;
+    const productFree = freeForTier(pools, own, isPriority(pools[0]!, line.tier)) + elsewhere;
     const p0 = pools[own]!;
     const minAmount = p0.minAmount;
-    const productBlocked = blockers.length > 0;
-    if (!productBlocked && productFree < minAmount) blockers.push('POOL_EXHAUSTED');
+    if (productFree < minAmount) blockers.push('POOL_EXHAUSTED');
     let drawable = 0;
     if (blockers.length === 0) {
       drawable = Math.min(line.available, productFree, p0.maxAmount ?? Number.MAX_SAFE_INTEGER);
