@@ -352,18 +352,16 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     },
   };
 
-  /** What the other sub-pools could lend sub-pool `own` for this tier, plus quota in transit (and withheld quota once returnable). */
+  /** What sub-pool `own` could get for this tier beyond its own free: others' free, quota in transit, withheld quota a borrow would return. */
   async function borrowable(productId: string, tags: string[], own: number, tier: string | null | undefined) {
-    const [pools, pending, withheld] = await Promise.all([
-      readSubPools(productId, tags),
-      pendingOf(productId, tags),
-      Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld') as Promise<string | null>)),
-    ]);
+    const [pools, pending, withheld] = await Promise.all([readSubPools(productId, tags), pendingOf(productId, tags), withheldOf(tags)]);
     if (!pools) return 0;
+    const inTransit = pending.reduce((s, t) => s + t.amount, 0);
+    const plan = planReturns(pools, withheld, inTransit);
+    const after = pools.map((p, j) => ({ ...p, capacity: p.capacity + plan[j]! }));
     const priority = isPriority(pools[0]!, tier);
-    const others = pools.reduce((s, _, j) => s + (j === own ? 0 : freeForTier(pools, j, priority)), 0);
-    const returnable = pools.some((p) => p.capacity < used(p)) ? 0 : withheld.reduce((s, w) => s + Number(w ?? 0), 0);
-    return others + pending.reduce((s, t) => s + t.amount, 0) + returnable;
+    const all = after.reduce((s, _, j) => s + freeForTier(after, j, priority), 0) + inTransit;
+    return all - freeForTier(pools, own, priority);
   }
 
   /** A line answered by its sub-pool's script, with drawable and blockers made the product's. */
@@ -480,15 +478,50 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     }
   }
 
-  /** Withheld quota (capacity once lowered below use) goes back to its sub-pool once no sub-pool is below its use. */
-  async function returnWithheld(productId: string, tags: string[], pools: PoolSnapshot[]) {
-    const withheld = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (string | null)[];
-    if (!withheld.some((w) => w && w !== '0')) return false;
-    if (pools.some((p) => p.capacity < used(p))) return false;
-    for (let j = 0; j < tags.length; j++) {
-      if (withheld[j] && withheld[j] !== '0') await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: '', from: 'withheld' });
+  /**
+   * Withheld quota (capacity once lowered below use) comes back in two ways,
+   * each keeping every sub-pool's free at or below the product's even with
+   * grants running elsewhere: a sub-pool below its use gets back at most what
+   * brings it to 0, and no more than W + T + (the other debts, negative);
+   * once none is below its use, all of it (see README "Sharded products").
+   */
+  function planReturns(pools: PoolSnapshot[], withheld: number[], inTransit: number): number[] {
+    const frees = pools.map((p) => p.capacity - used(p));
+    const left = [...withheld];
+    let total = left.reduce((s, w) => s + w, 0);
+    const plan = pools.map(() => 0);
+    if (total === 0) return plan;
+    for (let j = 0; j < pools.length; j++) {
+      if (frees[j]! >= 0 || left[j]! === 0) continue;
+      const margin = total + inTransit + frees.reduce((s, f, k) => s + (k === j ? 0 : Math.min(0, f)), 0);
+      const w = Math.max(0, Math.min(left[j]!, -frees[j]!, margin));
+      frees[j]! += w;
+      left[j]! -= w;
+      plan[j]! += w;
+      total -= w;
     }
-    return true;
+    if (frees.every((f) => f >= 0)) for (let j = 0; j < pools.length; j++) plan[j]! += left[j]!;
+    return plan;
+  }
+
+  async function withheldOf(tags: string[]) {
+    const raw = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (string | null)[];
+    return raw.map((w) => Number(w ?? 0));
+  }
+
+  async function returnWithheld(productId: string, tags: string[], pools: PoolSnapshot[]) {
+    const withheld = await withheldOf(tags);
+    if (withheld.every((w) => w === 0)) return false;
+    const pending = await pendingOf(productId, tags);
+    const plan = planReturns(pools, withheld, pending.reduce((s, t) => s + t.amount, 0));
+    let any = false;
+    for (let j = 0; j < tags.length; j++) {
+      if (plan[j]! > 0) {
+        await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: plan[j]!, from: 'withheld' });
+        any = true;
+      }
+    }
+    return any;
   }
 }
 
