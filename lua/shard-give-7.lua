@@ -22,7 +22,9 @@
   ARGV[2] amount wanted
   ARGV[3] to: the receiving sub-pool's index, 'retire' or 'withhold'
   ARGV[4] mode: 'all' (at most the free quota open to every tier), 'priority' (at most
-          the free quota), 'force' (exactly the amount: capacity lowered below use)
+          the free quota), 'force' (exactly the amount: capacity lowered below use),
+          'withheld' (at most this sub-pool's withheld quota, which is lowered instead of the
+          allotment: withheld quota sent to a sub-pool below its use)
   ARGV[5] reclaim limit
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}

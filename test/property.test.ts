@@ -392,6 +392,21 @@ class Run {
     // Escrow: the allotments, quota in transit and withheld quota add up to capacity exactly.
     const allotments = (eng.shards ?? []).reduce((s, x) => s + x.allotment, 0);
     this.check(`${label}.shards count`, eng.shards?.length, this.shards);
+    // Invariant J, what makes every grant exact, concurrent ones too: for every sub-pool k,
+    // free_k + the other sub-pools' positive free <= the product's free (capacity - use, may be negative).
+    const shardsList = eng.shards ?? [];
+    // (BigInt: sums of amounts near 2^53 are not exact as numbers.)
+    const big = BigInt;
+    const productFree = big(eng.capacity) - big(eng.held) - big(eng.committed);
+    const frees = shardsList.map((x) => big(x.allotment) - big(x.held) - big(x.committed));
+    const pos = (f: bigint) => (f > 0n ? f : 0n);
+    const positive = frees.reduce((s, f) => s + pos(f), 0n);
+    frees.forEach((f, k) => {
+      const lhs = f + positive - pos(f);
+      if (lhs > productFree) {
+        this.errors.push(`${label}: invariant J broken at sub-pool ${k}: ${lhs} > ${productFree}: ${JSON.stringify({ shards: shardsList, withheld: eng.withheld, inTransit: eng.inTransit, capacity: eng.capacity })}`);
+      }
+    });
     // (Withheld quota after a cut far below use can pass 2^53 in total; exact only below that.)
     if ([allotments, eng.withheld ?? 0, eng.inTransit ?? 0].every((n) => Number.isSafeInteger(n))) {
       this.check(`${label}: allotments + in transit + withheld = capacity`, allotments + (eng.inTransit ?? 0) + (eng.withheld ?? 0), eng.capacity);

@@ -185,7 +185,7 @@ export interface AuditRequest extends ProductRequest {
 export interface ShardGiveRequest extends ProductRequest {
   amount: number;
   to: string;
-  mode: 'all' | 'priority' | 'force';
+  mode: 'all' | 'priority' | 'force' | 'withheld';
 }
 export interface ShardTakeRequest extends ProductRequest {
   seq: string;

@@ -357,8 +357,8 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     const [pools, pending, withheld] = await Promise.all([readSubPools(productId, tags), pendingOf(productId, tags), withheldOf(tags)]);
     if (!pools) return 0;
     const inTransit = pending.reduce((s, t) => s + t.amount, 0);
-    const plan = planReturns(pools, withheld, inTransit);
-    const after = pools.map((p, j) => ({ ...p, capacity: p.capacity + plan[j]! }));
+    const after = pools.map((p) => ({ ...p }));
+    for (const r of planReturns(pools, withheld, inTransit)) after[r.to]!.capacity += r.amount;
     const priority = isPriority(pools[0]!, tier);
     const all = after.reduce((s, _, j) => s + freeForTier(after, j, priority), 0) + inTransit;
     return all - freeForTier(pools, own, priority);
@@ -450,13 +450,15 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       if (!meta || !pools) return;
       const delta = capacity - meta.productCapacity;
       if (delta === 0) return;
+      // Withheld quota a lower capacity may now be cut from comes back first (it is not free until then).
+      if (delta < 0 && (await returnWithheld(productId, tags, pools))) continue;
       if (delta > 0) {
+        // Raising sub-pool 0's allotment with the product's capacity keeps J (both sides rise by delta).
         const out = await call('shardTake', { productId, seq: '', amount: delta, from: 'grow' });
         if (!out.ok) throw new Error(`grow ${productId}: ${out.code}`);
-        // The product's free rose by delta, so every sub-pool's may too: withheld quota comes back first.
-        for (let j = 0; j < tags.length; j++) {
-          await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: delta, from: 'withheld' });
-        }
+        // Withheld quota goes back where it safely can (sub-pools below use; all of it once none is).
+        const after = await readSubPools(productId, tags);
+        if (after) await returnWithheld(productId, tags, after);
         return;
       }
       const cut = -delta;
@@ -480,27 +482,41 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
 
   /**
    * Withheld quota (capacity once lowered below use) comes back in two ways,
-   * each keeping every sub-pool's free at or below the product's even with
-   * grants running elsewhere: a sub-pool below its use gets back at most what
-   * brings it to 0, and no more than W + T + (the other debts, negative);
-   * once none is below its use, all of it (see README "Sharded products").
+   * each keeping invariant J (for every sub-pool k: free_k + the other
+   * sub-pools' positive free <= the product's free; what makes concurrent
+   * grants exact, see README): a sub-pool below its use gets back at most
+   * what brings it to 0 and what J allows; once none is below use, all of it.
    */
-  function planReturns(pools: PoolSnapshot[], withheld: number[], inTransit: number): number[] {
+  interface Return {
+    from: number;
+    to: number;
+    amount: number;
+  }
+
+  function planReturns(pools: PoolSnapshot[], withheld: number[], inTransit: number): Return[] {
     const frees = pools.map((p) => p.capacity - used(p));
     const left = [...withheld];
     let total = left.reduce((s, w) => s + w, 0);
-    const plan = pools.map(() => 0);
+    const plan: Return[] = [];
     if (total === 0) return plan;
     for (let j = 0; j < pools.length; j++) {
-      if (frees[j]! >= 0 || left[j]! === 0) continue;
+      if (frees[j]! >= 0) continue;
+      // J after the return: free_j + w + (the others' positive free) <= the product's free
+      // = W + T + (all free), so w <= W + T + (the others' negative free). At most up to 0.
       const margin = total + inTransit + frees.reduce((s, f, k) => s + (k === j ? 0 : Math.min(0, f)), 0);
-      const w = Math.max(0, Math.min(left[j]!, -frees[j]!, margin));
-      frees[j]! += w;
-      left[j]! -= w;
-      plan[j]! += w;
-      total -= w;
+      let want = Math.max(0, Math.min(-frees[j]!, margin));
+      // Its own withheld quota first, then other sub-pools' (a transfer out of their withheld).
+      for (const k of [j, ...pools.keys()].filter((k, i) => i === 0 || k !== j)) {
+        const w = Math.min(want, left[k]!);
+        if (w <= 0) continue;
+        plan.push({ from: k, to: j, amount: w });
+        left[k]! -= w;
+        frees[j]! += w;
+        total -= w;
+        want -= w;
+      }
     }
-    if (frees.every((f) => f >= 0)) for (let j = 0; j < pools.length; j++) plan[j]! += left[j]!;
+    if (frees.every((f) => f >= 0)) for (let j = 0; j < pools.length; j++) if (left[j]! > 0) plan.push({ from: j, to: j, amount: left[j]! });
     return plan;
   }
 
@@ -514,14 +530,18 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     if (withheld.every((w) => w === 0)) return false;
     const pending = await pendingOf(productId, tags);
     const plan = planReturns(pools, withheld, pending.reduce((s, t) => s + t.amount, 0));
-    let any = false;
-    for (let j = 0; j < tags.length; j++) {
-      if (plan[j]! > 0) {
-        await call('shardTake', { productId, tag: tags[j]!, seq: '', amount: plan[j]!, from: 'withheld' });
-        any = true;
+    for (const r of plan) {
+      if (r.from === r.to) {
+        await call('shardTake', { productId, tag: tags[r.to]!, seq: '', amount: r.amount, from: 'withheld' });
+        continue;
+      }
+      const given = await call('shardGive', { productId, tag: tags[r.from]!, amount: r.amount, to: String(r.to), mode: 'withheld' });
+      if (given.ok && given.value.given > 0) {
+        const t = { from: r.from, to: r.to, seq: Number(given.value.seq), amount: given.value.given };
+        if (!(await complete(productId, tags, t, 'capacity'))) await completePending(productId, tags, 'capacity');
       }
     }
-    return any;
+    return plan.length > 0;
   }
 }
 
