@@ -610,7 +610,10 @@ class Run {
       }
       case 'capacity': {
         const p = this.model.requirePool();
-        const capacity = op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150));
+        let capacity = op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150));
+        // Sharded runs: not below use (README: after such a cut a sharded product is exact but may strand
+        // quota until uses drain, which this model of an unsharded pool does not have).
+        if (this.shards > 1) capacity = Math.max(capacity, p.held + p.committed);
         await this.patchPool({ capacity }, 'patch', `patch capacity=${capacity} (held+committed was ${p.held + p.committed})`);
         break;
       }
@@ -650,7 +653,9 @@ class Run {
         await this.patchPool({ minAmount: op.min, maxAmount: op.max }, 'patch', `patch minAmount=${op.min} maxAmount=${op.max}`);
         break;
       case 'put': {
-        const config = { capacity: op.capacity, minAmount: op.min, maxAmount: op.max, holdTtlSeconds: op.holdTtl };
+        const inUse = this.model.poolView(this.model.lastNow);
+        const capacity = this.shards > 1 ? Math.max(op.capacity, inUse.held + inUse.committed) : op.capacity;
+        const config = { capacity, minAmount: op.min, maxAmount: op.max, holdTtlSeconds: op.holdTtl };
         await this.patchPool(config, 'put', `put product ${JSON.stringify(config)}`);
         break;
       }
