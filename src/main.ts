@@ -59,6 +59,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
+    shardEvents: metrics.shardEvents,
   });
   await engine.loadScripts();
   logger.info({ library: engine.library.name }, 'functions library loaded');

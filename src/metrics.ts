@@ -95,6 +95,21 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     registers: [registry],
   });
   relayed.inc(0);
+  // Sharded products (src/engine/shardedEngine.ts): quota moved between sub-pools, reserves that borrowed.
+  const shardTransfers = new Counter({
+    name: 'quota_shard_transfers_total',
+    help: 'Quota transfers credited between sub-pools of sharded products, by why they moved',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of ['borrow', 'rebalance', 'capacity', 'recovery']) shardTransfers.inc({ reason }, 0);
+  const shardBorrows = new Counter({
+    name: 'quota_shard_borrows_total',
+    help: 'Reserves of sharded products that needed quota moved to their sub-pool, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['granted', 'refused']) shardBorrows.inc({ outcome }, 0);
 
   const scriptDuration = new Histogram({
     name: 'quota_script_duration_seconds',
@@ -170,6 +185,12 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     },
     relayed(count: number) {
       relayed.inc(count);
+    },
+    /** The engine's shardEvents (sharded products). */
+    shardEvents: {
+      onTransfer: (_productId: string, _amount: number, reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery') =>
+        shardTransfers.inc({ reason }),
+      onBorrow: (_productId: string, outcome: 'granted' | 'refused') => shardBorrows.inc({ outcome }),
     },
     decision(operation: Operation, result: string, replayed: boolean) {
       decisions.inc({ operation, result });
