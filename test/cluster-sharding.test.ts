@@ -42,6 +42,34 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+it('spreads a hot 3-shard product script time over the 3 masters (the busiest master share is measured)', async () => {
+  const productId = `even-${randomUUID().slice(0, 8)}`;
+  await engine.upsertProduct(productId, { capacity: 10_000_000, shards: 3 }, 'put');
+  const customers = Array.from({ length: 600 }, (_, i) => `e${i}`);
+  await engine.upsertLines(productId, customers.map((customerId) => ({ customerId, limit: 1_000_000, status: 'active' as const, statusReason: null, tier: null })));
+  const masters = c.nodes('master');
+  await Promise.all(masters.map((m) => m.call('CONFIG', 'RESETSTAT')));
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 64 }, async () => {
+      while (next < 6_000) {
+        const i = next++;
+        await engine.reserve({ productId, customerId: customers[i % customers.length]!, amount: 10, reservationId: randomUUID(), idempotencyKey: randomUUID(), fingerprint: 'f' });
+      }
+    }),
+  );
+  const usec = await Promise.all(
+    masters.map(async (m) => {
+      const stats = (await m.call('INFO', 'commandstats')) as string;
+      return Number(/cmdstat_fcall:calls=\d+,usec=(\d+)/.exec(stats)?.[1] ?? 0);
+    }),
+  );
+  const total = usec.reduce((s, u) => s + u, 0);
+  const busiest = Math.max(...usec) / total;
+  console.log(`cluster sharding: FCALL time per master ${usec.map((u) => (u / total).toFixed(3)).join(' / ')}; busiest master's share ${busiest.toFixed(3)} (even split 0.333)`);
+  expect(usec.filter((u) => u > 0)).toHaveLength(3);
+}, 120_000);
+
 it('puts the 3 sub-pools of a product on 3 different masters; a master killed during a spike leaves the invariants whole', async () => {
   const productId = `hot-${randomUUID().slice(0, 8)}`;
   const capacity = 60_000;
