@@ -233,12 +233,19 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
    * what is missing from the sub-pools with the most free. Answers false when
    * the product as a whole cannot cover `amount` for this tier.
    */
-  async function borrowRound(productId: string, tags: string[], own: number, amount: number, tier: string | null | undefined) {
+  async function borrowRound(
+    productId: string,
+    tags: string[],
+    own: number,
+    amount: number,
+    tier: string | null | undefined,
+  ): Promise<true | { borrowable: number | null }> {
     await completePending(productId, tags, 'borrow');
     let pools = await readSubPools(productId, tags);
-    if (!pools) return false;
-    if (await returnWithheld(productId, tags, pools)) pools = await readSubPools(productId, tags);
-    if (!pools) return false;
+    if (!pools) return { borrowable: null };
+    const returned = await returnWithheld(productId, tags, pools);
+    if (returned) pools = await readSubPools(productId, tags);
+    if (!pools) return { borrowable: null };
     const priority = isPriority(pools[0]!, tier);
     let need = amount - freeForTier(pools, own, priority);
     if (need <= 0) return true; // room appeared (a release, a transfer in): try again
@@ -246,7 +253,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       .map((_, j) => ({ j, lendable: j === own ? 0 : freeForTier(pools, j, priority) }))
       .filter((d) => d.lendable > 0)
       .sort((a, b) => b.lendable - a.lendable);
-    if (donors.reduce((s, d) => s + d.lendable, 0) < need) return false;
+    const lendable = donors.reduce((s, d) => s + d.lendable, 0);
+    // The product cannot cover it. What borrowing could bring (the refusal's drawable) is known from
+    // this read when nothing was withheld and every transfer was completed above (the common case).
+    if (lendable < need) return { borrowable: returned ? null : lendable };
     for (const d of donors) {
       if (need <= 0) break;
       need -= await move(productId, tags, d.j, own, Math.min(need, d.lendable), priority ? 'priority' : 'all', 'borrow');
@@ -291,20 +301,22 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       let out = await call('reserve', { ...req, deferRefusals: true });
       if (out.ok || out.replayed || !out.context.line) return out; // granted, replayed, or no line/product (never stored)
       const tier = out.context.line.tier;
+      let known: number | null = null;
       if (out.code === 'POOL_EXHAUSTED') {
-        let borrowed = false;
         for (let round = 0; round < BORROW_ROUNDS; round++) {
-          if (!(await borrowRound(r.productId, tags, own, r.amount, tier))) break;
-          borrowed = true;
+          const moved = await borrowRound(r.productId, tags, own, r.amount, tier);
+          if (moved !== true) {
+            known = moved.borrowable;
+            break;
+          }
           out = await call('reserve', { ...req, deferRefusals: true });
           if (out.ok || out.replayed || out.code !== 'POOL_EXHAUSTED') break;
         }
         events.onBorrow?.(r.productId, out.ok ? 'granted' : 'refused');
         if (out.ok || out.replayed) return out;
-        void borrowed;
       }
       // A refusal: stored (and replayed) like any other, its drawable counting what borrowing would bring.
-      return call('reserve', { ...req, borrowable: await borrowable(r.productId, tags, own, tier) });
+      return call('reserve', { ...req, borrowable: known ?? (await borrowable(r.productId, tags, own, tier)) });
     },
 
     /** The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one snapshot). */
