@@ -2,8 +2,8 @@
  * Sharded products, one node: the same spike of reserves on a product with 1
  * and with 4 sub-pools, in one run (ratios, not absolutes: the machine is
  * shared). Throughput and p99 of engine.reserve (FCALL round trips, 64 in
- * flight), and Redis time per reserve from INFO commandstats (every FCALL of
- * the run, borrowing's included, divided by the reserves).
+ * flight), and Redis time per reserve from INFO commandstats (every command
+ * of the run, borrowing's included, divided by the reserves).
  *
  * Run: npx tsc -p tsconfig.bench.json && node dist/bench/sharding.js [reserves per round, default 20000] [rounds, default 3] [capacity / demand, default 0.8]
  * It starts its own redis-server on a free port and stops it.
@@ -82,10 +82,10 @@ async function main() {
         );
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
         const stats = (await redis.call('INFO', 'commandstats')) as string;
-        const fcall = /cmdstat_fcall:calls=(\d+),usec=(\d+)/.exec(stats);
-        const hmget = /cmdstat_hmget:calls=(\d+),usec=(\d+)/.exec(stats);
-        const hgetall = /cmdstat_hgetall:calls=(\d+),usec=(\d+)/.exec(stats);
-        const usec = [fcall, hmget, hgetall].reduce((s, m) => s + (m ? Number(m[2]) : 0), 0);
+        // Every command of the run (FCALLs, the layout and transfer reads, HDELs), not the stats commands.
+        const usec = [...stats.matchAll(/cmdstat_(\w+):calls=\d+,usec=(\d+)/g)]
+          .filter((m) => m[1] !== 'info' && m[1] !== 'config')
+          .reduce((s, m) => s + Number(m[2]), 0);
         latencies.sort((a, b) => a - b);
         const r = (results[shards] ??= { rps: [], p99: [], usPerReserve: [] });
         r.rps.push(RESERVES / seconds);
