@@ -286,7 +286,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         return invalidShards(Date.now(), `must be an integer from 1 to ${MAX_SHARDS}`);
       }
       if (meta && wanted !== undefined && wanted !== meta.shards) {
-        return invalidShards(Date.now(), `is fixed at creation (${meta.shards})`);
+        return invalidShards(Date.now(), `cannot change once the product exists (it has ${meta.shards})`);
       }
       if (!meta && mode === 'put' && wanted !== undefined && wanted > 1) return createSharded(productId, config, wanted);
       if (!meta || meta.shards === 1) return plain(config);
