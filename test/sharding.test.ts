@@ -227,5 +227,19 @@ describe('sharded reserve: exact cap, borrowing, nothing stranded', () => {
     await ctx.redis.call('FCALL', ctx.engine.library.functionName('shard-take'), 1, `${ctx.keys.prefix}:{${tags[0]}}:pool`, '1', 200, '1');
     p = await checkInvariants(productId);
     expect(p.shards!.reduce((s, x) => s + x.allotment, 0)).toBe(400);
+    // The transfers audited on both sides: consistent now.
+    const clean = await ctx.engine.shards.auditTransfers(productId);
+    expect(clean.violations).toEqual([]);
+    expect(clean.pairs).toBeGreaterThan(0);
+    // A debit without its credit is quota in transit (not a violation); a credit without its debit is.
+    await ctx.redis.call('FCALL', ctx.engine.library.functionName('shard-give'), 7,
+      ...['pool', 'res', 'lines', 'events', 'status:held', 'status:expired', 'xfer:pending'].map((s) => `${ctx.keys.prefix}:{${tags[0]}}:${s}`),
+      '', 50, '1', 'priority', 100);
+    expect((await ctx.engine.shards.auditTransfers(productId)).violations).toEqual([]);
+    await ctx.redis.hincrby(ctx.keys.pool(tags[0]!), 'receivedFrom:1', 7);
+    await ctx.redis.hincrby(ctx.keys.pool(tags[0]!), 'capacity', 7);
+    const bad = await ctx.engine.shards.auditTransfers(productId);
+    expect(bad.violations.some((v) => v.startsWith('1->0'))).toBe(true);
+    expect(bad.violations.some((v) => v.startsWith('allotments'))).toBe(true);
   });
 });

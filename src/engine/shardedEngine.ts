@@ -264,8 +264,55 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return true;
   }
 
+  /**
+   * The transfers of a sharded product checked on both sides: for every pair
+   * i -> j, what i gave (`givenTo:j`) equals what j credited
+   * (`receivedFrom:i`) plus what is still pending, and j credited no sequence
+   * number i never issued; and the allotments, quota in transit and withheld
+   * quota add up to capacity. A credit without its debit is a violation (a
+   * debit without its credit is quota in transit: completePending repairs it).
+   */
+  async function auditTransfers(productId: string) {
+    const tags = await tagsOf(productId);
+    const violations: string[] = [];
+    if (tags.length === 1) return { violations, pairs: 0 };
+    const [hashes, pending, meta] = await Promise.all([
+      Promise.all(tags.map(async (tag) => {
+        const flat = (await redis.call('HGETALL', keys.pool(tag))) as string[];
+        const h: Record<string, string> = {};
+        for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+        return h;
+      })),
+      pendingOf(productId, tags),
+      readMeta(productId),
+    ]);
+    let pairs = 0;
+    for (let i = 0; i < tags.length; i++) {
+      for (let j = 0; j < tags.length; j++) {
+        if (i === j) continue;
+        const given = Number(hashes[i]![`givenTo:${j}`] ?? 0);
+        const received = Number(hashes[j]![`receivedFrom:${i}`] ?? 0);
+        const inFlight = pending.filter((t) => t.from === i && t.to === j).reduce((s, t) => s + t.amount, 0);
+        const issued = Number(hashes[i]![`givenSeq:${j}`] ?? 0);
+        const applied = Number(hashes[j]![`appliedSeq:${i}`] ?? 0);
+        if (given === 0 && received === 0 && issued === 0) continue;
+        pairs++;
+        if (received + inFlight !== given) violations.push(`${i}->${j}: given ${given}, credited ${received}, in transit ${inFlight}`);
+        if (applied > issued) violations.push(`${i}->${j}: credited sequence ${applied} beyond the last issued ${issued}`);
+      }
+    }
+    const allotments = hashes.reduce((s, h) => s + Number(h.capacity ?? 0), 0);
+    const withheld = hashes.reduce((s, h) => s + Number(h.withheld ?? 0), 0);
+    const inTransit = pending.reduce((s, t) => s + t.amount, 0);
+    if (meta && allotments + withheld + inTransit !== meta.productCapacity) {
+      violations.push(`allotments ${allotments} + withheld ${withheld} + in transit ${inTransit} != capacity ${meta.productCapacity}`);
+    }
+    return { violations, pairs };
+  }
+
   return {
     tagsOf,
+    auditTransfers,
     completePending,
     returnWithheld,
     move,
