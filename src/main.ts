@@ -24,6 +24,7 @@ import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
+import { createShardRebalancer } from './sweeper/shardRebalancer.js';
 
 export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
@@ -88,10 +89,13 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const audit = runsJobs
     ? createInvariantAudit({ bullmq, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
+  // Sharded products: evens out sub-pools' free quota, at the sweeper's pace (src/sweeper/shardRebalancer.ts).
+  const rebalancer = runsJobs ? createShardRebalancer({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs }) : undefined;
   settlementWorker?.start();
   await relay?.start();
   await sweeper?.start();
   await audit?.start();
+  await rebalancer?.start();
 
   const apiKeyStore = createApiKeyStore({ initial: config.apiKeys, file: config.apiKeysFile, logger });
 
@@ -130,6 +134,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       await closed;
       // Each part is closed even when another fails (a Redis already gone makes BullMQ's close throw).
       const steps: [string, () => Promise<unknown> | undefined][] = [
+        ['shard rebalancer', () => rebalancer?.stop()],
         ['audit', () => audit?.stop()],
         ['expiry sweeper', () => sweeper?.stop()],
         ['outbox relay', () => relay?.stop()],

@@ -176,6 +176,24 @@ describe('sharded reserve: exact cap, borrowing, nothing stranded', () => {
     );
   });
 
+  it('the rebalancer evens out the sub-pools\' free quota, exactly, and then reserves need no borrow', async () => {
+    const productId = uniqueId('p');
+    await ctx.engine.upsertProduct(productId, { capacity: 8_000, shards: 4 }, 'put');
+    const tags = await ctx.engine.shards.tagsOf(productId);
+    for (let j = 1; j < 4; j++) await ctx.engine.shards.move(productId, tags, j, 0, 2_000, 'priority', 'rebalance');
+    expect((await pool(productId)).shards!.map((s) => s.allotment)).toEqual([8_000, 0, 0, 0]);
+    const moved = await ctx.engine.shards.rebalance(productId);
+    expect(moved).toBe(6_000);
+    const p = await checkInvariants(productId);
+    expect(p.shards!.map((s) => s.allotment)).toEqual([2_000, 2_000, 2_000, 2_000]);
+    expect((await ctx.engine.shards.auditTransfers(productId)).violations).toEqual([]);
+    resetCounts();
+    const customers = [1, 2, 3].map((s) => customersOn(s, 4, 1, 'rb')[0]!);
+    await ctx.engine.upsertLines(productId, customers.map((customerId) => ({ customerId, limit: 5_000, status: 'active' as const, statusReason: null, tier: null })));
+    for (const c of customers) expect((await reserve(productId, c, 1_500)).ok).toBe(true);
+    expect(counts.borrowGranted + counts.borrowRefused).toBe(0);
+  });
+
   it('concurrency: 4 shards, capacity that runs out, hundreds in flight: never oversold, nothing stranded', async () => {
     const productId = uniqueId('p');
     const capacity = 50_000;

@@ -310,8 +310,42 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return { violations, pairs };
   }
 
+  /**
+   * One rebalancer step for a product: completes transfers in transit,
+   * returns withheld quota where it safely can, then evens out the sub-pools'
+   * free quota (open to every tier; sub-pool 0 keeps the priority reserve on
+   * top): sub-pools with more than the mean give to those with less, in
+   * moves of at least `minMove`. Answers how much moved.
+   */
+  async function rebalance(productId: string, minMove = 1) {
+    const tags = await tagsOf(productId);
+    if (tags.length === 1) return 0;
+    await completePending(productId, tags, 'rebalance');
+    let pools = await readSubPools(productId, tags);
+    if (!pools) return 0;
+    if (await returnWithheld(productId, tags, pools)) pools = await readSubPools(productId, tags);
+    if (!pools) return 0;
+    const free = pools.map((_, j) => freeForTier(pools!, j, false));
+    const mean = Math.floor(free.reduce((s, f) => s + f, 0) / free.length);
+    const givers = free.map((f, j) => ({ j, surplus: f - mean })).filter((g) => g.surplus >= minMove);
+    const takers = free.map((f, j) => ({ j, deficit: mean - f })).filter((t) => t.deficit >= minMove);
+    let moved = 0;
+    for (const t of takers) {
+      for (const g of givers) {
+        const amount = Math.min(t.deficit, g.surplus);
+        if (amount < minMove) continue;
+        const got = await move(productId, tags, g.j, t.j, amount, 'all', 'rebalance');
+        g.surplus -= got;
+        t.deficit -= got;
+        moved += got;
+      }
+    }
+    return moved;
+  }
+
   return {
     tagsOf,
+    rebalance,
     auditTransfers,
     completePending,
     returnWithheld,
