@@ -14,6 +14,12 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
+# The operators' web console (/console): bundled by esbuild from its source and the client's.
+COPY scripts/build-console.mjs ./scripts/
+COPY console ./console
+COPY packages/client/package.json ./packages/client/
+COPY packages/client/src ./packages/client/src
+RUN npm run build:console
 
 # ---- runtime: production dependencies, compiled code, Lua scripts ----------
 FROM ${NODE_IMAGE} AS runtime
@@ -27,6 +33,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/src ./dist/src
+COPY --from=build /app/dist/console ./dist/console
 # Read at run time: src/engine/luaScripts.ts walks up from dist/src/engine to
 # the first folder holding lua/includes, i.e. /app/lua.
 COPY lua ./lua

@@ -37,6 +37,12 @@ export interface BenchOptions {
   scenarioLines: number;
   logLevel: string;
   seed: number;
+  /** Run the cluster comparison (bench/cluster/clusterComparison.ts); `--no-cluster` skips it. */
+  cluster: boolean;
+  /** Customers of the launch plan the cluster comparison runs on each topology (three times). */
+  clusterCustomers: number;
+  /** The engine-level WAIT 0 vs 1 rounds on the cluster (bench/cluster/engineWait.ts). */
+  clusterEngineWait: { secondsPerRound: number; rounds: number; inFlight: number };
 }
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
@@ -44,7 +50,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   const profile = argv.includes('--no-profile') ? false : argv.includes('--profile') || !smoke;
   const seedArg = argv.find((a) => a.startsWith('--seed='));
   const seed = Number(seedArg?.slice('--seed='.length) ?? env.BENCH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const common = { smoke, profile, seed, logLevel: env.BENCH_LOG_LEVEL ?? 'info' };
+  const common = { smoke, profile, seed, logLevel: env.BENCH_LOG_LEVEL ?? 'info', cluster: !argv.includes('--no-cluster') };
   if (smoke) {
     return {
       ...common,
@@ -67,6 +73,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
       postgresSeconds: 0.5,
       naiveInFlight: [100, 4_000],
       scenarioLines: 1_000,
+      clusterCustomers: 1_000,
+      clusterEngineWait: { secondsPerRound: 1, rounds: 1, inFlight: 32 },
     };
   }
   return {
@@ -90,5 +98,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     postgresSeconds: 5,
     naiveInFlight: [500, 4_000],
     scenarioLines: 10_000,
+    clusterCustomers: 30_000,
+    clusterEngineWait: { secondsPerRound: 3, rounds: 2, inFlight: 32 },
   };
 }

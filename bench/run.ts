@@ -13,7 +13,11 @@
  *     expiry churn, many products), each followed by its invariant checks;
  *  4. the HTTP figures: our route against the bare express route, 1 and 2
  *     API processes, latency at half the peak rate, and a CPU profile;
- *  5. the report in bench/results/.
+ *  5. the cluster comparison (`--no-cluster` skips it): spike and many
+ *     products on a fresh node, then on a local 3-master Redis Cluster with
+ *     REDIS_WAIT_REPLICAS=0 and =1, each followed by its invariant checks,
+ *     with FCALL work per master (bench/cluster/clusterComparison.ts);
+ *  6. the report in bench/results/.
  *
  * Exits 1 when any invariant is violated or the run fails; missed
  * performance targets are reported, not failed.
@@ -22,6 +26,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEngineDirect } from './baselines/engineDirect.js';
+import { runClusterComparison } from './cluster/clusterComparison.js';
 import { createThroughputProduct, reserveRequests, runHttpFigures, type HttpFigures } from './baselines/httpRoutes.js';
 import { runNaive } from './baselines/naive.js';
 import { runPostgresPeer } from './baselines/postgres.js';
@@ -135,7 +140,7 @@ async function main(): Promise<number> {
     const env = serviceEnv(stack.server.url, ledger, workDir, options.logLevel);
     await startJobsProcess(env, workDir);
     const service = await startApi(env, SCENARIO_API_PROCESSES, workDir, 'api-scenarios');
-    const ctx: ScenarioContext = { options, stack, api: service.api, baseUrl: service.baseUrl, ledger, runId, apiPids: service.cluster.pids };
+    const ctx: ScenarioContext = { options, stack, redis: stack.redis, keys: stack.keys, redisPids: [stack.server.process.pid!], api: service.api, baseUrl: service.baseUrl, ledger, runId, apiPids: service.cluster.pids };
 
     log(`launch product: capacity ${plan.capacity.toLocaleString('en')} for a demand of ${plan.demand.toLocaleString('en')}; bulk import of ${plan.lines.length.toLocaleString('en')} lines`);
     await service.api.putProduct(LAUNCH_PRODUCT, { capacity: plan.capacity, holdTtlSeconds: 3600 });
@@ -170,6 +175,18 @@ async function main(): Promise<number> {
     log(`  our route 1 process ${http.ours1.rps}/s, bare route ${http.bare.rps}/s (ratio ${http.rpsRatio}); hello ${http.hello.rps}/s; 2 processes ${http.ours2.rps}/s (a port each), ${http.ours2Shared.rps}/s (one shared port)`);
     log(`  p99 at ${Math.round(http.oursHalf1.rate)}/s paced: ours ${http.oursHalf1.latency.p99} ms, bare ${http.bareHalf.latency.p99} ms; 2 processes at ${Math.round(http.oursHalf2.rate)}/s: ${http.oursHalf2.latency.p99} ms`);
     results.warnings.push(...httpWarnings(http));
+
+    // ---------------------------------------------------------------- Redis Cluster vs one node (issue 8)
+    if (options.cluster) {
+      const clusterPlan = launchPlan(options.clusterCustomers, options.seed);
+      const expectedRps = results.scenarios.find((s) => s.name === 'spike')?.load.rps;
+      const { comparison, violations } = await runClusterComparison({ options, plan: clusterPlan, ledger, workDir, runId, apiProcesses: SCENARIO_API_PROCESSES, expectedRps, log });
+      results.cluster = comparison;
+      results.violations.push(...violations);
+      for (const q of comparison.ratios) {
+        log(`  ${q.scenario}: cluster/one node throughput ${q.clusterVsOne.rps}, p99 ${q.clusterVsOne.p99}; WAIT 1/WAIT 0 throughput ${q.wait1VsWait0.rps}, p99 ${q.wait1VsWait0.p99}`);
+      }
+    } else log('cluster comparison skipped (--no-cluster)');
   } catch (err) {
     results.violations.push(`the run failed: ${(err as Error).stack ?? String(err)}`);
   }

@@ -14,7 +14,7 @@
   ARGV[2] reclaim limit
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
-    OK                  payload {line}
+    OK                  payload {line, pool}
     PRODUCT_NOT_FOUND, NO_CREDIT_LINE
 ]]
 --- @include "includes/reply"
@@ -29,4 +29,4 @@ local pool = loadPool(k)
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, expired) end
 local line = loadLine(k, ARGV[1])
 if not line then return reply('NO_CREDIT_LINE', now, {}, expired) end
-return reply('OK', now, {line = linePayload(pool, line, ARGV[1], now)}, expired)
+return reply('OK', now, {line = linePayload(pool, line, ARGV[1], now), pool = poolPayload(pool, now)}, expired)

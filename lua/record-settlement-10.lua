@@ -25,6 +25,8 @@
           outcomes the worker records
   ARGV[4] required current status ('' any): an operator's resolve applies only to settlement_unknown,
           so resolving twice is a conflict too
+  ARGV[5] webhooks: '1' records reservation.settled / .reversed / .settlement_unknown (an
+          operator's resolve: reservation.resolved) with the record, '' records nothing
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                          payload {reservation, changed '1'|'0'} ('0': already so, nothing done)
@@ -33,6 +35,7 @@
 ]]
 --- @include "includes/reply"
 --- @include "includes/reservation-lookup"
+--- @include "includes/webhooks"
 
 local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
   expired = KEYS[6], committed = KEYS[7], settlement_unknown = KEYS[8], settled = KEYS[9], reversed = KEYS[10]}
@@ -70,5 +73,9 @@ moveStatus(k, res, target, now, now, c, reason)
 res.settlementUpdatedAt = int(now)
 -- lastError keeps what the ledger last said; an operator's resolve reason lives in the event.
 if reason ~= '' and outcome ~= 'settled' and required == '' then res.lastError = reason end
-saveRecord(k, res)
+local json = saveRecord(k, res)
+if ARGV[5] == '1' then
+  local eventType = required ~= '' and 'reservation.resolved' or ('reservation.' .. target)
+  recordWebhook(k, eventType, now, json)
+end
 return reply('OK', now, {reservation = res, changed = '1'}, expired)

@@ -11,7 +11,9 @@
   KEYS[6] status:expired       <prefix>:{p}:status:expired
 
   ARGV[1] reclaim limit
-  ARGV[2..] five values per line: customerId, limit (integer >= 0), status,
+  ARGV[2] webhooks: '1' records line.status_changed / line.limit_changed for an existing
+          line whose status / limit changes (creating a line records none), '' records nothing
+  ARGV[3..] five values per line: customerId, limit (integer >= 0), status,
             statusReason ('' none), tier ('' none); each already valid.
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
@@ -21,6 +23,7 @@
 --- @include "includes/reply"
 --- @include "includes/expiry"
 --- @include "includes/views"
+--- @include "includes/webhooks"
 
 local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
   expired = KEYS[6]}
@@ -30,16 +33,18 @@ local expired = reclaimForAnswer(k, now, tonumber(ARGV[1]))
 local pool = loadPool(k)
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, expired) end
 
+local webhooks = ARGV[2] == '1'
 local created, updated = 0, 0
 local stamp = int(now)
 local customerId
-for a = 2, #ARGV, 5 do
+for a = 3, #ARGV, 5 do
   customerId = ARGV[a]
   local json = redis.call('HGET', k.lines, customerId)
-  local line
+  local line, before
   if json then
     updated = updated + 1
     line = cjson.decode(json)
+    if webhooks then before = linePayload(pool, line, customerId, now) end
     for _, counter in ipairs({'held', 'drawn', 'settling'}) do line[counter] = line[counter] or '0' end
   else
     created = created + 1
@@ -48,6 +53,12 @@ for a = 2, #ARGV, 5 do
   line.limit, line.status, line.statusReason, line.tier = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
   line.updatedAt = stamp
   saveLine(k, customerId, line)
+  if before and (before.status ~= line.status or before.limit ~= line.limit) then
+    local after = linePayload(pool, loadLine(k, customerId), customerId, now)
+    local data = cjson.encode({customerId = customerId, before = before, after = after})
+    if before.status ~= line.status then recordWebhook(k, 'line.status_changed', now, data) end
+    if before.limit ~= line.limit then recordWebhook(k, 'line.limit_changed', now, data) end
+  end
 end
 
 return reply('OK', now, {created = int(created), updated = int(updated),

@@ -11,7 +11,9 @@
 
   ARGV[1] mode: 'put' (unlisted fields take their defaults) | 'patch' (only listed fields change)
   ARGV[2] reclaim limit
-  ARGV[3..] field, value pairs; fields: capacity, minAmount, maxAmount,
+  ARGV[3] webhooks: '1' records product.status_changed when a write of status changes an
+          existing product's status, '' records nothing
+  ARGV[4..] field, value pairs; fields: capacity, minAmount, maxAmount,
           holdTtlSeconds, opensAt, closesAt (ms), status, pauseReason,
           resumeAt (ms), reserveTiers (comma-joined), reserveAmount.
           '' clears an optional field. Each value is already valid on its own.
@@ -27,6 +29,7 @@
 --- @include "includes/reply"
 --- @include "includes/expiry"
 --- @include "includes/views"
+--- @include "includes/webhooks"
 
 local DEFAULTS = {capacity = '0', minAmount = '1', maxAmount = '', holdTtlSeconds = '300',
   opensAt = '', closesAt = '', status = 'open', pauseReason = '', resumeAt = '',
@@ -44,10 +47,10 @@ local config = {}
 for field, default in pairs(DEFAULTS) do
   if mode == 'patch' then config[field] = existing[field] else config[field] = default end
 end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   if ARGV[i] == 'status' then config.pauseReason, config.resumeAt = '', '' end
 end
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   local field, value = ARGV[i], ARGV[i + 1]
   if DEFAULTS[field] == nil then error('upsert-pool: unknown field ' .. field) end
   if value == '' and (field == 'minAmount' or field == 'holdTtlSeconds' or field == 'reserveAmount') then
@@ -84,4 +87,8 @@ if not existing then
   args[#args + 1] = int(now)
 end
 redis.call('HSET', k.pool, unpack(args))
-return reply(existing and 'UPDATED' or 'CREATED', now, {pool = poolPayload(loadPool(k), now)}, expired)
+local pool = poolPayload(loadPool(k), now)
+if ARGV[3] == '1' and existing and existing.status ~= config.status then
+  recordWebhook(k, 'product.status_changed', now, cjson.encode(pool))
+end
+return reply(existing and 'UPDATED' or 'CREATED', now, {pool = pool}, expired)

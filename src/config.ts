@@ -134,6 +134,7 @@ const schema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: int(0, 65535).default(3000),
   HOST: z.string().min(1).optional(),
+  PUBLIC_URL: z.url({ protocol: /^https?$/ }).optional(),
   BODY_TIMEOUT_MS: int(100, 600_000).default(10_000),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
@@ -165,6 +166,13 @@ const schema = z.object({
   SETTLEMENT_LOCK_MS: int(1_000, 600_000).default(30_000),
   RELAY_INTERVAL_MS: int(100, 600_000).default(5_000),
   RELAY_GRACE_MS: int(0, 3_600_000).default(10_000),
+  WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),
+  WEBHOOK_SECRET: z.string().min(16).optional(),
+  WEBHOOK_TIMEOUT_MS: int(100, 120_000).default(5_000),
+  WEBHOOK_BACKOFF_MS: int(10, 600_000).default(1_000),
+  WEBHOOK_CONCURRENCY: int(1, 1_000).default(8),
+  WEBHOOK_RELAY_INTERVAL_MS: int(100, 600_000).default(1_000),
+  WEBHOOK_LOCK_MS: int(1_000, 600_000).default(30_000),
   // Stored refusals (409, 422 but IDEMPOTENCY_KEY_REUSED): the contract keeps them at least 1 hour; 2xx stay 24 h.
   IDEMPOTENCY_REFUSAL_TTL_SECONDS: z.coerce
     .number()
@@ -179,6 +187,8 @@ export interface Config {
   port: number;
   /** Default: 127.0.0.1 with the development keys (a laptop's API is not the LAN's), else every interface. */
   host: string;
+  /** The API's public base URL (the OpenAPI document's `servers`); default: the address a request arrived at. */
+  publicUrl: string | undefined;
   /** QUOTA_API_KEYS_FILE, when the keys come from a file: re-read on SIGHUP and when it changes. */
   apiKeysFile: string | undefined;
   /** How long a request body may take to arrive (408 REQUEST_TIMEOUT after; bulk imports: without a byte). */
@@ -218,6 +228,20 @@ export interface Config {
     relayIntervalMs: number;
     relayGraceMs: number;
   };
+  /** WEBHOOK_URL set: events are recorded and delivered (src/webhooks/); undefined: off, nothing recorded. */
+  webhooks:
+    | {
+        url: string;
+        secret: string;
+        timeoutMs: number;
+        backoffMs: number;
+        /** Deliveries in flight per product drain (different reservations or lines), and drains per worker. */
+        concurrency: number;
+        relayIntervalMs: number;
+        /** A drain job's lock; a killed worker's drain is picked up again after it. */
+        lockMs: number;
+      }
+    | undefined;
 }
 
 export class ConfigError extends Error {}
@@ -236,11 +260,15 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
   if (e.SETTLEMENT_URL && !e.SETTLEMENT_SECRET) {
     throw new ConfigError('invalid configuration:\n  SETTLEMENT_SECRET: required when SETTLEMENT_URL is set');
   }
+  if (e.WEBHOOK_URL && !e.WEBHOOK_SECRET) {
+    throw new ConfigError('invalid configuration:\n  WEBHOOK_SECRET: required when WEBHOOK_URL is set');
+  }
   const redis = redisTopology(e);
   return Object.freeze({
     nodeEnv: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST ?? (e.QUOTA_API_KEYS ? '0.0.0.0' : '127.0.0.1'),
+    publicUrl: e.PUBLIC_URL,
     apiKeysFile: env.QUOTA_API_KEYS ? undefined : env.QUOTA_API_KEYS_FILE || undefined,
     bodyTimeoutMs: e.BODY_TIMEOUT_MS,
     role: e.ROLE,
@@ -272,6 +300,18 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
       relayIntervalMs: e.RELAY_INTERVAL_MS,
       relayGraceMs: e.RELAY_GRACE_MS,
     }),
+    webhooks:
+      e.WEBHOOK_URL && e.WEBHOOK_SECRET
+        ? Object.freeze({
+            url: e.WEBHOOK_URL,
+            secret: e.WEBHOOK_SECRET,
+            timeoutMs: e.WEBHOOK_TIMEOUT_MS,
+            backoffMs: e.WEBHOOK_BACKOFF_MS,
+            concurrency: e.WEBHOOK_CONCURRENCY,
+            relayIntervalMs: e.WEBHOOK_RELAY_INTERVAL_MS,
+            lockMs: e.WEBHOOK_LOCK_MS,
+          })
+        : undefined,
   });
 }
 

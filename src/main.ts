@@ -25,6 +25,8 @@ import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
 import { createShardRebalancer } from './sweeper/shardRebalancer.js';
+import { createWebhookMetrics } from './webhooks/webhookMetrics.js';
+import { createWebhooks } from './webhooks/webhooks.js';
 
 export interface RunningService {
   /** Where it listens (the worker role: health and metrics only). */
@@ -61,6 +63,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
     shardEvents: metrics.shardEvents,
+    webhooks: config.webhooks !== undefined,
   });
   await engine.loadScripts();
   logger.info({ library: engine.library.name }, 'functions library loaded');
@@ -91,6 +94,13 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     : undefined;
   // Sharded products: evens out sub-pools' free quota, at the sweeper's pace (src/sweeper/shardRebalancer.ts).
   const rebalancer = runsJobs ? createShardRebalancer({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs }) : undefined;
+  const webhooks = config.webhooks
+    ? createWebhooks({ config: config.webhooks, bullmq, redis, keys, logger, registry: metrics.registry, runsJobs, readsBacklog: config.role !== 'worker' })
+    : undefined;
+  if (!webhooks) createWebhookMetrics(metrics.registry); // its series exist (at zero) with webhooks off too
+  // Same metric as the settlement queue's export: its HELP/TYPE lines once per scrape.
+  if (webhooks) metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
+  await webhooks?.start();
   settlementWorker?.start();
   await relay?.start();
   await sweeper?.start();
@@ -113,9 +123,10 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           bodyTimeoutMs: config.bodyTimeoutMs,
           bulkLimitBytes: config.bulkLimitBytes,
           queries: createQueries(redis, keys),
-          settlement: { ...settlementQueue, queues: [settlementQueue.queue] },
+          settlement: { ...settlementQueue, queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue] },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
+          publicUrl: config.publicUrl,
         });
   const server = await listen(app, { port: config.port, host: config.host, bodyTimeoutMs: config.bodyTimeoutMs });
   const address = server.address();
@@ -138,6 +149,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['audit', () => audit?.stop()],
         ['expiry sweeper', () => sweeper?.stop()],
         ['outbox relay', () => relay?.stop()],
+        ['webhooks', () => webhooks?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
         ['settlement queue', () => settlementQueue.close()],
         ['redis (and the private redis-server, if any)', () => topology.close()],

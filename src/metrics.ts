@@ -5,6 +5,7 @@
  * exists from the first scrape.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { scriptCodesOf } from './errors/catalogue.js';
 import type { Keys } from './redis/keys.js';
 import type { RedisClient } from './redis/topology.js';
 import { registerStateGauges } from './stateGauges.js';
@@ -12,15 +13,8 @@ import { registerStateGauges } from './stateGauges.js';
 export const OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-const OUTCOMES: Record<Operation, string[]> = {
-  reserve: ['OK', 'POOL_EXHAUSTED', 'CUSTOMER_LIMIT_EXCEEDED', 'ACCOUNT_PENDING_ACTIVATION', 'ACCOUNT_FROZEN',
-    'ACCOUNT_CLOSED', 'PRODUCT_NOT_OPEN', 'PRODUCT_CLOSED', 'PRODUCT_PAUSED', 'AMOUNT_OUT_OF_RANGE',
-    'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
-  commit: ['OK', 'RESERVATION_EXPIRED', 'RESERVATION_RELEASED', 'RESERVATION_ALREADY_COMMITTED', 'ACCOUNT_FROZEN',
-    'ACCOUNT_CLOSED', 'COMMIT_EXCEEDS_HOLD', 'RESERVATION_NOT_FOUND', 'PRODUCT_NOT_FOUND'],
-  release: ['OK', 'RESERVATION_ALREADY_COMMITTED', 'RESERVATION_NOT_FOUND', 'PRODUCT_NOT_FOUND'],
-  repay: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
-};
+/** Each decision's result labels: OK and the codes its script can answer (from the error catalogue). */
+const OUTCOMES = Object.fromEntries(OPERATIONS.map((op) => [op, ['OK', ...scriptCodesOf(op)]])) as Record<Operation, string[]>;
 
 /** Sources of text in Prometheus format to append to a scrape (BullMQ's own queue metrics). */
 export type ExtraMetrics = () => Promise<string>;

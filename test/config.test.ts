@@ -57,6 +57,13 @@ describe('HOST, BODY_TIMEOUT_MS and *_FILE (issue 10)', () => {
     expect(parseConfig({ QUOTA_API_KEYS: 'admin:s3cr3t', HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
   });
 
+  it('PUBLIC_URL (the OpenAPI servers entry) is optional, and an http(s) URL when given', () => {
+    expect(parseConfig({}).publicUrl).toBeUndefined();
+    expect(parseConfig({ PUBLIC_URL: 'https://quota.bank.example/' }).publicUrl).toBe('https://quota.bank.example/');
+    expect(() => parseConfig({ PUBLIC_URL: 'quota.bank' })).toThrow(/PUBLIC_URL/);
+    expect(() => parseConfig({ PUBLIC_URL: 'ftp://quota.bank' })).toThrow(/PUBLIC_URL/);
+  });
+
   it('BODY_TIMEOUT_MS defaults to 10 s and is checked', () => {
     expect(parseConfig({}).bodyTimeoutMs).toBe(10_000);
     expect(parseConfig({ BODY_TIMEOUT_MS: '500' }).bodyTimeoutMs).toBe(500);
@@ -84,6 +91,31 @@ describe('HOST, BODY_TIMEOUT_MS and *_FILE (issue 10)', () => {
       expect(parseConfig({ NODE_ENV: 'production', QUOTA_API_KEYS_FILE: join(dir, 'keys') }).apiKeys).toHaveLength(2);
       expect(() => parseConfig({ QUOTA_API_KEYS_FILE: join(dir, 'missing') })).toThrow(/QUOTA_API_KEYS_FILE/);
       expect(() => parseConfig({ QUOTA_API_KEYS_FILE: join(dir, 'keys'), QUOTA_API_KEYS: 'admin:x' })).toThrow(/only one/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('webhooks', () => {
+  it('are off without WEBHOOK_URL; with it, WEBHOOK_SECRET (16+ characters, or WEBHOOK_SECRET_FILE) is required', () => {
+    expect(parseConfig({}).webhooks).toBeUndefined();
+    expect(() => parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota' })).toThrow(/WEBHOOK_SECRET: required/);
+    expect(() => parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota', WEBHOOK_SECRET: 'short' })).toThrow(/WEBHOOK_SECRET/);
+    expect(() => parseConfig({ WEBHOOK_URL: 'ftp://hooks.example', WEBHOOK_SECRET: 'a-webhook-secret-16+' })).toThrow(/WEBHOOK_URL/);
+    expect(parseConfig({ WEBHOOK_URL: 'https://hooks.example/quota', WEBHOOK_SECRET: 'a-webhook-secret-16+', WEBHOOK_CONCURRENCY: '4' }).webhooks).toEqual({
+      url: 'https://hooks.example/quota',
+      secret: 'a-webhook-secret-16+',
+      timeoutMs: 5_000,
+      backoffMs: 1_000,
+      concurrency: 4,
+      relayIntervalMs: 1_000,
+      lockMs: 30_000,
+    });
+    const dir = mkdtempSync(join(tmpdir(), 'config-test-'));
+    try {
+      writeFileSync(join(dir, 'hook-secret'), 'a-webhook-secret-from-a-file\n');
+      expect(parseConfig({ WEBHOOK_URL: 'http://127.0.0.1:9/h', WEBHOOK_SECRET_FILE: join(dir, 'hook-secret') }).webhooks?.secret).toBe('a-webhook-secret-from-a-file');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -104,6 +104,8 @@ describe('6. small ones', () => {
     const p = await makeProduct(svc, { capacity: 10 });
     expectInvalid(await admin(svc, 'GET', `/v1/products/${p}/ledger?cursor=18446744073709551616`), 'cursor');
     expectInvalid(await admin(svc, 'GET', `/v1/products/${p}/ledger?cursor=${'9'.repeat(40)}`), 'cursor');
+    // Not digits at all (found by the HTTP fuzz test, seed 459305432: it was a 500).
+    expectInvalid(await admin(svc, 'GET', `/v1/products/${p}/ledger?cursor=abc`), 'cursor');
     expect((await admin(svc, 'GET', `/v1/products/${p}/ledger?cursor=18446744073709551615`)).status).toBe(200);
   });
 

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateRecordHashes } from '../src/redis/migrateRecordHashes.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 
+const HOLD_MS = 2_000;
 let ctx: EngineContext;
 beforeAll(async () => {
   ctx = await createEngineContext();
@@ -20,18 +21,20 @@ describe('migrating the old key-per-item layout', () => {
     const p = uniqueId('p');
     expect((await engine.upsertProduct(p, { capacity: 1_000 }, 'put')).ok).toBe(true);
     const old = (kind: string, id: string) => `${keys.prefix}:{${p}}:${kind}:${id}`;
-    const now = Number((await redis.time())[0]) * 1000;
-    // What the previous version left: two lines, a live hold (due in a second), a committed draw, a settled one.
+    const redisMs = async () => { const [s, us] = await redis.time(); return Number(s) * 1000 + Math.floor(Number(us) / 1000); };
+    const now = await redisMs();
+    // What the previous version left: two lines, a live hold, a committed draw, a settled one. The hold is due
+    // HOLD_MS after Redis's clock in ms (a whole-second clock once left it 1 ms to live).
     await redis.hset(old('line', 'c1'), { limit: '500', status: 'active', statusReason: '', tier: '', held: '100', drawn: '250', settling: '50', createdAt: String(now), updatedAt: String(now) });
     await redis.hset(old('line', 'c2'), { limit: '300', status: 'frozen', statusReason: 'kyc', tier: 'gold', held: '0', drawn: '0', settling: '0', repaid: '0', createdAt: String(now), updatedAt: String(now) });
     const record = (id: string, status: string, amount: number, committed: number, expiresAt: number) => ({
       reservationId: id, productId: p, customerId: 'c1', amount: String(amount), status, createdAt: String(now), expiresAt: String(expiresAt),
       committedAmount: String(committed), metadata: '', attempts: '0', idempotencyKey: `k-${id}`, eventIds: '1-0',
     });
-    await redis.hset(old('res', 'held1'), record('held1', 'held', 100, 0, now + 1_000));
+    await redis.hset(old('res', 'held1'), record('held1', 'held', 100, 0, now + HOLD_MS));
     await redis.hset(old('res', 'com1'), { ...record('com1', 'committed', 50, 50, now), committedAt: String(now) });
     await redis.hset(old('res', 'set1'), { ...record('set1', 'settled', 200, 200, now), committedAt: String(now), settlementUpdatedAt: String(now) });
-    await redis.zadd(keys.status(p, 'held'), now + 1_000, 'held1');
+    await redis.zadd(keys.status(p, 'held'), now + HOLD_MS, 'held1');
     await redis.zadd(keys.status(p, 'committed'), now, 'com1');
     await redis.zadd(keys.status(p, 'settled'), now - 1, 'set1');
     await redis.hset(keys.pool(p), { held: '100', committed: '250', settled: '200' });
@@ -49,7 +52,7 @@ describe('migrating the old key-per-item layout', () => {
     expect(audit.kind === 'checked' && audit.pool.every((c) => c.expected === c.actual)).toBe(true);
 
     // The migrated hold expires like any other.
-    await new Promise((r) => setTimeout(r, 1_100));
+    while ((await redisMs()) <= now + HOLD_MS + 50) await new Promise((r) => setTimeout(r, 100));
     expect(await engine.reclaimExpired(p, 10)).toMatchObject({ reclaimed: 1 });
     expect(await engine.readLine(p, 'c1')).toMatchObject({ ok: true, value: { held: 0 } });
 

@@ -4,10 +4,15 @@
  * mounts (both ways), with the roles the app really enforces, and listing
  * every error code of src/http/problems.ts.
  */
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
 import { validate, compileErrors } from '@readme/openapi-parser';
+import express from 'express';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { oas31 } from 'zod-openapi';
+import { parseConfig } from '../src/config.js';
 import { createApp, type AppDeps } from '../src/http/app.js';
+import { openApiRoutes } from '../src/http/openapi.js';
 import { PROBLEMS } from '../src/http/problems.js';
 import { ADMIN_KEY, CLIENT_KEY, uniqueId } from './api/helpers.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
@@ -105,6 +110,23 @@ describe('GET /openapi.json', () => {
     expect(res.body.openapi).toBe('3.1.0');
   });
 
+  it('names the address the service listens on as its server when PUBLIC_URL is not set', () => {
+    expect(doc.servers).toEqual([expect.objectContaining({ url: svc.baseUrl })]);
+  });
+
+  it('names PUBLIC_URL as its server when set (the route as createApp mounts it, given config.publicUrl)', async () => {
+    const app = express().use(openApiRoutes(parseConfig({ PUBLIC_URL: 'https://quota.bank.example/' }).publicUrl));
+    const server = app.listen(0, '127.0.0.1');
+    try {
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      const body = (await (await fetch(`http://127.0.0.1:${port}/openapi.json`)).json()) as oas31.OpenAPIObject;
+      expect(body.servers).toEqual([expect.objectContaining({ url: 'https://quota.bank.example' })]);
+    } finally {
+      server.close();
+    }
+  });
+
   it('is a valid OpenAPI 3.1 document', async () => {
     // validate() resolves $refs in place: give it a copy.
     const result = await validate(structuredClone(doc) as never);
@@ -172,7 +194,7 @@ describe('the document and the app agree', () => {
 });
 
 describe('errors', () => {
-  it('the ErrorCode enum lists exactly the codes of src/http/problems.ts', () => {
+  it('the ErrorCode enum lists exactly the codes of src/http/problems.ts (the error catalogue)', () => {
     const schema = doc.components?.schemas?.ErrorCode as oas31.SchemaObject;
     expect([...(schema.enum ?? [])].sort()).toEqual(Object.keys(PROBLEMS).sort());
   });

@@ -16,8 +16,8 @@
  *
  * Each check lists its first few failures; any failure fails the run.
  */
-import type { Redis } from 'ioredis';
 import type { Keys } from '../../src/redis/keys.js';
+import type { RedisClient } from '../../src/redis/topology.js';
 import { auditRecords, readLines, readPools, statusIndexSizes, type RecordAudit } from './redisState.js';
 
 export interface Check {
@@ -50,7 +50,7 @@ class Failures {
 }
 
 export interface ProductCheckInput {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keys;
   productIds: string[];
   /** Per product; products missing here are not compared with answers. */

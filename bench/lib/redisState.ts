@@ -3,9 +3,14 @@
  * pool hashes, every line of a product, and every reservation record (fields
  * of one hash per product), from
  * which the counters are recomputed for the conservation audit.
+ *
+ * Works on one node and on a Redis Cluster alike: every read names keys of
+ * one product (one hash tag, so one slot), and reads over many products go
+ * through src/redis/perNode.ts (one pipeline per slot owner on a Cluster).
  */
-import type { Redis } from 'ioredis';
 import type { Keys } from '../../src/redis/keys.js';
+import { pipelinePerNode, valueOf } from '../../src/redis/perNode.js';
+import type { RedisClient } from '../../src/redis/topology.js';
 
 export interface PoolState {
   capacity: number;
@@ -21,14 +26,11 @@ export interface LineState {
   settling: number;
 }
 
-export async function readPools(redis: Redis, keys: Keys, productIds: string[]): Promise<Map<string, PoolState>> {
-  const pipeline = redis.pipeline();
-  for (const p of productIds) pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled');
-  const replies = (await pipeline.exec())!;
+export async function readPools(redis: RedisClient, keys: Keys, productIds: string[]): Promise<Map<string, PoolState>> {
+  const replies = await pipelinePerNode(redis, productIds, (p) => keys.pool(p), (pipeline, p) => pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled'));
   const out = new Map<string, PoolState>();
   productIds.forEach((p, i) => {
-    const [err, value] = replies[i]!;
-    if (err) throw err;
+    const value = valueOf(replies[i]![0]);
     const [capacity, held, committed, settled] = (value as (string | null)[]).map((v) => Number(v ?? 0));
     out.set(p, { capacity: capacity!, held: held!, committed: committed!, settled: settled! });
   });
@@ -41,7 +43,7 @@ export async function readPools(redis: Redis, keys: Keys, productIds: string[]):
  * with the given fields of each value.
  */
 async function scanProductHashes(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keys,
   kind: 'lines' | 'records',
   productIds: string[],
@@ -62,7 +64,7 @@ async function scanProductHashes(
   }
 }
 
-export async function readLines(redis: Redis, keys: Keys, productIds: string[]): Promise<Map<string, Map<string, LineState>>> {
+export async function readLines(redis: RedisClient, keys: Keys, productIds: string[]): Promise<Map<string, Map<string, LineState>>> {
   const out = new Map<string, Map<string, LineState>>(productIds.map((p) => [p, new Map()]));
   await scanProductHashes(redis, keys, 'lines', productIds, ['limit', 'held', 'drawn', 'settling'], (p, customerId, v) => {
     const [limit, held, drawn, settling] = v.map((x) => Number(x ?? 0));
@@ -89,7 +91,7 @@ export interface RecordAudit {
 const DRAWN_STATES = new Set(['committed', 'settled', 'settlement_unknown']);
 
 /** Recomputes the counters of each product from its reservation records alone. */
-export async function auditRecords(redis: Redis, keys: Keys, productIds: string[], keepStatuses = false): Promise<Map<string, RecordAudit>> {
+export async function auditRecords(redis: RedisClient, keys: Keys, productIds: string[], keepStatuses = false): Promise<Map<string, RecordAudit>> {
   const audits = new Map<string, RecordAudit>(
     productIds.map((p) => [p, { records: 0, byStatus: {}, amountByStatus: {}, held: 0, committed: 0, settled: 0, lineHeld: new Map(), lineDrawn: new Map(), statusOf: new Map() }]),
   );
@@ -116,11 +118,11 @@ export async function auditRecords(redis: Redis, keys: Keys, productIds: string[
 export const RESERVATION_STATUSES = ['held', 'committed', 'released', 'expired', 'settled', 'reversed', 'settlement_unknown'] as const;
 
 /** Size of each per-status index (the sorted sets the scripts keep beside the records). */
-export async function statusIndexSizes(redis: Redis, keys: Keys, productId: string): Promise<Record<string, number>> {
-  const pipeline = redis.pipeline();
-  for (const s of RESERVATION_STATUSES) pipeline.zcard(keys.status(productId, s));
-  const replies = (await pipeline.exec())!;
-  return Object.fromEntries(RESERVATION_STATUSES.map((s, i) => [s, Number(replies[i]![1])]));
+export async function statusIndexSizes(redis: RedisClient, keys: Keys, productId: string): Promise<Record<string, number>> {
+  const [replies] = await pipelinePerNode(redis, [productId], (p) => keys.pool(p), (pipeline, p) => {
+    for (const s of RESERVATION_STATUSES) pipeline.zcard(keys.status(p, s));
+  });
+  return Object.fromEntries(RESERVATION_STATUSES.map((s, i) => [s, Number(valueOf(replies![i]))]));
 }
 
 /**
@@ -128,7 +130,7 @@ export async function statusIndexSizes(redis: Redis, keys: Keys, productId: stri
  * the summed remaining capacity over time (for the chart) and the largest
  * held + committed seen against each capacity (never above it).
  */
-export function samplePools(redis: Redis, keys: Keys, productIds: string[], everyMs = 100) {
+export function samplePools(redis: RedisClient, keys: Keys, productIds: string[], everyMs = 100) {
   const points: { t: number; remaining: number }[] = [];
   const overs: string[] = [];
   let samples = 0;

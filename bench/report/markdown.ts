@@ -2,6 +2,7 @@
 import { relative } from 'node:path';
 import { resultsDir } from '../lib/paths.js';
 import { oursReference } from '../baselines/redisBenchmark.js';
+import type { ClusterComparison } from '../cluster/clusterComparison.js';
 import type { BenchResults } from './results.js';
 
 const n = (x: number) => Math.round(x).toLocaleString('en');
@@ -195,10 +196,69 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
       out.push('');
     }
   }
+  if (r.cluster) out.push(...clusterSection(r.cluster));
   if (r.launchImport) {
     const i = r.launchImport;
     out.push(`Bulk import of the launch lines: ${n(i.rows)} rows streamed as NDJSON in ${i.seconds.toFixed(1)} s (${n(i.rowsPerSecond)} rows/s), ${n(i.upserted)} upserted.`);
     out.push('');
   }
   return out.join('\n') + '\n';
+}
+
+const x = (v: number) => (Number.isFinite(v) ? `${Math.round(v * 100) / 100}×` : '—');
+
+function clusterSection(c: ClusterComparison): string[] {
+  const out: string[] = [];
+  const scenarioTitle = { spike: 'spike (the launch plan: one hot product)', 'many-products': `many products (${c.setup.manyProducts} products over the masters)` };
+  out.push('## Cluster vs one node');
+  out.push('');
+  out.push(
+    `The spike of a ${n(c.setup.customers)}-customer launch plan (${c.setup.spikeConnections} connections; the launch product lives on the master on port ${c.setup.launchProductMaster}) ` +
+      `and many products (${c.setup.manyConnections} connections for ${c.setup.manySeconds} s; products per master: ${Object.entries(c.setup.manyProductsPerMaster).map(([p, k]) => `${p}: ${k}`).join(', ')}), ` +
+      `against ${c.setup.apiProcesses} API processes and a jobs process on one redis-server, then on a local Redis Cluster of ${c.setup.masters} masters and ${c.setup.masters * c.setup.replicasPerMaster} replicas ` +
+      `(REDIS_CLUSTER_NODES) with REDIS_WAIT_REPLICAS=0 and =1; every Redis with AOF on, appendfsync always. All on the same shared cores: more masters cannot add throughput here; ` +
+      `the FCALL columns (Redis's INFO commandstats per master, reset before each load) show how the work spreads. They count every FCALL during the load, the jobs process's per-product sweeps and audits too (with 100 products and a short load, a visible share: compare calls with answers), and µs per call is time on Redis's thread, which grows when the shared cores deschedule Redis mid-call.`,
+  );
+  out.push('');
+  out.push(
+    table(
+      ['scenario', 'ratio', 'cluster (WAIT 0) vs one node', 'cluster WAIT 1 vs WAIT 0'],
+      c.ratios.flatMap((r) => [
+        [scenarioTitle[r.scenario], 'throughput', x(r.clusterVsOne.rps), x(r.wait1VsWait0.rps)],
+        [scenarioTitle[r.scenario], 'p99', x(r.clusterVsOne.p99), x(r.wait1VsWait0.p99)],
+      ]),
+    ),
+  );
+  out.push('');
+  out.push(
+    table(
+      ['leg', 'scenario', 'answers', 'answers/s', 'p50 / p99 ms', 'FCALL per node: calls (share), µs per call', 'CPU (share of a core)', 'invariants'],
+      c.legs.flatMap((l) =>
+        l.scenarios.map((s) => {
+          const bad = s.checks.filter((k) => !k.ok).length;
+          return [
+            l.name,
+            s.scenario,
+            n(s.responses),
+            n(s.rps),
+            `${s.p50} / ${s.p99}`,
+            s.fcall.map((f) => `${f.port}: ${n(f.calls)} (${Math.round(f.callShare * 100)}%), ${f.usecPerCall} µs`).join('; '),
+            cpuText(s.cpu),
+            bad === 0 ? `${s.checks.length} held` : `**${bad} FAILED**`,
+          ];
+        }),
+      ),
+    ),
+  );
+  out.push('');
+  const w = c.engineWait;
+  if (w) {
+    out.push(
+      `Engine level, no HTTP (engine.reserve directly, ${w.setup.inFlight} in flight over ${w.setup.products} products, 3 per master, ${w.setup.rounds} alternating round(s) of ${w.setup.secondsPerRound} s): ` +
+        `WAIT 0 ${n(w.wait0.rps)} reserves/s, p99 ${w.wait0.p99} ms; WAIT 1 ${n(w.wait1.rps)} reserves/s, p99 ${w.wait1.p99} ms: throughput ${x(w.throughputRatio)}, p99 ${x(w.p99Ratio)}, p50 ${x(w.p50Ratio)}. ` +
+        `Audit after: ${w.invariants.products} products, outcomes ${w.invariants.outcomes.join(', ')}, ${w.invariants.violations} violations.`,
+    );
+    out.push('');
+  }
+  return out;
 }

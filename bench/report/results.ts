@@ -1,5 +1,6 @@
 /** Everything one run measured: what bench/results/<timestamp>.json holds. */
 import type { InFlightRun } from '../baselines/engineDirect.js';
+import type { ClusterComparison } from '../cluster/clusterComparison.js';
 import type { HttpFigures } from '../baselines/httpRoutes.js';
 import type { NaiveRun } from '../baselines/naive.js';
 import type { PostgresResult } from '../baselines/postgres.js';
@@ -42,6 +43,8 @@ export interface BenchResults {
   };
   scenarios: ScenarioResult[];
   http?: HttpFigures;
+  /** The same scenarios on one node and on a 3-master Redis Cluster, WAIT 0 and 1 (bench/cluster/clusterComparison.ts). */
+  cluster?: ClusterComparison;
   targets: TargetRow[];
   /** Invariant violations and failures: any makes the run exit non-zero. */
   violations: string[];

@@ -17,10 +17,13 @@ import type { ScenarioContext, ScenarioResult } from './scenario.js';
 const AMOUNT_MIN = 10;
 const AMOUNT_MAX = 500;
 
+/** The scenario's product ids (the cluster comparison counts how they spread over the masters). */
+export const manyProductIds = (count: number) => Array.from({ length: count }, (_, i) => `mp-${String(i).padStart(3, '0')}`);
+
 export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioResult> {
-  const { stack, options } = ctx;
+  const { options } = ctx;
   const random = prng(options.seed + 3);
-  const products = Array.from({ length: options.manyProducts }, (_, i) => `mp-${String(i).padStart(3, '0')}`);
+  const products = manyProductIds(options.manyProducts);
   const perProduct = options.linesPerProduct;
   const jobs: ImportJob[] = [];
   let capacity = 0;
@@ -37,8 +40,9 @@ export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioRes
 
   const book = createGrantBook();
   let n = 0;
-  const sampler = samplePools(stack.redis, stack.keys, products, 250);
-  const cpu = cpuMeter({ api: ctx.apiPids, redis: [stack.server.process.pid!] });
+  await ctx.onLoadStart?.();
+  const sampler = samplePools(ctx.redis, ctx.keys, products, 250);
+  const cpu = cpuMeter({ api: ctx.apiPids, redis: ctx.redisPids });
   const load = await runAutocannon({
     title: 'many products',
     baseUrl: ctx.baseUrl,
@@ -63,8 +67,8 @@ export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioRes
     expected.set(p, { held: g.granted, committed: 0, lineHeld: g.perLine, lineDrawn: new Map() });
   }
   const { checks } = await checkProducts({
-    redis: stack.redis,
-    keys: stack.keys,
+    redis: ctx.redis,
+    keys: ctx.keys,
     productIds: products,
     expected,
     sampledOvers: sampled.overs,

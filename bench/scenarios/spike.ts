@@ -14,11 +14,12 @@ import type { ScenarioContext, ScenarioResult } from './scenario.js';
 export const LAUNCH_PRODUCT = 'launch';
 
 export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<ScenarioResult> {
-  const { stack, options } = ctx;
+  const { options } = ctx;
   const book = createGrantBook();
   let next = 0;
-  const sampler = samplePools(stack.redis, stack.keys, [LAUNCH_PRODUCT], 100);
-  const cpu = cpuMeter({ api: ctx.apiPids, redis: [stack.server.process.pid!] });
+  await ctx.onLoadStart?.();
+  const sampler = samplePools(ctx.redis, ctx.keys, [LAUNCH_PRODUCT], 100);
+  const cpu = cpuMeter({ api: ctx.apiPids, redis: ctx.redisPids });
   const load = await runAutocannon({
     title: 'spike',
     baseUrl: ctx.baseUrl,
@@ -38,8 +39,8 @@ export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<
 
   const granted = book.product(LAUNCH_PRODUCT);
   const { checks } = await checkProducts({
-    redis: stack.redis,
-    keys: stack.keys,
+    redis: ctx.redis,
+    keys: ctx.keys,
     productIds: [LAUNCH_PRODUCT],
     expected: new Map([[LAUNCH_PRODUCT, { held: granted.granted, committed: 0, lineHeld: granted.perLine, lineDrawn: new Map() }]]),
     sampledOvers: sampled.overs,

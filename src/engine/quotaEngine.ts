@@ -51,6 +51,8 @@ export interface EngineOptions {
   onHoldsExpired?: (script: string, count: number) => void;
   /** Sharded products: transfers between sub-pools and reserves that borrowed (metrics). */
   shardEvents?: ShardEvents;
+  /** WEBHOOK_URL set: changes record their webhook events (lua/includes/webhooks.lua). */
+  webhooks?: boolean;
 }
 
 type RawReply = [code: string, now: string, replayed: string, payload: string, holdsExpired: string];
@@ -65,9 +67,10 @@ export function createQuotaEngine({
   onHoldsExpired,
   durableWrites,
   shardEvents,
+  webhooks = false,
 }: EngineOptions) {
   const library = buildFunctionLibrary();
-  const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds };
+  const settings: ScriptSettings = { reclaimLimit, idempotencyTtlSeconds, idempotencyRefusalTtlSeconds, webhooks };
 
   async function fcall(name: string, scriptKeys: string[], args: Arg[]): Promise<RawReply> {
     const once = (): Promise<RawReply> =>
@@ -132,6 +135,12 @@ export function createQuotaEngine({
         };
   const listed = <T extends Outcome<PoolSnapshot>>(o: T): T => (o.ok ? { ...o, value: withShardList(o.value) } : o);
 
+  /** The line and its pool, read in one atomic call (what the line's blockers are about); sharded: see shards.readLine. */
+  async function readLineWithPool(productId: string, customerId: string) {
+    const r = await route(productId);
+    return r.tags ? shards.readLine(r.productId, customerId, r.tags) : run(SCRIPTS.readLine, { productId, customerId });
+  }
+
   return {
     library,
     /** Sharded products: sub-pool layouts, transfers in transit, moves (the rebalancer, the audit, tests). */
@@ -159,9 +168,10 @@ export function createQuotaEngine({
       return r.tags ? shards.upsertLines(r.productId, lines, r.tags) : run(SCRIPTS.upsertLines, { productId, lines });
     },
     async readLine(productId: string, customerId: string) {
-      const r = await route(productId);
-      return r.tags ? shards.readLine(r.productId, customerId, r.tags) : run(SCRIPTS.readLine, { productId, customerId });
+      const outcome = await readLineWithPool(productId, customerId);
+      return outcome.ok ? { ...outcome, value: outcome.value.line } : outcome;
     },
+    readLineWithPool,
     async reserve(req: ReserveRequest) {
       const r = await route(req.productId);
       return r.tags ? shards.reserve(req, r.tags) : run(SCRIPTS.reserve, req);

@@ -53,7 +53,12 @@ export interface ScriptSettings {
   idempotencyTtlSeconds: number;
   /** Stored refusals (IDEMPOTENCY_REFUSAL_TTL_SECONDS). */
   idempotencyRefusalTtlSeconds: number;
+  /** WEBHOOK_URL set: the scripts that record webhook events do so (lua/includes/webhooks.lua). */
+  webhooks?: boolean;
 }
+
+/** The webhooks flag as the scripts take it. */
+const webhooksFlag = (s: ScriptSettings): string => (s.webhooks ? '1' : '');
 
 export interface ScriptEntry<Req extends { productId: string }, Res> {
   /** lua/<name>-<keys.length>.lua */
@@ -226,7 +231,7 @@ export const SCRIPTS = {
   upsertPool: entry({
     name: 'upsert-pool',
     keys: RECLAIM_KEYS,
-    args: (r: UpsertPoolRequest, s) => [r.mode, s.reclaimLimit, ...encodePoolConfig(r.config)],
+    args: (r: UpsertPoolRequest, s) => [r.mode, s.reclaimLimit, webhooksFlag(s), ...encodePoolConfig(r.config)],
     codes: ['CREATED', 'UPDATED', 'PRODUCT_NOT_FOUND', 'INVALID_CONFIG'],
     decode: (r, req) =>
       outcome(['CREATED', 'UPDATED'], (p) => ({ created: r.code === 'CREATED', pool: decodePool(req.productId, p.pool as Payload) }))(
@@ -248,6 +253,7 @@ export const SCRIPTS = {
     keys: RECLAIM_KEYS,
     args: (r: UpsertLinesRequest, s) => [
       s.reclaimLimit,
+      webhooksFlag(s),
       ...r.lines.flatMap((l) => [l.customerId, String(l.limit), l.status, l.statusReason ?? '', l.tier ?? '']),
     ],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
@@ -264,7 +270,8 @@ export const SCRIPTS = {
     keys: RECLAIM_KEYS,
     args: (r: LineRequest, s) => [r.customerId, s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
-    decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
+    decode: (r, req): Outcome<{ line: LineSnapshot; pool: PoolSnapshot }> =>
+      outcome(['OK'], (p) => ({ line: decodeLine(req.productId, p.line as Payload), pool: decodePool(req.productId, p.pool as Payload) }))(r, req),
   }),
 
   reserve: entry({
@@ -365,7 +372,7 @@ export const SCRIPTS = {
       'status:settled',
       'status:reversed',
     ],
-    args: (r: SettlementRequest) => [r.reservationId, r.outcome, r.reason, r.requiredStatus],
+    args: (r: SettlementRequest, s) => [r.reservationId, r.outcome, r.reason, r.requiredStatus, webhooksFlag(s)],
     codes: ['OK', 'PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RESERVATION_STATE_CONFLICT'],
     decode: (r, req) => outcome(['OK'], (p) => ({ reservation: reservationOf(p), changed: p.changed === '1' }))(r, req),
   }),

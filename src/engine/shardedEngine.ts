@@ -400,14 +400,18 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       return call('reserve', { ...req, borrowable: known ?? (await borrowable(r.productId, tags, own, tier)) });
     },
 
-    /** The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one snapshot). */
-    async readLine(productId: string, customerId: string, tags: string[]): Promise<Outcome<LineSnapshot>> {
+    /**
+     * The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one
+     * snapshot), and its sub-pool's pool (the config its blockers are about: the same in every sub-pool).
+     */
+    async readLine(productId: string, customerId: string, tags: string[]): Promise<Outcome<{ line: LineSnapshot; pool: PoolSnapshot }>> {
       const own = shardOfCustomer(customerId, tags.length);
-      const line = await call('readLine', { productId, customerId, tag: tags[own]! });
-      if (!line.ok) return line;
+      const read = await call('readLine', { productId, customerId, tag: tags[own]! });
+      if (!read.ok) return read;
       const pools = await readSubPools(productId, tags);
-      if (!pools) return line;
-      return { ...line, value: withProductDrawable(line.value, pools, own, await borrowable(productId, tags, own, line.value.tier)) };
+      if (!pools) return read;
+      const line = withProductDrawable(read.value.line, pools, own, await borrowable(productId, tags, own, read.value.line.tier));
+      return { ...read, value: { line, pool: read.value.pool } };
     },
 
     /** A repayment on the customer's sub-pool; its line answer with the product's drawable. */
@@ -415,7 +419,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       const own = shardOfCustomer(req.customerId, tags.length);
       // The tier is the line's: read it first (a repayment is not the hot path), so the stored answer's drawable is the product's.
       const before = await call('readLine', { productId: req.productId, customerId: req.customerId, tag: tags[own]! });
-      const tier = before.ok ? before.value.tier : null;
+      const tier = before.ok ? before.value.line.tier : null;
       const lend = await borrowable(req.productId, tags, own, tier);
       return call('repay', { ...req, tag: tags[own]!, customerScoped: true, borrowable: lend });
     },

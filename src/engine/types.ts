@@ -1,4 +1,5 @@
 /** Domain types: what the engine answers, independent of HTTP. */
+import { SCRIPT_REFUSAL_CODES } from '../errors/catalogue.js';
 
 export const PRODUCT_STATUSES = ['open', 'paused', 'closed'] as const;
 export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
@@ -16,33 +17,12 @@ export type ReservationStatus =
   | 'settlement_unknown';
 
 /**
- * Codes a script may answer instead of OK: the one list (the script
- * catalogue's `codes` and test/script-catalogue.test.ts check every Lua
- * script against it). Each maps to one HTTP answer (src/http/problems.ts).
+ * Codes a script may answer instead of OK: the one list, derived from the
+ * error catalogue (src/errors/catalogue.ts: its `script` codes plus the two
+ * answered as 400). The script catalogue's `codes` and
+ * test/script-catalogue.test.ts check every Lua script against it.
  */
-export const REFUSAL_CODES = [
-  'PRODUCT_NOT_FOUND',
-  'NO_CREDIT_LINE',
-  'RESERVATION_NOT_FOUND',
-  'POOL_EXHAUSTED',
-  'CUSTOMER_LIMIT_EXCEEDED',
-  'ACCOUNT_PENDING_ACTIVATION',
-  'ACCOUNT_FROZEN',
-  'ACCOUNT_CLOSED',
-  'PRODUCT_NOT_OPEN',
-  'PRODUCT_CLOSED',
-  'PRODUCT_PAUSED',
-  'RESERVATION_EXPIRED',
-  'RESERVATION_RELEASED',
-  'RESERVATION_ALREADY_COMMITTED',
-  'RESERVATION_STATE_CONFLICT',
-  'AMOUNT_OUT_OF_RANGE',
-  'COMMIT_EXCEEDS_HOLD',
-  'REPAYMENT_EXCEEDS_DRAWN',
-  'IDEMPOTENCY_KEY_REUSED',
-  'TTL_OUT_OF_RANGE',
-  'INVALID_CONFIG',
-] as const;
+export const REFUSAL_CODES = SCRIPT_REFUSAL_CODES;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
 /** Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, PASS, PASS_ABORTED). */

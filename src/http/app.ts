@@ -11,6 +11,7 @@ import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
 import { instrumentEngine, type Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
+import { consoleRoutes } from './console.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -41,6 +42,8 @@ export interface AppDeps {
   /** API requests in flight above which this instance answers 503 (0: never). */
   shedMaxInFlight: number;
   settlement: SettlementControl & { enqueue(productId: string, reservationId: string): Promise<unknown> };
+  /** PUBLIC_URL: the OpenAPI document's `servers` entry (default: the address the service listens on). */
+  publicUrl?: string | undefined;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -89,7 +92,7 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
   let inFlight = 0;
   return (_req, res, next) => {
     if (inFlight >= maxInFlight) {
-      return sendProblem(res, problem('UNAVAILABLE', 'this instance is shedding load; retry shortly'), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'this instance is shedding load; retry shortly' }), { retryAfterSeconds: 1 });
     }
     inFlight++;
     let counted = true;
@@ -122,7 +125,7 @@ export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Ex
   const app = express();
   app.disable('x-powered-by');
   app.use(opsRoutes(readiness, metrics));
-  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', `the worker role serves only /healthz, /readyz and /metrics`)));
+  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', { message: 'the worker role serves only /healthz, /readyz and /metrics' })));
   return app;
 }
 
@@ -168,7 +171,8 @@ export function createApp(deps: AppDeps): express.Express {
   });
 
   app.use(opsRoutes(readiness, metrics));
-  app.use(openApiRoutes());
+  app.use(openApiRoutes(deps.publicUrl));
+  app.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));
@@ -208,18 +212,18 @@ export function createApp(deps: AppDeps): express.Express {
     const requestError = err as { type?: string; status?: number; statusCode?: number };
     const status = requestError.status ?? requestError.statusCode;
     if (requestError.type === 'entity.too.large' || status === 413) {
-      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', `the body may be at most ${deps.bodyLimitBytes} bytes`));
+      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', { message: `the body may be at most ${deps.bodyLimitBytes} bytes`, limitBytes: deps.bodyLimitBytes }));
     }
     if (err instanceof URIError || (status !== undefined && status >= 400 && status < 500)) {
       const { field, message } = describeRequestError(err, requestError.type);
-      return sendProblem(res, problem('INVALID_REQUEST', `${field}: ${message}`, { errors: [{ field, message }] }));
+      return sendProblem(res, problem('INVALID_REQUEST', { message: `${field}: ${message}`, fields: [field] }, { errors: [{ field, message }] }));
     }
     if (isRedisUnavailable(err)) {
       logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
-      return sendProblem(res, problem('UNAVAILABLE', 'the quota store is not answering; retry shortly'), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store is not answering; retry shortly' }), { retryAfterSeconds: 1 });
     }
     logger.error({ err, requestId: res.locals.requestId }, 'unexpected error');
-    sendProblem(res, problem('INTERNAL', `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`));
+    sendProblem(res, problem('INTERNAL', { message: `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`, requestId: String(res.getHeader('X-Request-Id')) }));
   });
 
   return app;

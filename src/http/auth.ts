@@ -69,12 +69,12 @@ export function createAuth(apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]
       if (!caller || !callerRole) {
         res.setHeader('WWW-Authenticate', browser ? 'Basic realm="quota-allocator admin", charset="UTF-8"' : 'Bearer');
         const how = browser ? 'Authorization: Bearer <key>, or Basic auth with the key as the password' : 'Authorization: Bearer <key>';
-        return sendProblem(res, problem('UNAUTHENTICATED', `send ${how} with a known key`));
+        return sendProblem(res, problem('UNAUTHENTICATED', { message: `send ${how} with a known key` }));
       }
       // The request log line names the key (never the key itself): who did what, refusals included.
       res.locals.keyName = caller.name;
       if (role === 'admin' && callerRole !== 'admin') {
-        return sendProblem(res, problem('FORBIDDEN', 'this operation needs an admin key'));
+        return sendProblem(res, problem('FORBIDDEN', { message: 'this operation needs an admin key' }));
       }
       res.locals.role = callerRole;
       await rateLimits?.checkKey(caller.keyId);

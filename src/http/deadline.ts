@@ -41,7 +41,7 @@ export function requestDeadline(ms: number): express.RequestHandler {
     const fire = () => {
       if (res.headersSent) return;
       res.locals.deadlinePassed = true;
-      sendProblem(res, problem('UNAVAILABLE', 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)'), {
+      sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)' }), {
         retryAfterSeconds: 1,
       });
     };
@@ -76,9 +76,11 @@ export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () =>
     const timer = setTimeout(() => {
       if (settled) return;
       settled = true;
-      // Node closes the connection once this answer is out (the rest of the body is not read);
-      // destroying the socket at once could reset it before the client has read the 408.
+      // Node closes the connection once this answer is out; destroying the socket at once could
+      // reset it before the client has read the 408. What is left of the body is read and dropped
+      // meanwhile: a socket closed with unread bytes in its receive buffer sends a reset, not a FIN.
       res.setHeader('Connection', 'close');
+      res.req.resume();
       reject(late());
     }, timeoutMs);
     read().then(

@@ -18,7 +18,9 @@ import {
 import type { Role } from '../config.js';
 import { LINE_STATUSES, PRODUCT_STATUSES, type LineSnapshot, type PoolSnapshot, type Reservation } from '../engine/types.js';
 import type { ReservationEvent } from '../engine/queries.js';
-import { PROBLEMS, type ErrorCode, type Problem } from './problems.js';
+import { BLOCKER_CODES, CATALOGUE, codesOf, ERROR_CODES, type ErrorCode, type OperationId } from '../errors/catalogue.js';
+import type { LineView } from './lineView.js';
+import type { Problem } from './problems.js';
 import {
   RESERVATION_STATUSES,
   bulkLineRow,
@@ -43,14 +45,15 @@ import {
 const counter = z.int().min(0).describe('minor currency units (fen, cents)');
 const time = z.iso.datetime().describe('ISO 8601, UTC');
 
-const ERROR_CODES = Object.keys(PROBLEMS) as [ErrorCode, ...ErrorCode[]];
 const errorCode = z.enum(ERROR_CODES).meta({
   id: 'ErrorCode',
-  description: ['Stable machine-readable reason:', ...ERROR_CODES.map((c) => `- \`${c}\` (${PROBLEMS[c].status}): ${PROBLEMS[c].title}`)].join('\n'),
+  description: [
+    'Stable machine-readable reason (title and detail follow Accept-Language; the code never does):',
+    ...ERROR_CODES.map((c) => `- \`${c}\` (${CATALOGUE[c].status}): ${CATALOGUE[c].en.title} / ${CATALOGUE[c].zh.title}`),
+  ].join('\n'),
 });
 
-const problemBody = z
-  .looseObject({
+const problemShape = {
     type: z.string().meta({ example: 'urn:quota-allocator:problem:POOL_EXHAUSTED' }),
     title: z.string(),
     status: z.int(),
@@ -62,8 +65,13 @@ const problemBody = z
       .optional()
       .describe('400 only: each field that failed validation, e.g. `body.amount`, `header.Idempotency-Key`'),
     requestId: z.string().optional().describe('5xx only: the X-Request-Id to quote'),
-  })
+};
+const problemBody = z
+  .looseObject(problemShape)
   .meta({ id: 'Problem', description: 'application/problem+json (RFC 9457) with a stable `code`' }) satisfies z.ZodType<Problem>;
+
+/** A Problem whose `code` is one of `codes` (so a client narrows the code by status). */
+const problemWith = (codes: [ErrorCode, ...ErrorCode[]]) => problemBody.and(z.looseObject({ code: z.enum(codes) }));
 
 const poolSnapshot = z
   .looseObject({
@@ -88,21 +96,8 @@ const poolSnapshot = z
   })
   .meta({ id: 'PoolSnapshot', description: "A product pool's config and counters" }) satisfies z.ZodType<PoolSnapshot>;
 
-/** Every code `blockers` can hold (a subset of the error codes). */
-const BLOCKER_CODES = [
-  'PRODUCT_CLOSED',
-  'PRODUCT_PAUSED',
-  'PRODUCT_NOT_OPEN',
-  'ACCOUNT_PENDING_ACTIVATION',
-  'ACCOUNT_FROZEN',
-  'ACCOUNT_CLOSED',
-  'AMOUNT_OUT_OF_RANGE',
-  'CUSTOMER_LIMIT_EXCEEDED',
-  'POOL_EXHAUSTED',
-] as const satisfies readonly ErrorCode[];
 
-const lineSnapshot = z
-  .looseObject({
+const lineShape = {
     productId: z.string(),
     customerId: z.string(),
     limit: counter,
@@ -118,8 +113,26 @@ const lineSnapshot = z
     retryAt: time.nullable().describe('when every blocker has lifted, when all of them end at a known time (opensAt, resumeAt); else null'),
     createdAt: time,
     updatedAt: time,
-  })
+};
+const lineSnapshot = z
+  .looseObject(lineShape)
   .meta({ id: 'LineSnapshot', description: "One customer's credit line in one product" }) satisfies z.ZodType<LineSnapshot>;
+
+const blockerDetail = z
+  .object({
+    code: z.enum(BLOCKER_CODES),
+    title: z.string().describe('in the language Accept-Language asks for'),
+    detail: z.string().describe('what blocks and what the customer can do: the statusReason, or when the blocker lifts'),
+    retryAt: time.optional().describe('when this blocker lifts, when known (opensAt, resumeAt)'),
+  })
+  .meta({ id: 'BlockerDetail' });
+
+const lineView = z
+  .looseObject({
+    ...lineShape,
+    blockerDetails: z.array(blockerDetail).describe('one per entry of `blockers`, in the same order, in the chosen language'),
+  })
+  .meta({ id: 'LineView', description: 'A line snapshot with each blocker explained (GET of a line)' }) satisfies z.ZodType<LineView>;
 
 const reservation = z
   .looseObject({
@@ -173,40 +186,41 @@ const json = (schema: z.ZodType) => ({ content: { 'application/json': { schema }
 const idempotencyKey = {
   header: z.object({ 'Idempotency-Key': idempotencyKeyHeader.describe('1 to 64 characters of [A-Za-z0-9._-]; makes a retry safe') }),
 };
+/** Problems answer title and detail in Simplified Chinese or English (contract: Languages). */
+const acceptLanguage = z.object({
+  'Accept-Language': z
+    .string()
+    .optional()
+    .describe('`zh`, `zh-CN` or `zh-Hans` (or a weighted list whose best match is one of them): titles and details in Simplified Chinese; else English'),
+});
 const retryAfter = z.int().min(1).describe('whole seconds, rounded up');
 const location = z.string().describe('the path of the created resource');
 const replayed = z.literal('true').optional().describe('present on an answer replayed for a repeated Idempotency-Key');
 
-/** Codes any authenticated route can answer (429 and 503 only when configured / Redis is gone). */
-const COMMON_CODES: ErrorCode[] = ['INVALID_REQUEST', 'UNAUTHENTICATED', 'RATE_LIMITED', 'UNAVAILABLE', 'INTERNAL'];
-
-/** The codes that come with Retry-After. */
-const RETRYABLE: ErrorCode[] = ['PRODUCT_NOT_OPEN', 'PRODUCT_PAUSED', 'RATE_LIMITED', 'UNAVAILABLE'];
 
 /** One problem+json response per status, listing the codes it can carry. */
 function problemResponses(codes: ErrorCode[]): ZodOpenApiResponsesObject {
   const byStatus = new Map<number, ErrorCode[]>();
   for (const code of new Set(codes)) {
-    const status = PROBLEMS[code].status;
+    const status = CATALOGUE[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
   const responses = [...byStatus].sort(([a], [b]) => a - b).map(([status, group]) => {
-    const retryable = group.filter((c) => RETRYABLE.includes(c));
+    const always = group.every((c) => 'retryAfter' in CATALOGUE[c] && CATALOGUE[c].retryAfter === 'always');
+    const sometimes = group.some((c) => 'retryAfter' in CATALOGUE[c]);
     const response: ZodOpenApiResponseObject = {
-      description: group.map((c) => `\`${c}\`: ${PROBLEMS[c].title}`).join('; '),
-      content: { 'application/problem+json': { schema: problemBody } },
+      description: group.map((c) => `\`${c}\`: ${CATALOGUE[c].en.title}`).join('; '),
+      content: { 'application/problem+json': { schema: problemWith(group as [ErrorCode, ...ErrorCode[]]) } },
     };
-    if (retryable.length > 0) {
-      response.headers = z.object({ 'Retry-After': retryable.length === group.length ? retryAfter : retryAfter.optional() });
-    }
+    if (sometimes) response.headers = z.object({ 'Retry-After': always ? retryAfter : retryAfter.optional() });
     return [String(status), response] as const;
   });
   return Object.fromEntries(responses);
 }
 
-/** An authenticated operation: the role it needs, and the error codes it can answer besides the common ones. */
-function secured(role: Role, errors: ErrorCode[], op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
-  const codes = [...COMMON_CODES, ...(role === 'admin' ? (['FORBIDDEN'] as const) : []), ...errors];
+/** An authenticated operation: the role it needs; the error codes it can answer come from the error catalogue. */
+function secured(role: Role, op: ZodOpenApiOperationObject & { operationId: OperationId }): ZodOpenApiOperationObject {
+  const codes = codesOf(op.operationId, role);
   return {
     ...op,
     security: [{ bearerAuth: [role] }],
@@ -218,23 +232,6 @@ function secured(role: Role, errors: ErrorCode[], op: ZodOpenApiOperationObject)
 function noAuth(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
   return { ...op, tags: ['operations'], security: [] };
 }
-
-const NOT_FOUND_RESERVATION: ErrorCode[] = ['PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND'];
-const RESERVE_REFUSALS: ErrorCode[] = [
-  'PRODUCT_NOT_FOUND',
-  'NO_CREDIT_LINE',
-  'PRODUCT_CLOSED',
-  'PRODUCT_PAUSED',
-  'PRODUCT_NOT_OPEN',
-  'ACCOUNT_PENDING_ACTIVATION',
-  'ACCOUNT_FROZEN',
-  'ACCOUNT_CLOSED',
-  'AMOUNT_OUT_OF_RANGE',
-  'CUSTOMER_LIMIT_EXCEEDED',
-  'POOL_EXHAUSTED',
-  'IDEMPOTENCY_KEY_REUSED',
-  'PAYLOAD_TOO_LARGE',
-];
 
 const IDEMPOTENCY =
   'A repeat with the same Idempotency-Key and the same body returns the first answer (2xx, 409, 422), with `Idempotent-Replayed: true`; ' +
@@ -249,7 +246,7 @@ const nextCursor = z.string().nullable().describe('pass as `cursor` for the next
 
 const paths: ZodOpenApiPathsObject = {
   '/v1/products': {
-    get: secured('client', [], {
+    get: secured('client', {
       operationId: 'listProducts',
       tags: ['products'],
       summary: 'Every product, as pool snapshots, ordered by productId, a page at a time',
@@ -258,7 +255,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${line}/reservations`]: {
-    get: secured('client', ['PRODUCT_NOT_FOUND'], {
+    get: secured('client', {
       operationId: 'listCustomerReservations',
       tags: ['reservations'],
       summary: "One customer's reservations in this product, newest first, every state, a page at a time",
@@ -268,7 +265,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [product]: {
-    put: secured('admin', ['PAYLOAD_TOO_LARGE'], {
+    put: secured('admin', {
       operationId: 'putProduct',
       tags: ['products'],
       summary: "Create or replace a pool's config (counters are kept)",
@@ -279,7 +276,7 @@ const paths: ZodOpenApiPathsObject = {
         201: { description: 'created', headers: z.object({ Location: location }), ...json(poolSnapshot) },
       },
     }),
-    patch: secured('admin', ['PRODUCT_NOT_FOUND', 'PAYLOAD_TOO_LARGE'], {
+    patch: secured('admin', {
       operationId: 'patchProduct',
       tags: ['products'],
       summary: 'Change some config fields (`null` clears an optional one)',
@@ -287,7 +284,7 @@ const paths: ZodOpenApiPathsObject = {
       requestBody: { required: true, ...json(productPatchBody.meta({ id: 'ProductConfigChanges' })) },
       responses: { 200: { description: 'the pool snapshot', ...json(poolSnapshot) } },
     }),
-    get: secured('client', ['PRODUCT_NOT_FOUND'], {
+    get: secured('client', {
       operationId: 'getProduct',
       tags: ['products'],
       summary: 'Pool snapshot: config and counters',
@@ -296,7 +293,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${product}/customers:bulk`]: {
-    post: secured('admin', ['PRODUCT_NOT_FOUND', 'PAYLOAD_TOO_LARGE'], {
+    post: secured('admin', {
       operationId: 'bulkImportLines',
       tags: ['lines'],
       summary: 'Create or replace many credit lines from an NDJSON stream',
@@ -306,13 +303,19 @@ const paths: ZodOpenApiPathsObject = {
       requestParams: { path: productParams },
       requestBody: {
         required: true,
-        content: { 'application/x-ndjson': { schema: z.string().describe('newline-delimited BulkLineRow objects') } },
+        content: {
+          'application/x-ndjson': {
+            schema: z
+              .array(bulkLineRow.meta({ id: 'BulkLineRow', description: 'One credit line of a bulk import' }))
+              .describe('NDJSON: each BulkLineRow as one JSON object on its own line (not a JSON array); blank lines are skipped'),
+          },
+        },
       },
       responses: { 200: { description: 'rows upserted and rows rejected', ...json(bulkImportResult) } },
     }),
   },
   [line]: {
-    put: secured('admin', ['PRODUCT_NOT_FOUND', 'PAYLOAD_TOO_LARGE'], {
+    put: secured('admin', {
       operationId: 'putLine',
       tags: ['lines'],
       summary: 'Create or replace a credit line (counters are kept)',
@@ -323,16 +326,16 @@ const paths: ZodOpenApiPathsObject = {
         201: { description: 'created', headers: z.object({ Location: location }), ...json(lineSnapshot) },
       },
     }),
-    get: secured('client', ['PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'], {
+    get: secured('client', {
       operationId: 'getLine',
       tags: ['lines'],
-      summary: 'Line snapshot with `drawable` and `blockers`',
-      requestParams: { path: lineParams },
-      responses: { 200: { description: 'the line snapshot', ...json(lineSnapshot) } },
+      summary: 'Line snapshot with `drawable`, `blockers` and each blocker explained in the chosen language',
+      requestParams: { path: lineParams, header: acceptLanguage },
+      responses: { 200: { description: 'the line snapshot', ...json(lineView) } },
     }),
   },
   [`${line}/repayments`]: {
-    post: secured('client', ['PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PAYLOAD_TOO_LARGE'], {
+    post: secured('client', {
       operationId: 'repay',
       tags: ['lines'],
       summary: 'Restore the line by a repayment (at most the settled drawn amount)',
@@ -343,7 +346,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [reservations]: {
-    post: secured('client', RESERVE_REFUSALS, {
+    post: secured('client', {
       operationId: 'reserve',
       tags: ['reservations'],
       summary: 'Hold an amount for a customer until commit, release or expiry',
@@ -358,7 +361,7 @@ const paths: ZodOpenApiPathsObject = {
         },
       },
     }),
-    get: secured('admin', ['PRODUCT_NOT_FOUND'], {
+    get: secured('admin', {
       operationId: 'listReservations',
       tags: ['operators'],
       summary: "List a product's reservations in one status, oldest transition first",
@@ -378,7 +381,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [oneReservation]: {
-    get: secured('client', NOT_FOUND_RESERVATION, {
+    get: secured('client', {
       operationId: 'getReservation',
       tags: ['reservations'],
       summary: 'The reservation, with its settlement status',
@@ -387,19 +390,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${oneReservation}/commit`]: {
-    post: secured(
-      'client',
-      [
-        ...NOT_FOUND_RESERVATION,
-        'RESERVATION_EXPIRED',
-        'RESERVATION_RELEASED',
-        'RESERVATION_ALREADY_COMMITTED',
-        'ACCOUNT_FROZEN',
-        'ACCOUNT_CLOSED',
-        'COMMIT_EXCEEDS_HOLD',
-        'PAYLOAD_TOO_LARGE',
-      ],
-      {
+    post: secured('client', {
         operationId: 'commit',
         tags: ['reservations'],
         summary: 'Commit all of the hold, or part of it (the rest is released at once)',
@@ -411,7 +402,7 @@ const paths: ZodOpenApiPathsObject = {
     ),
   },
   [`${oneReservation}/release`]: {
-    post: secured('client', [...NOT_FOUND_RESERVATION, 'RESERVATION_ALREADY_COMMITTED', 'PAYLOAD_TOO_LARGE'], {
+    post: secured('client', {
       operationId: 'release',
       tags: ['reservations'],
       summary: 'Release the hold (quota returned at once)',
@@ -422,7 +413,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${oneReservation}/resolve`]: {
-    post: secured('admin', [...NOT_FOUND_RESERVATION, 'RESERVATION_STATE_CONFLICT', 'PAYLOAD_TOO_LARGE'], {
+    post: secured('admin', {
       operationId: 'resolveSettlement',
       tags: ['operators'],
       summary: 'Resolve a reservation in `settlement_unknown` as settled or reversed',
@@ -432,7 +423,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${oneReservation}/redrive`]: {
-    post: secured('admin', [...NOT_FOUND_RESERVATION, 'RESERVATION_STATE_CONFLICT'], {
+    post: secured('admin', {
       operationId: 'redriveSettlement',
       tags: ['operators'],
       summary: 'Queue settlement again for a committed reservation',
@@ -443,7 +434,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${oneReservation}/events`]: {
-    get: secured('admin', ['RESERVATION_NOT_FOUND'], {
+    get: secured('admin', {
       operationId: 'reservationEvents',
       tags: ['operators'],
       summary: "A reservation's recorded transitions (its audit trail)",
@@ -454,7 +445,7 @@ const paths: ZodOpenApiPathsObject = {
     }),
   },
   [`${product}/ledger`]: {
-    get: secured('admin', [], {
+    get: secured('admin', {
       operationId: 'internalLedger',
       tags: ['operators'],
       summary: "The service's own ledger records (settlement without SETTLEMENT_URL), a page at a time",
@@ -474,7 +465,7 @@ const paths: ZodOpenApiPathsObject = {
   },
   '/admin/queues': {
     get: {
-      ...secured('admin', [], {
+      ...secured('admin', {
         operationId: 'queueDashboard',
         tags: ['operators'],
         summary: 'The bull-board dashboard of the settlement queue (HTML; its own sub-routes are not described here)',
@@ -504,6 +495,13 @@ const paths: ZodOpenApiPathsObject = {
       responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
     }),
   },
+  '/console': {
+    get: noAuth({
+      operationId: 'console',
+      summary: "The operators' web console (an HTML page; it signs in with an API key and calls this API)",
+      responses: { 200: { description: 'the page', content: { 'text/html': { schema: z.string() } } } },
+    }),
+  },
   '/openapi.json': {
     get: noAuth({
       operationId: 'openapi',
@@ -513,13 +511,15 @@ const paths: ZodOpenApiPathsObject = {
   },
 };
 
-export function createOpenApiDocument() {
+export function createOpenApiDocument(serverUrl = 'http://127.0.0.1:3000') {
   return createDocument(
     {
       openapi: '3.1.0',
+      servers: [{ url: serverUrl, description: 'this deployment (PUBLIC_URL, else the address it listens on)' }],
       info: {
         title: 'quota-allocator',
         version: '1.0.0',
+        license: { name: 'Proprietary (package.json: UNLICENSED)', identifier: 'LicenseRef-Proprietary' },
         description:
           'Atomic lending-quota reservations. Amounts are safe integers in minor currency units; times are ISO 8601 ' +
           '(requests: with a zone; answers: UTC). Every error is application/problem+json with a stable `code` (see `ErrorCode`); ' +
@@ -550,23 +550,44 @@ export function createOpenApiDocument() {
             description: '/admin/queues only: an API key as the password, any user name (so a browser can open the dashboard).',
           },
         },
-        schemas: { BulkLineRow: bulkLineRow.meta({ unusedIO: 'input' }) },
       },
     },
     {
       // zod spells date-time out as a long regex; the format already says it.
-      override: ({ jsonSchema }) => {
+      override: ({ jsonSchema, io }) => {
         if (jsonSchema.format === 'date-time') delete jsonSchema.pattern;
+        // A request field with a default is optional: said in words, since openapi-typescript's defaults make a
+        // component property with `default` required, and the README's request bodies would not type-check.
+        if (io === 'input' && 'default' in jsonSchema) {
+          const note = `Default: ${JSON.stringify(jsonSchema.default)}.`;
+          jsonSchema.description = jsonSchema.description ? `${jsonSchema.description}. ${note}` : note;
+          delete jsonSchema.default;
+        }
       },
     },
   );
 }
 
-/** GET /openapi.json: the document, built once when the app is built. */
-export function openApiRoutes(): Router {
-  const body = JSON.stringify(createOpenApiDocument());
+function listeningUrl(address: string | undefined, port: number | undefined): string {
+  const ip = (address ?? '127.0.0.1').replace(/^::ffff:/, '');
+  return `http://${ip.includes(':') ? `[${ip}]` : ip}:${port ?? 80}`;
+}
+
+/**
+ * GET /openapi.json. Its `servers` entry is PUBLIC_URL; without it, the
+ * address the service listens on (the socket's, as a request reaches it:
+ * the port may be chosen at start). Built once per server URL.
+ */
+export function openApiRoutes(publicUrl?: string): Router {
+  const bodies = new Map<string, string>();
   const router = Router();
-  router.get('/openapi.json', (_req, res) => {
+  router.get('/openapi.json', (req, res) => {
+    const url = (publicUrl ?? listeningUrl(req.socket.localAddress, req.socket.localPort)).replace(/\/$/, '');
+    let body = bodies.get(url);
+    if (body === undefined) {
+      body = JSON.stringify(createOpenApiDocument(url));
+      if (bodies.size < 16) bodies.set(url, body);
+    }
     res.type('application/json').send(body);
   });
   return router;

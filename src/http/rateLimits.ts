@@ -24,7 +24,7 @@ export function createRateLimits(redis: RedisClient, keys: Keys, settings: RateL
     const used = Number(replies?.[0]?.[1] ?? 0);
     if (used > limit) {
       throw new HttpProblem(
-        problem('RATE_LIMITED', `more than ${limit} requests per second for this ${what}`),
+        problem('RATE_LIMITED', { message: `more than ${limit} requests per second for this ${what}` }),
         { retryAfterSeconds: 1 },
       );
     }

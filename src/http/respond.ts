@@ -7,20 +7,21 @@ import type { z } from 'zod';
 import type { Outcome } from '../engine/types.js';
 import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
-import { describeRefusal, problem, sendProblem, type ErrorCode, type Problem, type ProblemOptions } from './problems.js';
+import { problem, renderProblem, sendProblem, type ErrorCode, type ProblemDraft, type ProblemOptions } from './problems.js';
 
 /** A request problem found before the engine is called (400, 413...). */
 export class HttpProblem extends Error {
   constructor(
-    readonly body: Problem,
+    readonly body: ProblemDraft,
     readonly options: ProblemOptions = {},
   ) {
-    super(body.detail);
+    super(renderProblem(body, 'en').detail);
   }
 }
 
 export function invalid(detail: string, errors?: { field: string; message: string }[]): HttpProblem {
-  return new HttpProblem(problem('INVALID_REQUEST', detail, errors ? { errors } : {}));
+  const params = { message: detail, fields: errors?.map((e) => e.field) ?? [] };
+  return new HttpProblem(problem('INVALID_REQUEST', params, errors ? { errors } : {}));
 }
 
 /** Parses `value` or throws 400 INVALID_REQUEST naming each failing field. */
@@ -76,7 +77,7 @@ export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 
 /** 408: the body did not arrive in time; nothing was done. */
 export function bodyTimedOut(timeoutMs: number): HttpProblem {
-  return new HttpProblem(problem('REQUEST_TIMEOUT', `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`));
+  return new HttpProblem(problem('REQUEST_TIMEOUT', { message: `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`, timeoutMs }));
 }
 
 export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
@@ -143,7 +144,7 @@ export function sendOutcome<T>(
   const errorCode: ErrorCode = code;
   const extensions: Record<string, unknown> = {};
   if (context.drawable !== undefined) extensions.drawable = context.drawable;
-  sendProblem(res, problem(errorCode, describeRefusal(errorCode, context), extensions), {
+  sendProblem(res, problem(errorCode, context, extensions), {
     retryAt: code === 'PRODUCT_NOT_OPEN' || code === 'PRODUCT_PAUSED' ? context.retryAt : undefined,
     now,
   });

@@ -41,9 +41,9 @@ export function routeFallback(app: express.Express, requireRole: RequireRole): R
     const allow = allowedMethods(app, path).filter((m) => m !== req.method);
     if (allow.length > 0) {
       res.setHeader('Allow', allow.join(', '));
-      return sendProblem(res, problem('METHOD_NOT_ALLOWED', `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`));
+      return sendProblem(res, problem('METHOD_NOT_ALLOWED', { message: `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`, method: req.method, path, allow }));
     }
-    sendProblem(res, problem('ROUTE_NOT_FOUND', `no route for ${req.method} ${path}`));
+    sendProblem(res, problem('ROUTE_NOT_FOUND', { message: `no route for ${req.method} ${path}`, method: req.method, path }));
   };
   const underV1 = (path: string) => path === '/v1' || path.startsWith('/v1/');
   return (req, res, next) => {

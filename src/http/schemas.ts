@@ -99,7 +99,8 @@ export const ledgerQuery = z.object({
   cursor: z
     .string()
     .regex(/^\d{1,20}$/, 'must be a cursor from an earlier page')
-    .refine((c) => BigInt(c) <= 0xffff_ffff_ffff_ffffn, 'must be a cursor from an earlier page')
+    // zod runs refinements after a failed regex too: only digits reach BigInt.
+    .refine((c) => !/^\d{1,20}$/.test(c) || BigInt(c) <= 0xffff_ffff_ffff_ffffn, 'must be a cursor from an earlier page')
     .default('0'),
   count: z.coerce.number().int().min(1).max(1000).default(100),
 });

@@ -24,6 +24,8 @@ export interface ScheduledJobOptions {
   run: () => Promise<unknown>;
   /** How often to check that the scheduler still exists (default 5 s). */
   healEveryMs?: number;
+  /** A run's lock (BullMQ's default 30 s): a run killed with its process blocks the job until the lock runs out. */
+  lockMs?: number;
 }
 
 export function createScheduledJob(options: ScheduledJobOptions) {
@@ -65,6 +67,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
         connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
+        ...(options.lockMs ? { lockDuration: options.lockMs, stalledInterval: Math.max(1_000, Math.floor(options.lockMs / 2)) } : {}),
       });
       worker.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
       worker.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));

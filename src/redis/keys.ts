@@ -42,6 +42,8 @@ export function createKeys(prefix: string) {
     rateLimitCustomer: (productId: string, customerId: string) => `${product(productId)}rl:${customerId}`,
     /** Every product id ever configured: the sweeper's work list (its own slot; not quota state). */
     productIndex: () => `${prefix}:products`,
+    /** When webhooks were first turned on (ms): a product's webhook consumer group starts there (src/webhooks/webhookOutbox.ts). */
+    webhooksSince: () => `${prefix}:webhooks:since`,
     /** BullMQ prefix; the hash tag keeps each queue's keys on one slot. */
     queuePrefix: () => `{${prefix}-q}`,
   };

@@ -46,9 +46,12 @@ export async function forEachProductWithDue(
   });
 }
 
-// Sharded products: the key ids of sub-pools 1..N-1 (`<productId>~<suffix>`, src/engine/shards.ts) are
-// visited after the products, so every sub-pool's holds are swept, relayed and audited like a product's.
-async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
+/**
+ * Visits every product id ever configured, a page (SSCAN) at a time; then the key ids of sharded
+ * products' sub-pools 1..N-1 (`<productId>~<suffix>`, src/engine/shards.ts), so every sub-pool's
+ * holds are swept, relayed and audited like a product's.
+ */
+export async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
   for (const index of [keys.productIndex(), keys.subPoolIndex()]) {
     let cursor = '0';
     do {

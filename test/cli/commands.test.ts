@@ -109,6 +109,11 @@ describe('quota why', () => {
     expect(why.stdout).toMatch(/frozen-1 in .* cannot draw now/);
     expect(why.stdout).toMatch(/PRODUCT_PAUSED\s+The product is paused \(system upgrade\); draws open again at \d{4}-/);
     expect(why.stdout).toMatch(/ACCOUNT_FROZEN\s+The customer's account is frozen .*Reason: suspected fraud/);
+    const inChinese = await quota(['why', p, 'frozen-1', ...conn, '--lang', 'zh', '--json']);
+    expect(inChinese.json.blockers).toEqual([
+      expect.objectContaining({ code: 'PRODUCT_PAUSED', source: 'service', text: expect.stringMatching(/^产品暂停借款: .*system upgrade.*北京时间/) }),
+      expect.objectContaining({ code: 'ACCOUNT_FROZEN', source: 'service', text: expect.stringMatching(/^账户已冻结: .*suspected fraud/) }),
+    ]);
 
     await api.admin.patchProduct(p, { status: 'open' });
     const json = await quota(['why', p, 'ok-1', ...conn, '--json']);

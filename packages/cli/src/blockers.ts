@@ -1,9 +1,10 @@
 /**
- * "Why can't this customer draw?" in plain words. The service's own texts
- * win: once it answers `blockerDetails` (contract: "Languages"), each
- * blocker is explained by the service in the language asked for (Chinese
- * for --lang zh). Until then, the English texts below are made from the
- * line and pool snapshots.
+ * "Why can't this customer draw?" in plain words. In another language than
+ * English (--lang zh) the service's own texts are used: its `blockerDetails`
+ * (contract: "Languages") explain each blocker in that language. In English
+ * the texts below win: made from the line and pool snapshots, they show the
+ * operator the numbers behind each blocker, which the customer-facing texts
+ * leave out.
  */
 import type { Line, Pool } from '@quota-allocator/client';
 import { money } from './io.js';
@@ -15,9 +16,9 @@ export interface Explanation {
   source: 'service' | 'cli';
 }
 
-export function explainBlockers(line: Line, pool: Pool | undefined): Explanation[] {
+export function explainBlockers(line: Line, pool: Pool | undefined, language = 'en'): Explanation[] {
   return line.blockers.map((code) => {
-    const fromService = line.blockerDetails?.find((d) => d.code === code);
+    const fromService = language === 'en' ? undefined : line.blockerDetails?.find((d) => d.code === code);
     if (fromService) {
       const text = `${fromService.title}: ${fromService.detail}${fromService.retryAt ? ` (${fromService.retryAt})` : ''}`;
       return { code, text, source: 'service' };

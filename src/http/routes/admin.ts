@@ -51,7 +51,10 @@ export function adminRoutes(
     const current = await engine.getReservation(productId, reservationId);
     if (!current.ok) return sendOutcome(res, current, 200);
     if (current.value.status !== 'committed') {
-      return sendProblem(res, problem('RESERVATION_STATE_CONFLICT', `only a committed reservation can be re-driven; this one is ${current.value.status}`));
+      return sendProblem(res, problem('RESERVATION_STATE_CONFLICT', {
+          message: `only a committed reservation can be re-driven; this one is ${current.value.status}`,
+          reservation: current.value,
+        }));
     }
     const job = await settlement.ensureJob(productId, reservationId);
     res.status(202).json({ reservation: current.value, job });
@@ -68,7 +71,7 @@ export function adminRoutes(
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
     if (!(await productExists(productId, res))) return;
     const events = await queries.reservationEvents(productId, reservationId);
-    if (events === null) return sendProblem(res, problem('RESERVATION_NOT_FOUND', 'no reservation with this id in this product'));
+    if (events === null) return sendProblem(res, problem('RESERVATION_NOT_FOUND'));
     res.json({ reservationId, events });
   });
 

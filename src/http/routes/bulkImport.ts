@@ -102,13 +102,13 @@ function parseRow(text: string, line: number): LineConfig | Rejection {
   try {
     return parse(bulkLineRow, value, 'body');
   } catch (err) {
-    const detail = err instanceof HttpProblem ? err.body.detail.replace(/body\./g, '') : 'the line could not be read';
+    const detail = err instanceof HttpProblem ? err.message.replace(/body\./g, '') : 'the line could not be read';
     return { line, code: 'INVALID_REQUEST', detail };
   }
 }
 
 function tooLarge(limit: number): HttpProblem {
-  return new HttpProblem(problem('PAYLOAD_TOO_LARGE', `a bulk import body may be at most ${limit} bytes`));
+  return new HttpProblem(problem('PAYLOAD_TOO_LARGE', { message: `a bulk import body may be at most ${limit} bytes`, limitBytes: limit }));
 }
 
 /**

@@ -3,6 +3,8 @@ import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { RequireRole } from '../auth.js';
 import type { RateLimits } from '../rateLimits.js';
 import { fingerprint } from '../fingerprint.js';
+import { lineView } from '../lineView.js';
+import { languageOf } from '../problems.js';
 import { idempotencyKeyOf, invalid, parse, sendOutcome, type JsonBodyReader } from '../respond.js';
 import { idempotencyKeyHeader, lineParams, linePutBody, repayBody } from '../schemas.js';
 
@@ -28,7 +30,10 @@ export function lineRoutes(
 
   router.get(path, requireRole('client'), async (req, res) => {
     const { productId, customerId } = parse(lineParams, req.params, 'path');
-    sendOutcome(res, await engine.readLine(productId, customerId), 200);
+    const outcome = await engine.readLineWithPool(productId, customerId);
+    if (!outcome.ok) return sendOutcome(res, outcome, 200);
+    res.vary('Accept-Language');
+    res.status(200).json(lineView(outcome.value.line, outcome.value.pool, languageOf(req)));
   });
 
   router.post(`${path}/repayments`, requireRole('client'), async (req, res) => {

@@ -35,7 +35,7 @@ export function listingRoutes(engine: Pick<QuotaEngine, 'readPool'>, queries: Qu
     const { productId, customerId } = parse(lineParams, req.params, 'path');
     const { cursor, limit } = parse(pageQuery, req.query, 'query');
     const page = await queries.customerReservations(productId, customerId, cursor, limit).catch(badCursorAs400);
-    if (page === null) return sendProblem(res, problem('PRODUCT_NOT_FOUND', 'no product with this id'));
+    if (page === null) return sendProblem(res, problem('PRODUCT_NOT_FOUND'));
     res.json(page);
   });
 

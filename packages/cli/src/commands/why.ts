@@ -32,7 +32,7 @@ export function registerWhy(program: Command, { io, wrap }: Registrar): void {
           return;
         }
         const line = valueOf(lineAnswer, `line ${customerId} in ${productId}`);
-        const explanations = explainBlockers(line, pool);
+        const explanations = explainBlockers(line, pool, options.lang);
 
         const holds: Holds = { live: null, recent: [] };
         const listed = await client.listCustomerReservations(productId, customerId, { limit: 50 });

@@ -1,0 +1,83 @@
+/**
+ * Webhook events as the contract puts them: `{ id, type, occurredAt,
+ * productId, data }`, made from entries of a product's events stream
+ * (lua/includes/webhooks.lua writes them in the same atomic step as the
+ * change). The id is the product and the stream entry id, so every delivery
+ * of one event carries the same id and a consumer dedupes by it.
+ */
+import { decodeLine, decodePool, decodeReservation } from '../engine/decode.js';
+
+export const WEBHOOK_EVENT_TYPES = [
+  'reservation.settled',
+  'reservation.reversed',
+  'reservation.settlement_unknown',
+  'reservation.resolved',
+  'reservation.expired',
+  'line.status_changed',
+  'line.limit_changed',
+  'product.status_changed',
+] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+export interface WebhookEvent {
+  id: string;
+  type: WebhookEventType;
+  occurredAt: string;
+  productId: string;
+  data: unknown;
+}
+
+/** A stream entry the drain has to deliver, with what orders it. */
+export interface PendingEvent {
+  streamId: string;
+  /** Events of one subject (a reservation, a line, the product) are delivered in stream order. */
+  subject: string;
+  event: WebhookEvent;
+}
+
+type Raw = Record<string, unknown>;
+
+/** Stream entry fields [f1, v1, f2, v2, ...] as an object. */
+export function fieldsOf(flat: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+  return out;
+}
+
+export const eventId = (productId: string, streamId: string): string => `${productId}:${streamId}`;
+
+/** The reservation id of an entry that is a `reservation.expired` event (a transition to expired), else undefined. */
+export function expiredReservationOf(fields: Record<string, string>): string | undefined {
+  return fields.webhook === undefined && fields.to === 'expired' ? fields.reservationId : undefined;
+}
+
+/**
+ * The event an entry stands for, or null for a transition no webhook
+ * describes (held, committed, released, ...; settlement outcomes have entries
+ * of their own, written with the record). `expiredRecord` is the stored
+ * record JSON of an expired reservation (it no longer changes), if still kept.
+ */
+export function eventOf(productId: string, streamId: string, fields: Record<string, string>, expiredRecord?: string | null): PendingEvent | null {
+  const base = { id: eventId(productId, streamId), occurredAt: new Date(Number(fields.at)).toISOString(), productId };
+  const expiredId = expiredReservationOf(fields);
+  if (expiredId !== undefined) {
+    const data = expiredRecord
+      ? decodeReservation(JSON.parse(expiredRecord) as Raw)
+      : // The record is deleted 7 days after it ended: what the transition itself says.
+        { reservationId: expiredId, productId, status: 'expired', amount: Number(fields.amount) };
+    return { streamId, subject: `reservation:${expiredId}`, event: { ...base, type: 'reservation.expired', data } };
+  }
+  const type = fields.webhook as WebhookEventType | undefined;
+  if (type === undefined || !WEBHOOK_EVENT_TYPES.includes(type)) return null;
+  const raw = JSON.parse(fields.data ?? '{}') as Raw;
+  if (type.startsWith('reservation.')) {
+    const data = decodeReservation(raw);
+    return { streamId, subject: `reservation:${data.reservationId}`, event: { ...base, type, data } };
+  }
+  if (type.startsWith('line.')) {
+    const customerId = String(raw.customerId);
+    const data = { customerId, before: decodeLine(productId, raw.before as Raw), after: decodeLine(productId, raw.after as Raw) };
+    return { streamId, subject: `line:${customerId}`, event: { ...base, type, data } };
+  }
+  return { streamId, subject: 'product', event: { ...base, type, data: decodePool(productId, raw) } };
+}

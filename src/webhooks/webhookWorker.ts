@@ -1,0 +1,142 @@
+/**
+ * Drains one product's webhook outbox per job, in stream order: a batch of
+ * entries is grouped by subject (a reservation, a line, the product), each
+ * subject's events are delivered one after the other (so they arrive in the
+ * order they happened), different subjects side by side (WEBHOOK_CONCURRENCY).
+ * An entry is acknowledged only after its 2xx; after a failure the rest of
+ * that subject waits, and the job puts itself back as delayed (backoff on its
+ * runs in a row without progress, not on its age, so a long drain through a
+ * flaky receiver keeps short pauses): the next run reads the unacknowledged
+ * entries first, in order. Delivery is at
+ * least once (a 2xx lost with a killed worker is sent again); the event id is
+ * the same every time, for the consumer to dedupe.
+ */
+import { DelayedError, Worker, type Job } from 'bullmq';
+import type { Logger } from '../logger.js';
+import type { Keys } from '../redis/keys.js';
+import type { BullConnections } from '../redis/topology.js';
+import { eventOf, expiredReservationOf, fieldsOf, type PendingEvent } from './webhookEvents.js';
+import type { WebhookMetrics } from './webhookMetrics.js';
+import type { WebhookOutbox } from './webhookOutbox.js';
+import { WEBHOOK_QUEUE, webhookBackoffMs, type WebhookJobData } from './webhookQueue.js';
+import type { WebhookSender } from './webhookSender.js';
+
+const BATCH = 200;
+
+export interface WebhookWorkerOptions {
+  bullmq: BullConnections;
+  keys: Keys;
+  outbox: WebhookOutbox;
+  send: WebhookSender;
+  logger: Logger;
+  metrics: WebhookMetrics;
+  /** Subjects of one product delivered side by side. */
+  concurrency: number;
+  /** Drains (products) in flight per worker process. */
+  products: number;
+  backoffMs: number;
+  /** A drain's lock; a killed worker's drain comes back (stalled) after it. */
+  lockDurationMs: number;
+}
+
+export function createWebhookWorker(options: WebhookWorkerOptions) {
+  const { outbox, send, logger, metrics } = options;
+  let worker: Worker<WebhookJobData> | undefined;
+
+  /** The events of a batch, in order; acknowledges at once what needs no delivery. */
+  async function eventsOf(productId: string, entries: [string, string[] | null][]): Promise<PendingEvent[]> {
+    const parsed = entries.map(([id, flat]) => ({ id, fields: flat ? fieldsOf(flat) : null }));
+    const lost = parsed.filter((e) => e.fields === null).map((e) => e.id);
+    if (lost.length > 0) {
+      metrics.lost(lost.length);
+      logger.error({ productId, entries: lost }, 'webhook outbox entries were trimmed from the events stream before delivery');
+    }
+    const expiredIds = parsed.map((e) => (e.fields ? expiredReservationOf(e.fields) : undefined));
+    const records = await outbox.records(productId, expiredIds.filter((id): id is string => id !== undefined));
+    let r = 0;
+    const events: PendingEvent[] = [];
+    const skip: string[] = [...lost];
+    parsed.forEach((e, i) => {
+      if (!e.fields) return;
+      const record = expiredIds[i] !== undefined ? records[r++] : undefined;
+      const event = eventOf(productId, e.id, e.fields, record);
+      if (event) events.push(event);
+      else skip.push(e.id);
+    });
+    await outbox.ack(productId, skip);
+    return events;
+  }
+
+  /** Delivers a subject's events in order; stops at its first failure. */
+  async function deliverSubject(productId: string, events: PendingEvent[]): Promise<{ delivered: number; complete: boolean }> {
+    let delivered = 0;
+    for (const e of events) {
+      const result = await send(e.event);
+      metrics.delivery(result.outcome);
+      if (result.outcome !== 'delivered') {
+        logger.warn({ productId, eventId: e.event.id, type: e.event.type, reason: result.reason }, 'webhook delivery failed; retried later');
+        return { delivered, complete: false };
+      }
+      await outbox.ack(productId, [e.streamId]);
+      delivered++;
+    }
+    return { delivered, complete: true };
+  }
+
+  /** Delivers until the outbox is empty or a delivery fails; returns what was delivered and whether all went. */
+  async function drain(productId: string): Promise<{ delivered: number; complete: boolean }> {
+    let delivered = 0; // (outbox.next creates the product's group on its first drain)
+    for (;;) {
+      const entries = await outbox.next(productId, BATCH);
+      if (entries.length === 0) return { delivered, complete: true };
+      const events = await eventsOf(productId, entries);
+      const bySubject = new Map<string, PendingEvent[]>();
+      for (const e of events) bySubject.set(e.subject, [...(bySubject.get(e.subject) ?? []), e]);
+      const results = await mapLimited([...bySubject.values()], options.concurrency, (list) => deliverSubject(productId, list));
+      delivered += results.reduce((sum, r) => sum + r.delivered, 0);
+      if (results.some((r) => !r.complete)) return { delivered, complete: false };
+    }
+  }
+
+  async function process(job: Job<WebhookJobData>, token?: string) {
+    const { productId } = job.data;
+    const { delivered, complete } = await drain(productId);
+    if (complete) return { delivered };
+    const failures = delivered > 0 ? 1 : (job.data.failures ?? 0) + 1;
+    await job.updateData({ productId, failures });
+    await job.moveToDelayed(Date.now() + webhookBackoffMs(failures, options.backoffMs), token);
+    throw new DelayedError(); // not an attempt: the job waits, then drains again
+  }
+
+  return {
+    process,
+    start() {
+      worker = new Worker<WebhookJobData>(WEBHOOK_QUEUE, process, {
+        connection: options.bullmq.worker(),
+        prefix: options.keys.queuePrefix(),
+        concurrency: options.products,
+        lockDuration: options.lockDurationMs,
+        stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+        maxStalledCount: 10,
+      });
+      worker.on('error', (err) => logger.warn({ err }, 'webhook worker error'));
+    },
+    async stop() {
+      await worker?.close();
+    },
+  };
+}
+
+/** Runs `work` over `items` with at most `limit` at once; results in item order. */
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const lanes = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!);
+    }
+  });
+  await Promise.all(lanes);
+  return results;
+}
