@@ -408,9 +408,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       const own = shardOfCustomer(customerId, tags.length);
       const read = await call('readLine', { productId, customerId, tag: tags[own]! });
       if (!read.ok) return read;
-      const pools = await readSubPools(productId, tags);
-      if (!pools) return read;
-      const line = withProductDrawable(read.value.line, pools, own, await borrowable(productId, tags, own, read.value.line.tier));
+      const line = await productLine(productId, tags, read.value.line, read.value.pool);
       return { ...read, value: { line, pool: read.value.pool } };
     },
 
@@ -449,40 +447,55 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     },
   };
 
-  /** What sub-pool `own` could get for this tier beyond its own free: others' free, quota in transit, withheld quota a borrow would return. */
-  async function borrowable(productId: string, tags: string[], own: number, tier: string | null | undefined) {
+  /** Every sub-pool's pool, the transfers in transit and the withheld quota, read in one batch (one round trip on one node). */
+  async function readState(productId: string, tags: string[]) {
     const [pools, pending, withheld] = await Promise.all([readSubPools(productId, tags), pendingOf(productId, tags), withheldOf(tags)]);
-    if (!pools) return 0;
+    return pools ? { pools, pending, withheld } : null;
+  }
+  type ProductState = NonNullable<Awaited<ReturnType<typeof readState>>>;
+
+  /** The product's free quota for this tier: every sub-pool's (after the withheld returns a borrow would make) plus quota in transit. */
+  function productFreeFor({ pools, pending, withheld }: ProductState, tier: string | null | undefined) {
     const inTransit = pending.reduce((s, t) => s + t.amount, 0);
     const after = pools.map((p) => ({ ...p }));
     for (const r of planReturns(pools, withheld, inTransit)) after[r.to]!.capacity += r.amount;
     const priority = isPriority(pools[0]!, tier);
-    const all = after.reduce((s, _, j) => s + freeForTier(after, j, priority), 0) + inTransit;
-    return all - freeForTier(pools, own, priority);
+    return after.reduce((s, _, j) => s + freeForTier(after, j, priority), 0) + inTransit;
   }
 
-  /** A line answered by its sub-pool's script, with drawable and blockers made the product's. */
-  async function productLine(productId: string, tags: string[], line: LineSnapshot): Promise<LineSnapshot> {
+  /** What sub-pool `own` could get for this tier beyond its own free (a refusal's or a repayment's drawable adds it). */
+  async function borrowable(productId: string, tags: string[], own: number, tier: string | null | undefined) {
+    const state = await readState(productId, tags);
+    if (!state) return 0;
+    return productFreeFor(state, tier) - freeForTier(state.pools, own, isPriority(state.pools[0]!, tier));
+  }
+
+  /**
+   * A line answered by its sub-pool's script, with drawable and blockers made the product's. `ownPool`:
+   * the line's sub-pool as the same script call read it (then the line and its sub-pool are one instant,
+   * and each other sub-pool is counted once, from one later read).
+   */
+  async function productLine(productId: string, tags: string[], line: LineSnapshot, ownPool?: PoolSnapshot): Promise<LineSnapshot> {
     const own = shardOfCustomer(line.customerId, tags.length);
-    const pools = await readSubPools(productId, tags);
-    if (!pools) return line;
-    return withProductDrawable(line, pools, own, await borrowable(productId, tags, own, line.tier));
+    const state = await readState(productId, tags);
+    if (!state) return line;
+    if (ownPool) state.pools[own] = ownPool;
+    return withProductDrawable(line, state.pools[own]!, productFreeFor(state, line.tier));
   }
 
-  function withProductDrawable(line: LineSnapshot, pools: PoolSnapshot[], own: number, elsewhere: number): LineSnapshot {
+  function withProductDrawable(line: LineSnapshot, ownPool: PoolSnapshot, productFree: number): LineSnapshot {
     // The script answered for its own sub-pool; the pool part of the answer is the product's.
     const blockers: RefusalCode[] = line.blockers.filter((b) => b !== 'POOL_EXHAUSTED');
-    const productFree = freeForTier(pools, own, isPriority(pools[0]!, line.tier)) + elsewhere;
-    const p0 = pools[own]!;
-    const minAmount = p0.minAmount;
+    const { minAmount, maxAmount } = ownPool;
     if (productFree < minAmount) blockers.push('POOL_EXHAUSTED');
     let drawable = 0;
     if (blockers.length === 0) {
-      drawable = Math.min(line.available, productFree, p0.maxAmount ?? Number.MAX_SAFE_INTEGER);
+      drawable = Math.min(line.available, productFree, maxAmount ?? Number.MAX_SAFE_INTEGER);
       if (drawable < minAmount) drawable = 0;
     }
     return { ...line, drawable, blockers };
   }
+
 
   async function createSharded(productId: string, config: Partial<PoolConfig>, shards: number) {
     const tags = chooseShardTags(productId, shards);
