@@ -101,10 +101,10 @@ type Op =
   /** Sleep `ms`, or (aim) until just past the soonest hold's expiry; skipped when no hold would fall due. */
   | { t: 'wait'; ms: number; aim: boolean; jitter: number }
   /**
-   * Sharded runs only (invisible to the model): move pct% of a sub-pool's free quota to another, as the
-   * rebalancer does, or (crash) only the giving step, leaving it in transit for the next borrower.
+   * Sharded runs only (invisible to the model): a rebalancer step, or move pct% of a sub-pool's free
+   * quota to another, or (crash) only the giving step, leaving it in transit for the next borrower.
    */
-  | { t: 'shardMove'; from: number; to: number; pct: number; crash: boolean };
+  | { t: 'shardMove'; from: number; to: number; pct: number; crash: boolean; rebalance: boolean };
 
 interface InitialState {
   capacity: number;
@@ -255,6 +255,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       to: fc.nat({ max: 3 }),
       pct: fc.constantFrom(10, 50, 100),
       crash: fc.boolean(),
+      rebalance: fc.boolean(),
     }),
   },
   {
@@ -557,8 +558,7 @@ class Run {
       minAmount: init.minAmount,
       maxAmount: init.maxAmount,
       holdTtlSeconds: init.holdTtlSeconds,
-      // Sharded runs keep no priority reserve (README: the reserve lives in sub-pool 0; see the limits there).
-      priorityReserve: this.shards > 1 ? null : init.priority,
+      priorityReserve: init.priority,
       ...(this.shards > 1 ? { shards: this.shards } : {}),
     };
     await this.patchPool(config, 'put', `put product ${JSON.stringify(config)}`);
@@ -669,7 +669,8 @@ class Run {
       }
       case 'capacity': {
         const p = this.model.requirePool();
-        let capacity = op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150));
+        // At most 2^53-1, as the API takes it (the model's sums above that would not be exact numbers).
+        let capacity = Math.min(HUGE, op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150)));
         // Sharded runs: not below use (README: after such a cut a sharded product is exact but may strand
         // quota until uses drain, which this model of an unsharded pool does not have).
         if (this.shards > 1) capacity = Math.max(capacity, p.held + p.committed);
@@ -702,10 +703,6 @@ class Run {
         break;
       }
       case 'priority':
-        if (this.shards > 1) {
-          this.step--;
-          return false;
-        }
         await this.patchPool({ priorityReserve: op.reserve }, 'patch', `patch priorityReserve=${JSON.stringify(op.reserve)}`);
         break;
       case 'range':
@@ -725,6 +722,11 @@ class Run {
         if (this.shards === 1) {
           this.step--;
           return false;
+        }
+        if (op.rebalance) {
+          // The rebalancer's step: completes what is in transit, evens out the sub-pools' free quota.
+          this.note(`shardRebalance: moved ${await this.engine.shards.rebalance(this.productId)}`);
+          break;
         }
         const tags = await this.engine.shards.tagsOf(this.productId);
         const from = op.from % this.shards;

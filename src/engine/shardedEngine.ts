@@ -12,6 +12,8 @@
  * then the refusal is stored like any other.
  */
 import type { Keys } from '../redis/keys.js';
+import { pipelinePerNode, valueOf } from '../redis/perNode.js';
+import type { RedisClient } from '../redis/topology.js';
 import type { RedisCaller } from './functionLibrary.js';
 import type { SCRIPTS } from './scriptCatalogue.js';
 import {
@@ -26,6 +28,8 @@ import {
 import type { LineConfig, LineSnapshot, Outcome, PoolConfig, PoolSnapshot, RefusalCode, ShardView } from './types.js';
 
 type Scripts = typeof SCRIPTS;
+/** A sub-pool's allotment (its pool `capacity`) and use. */
+type Counters = Pick<PoolSnapshot, 'capacity' | 'held' | 'committed'>;
 type ReqOf<K extends keyof Scripts> = Parameters<Scripts[K]['args']>[0];
 type ResOf<K extends keyof Scripts> = ReturnType<Scripts[K]['decode']>;
 export type ScriptCall = <K extends keyof Scripts>(name: K, req: ReqOf<K>) => Promise<ResOf<K>>;
@@ -39,6 +43,8 @@ export interface ShardEvents {
 
 /** How many borrow rounds a reserve tries before its refusal is final (each round moves quota or proves there is none). */
 const BORROW_ROUNDS = 16;
+/** How long a sub-pool found short of quota takes the cheap refusal path first (reserveWhenShort). */
+const SHORT_HINT_MS = 5_000;
 
 export type PoolConfigInput = Partial<PoolConfig> & { shards?: number };
 
@@ -63,6 +69,8 @@ const invalidShards = (now: number, reason: string): Outcome<never> => ({
 });
 
 export function createShardedOperations(call: ScriptCall, redis: RedisCaller, keys: Keys, events: ShardEvents = {}) {
+  /** Sub-pool tag -> when a reserve there last ended refused for quota (see reserveWhenShort). */
+  const short = new Map<string, number>();
   /** productId -> its sub-pools' tags (index = shard); only products that exist are cached. */
   const layouts = new Map<string, string[]>();
 
@@ -167,19 +175,22 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
   const readSubPools = async (productId: string, tags: string[]) => (await readSubPoolsAt(productId, tags))?.pools ?? null;
 
-  const used = (p: PoolSnapshot) => p.held + p.committed;
-  const freeOf = (p: PoolSnapshot) => Math.max(0, p.capacity - used(p));
+  const used = (p: Counters) => p.held + p.committed;
+  const freeOf = (p: Counters) => Math.max(0, p.capacity - used(p));
 
-  function isPriority(pool0: PoolSnapshot, tier: string | null | undefined) {
-    const r = pool0.priorityReserve;
-    return !r || r.amount <= 0 || (tier !== null && tier !== undefined && r.tiers.includes(tier));
+  /** Whether a line of this tier may take the priority reserve (or there is none). */
+  function isPriority(reserve: PoolConfig['priorityReserve'], tier: string | null | undefined) {
+    return !reserve || reserve.amount <= 0 || (tier !== null && tier !== undefined && reserve.tiers.includes(tier));
   }
 
-  /** What sub-pool i could give (or use) for a line of this tier: sub-pool 0 keeps the priority reserve from other tiers. */
-  function freeForTier(pools: PoolSnapshot[], i: number, priority: boolean) {
-    const free = freeOf(pools[i]!);
-    if (i !== 0 || priority) return free;
-    return Math.max(0, free - (pools[0]!.priorityReserve?.amount ?? 0));
+  /**
+   * What sub-pool i can grant a line of this tier on its own: its free, less the priority reserve
+   * for other tiers. Every sub-pool keeps the product's whole reserve back from other tiers (the
+   * same check as an unsharded pool's), so a grant there leaves at least the reserve in the product;
+   * borrowing moves free quota, the reserve part included, to where a line needs it.
+   */
+  function freeForTier(pools: Counters[], i: number, priority: boolean, reserve: number) {
+    return Math.max(0, freeOf(pools[i]!) - (priority ? 0 : reserve));
   }
 
   /** The product's snapshot: totals of the sub-pools, config of sub-pool 0, capacity the product's, and the list. */
@@ -229,8 +240,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   // ---- borrowing -----------------------------------------------------------------
 
   /**
-   * One borrow round for sub-pool `own`: finish transfers in transit, then move
-   * what is missing from the sub-pools with the most free. Answers false when
+   * One borrow round for sub-pool `own`: finish transfers in transit and return withheld quota
+   * (rare: both answer a fresh read), then move what is missing from the sub-pools with the most
+   * free (all of their free if need be: every sub-pool keeps the reserve back on its own). Answers
+   * true when a retry may succeed, else what the other sub-pools could lend (the refusal's drawable):
    * the product as a whole cannot cover `amount` for this tier.
    */
   async function borrowRound(
@@ -240,26 +253,23 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     amount: number,
     tier: string | null | undefined,
   ): Promise<true | { borrowable: number | null }> {
-    await completePending(productId, tags, 'borrow');
-    let pools = await readSubPools(productId, tags);
-    if (!pools) return { borrowable: null };
-    const returned = await returnWithheld(productId, tags, pools);
-    if (returned) pools = await readSubPools(productId, tags);
-    if (!pools) return { borrowable: null };
-    const priority = isPriority(pools[0]!, tier);
-    let need = amount - freeForTier(pools, own, priority);
+    const state = await settledState(productId, tags);
+    if (!state) return { borrowable: null };
+    const { pools } = state;
+    const priority = isPriority(state.reserve, tier);
+    const reserve = state.reserve?.amount ?? 0;
+    // What `own` lacks: for other tiers it must end up with the amount plus the reserve free.
+    let need = amount - (freeOf(pools[own]!) - (priority ? 0 : reserve));
     if (need <= 0) return true; // room appeared (a release, a transfer in): try again
     const donors = pools
-      .map((_, j) => ({ j, lendable: j === own ? 0 : freeForTier(pools, j, priority) }))
+      .map((p, j) => ({ j, lendable: j === own ? 0 : freeOf(p) }))
       .filter((d) => d.lendable > 0)
       .sort((a, b) => b.lendable - a.lendable);
-    const lendable = donors.reduce((s, d) => s + d.lendable, 0);
-    // The product cannot cover it. What borrowing could bring (the refusal's drawable) is known from
-    // this read when nothing was withheld and every transfer was completed above (the common case).
-    if (lendable < need) return { borrowable: returned ? null : lendable };
+    const lendable = donors.reduce((sum, d) => sum + d.lendable, 0);
+    if (lendable < need) return { borrowable: borrowableFrom(state, own, tier) };
     for (const d of donors) {
       if (need <= 0) break;
-      need -= await move(productId, tags, d.j, own, Math.min(need, d.lendable), priority ? 'priority' : 'all', 'borrow');
+      need -= await move(productId, tags, d.j, own, Math.min(need, d.lendable), 'priority', 'borrow');
     }
     return true;
   }
@@ -321,11 +331,9 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     const tags = await tagsOf(productId);
     if (tags.length === 1) return 0;
     await completePending(productId, tags, 'rebalance');
-    let pools = await readSubPools(productId, tags);
-    if (!pools) return 0;
-    if (await returnWithheld(productId, tags, pools)) pools = await readSubPools(productId, tags);
-    if (!pools) return 0;
-    const free = pools.map((_, j) => freeForTier(pools!, j, false));
+    const state = await settledState(productId, tags);
+    if (!state) return 0;
+    const free = state.pools.map(freeOf);
     const mean = Math.floor(free.reduce((s, f) => s + f, 0) / free.length);
     const givers = free.map((f, j) => ({ j, surplus: f - mean })).filter((g) => g.surplus >= minMove);
     const takers = free.map((f, j) => ({ j, deficit: mean - f })).filter((t) => t.deficit >= minMove);
@@ -334,13 +342,32 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       for (const g of givers) {
         const amount = Math.min(t.deficit, g.surplus);
         if (amount < minMove) continue;
-        const got = await move(productId, tags, g.j, t.j, amount, 'all', 'rebalance');
+        const got = await move(productId, tags, g.j, t.j, amount, 'priority', 'rebalance');
         g.surplus -= got;
         t.deficit -= got;
         moved += got;
       }
     }
     return moved;
+  }
+
+  /**
+   * A reserve on a sub-pool this process last saw short of quota (the product as a whole short for the
+   * line's tier): the proof that the product still cannot cover it is one pipeline of plain reads
+   * (readState) plus the line's tier, then one reserve call that stores the refusal, where the full
+   * path costs a failed first try, the reads and that call. The reserve script still decides on its
+   * own sub-pool: room that appeared there is granted. Answers null when the reads show that the
+   * product could cover it (or anything unusual: a transfer in transit, withheld quota, no line),
+   * and the full path runs.
+   */
+  async function reserveWhenShort(productId: string, tags: string[], own: number, req: ReqOf<'reserve'> & { tag: string }) {
+    const [state, lineJson] = await Promise.all([readState(productId, tags), redis.call('HGET', keys.lines(req.tag), req.customerId) as Promise<string | null>]);
+    if (!state || !lineJson || state.pending.length > 0 || state.withheld.some((w) => w > 0)) return null;
+    const tier = (JSON.parse(lineJson) as { tier?: string | null }).tier || null;
+    if (productFreeFor(state, tier) >= req.amount) return null;
+    const out = await call('reserve', { ...req, borrowable: borrowableFrom(state, own, tier) });
+    if (out.ok) short.delete(req.tag);
+    return out;
   }
 
   return {
@@ -379,7 +406,13 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     async reserve<T extends ReqOf<'reserve'>>(r: T, tags: string[]): Promise<ResOf<'reserve'>> {
       const own = shardOfCustomer(r.customerId, tags.length);
       const req = { ...r, tag: tags[own]!, reservationId: reservationIdFor(r.reservationId, own), customerScoped: true };
+      const shortSince = short.get(req.tag);
+      if (shortSince !== undefined && Date.now() - shortSince < SHORT_HINT_MS) {
+        const answered = await reserveWhenShort(r.productId, tags, own, req);
+        if (answered) return answered;
+      }
       let out = await call('reserve', { ...req, deferRefusals: true });
+      if (out.ok) short.delete(req.tag);
       if (out.ok || out.replayed || !out.context.line) return out; // granted, replayed, or no line/product (never stored)
       const tier = out.context.line.tier;
       let known: number | null = null;
@@ -395,6 +428,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         }
         events.onBorrow?.(r.productId, out.ok ? 'granted' : 'refused');
         if (out.ok || out.replayed) return out;
+        if (out.code === 'POOL_EXHAUSTED') short.set(req.tag, Date.now());
       }
       // A refusal: stored (and replayed) like any other, its drawable counting what borrowing would bring.
       return call('reserve', { ...req, borrowable: known ?? (await borrowable(r.productId, tags, own, tier)) });
@@ -447,27 +481,89 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     },
   };
 
-  /** Every sub-pool's pool, the transfers in transit and the withheld quota, read in one batch (one round trip on one node). */
+  /**
+   * Every sub-pool's counters, withheld quota and reserve, with plain reads (HMGET, ZRANGE, HLEN and
+   * TIME per sub-pool, one pipeline per node): a few µs of Redis time each, where a script call costs
+   * tens. A sub-pool with a hold due (soonest expiry at or before its node's TIME) is read again
+   * through its read script, which returns the due holds first, so what it shows is exact at its
+   * instant; transfers in transit are read (HGETALL) only when some sub-pool has one.
+   */
   async function readState(productId: string, tags: string[]) {
-    const [pools, pending, withheld] = await Promise.all([readSubPools(productId, tags), pendingOf(productId, tags), withheldOf(tags)]);
-    return pools ? { pools, pending, withheld } : null;
+    let peeked = await peek(tags);
+    for (let round = 0; round < 3 && peeked?.some((p) => p.due); round++) {
+      await Promise.all(peeked.map((p, i) => (p.due ? call('readPool', { productId, tag: tags[i]! }) : null)));
+      peeked = await peek(tags);
+    }
+    if (!peeked) return null;
+    const pending = peeked.some((p) => p.pending > 0) ? await pendingOf(productId, tags) : [];
+    return {
+      pools: peeked as Counters[],
+      withheld: peeked.map((p) => p.withheld),
+      pending,
+      reserve: peeked[0]!.reserve,
+    };
   }
   type ProductState = NonNullable<Awaited<ReturnType<typeof readState>>>;
 
-  /** The product's free quota for this tier: every sub-pool's (after the withheld returns a borrow would make) plus quota in transit. */
-  function productFreeFor({ pools, pending, withheld }: ProductState, tier: string | null | undefined) {
-    const inTransit = pending.reduce((s, t) => s + t.amount, 0);
-    const after = pools.map((p) => ({ ...p }));
-    for (const r of planReturns(pools, withheld, inTransit)) after[r.to]!.capacity += r.amount;
-    const priority = isPriority(pools[0]!, tier);
-    return after.reduce((s, _, j) => s + freeForTier(after, j, priority), 0) + inTransit;
+  async function peek(tags: string[]) {
+    const replies = await pipelinePerNode(redis as RedisClient, tags, (tag) => keys.pool(tag), (pipeline, tag) => {
+      pipeline.time();
+      pipeline.hmget(keys.pool(tag), 'capacity', 'held', 'committed', 'withheld', 'reserveAmount', 'reserveTiers');
+      pipeline.zrange(keys.status(tag, 'held'), 0, 0, 'WITHSCORES');
+      pipeline.hlen(keys.xferPending(tag));
+    });
+    const out = [];
+    for (const r of replies) {
+      const [sec, micro] = valueOf(r[0]!) as [string, string];
+      const [capacity, held, committed, withheld, reserveAmount, reserveTiers] = valueOf(r[1]!) as (string | null)[];
+      if (capacity === null || capacity === undefined) return null;
+      const soonest = valueOf(r[2]!) as string[];
+      const now = Number(sec) * 1000 + Math.floor(Number(micro) / 1000);
+      const amount = Number(reserveAmount ?? 0);
+      out.push({
+        capacity: Number(capacity),
+        held: Number(held ?? 0),
+        committed: Number(committed ?? 0),
+        withheld: Number(withheld ?? 0),
+        pending: Number(valueOf(r[3]!)),
+        due: soonest.length === 2 && Number(soonest[1]) <= now,
+        reserve: amount > 0 ? { amount, tiers: (reserveTiers ?? '').split(',').filter(Boolean) } : null,
+      });
+    }
+    return out;
   }
 
-  /** What sub-pool `own` could get for this tier beyond its own free (a refusal's or a repayment's drawable adds it). */
+  /** The state with transfers in transit completed and withheld quota returned where it safely can (each rare). */
+  async function settledState(productId: string, tags: string[]) {
+    let state = await readState(productId, tags);
+    if (state && state.pending.length > 0) {
+      await completePending(productId, tags, 'borrow');
+      state = await readState(productId, tags);
+    }
+    if (state && state.withheld.some((w) => w > 0) && (await returnWithheld(productId, tags, state.pools))) {
+      state = await readState(productId, tags);
+    }
+    return state;
+  }
+
+  /** The product's free quota for this tier: every sub-pool's (after the withheld returns a borrow would make) plus quota in transit, less the reserve for other tiers. */
+  function productFreeFor({ pools, pending, withheld, reserve }: ProductState, tier: string | null | undefined) {
+    const inTransit = pending.reduce((sum, t) => sum + t.amount, 0);
+    const after = pools.map((p) => ({ ...p }));
+    for (const r of planReturns(pools, withheld, inTransit)) after[r.to]!.capacity += r.amount;
+    const free = after.reduce((sum, p) => sum + freeOf(p), 0) + inTransit;
+    return Math.max(0, free - (isPriority(reserve, tier) ? 0 : (reserve?.amount ?? 0)));
+  }
+
+  /** What sub-pool `own` could get for this tier beyond what it can grant on its own (a refusal's or a repayment's drawable adds it). */
+  function borrowableFrom(state: ProductState, own: number, tier: string | null | undefined) {
+    const priority = isPriority(state.reserve, tier);
+    return productFreeFor(state, tier) - freeForTier(state.pools, own, priority, state.reserve?.amount ?? 0);
+  }
+
   async function borrowable(productId: string, tags: string[], own: number, tier: string | null | undefined) {
     const state = await readState(productId, tags);
-    if (!state) return 0;
-    return productFreeFor(state, tier) - freeForTier(state.pools, own, isPriority(state.pools[0]!, tier));
+    return state ? borrowableFrom(state, own, tier) : 0;
   }
 
   /**
@@ -478,9 +574,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   async function productLine(productId: string, tags: string[], line: LineSnapshot, ownPool?: PoolSnapshot): Promise<LineSnapshot> {
     const own = shardOfCustomer(line.customerId, tags.length);
     const state = await readState(productId, tags);
-    if (!state) return line;
-    if (ownPool) state.pools[own] = ownPool;
-    return withProductDrawable(line, state.pools[own]!, productFreeFor(state, line.tier));
+    const pool = ownPool ?? (await call('readPool', { productId, tag: tags[own]! }).then((o) => (o.ok ? o.value : null)));
+    if (!state || !pool) return line;
+    state.pools[own] = pool;
+    return withProductDrawable(line, pool, productFreeFor(state, line.tier));
   }
 
   function withProductDrawable(line: LineSnapshot, ownPool: PoolSnapshot, productFree: number): LineSnapshot {
@@ -500,8 +597,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   async function createSharded(productId: string, config: Partial<PoolConfig>, shards: number) {
     const tags = chooseShardTags(productId, shards);
     const capacity = config.capacity ?? 0;
-    const reserve = config.priorityReserve?.amount ?? 0;
-    const allotments = initialAllotments(capacity, shards, reserve);
+    const allotments = initialAllotments(capacity, shards);
     const full = { ...POOL_DEFAULTS, ...config };
     // Sub-pool 0 last: the product exists (for readers) only once every sub-pool does.
     for (let i = 1; i < shards; i++) {
@@ -509,7 +605,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         productId,
         tag: tags[i]!,
         mode: 'put',
-        config: { ...full, capacity: allotments[i]!, priorityReserve: null },
+        config: { ...full, capacity: allotments[i]! },
       });
       if (!out.ok) return out;
       await redis.call('SADD', keys.subPoolIndex(), tags[i]!);
@@ -533,9 +629,8 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     if (Object.keys(config).length > 0) {
       const first = await call('upsertPool', { productId, mode: 'patch', config });
       if (!first.ok) return first;
-      const others = { ...config };
-      if ('priorityReserve' in others) others.priorityReserve = null;
-      await Promise.all(tags.slice(1).map((tag) => call('upsertPool', { productId, tag, mode: 'patch', config: others })));
+      // Every sub-pool keeps the whole priority reserve back from other tiers (see freeForTier).
+      await Promise.all(tags.slice(1).map((tag) => call('upsertPool', { productId, tag, mode: 'patch', config })));
     }
     if (capacity !== undefined) await resize(productId, tags, capacity);
     const pool = await readProduct(productId, tags);
@@ -603,7 +698,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     amount: number;
   }
 
-  function planReturns(pools: PoolSnapshot[], withheld: number[], inTransit: number): Return[] {
+  function planReturns(pools: Counters[], withheld: number[], inTransit: number): Return[] {
     const frees = pools.map((p) => p.capacity - used(p));
     const left = [...withheld];
     let total = left.reduce((s, w) => s + w, 0);
@@ -635,7 +730,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return raw.map((w) => Number(w ?? 0));
   }
 
-  async function returnWithheld(productId: string, tags: string[], pools: PoolSnapshot[]) {
+  async function returnWithheld(productId: string, tags: string[], pools: Counters[]) {
     const withheld = await withheldOf(tags);
     if (withheld.every((w) => w === 0)) return false;
     const pending = await pendingOf(productId, tags);

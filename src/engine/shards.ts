@@ -17,8 +17,13 @@
  * - A transfer is two atomic steps (lua/shard-give-7.lua on the giver, then
  *   lua/shard-take-1.lua on the receiver, in per-pair sequence order); whoever
  *   finds a pending one completes it (completePending).
- * - The priority reserve lives in sub-pool 0 only (its `reserveAmount`); other
- *   sub-pools have none. Non-priority borrowers never take sub-pool 0 below it.
+ * - The priority reserve is the product's: every sub-pool has the product's
+ *   `priorityReserve` and keeps the whole amount back from other tiers, as an
+ *   unsharded pool does; a grant to another tier in sub-pool k leaves k's free
+ *   at least the reserve, and the product's free is at least k's (invariant J),
+ *   so the product keeps it. Borrowing moves all of a donor's free if need be,
+ *   so a line of another tier is refused only when the product's free less the
+ *   reserve cannot cover it.
  */
 import calculateSlot from 'cluster-key-slot';
 
@@ -69,13 +74,9 @@ export function chooseShardTags(productId: string, shards: number): string[] {
   return tags;
 }
 
-/**
- * Initial allotments: the priority reserve and the remainder in sub-pool 0,
- * the rest split evenly. Sums to capacity exactly.
- */
-export function initialAllotments(capacity: number, shards: number, reserve: number): number[] {
-  const reserved = Math.min(reserve, capacity);
-  const each = Math.floor((capacity - reserved) / shards);
+/** Initial allotments: capacity split evenly, the remainder in sub-pool 0. Sums to capacity exactly. */
+export function initialAllotments(capacity: number, shards: number): number[] {
+  const each = Math.floor(capacity / shards);
   const out = Array.from({ length: shards }, () => each);
   out[0] = capacity - each * (shards - 1);
   return out;
