@@ -6,9 +6,9 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpLedgerClient } from '../src/settlement/ledgerClient.js';
-import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../src/ledger/ledgerServer.js';
-import { parseLedgerEnv } from '../src/ledger/main.js';
-import { signBody, verifySignature } from '../src/ledger/signature.js';
+import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../testLedger/ledgerServer.js';
+import { parseLedgerEnv } from '../testLedger/main.js';
+import { signBody, verifySignature } from '../src/bodySignature.js';
 
 const SECRET = 'test-secret-0123456789';
 

@@ -304,7 +304,6 @@ const shardedInputArb = fc.record({ init: initArb, ops: fc.array(opArb, { minLen
 
 class Mismatch extends Error {}
 
-const ms = (iso: string | null) => (iso === null ? null : Date.parse(iso));
 const HOUR = 3_600_000;
 
 /** The canonical request body as a JSON value (what the HTTP layer fingerprints). */
@@ -462,9 +461,9 @@ class Run {
     this.check(`${label}.minAmount`, eng.minAmount, p.minAmount);
     this.check(`${label}.maxAmount`, eng.maxAmount, p.maxAmount);
     this.check(`${label}.holdTtlSeconds`, eng.holdTtlSeconds, p.holdTtlSeconds);
-    this.check(`${label}.opensAt`, ms(eng.opensAt), p.opensAt);
-    this.check(`${label}.closesAt`, ms(eng.closesAt), p.closesAt);
-    this.check(`${label}.resumeAt`, ms(eng.resumeAt), p.resumeAt);
+    this.check(`${label}.opensAt`, eng.opensAt, p.opensAt);
+    this.check(`${label}.closesAt`, eng.closesAt, p.closesAt);
+    this.check(`${label}.resumeAt`, eng.resumeAt, p.resumeAt);
     this.check(`${label}.priorityReserve`, eng.priorityReserve, p.priorityReserve);
   }
 
@@ -492,8 +491,8 @@ class Run {
     this.check(`${label}.amount`, eng.amount, m.amount);
     this.check(`${label}.status`, eng.status, m.status);
     this.check(`${label}.committedAmount`, eng.committedAmount, m.committedAmount);
-    this.check(`${label}.createdAt`, Date.parse(eng.createdAt), m.createdAt);
-    this.check(`${label}.expiresAt`, Date.parse(eng.expiresAt), m.expiresAt);
+    this.check(`${label}.createdAt`, eng.createdAt, m.createdAt);
+    this.check(`${label}.expiresAt`, eng.expiresAt, m.expiresAt);
     this.check(`${label}.metadata`, eng.metadata, m.metadata);
   }
 
@@ -837,7 +836,7 @@ class Run {
     this.compareAnswer('reserve', o, m, (l, e, mv) => this.compareReservation(l, e, mv));
     if (o.ok && m.ok && !m.replayed) {
       const ttl = req.ttlSeconds ?? this.model.requirePool().holdTtlSeconds;
-      this.check('reserve expiresAt - now', Date.parse(o.value.expiresAt) - o.now, ttl * 1000);
+      this.check('reserve expiresAt - now', o.value.expiresAt - o.now, ttl * 1000);
     }
     if (m.replayed) {
       const first = this.reserveFirst.get(mkey);
@@ -1083,7 +1082,7 @@ describe('a burst of expiries larger than one call reclaims', () => {
       const o = await ctx.engine.reserve({ productId: p, ...req });
       expect(model.reserve(req, o.now)).toMatchObject({ ok: true });
       expect(o.ok).toBe(true);
-      if (o.ok) last = Math.max(last, Date.parse(o.value.expiresAt));
+      if (o.ok) last = Math.max(last, o.value.expiresAt);
     }
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, last - model.lastNow) + 100));
   }

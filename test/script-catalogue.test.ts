@@ -23,6 +23,7 @@ const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotency
 const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productId: string }> = {
   upsertPool: { productId: 'p', mode: 'patch', config: { capacity: 10, maxAmount: null } },
   readPool: { productId: 'p' },
+  readPoolCounters: { productId: 'p' },
   upsertLines: {
     productId: 'p',
     lines: [

@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
+import { createLedgerServer, type LedgerServer } from '../testLedger/ledgerServer.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';

@@ -1,6 +1,6 @@
 /**
  * Turns script payloads (JSON objects whose numbers travel as strings, see
- * lua/includes/numbers.lua) into the domain types.
+ * lua/includes/numbers.lua) into the domain types; times stay epoch ms.
  */
 import type {
   LineSnapshot,
@@ -18,8 +18,6 @@ type Raw = Record<string, unknown>;
 const num = (v: unknown): number => Number(v ?? 0);
 const optNum = (v: unknown): number | null => (v === undefined || v === null || v === '' ? null : Number(v));
 const optStr = (v: unknown): string | null => (v === undefined || v === null || v === '' ? null : String(v));
-const iso = (v: unknown): string => new Date(Number(v)).toISOString();
-const optIso = (v: unknown): string | null => (v === undefined || v === null || v === '' ? null : iso(v));
 /** cjson encodes an empty Lua table as {}; a list field is then empty. */
 const list = <T>(v: unknown): T[] => (Array.isArray(v) ? (v as T[]) : []);
 
@@ -36,15 +34,15 @@ export function decodePool(productId: string, r: Raw): PoolSnapshot {
     minAmount: num(r.minAmount),
     maxAmount: optNum(r.maxAmount),
     holdTtlSeconds: num(r.holdTtlSeconds),
-    opensAt: optIso(r.opensAt),
-    closesAt: optIso(r.closesAt),
+    opensAt: optNum(r.opensAt),
+    closesAt: optNum(r.closesAt),
     status: String(r.status) as ProductStatus,
     pauseReason: optStr(r.pauseReason),
-    resumeAt: optIso(r.resumeAt),
+    resumeAt: optNum(r.resumeAt),
     priorityReserve:
       reserveAmount > 0 ? { tiers: String(r.reserveTiers).split(',').filter(Boolean), amount: reserveAmount } : null,
-    createdAt: iso(r.createdAt),
-    updatedAt: iso(r.updatedAt),
+    createdAt: num(r.createdAt),
+    updatedAt: num(r.updatedAt),
   };
 }
 
@@ -62,9 +60,9 @@ export function decodeLine(productId: string, r: Raw): LineSnapshot {
     available: num(r.available),
     drawable: num(r.drawable),
     blockers: list<RefusalCode>(r.blockers),
-    retryAt: optIso(r.retryAt),
-    createdAt: iso(r.createdAt),
-    updatedAt: iso(r.updatedAt),
+    retryAt: optNum(r.retryAt),
+    createdAt: num(r.createdAt),
+    updatedAt: num(r.updatedAt),
   };
 }
 
@@ -75,15 +73,15 @@ export function decodeReservation(r: Raw): Reservation {
     customerId: String(r.customerId),
     amount: num(r.amount),
     status: String(r.status) as ReservationStatus,
-    createdAt: iso(r.createdAt),
-    expiresAt: iso(r.expiresAt),
+    createdAt: num(r.createdAt),
+    expiresAt: num(r.expiresAt),
     committedAmount: num(r.committedAmount),
-    committedAt: optIso(r.committedAt),
-    endedAt: optIso(r.endedAt),
+    committedAt: optNum(r.committedAt),
+    endedAt: optNum(r.endedAt),
     metadata: r.metadata ? (JSON.parse(String(r.metadata)) as Record<string, unknown>) : null,
     attempts: num(r.attempts),
     lastError: optStr(r.lastError),
-    settlementUpdatedAt: optIso(r.settlementUpdatedAt),
+    settlementUpdatedAt: optNum(r.settlementUpdatedAt),
   };
 }
 

@@ -11,7 +11,8 @@ import type { Reservation, ReservationStatus } from './types.js';
 
 export interface ReservationEvent {
   id: string;
-  at: string;
+  /** Epoch ms. */
+  at: number;
   from: string | null;
   to: string;
   amount: number;
@@ -102,7 +103,7 @@ export function createQueries(redis: RedisClient, keys: Keys) {
           for (let i = 0; i < flat.length; i += 2) f[flat[i]!] = flat[i + 1]!;
           events.push({
             id,
-            at: new Date(Number(f.at)).toISOString(),
+            at: Number(f.at),
             from: f.from || null,
             to: f.to ?? '',
             amount: Number(f.amount),

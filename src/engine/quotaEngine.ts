@@ -8,10 +8,10 @@
  * The client is anything with ioredis's `call` (a Redis, or a Cluster: FCALL
  * is routed by its first key, and every key of a call shares one hash tag).
  */
-import type { AuditStepOptions } from '../audit/auditStep.js';
 import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
 import type { RedisClient } from '../redis/topology.js';
+import type { AuditStepOptions } from './auditStep.js';
 import {
   buildFunctionLibrary,
   functionsLoaded,
@@ -34,6 +34,10 @@ import type { LineConfig, Outcome, PoolConfig, PoolSnapshot, ScriptCode, Settlem
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
 
+/** The calls that decide about quota: each result is told to `onDecision` (the decisions metric). */
+export const DECISION_OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
+export type DecisionOperation = (typeof DECISION_OPERATIONS)[number];
+
 export interface EngineOptions {
   redis: RedisCaller;
   keys: Keys;
@@ -49,6 +53,8 @@ export interface EngineOptions {
   onScript?: (script: string, seconds: number) => void;
   /** Told when a script call expired due holds (lazily, or as the sweeper), for metrics. */
   onHoldsExpired?: (script: string, count: number) => void;
+  /** Told each decision's result (OK or its refusal code) and whether it was replayed, for metrics. */
+  onDecision?: (operation: DecisionOperation, result: string, replayed: boolean) => void;
   /** Sharded products: transfers between sub-pools and reserves that borrowed (metrics). */
   shardEvents?: ShardEvents;
   /** WEBHOOK_URL set: changes record their webhook events (lua/includes/webhooks.lua). */
@@ -65,6 +71,7 @@ export function createQuotaEngine({
   idempotencyRefusalTtlSeconds = 3_600,
   onScript,
   onHoldsExpired,
+  onDecision,
   durableWrites,
   shardEvents,
   webhooks = false,
@@ -101,6 +108,12 @@ export function createQuotaEngine({
       holdsExpired: Number(holdsExpired),
     };
     return entry.decode(reply, req);
+  }
+
+  async function decided<T extends Outcome<unknown>>(operation: DecisionOperation, answer: Promise<T>): Promise<T> {
+    const outcome = await answer;
+    onDecision?.(operation, outcome.ok ? 'OK' : outcome.code, outcome.replayed);
+    return outcome;
   }
 
   const call: ScriptCall = (name, req) => run(SCRIPTS[name] as ScriptEntry<typeof req, never>, req) as never;
@@ -161,6 +174,11 @@ export function createQuotaEngine({
       const r = await route(productId);
       return listed(r.tags ? await shards.readPool(r.productId, r.tags) : await run(SCRIPTS.readPool, { productId: r.productId, tag: r.tag }));
     },
+    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed); a sharded product's summed over its sub-pools. */
+    async readPoolCounters(productId: string) {
+      const r = await route(productId);
+      return r.tags ? shards.readCounters(r.productId, r.tags) : run(SCRIPTS.readPoolCounters, { productId: r.productId, tag: r.tag });
+    },
     /** Creates or replaces lines of one product in one atomic call (per sub-pool for a sharded product). */
     async upsertLines(productId: string, lines: LineConfig[]) {
       if (lines.length === 0) throw new Error('upsertLines needs at least one line');
@@ -174,17 +192,17 @@ export function createQuotaEngine({
     readLineWithPool,
     async reserve(req: ReserveRequest) {
       const r = await route(req.productId);
-      return r.tags ? shards.reserve(req, r.tags) : run(SCRIPTS.reserve, req);
+      return decided('reserve', r.tags ? shards.reserve(req, r.tags) : run(SCRIPTS.reserve, req));
     },
     commit: async (productId: string, reservationId: string, amount?: number) =>
-      run(SCRIPTS.commit, { ...(await onReservation(productId, reservationId)), reservationId, amount }),
+      decided('commit', run(SCRIPTS.commit, { ...(await onReservation(productId, reservationId)), reservationId, amount })),
     release: async (productId: string, reservationId: string) =>
-      run(SCRIPTS.release, { ...(await onReservation(productId, reservationId)), reservationId }),
+      decided('release', run(SCRIPTS.release, { ...(await onReservation(productId, reservationId)), reservationId })),
     getReservation: async (productId: string, reservationId: string) =>
       run(SCRIPTS.getReservation, { ...(await onReservation(productId, reservationId)), reservationId }),
     async repay(req: RepayRequest) {
       const r = await route(req.productId);
-      return r.tags ? shards.repay(req, r.tags) : run(SCRIPTS.repay, req);
+      return decided('repay', r.tags ? shards.repay(req, r.tags) : run(SCRIPTS.repay, req));
     },
     /** Settlement outcome, state-checked: `changed` is false when it was already recorded. */
     recordSettlement: (

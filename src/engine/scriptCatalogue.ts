@@ -5,14 +5,15 @@
  * only looks entries up; test/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
-import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
+import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from './auditStep.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import type {
   LineConfig,
   LineSnapshot,
   Outcome,
   PoolConfig,
+  PoolCounters,
   PoolSnapshot,
   RefusalCode,
   Reservation,
@@ -246,6 +247,25 @@ export const SCRIPTS = {
     args: (_r: ProductRequest, s) => [s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
     decode: (r, req): Outcome<PoolSnapshot> => outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
+  }),
+
+  readPoolCounters: entry({
+    name: 'read-pool-counters',
+    keys: ['pool', 'status:committed', 'status:settlement_unknown'],
+    args: (_r: ProductRequest) => [],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req): Outcome<PoolCounters> =>
+      outcome(['OK'], (p) => ({
+        capacity: Number(p.capacity),
+        held: Number(p.held),
+        committed: Number(p.committed),
+        settled: Number(p.settled),
+        available: Number(p.available),
+        availableToAllTiers: Number(p.availableToAllTiers),
+        backlog: Number(p.backlog),
+        oldestCommittedAt: p.oldestCommittedAt === undefined ? null : Number(p.oldestCommittedAt),
+        unknown: Number(p.unknown),
+      }))(r, req),
   }),
 
   upsertLines: entry({

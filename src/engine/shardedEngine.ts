@@ -25,7 +25,7 @@ import {
   shardOfReservation,
   subPoolOf,
 } from './shards.js';
-import type { LineConfig, LineSnapshot, Outcome, PoolConfig, PoolSnapshot, RefusalCode, ShardView } from './types.js';
+import type { LineConfig, LineSnapshot, Outcome, PoolConfig, PoolCounters, PoolSnapshot, RefusalCode, ShardView } from './types.js';
 
 type Scripts = typeof SCRIPTS;
 /** A sub-pool's allotment (its pool `capacity`) and use. */
@@ -402,6 +402,33 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     },
 
     readPool: (productId: string, tags: string[]) => readProduct(productId, tags),
+
+    /** The metrics scrape's counters for the product: every sub-pool's summed, capacity the product's (read-only, like each sub-pool's). */
+    async readCounters(productId: string, tags: string[]): Promise<Outcome<PoolCounters>> {
+      const [parts, meta] = await Promise.all([Promise.all(tags.map((tag) => call('readPoolCounters', { productId, tag }))), readMeta(productId)]);
+      const first = parts[0]!;
+      if (!meta || !first.ok || !parts.every((p) => p.ok)) return first;
+      const values = parts.map((p) => (p as typeof first).value);
+      const sum = (f: 'held' | 'committed' | 'settled' | 'backlog' | 'unknown') => values.reduce((total, v) => total + v[f], 0);
+      const oldest = Math.min(...values.map((v) => v.oldestCommittedAt ?? Infinity));
+      const available = Math.max(0, meta.productCapacity - sum('held') - sum('committed'));
+      // Every sub-pool's availableToAllTiers is its available less the same reserve.
+      const reserve = values[0]!.available - values[0]!.availableToAllTiers;
+      return {
+        ...first,
+        value: {
+          capacity: meta.productCapacity,
+          held: sum('held'),
+          committed: sum('committed'),
+          settled: sum('settled'),
+          available,
+          availableToAllTiers: Math.max(0, available - reserve),
+          backlog: sum('backlog'),
+          oldestCommittedAt: Number.isFinite(oldest) ? oldest : null,
+          unknown: sum('unknown'),
+        },
+      };
+    },
 
     async reserve<T extends ReqOf<'reserve'>>(r: T, tags: string[]): Promise<ResOf<'reserve'>> {
       const own = shardOfCustomer(r.customerId, tags.length);

@@ -1,5 +1,6 @@
 /** Domain types: what the engine answers, independent of HTTP. */
 import { SCRIPT_REFUSAL_CODES } from '../errors/catalogue.js';
+import type { ReservationStatus } from '../reservationStatus.js';
 
 export const PRODUCT_STATUSES = ['open', 'paused', 'closed'] as const;
 export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
@@ -7,14 +8,8 @@ export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
 export const LINE_STATUSES = ['active', 'pending_activation', 'frozen', 'closed'] as const;
 export type LineStatus = (typeof LINE_STATUSES)[number];
 
-export type ReservationStatus =
-  | 'held'
-  | 'committed'
-  | 'released'
-  | 'expired'
-  | 'settled'
-  | 'reversed'
-  | 'settlement_unknown';
+/** Defined outside the engine so that src/redis/keys.ts can name the status sets without importing it. */
+export type { ReservationStatus };
 
 /**
  * Codes a script may answer instead of OK: the one list, derived from the
@@ -35,7 +30,13 @@ export interface PriorityReserve {
   amount: number;
 }
 
-/** Config fields of a pool as the API takes them (times as epoch ms). */
+/**
+ * Times are epoch ms everywhere in the domain (what the scripts answer, on the
+ * Redis server's clock); they become ISO 8601 strings only where the service
+ * shows them (src/wireFormat.ts).
+ */
+
+/** Config fields of a pool as the API takes them. */
 export interface PoolConfig {
   capacity: number;
   minAmount: number;
@@ -49,18 +50,15 @@ export interface PoolConfig {
   priorityReserve: PriorityReserve | null;
 }
 
-export interface PoolSnapshot extends Omit<PoolConfig, 'opensAt' | 'closesAt' | 'resumeAt'> {
+export interface PoolSnapshot extends PoolConfig {
   productId: string;
-  opensAt: string | null;
-  closesAt: string | null;
-  resumeAt: string | null;
   held: number;
   committed: number;
   settled: number;
   available: number;
   availableToAllTiers: number;
-  createdAt: string;
-  updatedAt: string;
+  createdAt: number;
+  updatedAt: number;
   /** The sub-pools (contract: "Sharded products"); one entry for an unsharded product. */
   shards?: ShardView[];
   /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
@@ -95,9 +93,9 @@ export interface LineSnapshot extends LineConfig {
   drawable: number;
   blockers: RefusalCode[];
   /** When the first temporary blocker lifts (opensAt / resumeAt), if known. */
-  retryAt: string | null;
-  createdAt: string;
-  updatedAt: string;
+  retryAt: number | null;
+  createdAt: number;
+  updatedAt: number;
 }
 
 export interface Reservation {
@@ -106,16 +104,16 @@ export interface Reservation {
   customerId: string;
   amount: number;
   status: ReservationStatus;
-  createdAt: string;
-  expiresAt: string;
+  createdAt: number;
+  expiresAt: number;
   committedAmount: number;
-  committedAt: string | null;
-  endedAt: string | null;
+  committedAt: number | null;
+  endedAt: number | null;
   metadata: Record<string, unknown> | null;
   attempts: number;
   lastError: string | null;
   /** When settlement last changed the status (settled, reversed, settlement_unknown). */
-  settlementUpdatedAt: string | null;
+  settlementUpdatedAt: number | null;
 }
 
 /** Context a refusal carries (what the problem body's detail is made from). */
@@ -134,8 +132,33 @@ export interface RefusalContext {
   reason?: string;
 }
 
-export type Outcome<T> =
-  | { ok: true; value: T; now: number; replayed: boolean }
-  | { ok: false; code: RefusalCode; context: RefusalContext; now: number; replayed: boolean };
+/** A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua; nothing reclaimed first). */
+export interface PoolCounters {
+  capacity: number;
+  held: number;
+  committed: number;
+  settled: number;
+  /** What the listed priority tiers can still take (capacity − held − committed, at least 0). */
+  available: number;
+  /** What any other line can take: available less the priority reserve. */
+  availableToAllTiers: number;
+  /** Committed reservations awaiting settlement. */
+  backlog: number;
+  /** When the oldest of them was committed (ms, Redis clock); null: none. */
+  oldestCommittedAt: number | null;
+  /** Reservations in settlement_unknown. */
+  unknown: number;
+}
+
+/** A script's answer other than OK: the code and what it is about. */
+export interface Refusal {
+  ok: false;
+  code: RefusalCode;
+  context: RefusalContext;
+  now: number;
+  replayed: boolean;
+}
+
+export type Outcome<T> = { ok: true; value: T; now: number; replayed: boolean } | Refusal;
 
 export type SettlementOutcome = 'settled' | 'reversed' | 'unknown';

@@ -273,7 +273,7 @@ export const CATALOGUE = {
     status: 409,
     source: 'script',
     operations: ['commit'],
-    en: en('The hold has expired', (p) => `the hold expired at ${p.reservation?.expiresAt ?? 'an earlier time'}`),
+    en: en('The hold has expired', (p, f) => `the hold expired at ${p.reservation ? f.time(p.reservation.expiresAt) : 'an earlier time'}`),
     zh: zh('额度保留已过期', (p, f) =>
       p.reservation ? `为您保留的额度已于${f.time(p.reservation.expiresAt)}过期，如仍需借款请重新申请。` : '为您保留的额度已过期，如仍需借款请重新申请。',
     ),

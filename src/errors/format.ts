@@ -9,7 +9,7 @@ import type { Language } from './language.js';
 
 export interface Formats {
   money(n: number | null | undefined): string;
-  time(ms: number | string | null | undefined): string;
+  time(ms: number | null | undefined): string;
   reservationStatus(status: string | undefined): string;
 }
 
@@ -24,8 +24,6 @@ const zhTime = new Intl.DateTimeFormat('zh-CN', {
 });
 const zhMoney = new Intl.NumberFormat('zh-CN', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
-const toMs = (t: number | string) => (typeof t === 'number' ? t : Date.parse(t));
-
 const ZH_STATUS: Record<string, string> = {
   held: '保留中',
   committed: '已确认借款',
@@ -39,12 +37,12 @@ const ZH_STATUS: Record<string, string> = {
 export const FORMATS: Record<Language, Formats> = {
   en: {
     money: (n) => (n === undefined || n === null ? 'unknown' : String(n)),
-    time: (t) => (t === undefined || t === null ? 'an unknown time' : new Date(toMs(t)).toISOString()),
+    time: (t) => (t === undefined || t === null ? 'an unknown time' : new Date(t).toISOString()),
     reservationStatus: (s) => s ?? 'in another state',
   },
   zh: {
     money: (n) => (n === undefined || n === null ? '未知金额' : `${zhMoney.format(n / 100)} 元`),
-    time: (t) => (t === undefined || t === null ? '未知时间' : `${zhTime.format(toMs(t))}（北京时间）`),
+    time: (t) => (t === undefined || t === null ? '未知时间' : `${zhTime.format(t)}（北京时间）`),
     reservationStatus: (s) => (s ? (ZH_STATUS[s] ?? s) : '其他状态'),
   },
 };

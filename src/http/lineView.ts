@@ -7,6 +7,7 @@
 import { textsOf, type DetailParams } from '../errors/catalogue.js';
 import type { Language } from '../errors/language.js';
 import type { LineSnapshot, PoolSnapshot, RefusalCode } from '../engine/types.js';
+import { isoTime, lineJson, type LineJson } from '../wireFormat.js';
 
 export interface BlockerDetail {
   code: RefusalCode;
@@ -16,12 +17,12 @@ export interface BlockerDetail {
   retryAt?: string;
 }
 
-export interface LineView extends LineSnapshot {
+export interface LineView extends LineJson {
   blockerDetails: BlockerDetail[];
 }
 
 /** When a blocker lifts, if known: a pause at its resumeAt, a product not yet open at its opensAt. */
-function liftsAt(code: RefusalCode, pool: PoolSnapshot): string | undefined {
+function liftsAt(code: RefusalCode, pool: PoolSnapshot): number | undefined {
   if (code === 'PRODUCT_PAUSED') return pool.resumeAt ?? undefined;
   if (code === 'PRODUCT_NOT_OPEN') return pool.opensAt ?? undefined;
   return undefined;
@@ -37,10 +38,10 @@ export function lineView(line: LineSnapshot, pool: PoolSnapshot, language: Langu
       minAmount: pool.minAmount,
       maxAmount: pool.maxAmount,
       drawable: line.drawable,
-      ...(retryAt === undefined ? {} : { retryAt: Date.parse(retryAt) }),
+      ...(retryAt === undefined ? {} : { retryAt }),
     };
     const { title, detail } = textsOf(code as Exclude<RefusalCode, 'TTL_OUT_OF_RANGE' | 'INVALID_CONFIG'>, params, language);
-    return { code, title, detail, ...(retryAt === undefined ? {} : { retryAt }) };
+    return { code, title, detail, ...(retryAt === undefined ? {} : { retryAt: isoTime(retryAt) }) };
   });
-  return { ...line, blockerDetails };
+  return { ...lineJson(line), blockerDetails };
 }

@@ -1,10 +1,10 @@
 /**
  * Routes stay thin: validate with these, call the engine, and hand the
- * Outcome to sendOutcome.
+ * Outcome to sendOutcome with the value's wire form (src/wireFormat.ts).
  */
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
-import type { Outcome } from '../engine/types.js';
+import type { Outcome, Refusal } from '../engine/types.js';
 import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
 import { problem, renderProblem, sendProblem, type ErrorCode, type ProblemDraft, type ProblemOptions } from './problems.js';
@@ -120,19 +120,27 @@ export function createJsonBodyReader(limitBytes: number, bodyTimeoutMs: number =
   };
 }
 
+/**
+ * Answers an outcome: the value shown by `toJson` (src/wireFormat.ts) with
+ * `okStatus`, or the refusal's problem.
+ */
 export function sendOutcome<T>(
   res: Response,
   outcome: Outcome<T>,
   okStatus: number,
+  toJson: (value: T) => unknown,
   headers: Record<string, string> = {},
 ): void {
+  if (!outcome.ok) return sendRefusal(res, outcome);
   if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
-  if (outcome.ok) {
-    for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    res.status(okStatus).json(outcome.value);
-    return;
-  }
-  const { code, context, now } = outcome;
+  for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+  res.status(okStatus).json(toJson(outcome.value));
+}
+
+/** Answers a refusal as its problem (the two codes about the request itself as 400). */
+export function sendRefusal(res: Response, refusal: Refusal): void {
+  if (refusal.replayed) res.setHeader('Idempotent-Replayed', 'true');
+  const { code, context, now } = refusal;
   if (code === 'TTL_OUT_OF_RANGE') {
     throw invalid(`body.ttlSeconds: must be at most the product's holdTtlSeconds (${context.holdTtlSeconds})`, [
       { field: 'body.ttlSeconds', message: `must be at most ${context.holdTtlSeconds}` },

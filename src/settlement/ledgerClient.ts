@@ -4,15 +4,16 @@
  * over HTTP (SETTLEMENT_URL), and the service's own ledger records in Redis
  * for a lone instance without one.
  */
-import type { RedisClient } from '../redis/topology.js';
-import { signBody } from '../ledger/signature.js';
+import { signBody } from '../bodySignature.js';
 import type { Keys } from '../redis/keys.js';
+import type { RedisClient } from '../redis/topology.js';
 
 export interface SettlementInstruction {
   reservationId: string;
   productId: string;
   customerId: string;
   amount: number;
+  /** ISO 8601, as the ledger takes it. */
   committedAt: string;
   metadata: Record<string, unknown> | null;
 }

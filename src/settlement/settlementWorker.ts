@@ -11,6 +11,7 @@ import { Worker, type Job } from 'bullmq';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Reservation, SettlementOutcome } from '../engine/types.js';
 import type { Logger } from '../logger.js';
+import { isoTime } from '../wireFormat.js';
 import type { Metrics } from '../metrics.js';
 import type { BullConnections } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
@@ -35,7 +36,7 @@ export function instructionFor(r: Reservation): SettlementInstruction {
     productId: r.productId,
     customerId: r.customerId,
     amount: r.committedAmount,
-    committedAt: r.committedAt ?? r.createdAt,
+    committedAt: isoTime(r.committedAt ?? r.createdAt),
     metadata: r.metadata,
   };
 }
@@ -49,8 +50,8 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
     const result = await engine.recordSettlement(productId, reservationId, outcome, reason);
     const changed = result.ok && result.value.changed;
     metrics.settlement(outcome, changed);
-    if (result.ok && changed && outcome === 'settled' && result.value.reservation.committedAt) {
-      metrics.settled((result.now - Date.parse(result.value.reservation.committedAt)) / 1000);
+    if (result.ok && changed && outcome === 'settled' && result.value.reservation.committedAt !== null) {
+      metrics.settled((result.now - result.value.reservation.committedAt) / 1000);
     }
     const log = outcome === 'settled' ? logger.info.bind(logger) : logger.warn.bind(logger);
     log({ productId, reservationId, outcome, changed, reason: reason || undefined, attempt: job.attemptsMade + 1 }, `settlement ${outcome}`);

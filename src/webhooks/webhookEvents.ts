@@ -6,6 +6,7 @@
  * of one event carries the same id and a consumer dedupes by it.
  */
 import { decodeLine, decodePool, decodeReservation } from '../engine/decode.js';
+import { isoTime, lineJson, poolJson, reservationJson } from '../wireFormat.js';
 
 export const WEBHOOK_EVENT_TYPES = [
   'reservation.settled',
@@ -58,11 +59,11 @@ export function expiredReservationOf(fields: Record<string, string>): string | u
  * record JSON of an expired reservation (it no longer changes), if still kept.
  */
 export function eventOf(productId: string, streamId: string, fields: Record<string, string>, expiredRecord?: string | null): PendingEvent | null {
-  const base = { id: eventId(productId, streamId), occurredAt: new Date(Number(fields.at)).toISOString(), productId };
+  const base = { id: eventId(productId, streamId), occurredAt: isoTime(Number(fields.at)), productId };
   const expiredId = expiredReservationOf(fields);
   if (expiredId !== undefined) {
     const data = expiredRecord
-      ? decodeReservation(JSON.parse(expiredRecord) as Raw)
+      ? reservationJson(decodeReservation(JSON.parse(expiredRecord) as Raw))
       : // The record is deleted 7 days after it ended: what the transition itself says.
         { reservationId: expiredId, productId, status: 'expired', amount: Number(fields.amount) };
     return { streamId, subject: `reservation:${expiredId}`, event: { ...base, type: 'reservation.expired', data } };
@@ -71,13 +72,13 @@ export function eventOf(productId: string, streamId: string, fields: Record<stri
   if (type === undefined || !WEBHOOK_EVENT_TYPES.includes(type)) return null;
   const raw = JSON.parse(fields.data ?? '{}') as Raw;
   if (type.startsWith('reservation.')) {
-    const data = decodeReservation(raw);
+    const data = reservationJson(decodeReservation(raw));
     return { streamId, subject: `reservation:${data.reservationId}`, event: { ...base, type, data } };
   }
   if (type.startsWith('line.')) {
     const customerId = String(raw.customerId);
-    const data = { customerId, before: decodeLine(productId, raw.before as Raw), after: decodeLine(productId, raw.after as Raw) };
+    const data = { customerId, before: lineJson(decodeLine(productId, raw.before as Raw)), after: lineJson(decodeLine(productId, raw.after as Raw)) };
     return { streamId, subject: `line:${customerId}`, event: { ...base, type, data } };
   }
-  return { streamId, subject: 'product', event: { ...base, type, data: decodePool(productId, raw) } };
+  return { streamId, subject: 'product', event: { ...base, type, data: poolJson(decodePool(productId, raw)) } };
 }

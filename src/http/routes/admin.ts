@@ -12,7 +12,8 @@ import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { Queries } from '../../engine/queries.js';
 import type { RequireRole } from '../auth.js';
 import { problem, sendProblem } from '../problems.js';
-import { parse, sendOutcome, type JsonBodyReader } from '../respond.js';
+import { parse, sendRefusal, type JsonBodyReader } from '../respond.js';
+import { pageJson, reservationEventJson, reservationJson } from '../../wireFormat.js';
 import { badCursorAs400 } from './listings.js';
 import { ledgerQuery, productParams, reservationListQuery, reservationParams, resolveBody } from '../schemas.js';
 
@@ -33,7 +34,7 @@ export function adminRoutes(
   // Admin reads of an unknown product are 404 PRODUCT_NOT_FOUND like every other route, not an empty page.
   const productExists = async (productId: string, res: Response) => {
     const pool = await engine.readPool(productId);
-    if (!pool.ok) sendOutcome(res, pool, 200);
+    if (!pool.ok) sendRefusal(res, pool);
     return pool.ok;
   };
   const base = '/v1/products/:productId/reservations';
@@ -42,14 +43,14 @@ export function adminRoutes(
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
     const { outcome, reason } = parse(resolveBody, await readBody(req, res), 'body');
     const result = await engine.recordSettlement(productId, reservationId, outcome, reason ?? `resolved by an operator: ${outcome}`, 'settlement_unknown');
-    if (!result.ok) return sendOutcome(res, result, 200);
-    res.status(200).json(result.value.reservation);
+    if (!result.ok) return sendRefusal(res, result);
+    res.status(200).json(reservationJson(result.value.reservation));
   });
 
   router.post(`${base}/:reservationId/redrive`, requireRole('admin'), async (req, res) => {
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
     const current = await engine.getReservation(productId, reservationId);
-    if (!current.ok) return sendOutcome(res, current, 200);
+    if (!current.ok) return sendRefusal(res, current);
     if (current.value.status !== 'committed') {
       return sendProblem(res, problem('RESERVATION_STATE_CONFLICT', {
           message: `only a committed reservation can be re-driven; this one is ${current.value.status}`,
@@ -57,14 +58,15 @@ export function adminRoutes(
         }));
     }
     const job = await settlement.ensureJob(productId, reservationId);
-    res.status(202).json({ reservation: current.value, job });
+    res.status(202).json({ reservation: reservationJson(current.value), job });
   });
 
   router.get(base, requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
     const { status, cursor, offset, limit } = parse(reservationListQuery, req.query, 'query');
     if (!(await productExists(productId, res))) return;
-    res.json(await queries.listReservations(productId, status, { cursor, offset, limit }).catch(badCursorAs400));
+    const page = await queries.listReservations(productId, status, { cursor, offset, limit }).catch(badCursorAs400);
+    res.json(pageJson(page, reservationJson));
   });
 
   router.get(`${base}/:reservationId/events`, requireRole('admin'), async (req, res) => {
@@ -72,7 +74,7 @@ export function adminRoutes(
     if (!(await productExists(productId, res))) return;
     const events = await queries.reservationEvents(productId, reservationId);
     if (events === null) return sendProblem(res, problem('RESERVATION_NOT_FOUND'));
-    res.json({ reservationId, events });
+    res.json({ reservationId, events: events.map(reservationEventJson) });
   });
 
   router.get('/v1/products/:productId/ledger', requireRole('admin'), async (req, res) => {

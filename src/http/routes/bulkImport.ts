@@ -12,7 +12,7 @@ import type { LineConfig } from '../../engine/types.js';
 import type { RequireRole } from '../auth.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from '../jsonDepth.js';
 import { problem } from '../problems.js';
-import { bodyTimedOut, DEFAULT_BODY_TIMEOUT_MS, HttpProblem, parse, sendOutcome } from '../respond.js';
+import { bodyTimedOut, DEFAULT_BODY_TIMEOUT_MS, HttpProblem, parse, sendRefusal } from '../respond.js';
 import { bulkLineRow, productParams } from '../schemas.js';
 
 const BATCH_SIZE = 500;
@@ -39,7 +39,7 @@ export function bulkImportRoutes(
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > bulkLimitBytes) throw tooLarge(bulkLimitBytes);
     const pool = await engine.readPool(productId);
-    if (!pool.ok) return sendOutcome(res, pool, 200);
+    if (!pool.ok) return sendRefusal(res, pool);
 
     let upserted = 0;
     let rejectedCount = 0;

@@ -7,11 +7,11 @@
 import { Router } from 'express';
 import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import { BadCursor, type Queries } from '../../engine/queries.js';
-import type { PoolSnapshot } from '../../engine/types.js';
 import type { RequireRole } from '../auth.js';
 import { problem, sendProblem } from '../problems.js';
 import { invalid, parse } from '../respond.js';
 import { lineParams, pageQuery } from '../schemas.js';
+import { pageJson, poolJson, reservationJson } from '../../wireFormat.js';
 
 /** A cursor this listing did not give out: 400 INVALID_REQUEST naming the field. */
 export function badCursorAs400(err: unknown): never {
@@ -27,7 +27,7 @@ export function listingRoutes(engine: Pick<QuotaEngine, 'readPool'>, queries: Qu
     const { productIds, nextCursor } = await queries.productIdsPage(cursor, limit).catch(badCursorAs400);
     const pools = await Promise.all(productIds.map((productId) => engine.readPool(productId)));
     // A listed id whose pool is gone is left out (the index is the background jobs' work list).
-    const items = pools.flatMap((outcome) => (outcome.ok ? [outcome.value as PoolSnapshot] : []));
+    const items = pools.flatMap((outcome) => (outcome.ok ? [poolJson(outcome.value)] : []));
     res.json({ items, nextCursor });
   });
 
@@ -36,7 +36,7 @@ export function listingRoutes(engine: Pick<QuotaEngine, 'readPool'>, queries: Qu
     const { cursor, limit } = parse(pageQuery, req.query, 'query');
     const page = await queries.customerReservations(productId, customerId, cursor, limit).catch(badCursorAs400);
     if (page === null) return sendProblem(res, problem('PRODUCT_NOT_FOUND'));
-    res.json(page);
+    res.json(pageJson(page, reservationJson));
   });
 
   return router;

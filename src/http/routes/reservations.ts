@@ -5,6 +5,7 @@ import type { RequireRole } from '../auth.js';
 import type { RateLimits } from '../rateLimits.js';
 import { fingerprint } from '../fingerprint.js';
 import { idempotencyKeyOf, parse, sendOutcome, type JsonBodyReader } from '../respond.js';
+import { reservationJson } from '../../wireFormat.js';
 import { commitBody, idempotencyKeyHeader, productParams, reservationParams, reserveBody } from '../schemas.js';
 
 /** Called after every successful commit answer (enqueues settlement; idempotent). */
@@ -34,12 +35,12 @@ export function reservationRoutes(
       fingerprint: fingerprint(rawBody),
     });
     const location = outcome.ok ? `/v1/products/${productId}/reservations/${outcome.value.reservationId}` : '';
-    sendOutcome(res, outcome, 201, { Location: location });
+    sendOutcome(res, outcome, 201, reservationJson, { Location: location });
   });
 
   router.get(`${base}/:reservationId`, requireRole('client'), async (req, res) => {
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
-    sendOutcome(res, await engine.getReservation(productId, reservationId), 200);
+    sendOutcome(res, await engine.getReservation(productId, reservationId), 200, reservationJson);
   });
 
   router.post(`${base}/:reservationId/commit`, requireRole('client'), async (req, res) => {
@@ -47,13 +48,13 @@ export function reservationRoutes(
     const { amount } = parse(commitBody, (await readBody(req, res)) ?? {}, 'body');
     const outcome = await engine.commit(productId, reservationId, amount);
     if (outcome.ok && outcome.value.status === 'committed') await onCommitted(productId, reservationId);
-    sendOutcome(res, outcome, 200);
+    sendOutcome(res, outcome, 200, reservationJson);
   });
 
   router.post(`${base}/:reservationId/release`, requireRole('client'), async (req, res) => {
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
     parse(commitBody.pick({}), (await readBody(req, res)) ?? {}, 'body');
-    sendOutcome(res, await engine.release(productId, reservationId), 200);
+    sendOutcome(res, await engine.release(productId, reservationId), 200, reservationJson);
   });
 
   return router;
