@@ -10,12 +10,16 @@
   'withheld' returns up to ARGV[2] of this sub-pool's `withheld` to its
   allotment ('' = all; the caller made sure no sub-pool's free then exceeds
   the product's: capacity rose by at least that much, or none is below use).
+  'repair:<i>' undoes a credit from sub-pool i that has no debit there (the
+  transfer audit found this sub-pool credited more from i than i gave, or a
+  sequence i never issued): lowers the allotment and `receivedFrom:<i>` by
+  ARGV[2] and sets `appliedSeq:<i>` back to ARGV[1] (i's last issued) if past it.
 
   KEYS[1] pool                 <prefix>:{p~t}:pool
 
-  ARGV[1] seq ('' for grow)
+  ARGV[1] seq ('' for grow; repair: the giver's last issued sequence)
   ARGV[2] amount ('' for withheld: all of it)
-  ARGV[3] from: the giving sub-pool's index, 'grow' or 'withheld'
+  ARGV[3] from: the giving sub-pool's index, 'grow', 'withheld' or 'repair:<i>'
 
   Reply: {code, nowMs, '0', payloadJson, holdsExpired}
     OK                  payload {applied '1'|'0', behind '1'|'0', allotment}
@@ -40,6 +44,13 @@ elseif ARGV[3] == 'withheld' then
     redis.call('HINCRBY', k.pool, 'withheld', int(-w))
     applied = '1'
   end
+elseif string.sub(ARGV[3], 1, 7) == 'repair:' then
+  local from = string.sub(ARGV[3], 8)
+  redis.call('HINCRBY', k.pool, 'capacity', int(-tonumber(ARGV[2])))
+  redis.call('HINCRBY', k.pool, 'receivedFrom:' .. from, int(-tonumber(ARGV[2])))
+  local last = tonumber(redis.call('HGET', k.pool, 'appliedSeq:' .. from) or '0')
+  if last > tonumber(ARGV[1]) then redis.call('HSET', k.pool, 'appliedSeq:' .. from, ARGV[1]) end
+  applied = '1'
 else
   local seq = tonumber(ARGV[1])
   local last = tonumber(redis.call('HGET', k.pool, 'appliedSeq:' .. ARGV[3]) or '0')

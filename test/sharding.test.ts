@@ -6,7 +6,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createInvariantAudit } from '../src/audit/invariantAudit.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';
+import { createLogger } from '../src/logger.js';
+import { createMetrics } from '../src/metrics.js';
+import type { BullConnections } from '../src/redis/topology.js';
 import { shardOfCustomer } from '../src/engine/shards.js';
 import type { PoolSnapshot } from '../src/engine/types.js';
 import { readAllRecords } from '../src/redis/storedRecords.js';
@@ -210,9 +214,11 @@ describe('sharded reserve: exact cap, borrowing, nothing stranded', () => {
     expect(p.held).toBe(grantedSum);
     expect(p.held).toBeLessThanOrEqual(capacity);
     expect(refusedAmounts.length).toBeGreaterThan(0);
-    // Nothing stranded: what is left free in the whole product is less than the smallest... the largest refused amount.
+    // Nothing stranded: use only grows here, so each refusal's proof (free < its amount) still holds at the
+    // end: what is left free in the whole product is less than the smallest refused amount.
     const free = capacity - p.held;
-    expect(free).toBeLessThan(Math.max(...refusedAmounts));
+    expect(free).toBeLessThan(Math.min(...refusedAmounts));
+    expect(outcomes.length - refusedAmounts.length + refusedAmounts.length).toBe(400);
     console.log(
       `concurrency: ${outcomes.length - refusedAmounts.length} granted (${grantedSum}), ${refusedAmounts.length} refused (largest ${Math.max(...refusedAmounts)}, smallest ${Math.min(...refusedAmounts)}), free at exhaustion ${free}; ` +
         `reserves that borrowed: ${counts.borrowGranted} granted, ${counts.borrowRefused} refused; transfers ${counts.transfers}`,
@@ -259,5 +265,44 @@ describe('sharded reserve: exact cap, borrowing, nothing stranded', () => {
     const bad = await ctx.engine.shards.auditTransfers(productId);
     expect(bad.violations.some((v) => v.startsWith('1->0'))).toBe(true);
     expect(bad.violations.some((v) => v.startsWith('allotments'))).toBe(true);
+    // The scheduled audit finds it (a violation of that run), undoes the credit, and the next run is clean.
+    const noBull: BullConnections = { queue: () => ({}), worker: () => ({}) } as unknown as BullConnections;
+    const metrics = createMetrics();
+    const audit = createInvariantAudit({ bullmq: noBull, redis: ctx.redis, keys: ctx.keys, engine: ctx.engine, logger: createLogger('silent'), metrics, intervalMs: 60_000 });
+    const first = (await audit.auditOnce()).products.find((x) => x.productId === productId)!;
+    expect([first.outcome, first.violations]).toEqual(['violations', 2]);
+    expect((await ctx.engine.shards.auditTransfers(productId)).violations).toEqual([]);
+    p = await checkInvariants(productId);
+    expect(p.shards!.reduce((s, x) => s + x.allotment, 0) + p.inTransit!).toBe(400);
+    const second = (await audit.auditOnce()).products.find((x) => x.productId === productId)!;
+    expect(second.violations).toBe(0);
+  });
+
+  it('the priority reserve is the product\'s: other tiers on every sub-pool leave exactly it, listed tiers on any sub-pool take it', async () => {
+    const productId = uniqueId('p');
+    await ctx.engine.upsertProduct(productId, { capacity: 1_000, shards: 4, priorityReserve: { tiers: ['gold'], amount: 300 } }, 'put');
+    const plain = [0, 1, 2, 3].map((k) => customersOn(k, 4, 1, `np${k}-`)[0]!);
+    const gold = [0, 1, 2, 3].map((k) => customersOn(k, 4, 1, `g${k}-`)[0]!);
+    await ctx.engine.upsertLines(productId, [
+      ...plain.map((customerId) => ({ customerId, limit: 10_000, status: 'active' as const, statusReason: null, tier: null })),
+      ...gold.map((customerId) => ({ customerId, limit: 10_000, status: 'active' as const, statusReason: null, tier: 'gold' })),
+    ]);
+    // A gold line draws 100 first (from the general part), then other tiers on every sub-pool draw 100 at a time.
+    expect((await reserve(productId, gold[2]!, 100)).ok).toBe(true);
+    const outcomes = [];
+    for (let i = 0; i < 12; i++) outcomes.push(await reserve(productId, plain[i % 4]!, 100));
+    // 1,000 - 100 (gold) - 300 (the reserve) = 600 for other tiers: 6 granted, then every one refused.
+    expect(outcomes.map((o) => (o.ok ? 'OK' : o.code))).toEqual([...Array(6).fill('OK'), ...Array(6).fill('POOL_EXHAUSTED')]);
+    let p = await checkInvariants(productId);
+    expect([p.held, p.available, p.availableToAllTiers]).toEqual([700, 300, 0]);
+    const refused = outcomes[6]!;
+    expect(!refused.ok && refused.context.drawable).toBe(0);
+    // Gold lines on the other sub-pools take the reserve, borrowing it from wherever it is.
+    expect((await ctx.engine.readLine(productId, gold[3]!)).ok && (await ctx.engine.readLine(productId, gold[3]!) as { value: { drawable: number } }).value.drawable).toBe(300);
+    expect((await reserve(productId, gold[3]!, 200)).ok).toBe(true);
+    expect((await reserve(productId, gold[0]!, 100)).ok).toBe(true);
+    expect((await reserve(productId, gold[1]!, 1)).ok).toBe(false);
+    p = await checkInvariants(productId);
+    expect([p.held, p.available]).toEqual([1_000, 0]);
   });
 });

@@ -275,49 +275,71 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /**
-   * The transfers of a sharded product checked on both sides: for every pair
-   * i -> j, what i gave (`givenTo:j`) equals what j credited
-   * (`receivedFrom:i`) plus what is still pending, and j credited no sequence
-   * number i never issued; and the allotments, quota in transit and withheld
-   * quota add up to capacity. A credit without its debit is a violation (a
-   * debit without its credit is quota in transit: completePending repairs it).
+   * The transfers of a sharded product checked on both sides. For every pair i -> j: j credited no
+   * more than i debited (`receivedFrom:i` of j <= `givenTo:j` of i) and no sequence number i never
+   * issued (`appliedSeq:i` <= `givenSeq:j`): a credit without its debit is a violation (quota made
+   * from nothing). The receivers are read before the givers, so a transfer running meanwhile cannot
+   * look like one (a debit precedes its credit); a debit without its credit is quota in transit,
+   * which completePending finishes. Also allotments + withheld + in transit = capacity: read while
+   * transfers run, it can be off for an instant, so a mismatch is read again (after completing what
+   * is in transit) before it counts. `repair`: each credit without its debit is undone on the
+   * receiver (lua/shard-take-1.lua 'repair:<i>'), and the check is read again.
    */
-  async function auditTransfers(productId: string) {
+  async function auditTransfers(productId: string, { repair = false } = {}) {
     const tags = await tagsOf(productId);
-    const violations: string[] = [];
-    if (tags.length === 1) return { violations, pairs: 0 };
-    const [hashes, pending, meta] = await Promise.all([
-      Promise.all(tags.map(async (tag) => {
-        const flat = (await redis.call('HGETALL', keys.pool(tag))) as string[];
-        const h: Record<string, string> = {};
-        for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
-        return h;
-      })),
-      pendingOf(productId, tags),
-      readMeta(productId),
-    ]);
-    let pairs = 0;
-    for (let i = 0; i < tags.length; i++) {
-      for (let j = 0; j < tags.length; j++) {
-        if (i === j) continue;
-        const given = Number(hashes[i]![`givenTo:${j}`] ?? 0);
-        const received = Number(hashes[j]![`receivedFrom:${i}`] ?? 0);
-        const inFlight = pending.filter((t) => t.from === i && t.to === j).reduce((s, t) => s + t.amount, 0);
-        const issued = Number(hashes[i]![`givenSeq:${j}`] ?? 0);
-        const applied = Number(hashes[j]![`appliedSeq:${i}`] ?? 0);
-        if (given === 0 && received === 0 && issued === 0) continue;
-        pairs++;
-        if (received + inFlight !== given) violations.push(`${i}->${j}: given ${given}, credited ${received}, in transit ${inFlight}`);
-        if (applied > issued) violations.push(`${i}->${j}: credited sequence ${applied} beyond the last issued ${issued}`);
+    if (tags.length === 1) return { violations: [] as string[], found: [] as string[], pairs: 0, repaired: 0 };
+    const hashesOf = () =>
+      Promise.all(
+        tags.map(async (tag) => {
+          const flat = (await redis.call('HGETALL', keys.pool(tag))) as string[];
+          const h: Record<string, string> = {};
+          for (let i = 0; i < flat.length; i += 2) h[flat[i]!] = flat[i + 1]!;
+          return h;
+        }),
+      );
+    let repaired = 0;
+    /** What the first complete read found (before any repair). */
+    let found: string[] | null = null;
+    for (let attempt = 0; ; attempt++) {
+      const receivers = await hashesOf();
+      const pending = await pendingOf(productId, tags);
+      const givers = await hashesOf();
+      const meta = await readMeta(productId);
+      const violations: string[] = [];
+      const credits: { from: number; to: number; excess: number; issued: number }[] = [];
+      let pairs = 0;
+      for (let i = 0; i < tags.length; i++) {
+        for (let j = 0; j < tags.length; j++) {
+          if (i === j) continue;
+          const given = Number(givers[i]![`givenTo:${j}`] ?? 0);
+          const issued = Number(givers[i]![`givenSeq:${j}`] ?? 0);
+          const received = Number(receivers[j]![`receivedFrom:${i}`] ?? 0);
+          const applied = Number(receivers[j]![`appliedSeq:${i}`] ?? 0);
+          if (given === 0 && received === 0 && issued === 0 && applied === 0) continue;
+          pairs++;
+          if (received > given || applied > issued) {
+            violations.push(`${i}->${j}: credited ${received} (sequence ${applied}) without its debit: given ${given} (sequence ${issued})`);
+            credits.push({ from: i, to: j, excess: Math.max(0, received - given), issued });
+          }
+        }
+      }
+      const allotments = givers.reduce((sum, h) => sum + Number(h.capacity ?? 0), 0);
+      const withheld = givers.reduce((sum, h) => sum + Number(h.withheld ?? 0), 0);
+      const inTransit = pending.reduce((sum, t) => sum + t.amount, 0);
+      const total = allotments + withheld + inTransit;
+      const balanced = !meta || total === meta.productCapacity;
+      if (!balanced && credits.length === 0 && attempt < 2) {
+        await completePending(productId, tags, 'recovery');
+        continue;
+      }
+      if (!balanced) violations.push(`allotments ${allotments} + withheld ${withheld} + in transit ${inTransit} != capacity ${meta!.productCapacity}`);
+      found ??= violations;
+      if (!repair || credits.length === 0 || attempt >= 2) return { violations, found, pairs, repaired };
+      for (const c of credits) {
+        const out = await call('shardTake', { productId, tag: tags[c.to]!, seq: String(c.issued), amount: c.excess, from: `repair:${c.from}` });
+        if (out.ok) repaired++;
       }
     }
-    const allotments = hashes.reduce((s, h) => s + Number(h.capacity ?? 0), 0);
-    const withheld = hashes.reduce((s, h) => s + Number(h.withheld ?? 0), 0);
-    const inTransit = pending.reduce((s, t) => s + t.amount, 0);
-    if (meta && allotments + withheld + inTransit !== meta.productCapacity) {
-      violations.push(`allotments ${allotments} + withheld ${withheld} + in transit ${inTransit} != capacity ${meta.productCapacity}`);
-    }
-    return { violations, pairs };
   }
 
   /**
