@@ -44,11 +44,14 @@ if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, expired) end
 local wanted = tonumber(ARGV[2])
 local free, toAll = poolAvailability(pool)
 local given = wanted
+local fromWithheld = ARGV[4] == 'withheld'
 if ARGV[4] == 'all' then given = math.min(wanted, toAll)
-elseif ARGV[4] == 'priority' then given = math.min(wanted, free) end
+elseif ARGV[4] == 'priority' then given = math.min(wanted, free)
+elseif fromWithheld then given = math.min(wanted, tonumber(redis.call('HGET', k.pool, 'withheld') or '0')) end
 local seq = '0'
 if given > 0 then
-  redis.call('HINCRBY', k.pool, 'capacity', int(-given))
+  -- Withheld quota leaves the withheld count; the allotment (and this sub-pool's free) stays.
+  redis.call('HINCRBY', k.pool, fromWithheld and 'withheld' or 'capacity', int(-given))
   if ARGV[3] == 'retire' then
     redis.call('HINCRBY', k.pool, 'productCapacity', int(-given))
   elseif ARGV[3] == 'withhold' then

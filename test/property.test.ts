@@ -669,10 +669,8 @@ class Run {
       case 'capacity': {
         const p = this.model.requirePool();
         // At most 2^53-1, as the API takes it (the model's sums above that would not be exact numbers).
-        let capacity = Math.min(HUGE, op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150)));
-        // Sharded runs: not below use (README: after such a cut a sharded product is exact but may strand
-        // quota until uses drain, which this model of an unsharded pool does not have).
-        if (this.shards > 1) capacity = Math.max(capacity, p.held + p.committed);
+        // Below use too, sharded runs included (each sub-pool then withholds quota, returned as uses drain).
+        const capacity = Math.min(HUGE, op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150)));
         await this.patchPool({ capacity }, 'patch', `patch capacity=${capacity} (held+committed was ${p.held + p.committed})`);
         break;
       }
@@ -708,9 +706,7 @@ class Run {
         await this.patchPool({ minAmount: op.min, maxAmount: op.max }, 'patch', `patch minAmount=${op.min} maxAmount=${op.max}`);
         break;
       case 'put': {
-        const inUse = this.model.poolView(this.model.lastNow);
-        const capacity = this.shards > 1 ? Math.max(op.capacity, inUse.held + inUse.committed) : op.capacity;
-        const config = { capacity, minAmount: op.min, maxAmount: op.max, holdTtlSeconds: op.holdTtl };
+        const config = { capacity: op.capacity, minAmount: op.min, maxAmount: op.max, holdTtlSeconds: op.holdTtl };
         await this.patchPool(config, 'put', `put product ${JSON.stringify(config)}`);
         break;
       }

@@ -748,31 +748,35 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   function planReturns(pools: Counters[], withheld: number[], inTransit: number): Return[] {
-    const frees = pools.map((p) => p.capacity - used(p));
-    const left = [...withheld];
-    let total = left.reduce((s, w) => s + w, 0);
+    // BigInt: after a cut far below use every sub-pool withholds about the cut, so the sums can pass 2^53.
+    const big = BigInt;
+    const min = (a: bigint, b: bigint) => (a < b ? a : b);
+    const frees = pools.map((p) => big(p.capacity) - big(p.held) - big(p.committed));
+    const left = withheld.map(big);
+    let total = left.reduce((sum, w) => sum + w, 0n);
     const plan: Return[] = [];
-    if (total === 0) return plan;
+    if (total === 0n) return plan;
     for (let j = 0; j < pools.length; j++) {
-      if (frees[j]! >= 0) continue;
+      if (frees[j]! >= 0n) continue;
       // J after the return: free_j + w + (the others' positive free) <= the product's free
       // = W + T + (all free), so w <= W + T + (the others' negative free). At most up to 0.
-      const margin = total + inTransit + frees.reduce((s, f, k) => s + (k === j ? 0 : Math.min(0, f)), 0);
-      let want = Math.max(0, Math.min(-frees[j]!, margin));
+      const margin = total + big(inTransit) + frees.reduce((sum, f, k) => sum + (k === j ? 0n : min(0n, f)), 0n);
+      let want = min(-frees[j]!, margin);
       // Its own withheld quota first, then other sub-pools' (a transfer out of their withheld).
       for (const k of [j, ...pools.keys()].filter((k, i) => i === 0 || k !== j)) {
-        const w = Math.min(want, left[k]!);
-        if (w <= 0) continue;
-        plan.push({ from: k, to: j, amount: w });
+        const w = min(want, left[k]!);
+        if (w <= 0n) continue;
+        plan.push({ from: k, to: j, amount: Number(w) });
         left[k]! -= w;
         frees[j]! += w;
         total -= w;
         want -= w;
       }
     }
-    if (frees.every((f) => f >= 0)) for (let j = 0; j < pools.length; j++) if (left[j]! > 0) plan.push({ from: j, to: j, amount: left[j]! });
+    if (frees.every((f) => f >= 0n)) for (let j = 0; j < pools.length; j++) if (left[j]! > 0n) plan.push({ from: j, to: j, amount: Number(left[j]!) });
     return plan;
   }
+
 
   async function withheldOf(tags: string[]) {
     const raw = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (string | null)[];
