@@ -121,6 +121,8 @@ it('puts the 3 sub-pools of a product on 3 different masters; a master killed du
   const allotments = p.shards!.reduce((s, x) => s + x.allotment, 0);
   expect(allotments + (p.inTransit ?? 0) + (p.withheld ?? 0)).toBe(capacity);
   expect(p.held + p.committed).toBeLessThanOrEqual(capacity);
+  // The transfers balance on both sides (no credit without its debit), as the scheduled audit checks.
+  expect((await engine.shards.auditTransfers(productId)).violations).toEqual([]);
   for (const tag of tags) {
     const records = await readAllRecords(c, keys, tag);
     const held = records.filter((r) => r.status === 'held').reduce((s, r) => s + Number(r.amount), 0);
