@@ -12,13 +12,13 @@ import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { startService, type RunningService } from '../src/main.js';
 import { uniqueId } from './support/engineContext.js';
+import { sleep } from './support/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'qa-keys-'));
 const keysFile = join(dir, 'keys');
 const lines: Record<string, unknown>[] = [];
 let service: RunningService;
 let base: string;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0001\nclient:web:web-key-0001\n');

@@ -23,9 +23,9 @@ import { createKeys } from '../src/redis/keys.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 import { seededRandom } from '../src/seededRandom.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { sleep, waitUntil } from './support/wait.js';
 import { bullmqConnectionsForUrl } from '../src/redis/connection.js';
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 
 let ctx: EngineContext;
@@ -441,16 +441,6 @@ describe('the service runs the audit as a scheduled job', () => {
     const line = text.split('\n').find((l) => l.startsWith(name + ' '));
     return line === undefined ? undefined : Number(line.slice(name.length + 1));
   };
-  async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await read();
-      if (done(v)) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-      await sleep(25);
-    }
-  }
-
   it('reports zero after a concurrent HTTP burst settles, then a planted inconsistency within one audit period', async () => {
     const p = uniqueId('p');
     expect((await svc.admin('PUT', `/v1/products/${p}`, { capacity: 300_000 })).status).toBe(201);
@@ -479,7 +469,7 @@ describe('the service runs the audit as a scheduled job', () => {
     );
     expect(granted.length).toBeGreaterThan(100);
     // The service's own ledger settles every commit.
-    await waitFor('every commit settled', async () => (await svc.admin('GET', `/v1/products/${p}`)).body, (pool: any) => pool.settled === pool.committed && pool.committed > 0);
+    await waitUntil('every commit settled', async () => (await svc.admin('GET', `/v1/products/${p}`)).body, (pool: any) => pool.settled === pool.committed && pool.committed > 0, { timeoutMs: 15_000, everyMs: 25 });
     for (const c of customers.slice(0, 5)) {
       const line = (await svc.client('GET', `/v1/products/${p}/customers/${c}`)).body;
       const repayable = line.drawn - line.settling;
@@ -491,14 +481,14 @@ describe('the service runs the audit as a scheduled job', () => {
     const gaugeName = `quota_audit_violations{product="${p}"}`;
     const runsAfterLoad = series(await scrape(), 'quota_audit_runs_total')!;
     // A run that started after the load ended: runs + 2 (the one in progress may have started before).
-    const settledRun = await waitFor('two more audit runs', scrape, (t) => series(t, 'quota_audit_runs_total')! >= runsAfterLoad + 2);
+    const settledRun = await waitUntil('two more audit runs', scrape, (t) => series(t, 'quota_audit_runs_total')! >= runsAfterLoad + 2, { timeoutMs: 15_000, everyMs: 25 });
     expect(series(settledRun, gaugeName)).toBe(0);
 
     const keys = createKeys(svc.keyPrefix);
     const plantedAt = Date.now();
     await ctx.redis.hincrby(keys.pool(p), 'held', 11);
     const runsAtPlant = series(await scrape(), 'quota_audit_runs_total')!;
-    const detected = await waitFor('the planted difference in the gauge', scrape, (t) => (series(t, gaugeName) ?? 0) > 0, 10_000);
+    const detected = await waitUntil('the planted difference in the gauge', scrape, (t) => (series(t, gaugeName) ?? 0) > 0, { timeoutMs: 10_000, everyMs: 25 });
     const detectedAfterMs = Date.now() - plantedAt;
     // Found by the first run that started after the plant (at most one run was already under way;
     // one more may finish while a slow scrape of the poll is under way).
@@ -507,6 +497,6 @@ describe('the service runs the audit as a scheduled job', () => {
     console.log(`audit: planted difference reported after ${detectedAfterMs} ms (AUDIT_INTERVAL_MS 300)`);
 
     await ctx.redis.hincrby(keys.pool(p), 'held', -11);
-    await waitFor('the gauge back at 0', scrape, (t) => series(t, gaugeName) === 0, 10_000);
+    await waitUntil('the gauge back at 0', scrape, (t) => series(t, gaugeName) === 0, { timeoutMs: 10_000, everyMs: 25 });
   });
 });

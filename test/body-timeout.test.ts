@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
 import { startService, type RunningService } from '../src/main.js';
 import { uniqueId } from './support/engineContext.js';
+import { sleep } from './support/wait.js';
 
 const BODY_TIMEOUT_MS = 3_000;
 const ADMIN = 'body-timeout-admin-key';
@@ -18,7 +19,6 @@ const CLIENT = 'body-timeout-client-key';
 const logLines: { level: number; msg: string; status?: number }[] = [];
 let service: RunningService;
 let base: string;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   const config = parseConfig({

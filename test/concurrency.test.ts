@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { Redis } from 'ioredis';
 import { createKeys } from '../src/redis/keys.js';
 import { readAllRecords, readLine } from '../src/redis/storedRecords.js';
+import { booksOf, DRAWN_STATES, lineBooks, type Books } from './support/books.js';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { uniqueId } from './support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
@@ -111,34 +112,9 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-interface Audit {
-  records: number;
-  poolHeld: number;
-  poolCommitted: number;
-  lineHeld: Map<string, number>;
-  lineDrawn: Map<string, number>;
-  statuses: Map<string, number>;
-}
-
-const COMMITTED_STATES = new Set(['committed', 'settled', 'settlement_unknown']);
-
-/** Recomputes the counters from the reservation hashes alone. */
-async function auditReservations(productId: string): Promise<Audit> {
-  const audit: Audit = { records: 0, poolHeld: 0, poolCommitted: 0, lineHeld: new Map(), lineDrawn: new Map(), statuses: new Map() };
-  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
-  for (const record of await readAllRecords(redis, createKeys(svc.keyPrefix), productId)) {
-    const { status, amount, committedAmount, customerId } = record;
-    audit.records++;
-    add(audit.statuses, status!, 1);
-    if (status === 'held') {
-      audit.poolHeld += Number(amount);
-      add(audit.lineHeld, customerId!, Number(amount));
-    } else if (COMMITTED_STATES.has(status!)) {
-      audit.poolCommitted += Number(committedAmount);
-      add(audit.lineDrawn, customerId!, Number(committedAmount));
-    }
-  }
-  return audit;
+/** The counters recomputed from the reservation records alone (support/books.ts). */
+async function auditReservations(productId: string): Promise<Books> {
+  return booksOf(await readAllRecords(redis, createKeys(svc.keyPrefix), productId));
 }
 
 async function readPoolHash(productId: string) {
@@ -194,7 +170,7 @@ it(
     const limits = new Map(customers.map((c) => [c, 1_000 + Math.floor(random() * 7_001)]));
     const ndjson = customers.map((c) => JSON.stringify({ customerId: c, limit: limits.get(c) })).join('\n') + '\n';
     const imported = await svc.call('POST', `/v1/products/${productId}/customers:bulk`, {
-      rawBody: ndjson,
+      body: ndjson,
       key: ADMIN_KEY,
       headers: { 'content-type': 'application/x-ndjson' },
     });
@@ -313,9 +289,9 @@ it(
     // Conservation audit after the peak.
     const audit1 = await auditReservations(productId);
     expect(audit1.records).toBe(created);
-    expect(audit1.poolHeld).toBe(pool.held);
-    expect(audit1.poolCommitted).toBe(0);
-    for (const c of customers) expect(audit1.lineHeld.get(c) ?? 0, `audit line ${c} held`).toBe(lines.get(c)!.held);
+    expect(audit1.held).toBe(pool.held);
+    expect(audit1.committed).toBe(0);
+    for (const c of customers) expect(lineBooks(audit1, c).held, `audit line ${c} held`).toBe(lines.get(c)!.held);
 
     // ---- phase 2: commit half (some partially), release the rest, concurrently ----
     const committedPerLine = new Map<string, number>();
@@ -345,7 +321,7 @@ it(
     actions.forEach((a, i) => {
       const ans = settleAnswers[i]!;
       // A commit retried after a 503 may find its first attempt already settled by the worker.
-      const ok = a.action === 'commit' ? COMMITTED_STATES.has(ans.body?.status) : ans.body?.status === 'released';
+      const ok = a.action === 'commit' ? DRAWN_STATES.has(ans.body?.status) : ans.body?.status === 'released';
       if (ans.status !== 200 || !ok) wrong.push(`${a.action} ${a.reservationId}: ${ans.status} ${JSON.stringify(ans.body)}`);
       else if (a.action === 'commit' && ans.body.committedAmount !== a.commitAmount) wrong.push(`commit ${a.reservationId}: committedAmount ${ans.body.committedAmount}`);
     });
@@ -369,13 +345,13 @@ it(
 
     // Conservation audit after commit/release.
     const audit2 = await auditReservations(productId);
-    console.log(`[concurrency] audit: ${audit2.records} reservation records, statuses ${JSON.stringify(Object.fromEntries(audit2.statuses))}`);
+    console.log(`[concurrency] audit: ${audit2.records} reservation records, statuses ${JSON.stringify(audit2.byStatus)}`);
     expect(audit2.records).toBe(created);
-    expect(audit2.poolHeld).toBe(pool2.held);
-    expect(audit2.poolCommitted).toBe(pool2.committed);
+    expect(audit2.held).toBe(pool2.held);
+    expect(audit2.committed).toBe(pool2.committed);
     for (const c of customers) {
-      expect(audit2.lineHeld.get(c) ?? 0, `audit line ${c} held`).toBe(lines2.get(c)!.held);
-      expect(audit2.lineDrawn.get(c) ?? 0, `audit line ${c} drawn`).toBe(lines2.get(c)!.drawn);
+      expect(lineBooks(audit2, c).held, `audit line ${c} held`).toBe(lines2.get(c)!.held);
+      expect(lineBooks(audit2, c).committed, `audit line ${c} drawn`).toBe(lines2.get(c)!.drawn);
     }
   },
   120_000,

@@ -15,12 +15,9 @@
  * Every process started here (services by process group, redis-server, the
  * ledger) is stopped in afterAll/finally, also when a test fails.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -28,102 +25,26 @@ import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServe
 import { readAllRecords, readRecord } from '../src/redis/storedRecords.js';
 import { createKeys, type Keys } from '../src/redis/keys.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
+import { booksOf, DRAWN_STATES, lineBooks } from './support/books.js';
+import { apiKeysEnv, request, type HttpAnswer, type HttpOptions } from './support/http.js';
+import { buildService, killAllServices, killService, notable, spawnService, waitServiceReady, type ServiceBuild, type ServiceProcess } from './support/serviceProcess.js';
+import { sleep, waitFor } from './support/wait.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN_KEY = 'crash-admin-key-0001';
 const CLIENT_KEY = 'crash-client-key-0001';
 const SECRET = 'crash-recovery-settlement-secret';
 /** How long everything may take to settle after a crash. */
 const SETTLE_DEADLINE_MS = 25_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let seq = 0;
 const uid = (p: string) => `${p}-${process.pid}-${Date.now().toString(36)}-${(seq++).toString(36)}`;
 
 // ---------------------------------------------------------------------------
-// The build: `tsc -p tsconfig.build.json` (what `npm run build` runs), into a
-// folder of this run, so that it neither races nor is clobbered by others
-// building dist/ while this file runs.
+// Service processes (test/support/serviceProcess.ts) and HTTP
 // ---------------------------------------------------------------------------
 
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `qa-crash-recovery-test-${process.pid}`);
-const ENTRY = join(BUILD_DIR, 'src', 'main.js');
-
-// ---------------------------------------------------------------------------
-// Service processes
-// ---------------------------------------------------------------------------
-
-interface ServiceProcess {
-  name: string;
-  child: ChildProcess;
-  /** Every stdout/stderr line so far. */
-  lines: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-const services = new Set<ServiceProcess>();
-
-function spawnService(name: string, env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [ENTRY], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group: killed as a group
-  });
-  const lines: string[] = [];
-  const collect = (stream: NodeJS.ReadableStream) => {
-    let rest = '';
-    stream.on('data', (d: Buffer) => {
-      const parts = (rest + d.toString()).split('\n');
-      rest = parts.pop() ?? '';
-      lines.push(...parts.filter((l) => l.trim()));
-    });
-    stream.on('end', () => rest.trim() && lines.push(rest));
-  };
-  collect(child.stdout!);
-  collect(child.stderr!);
-  const svc: ServiceProcess = {
-    name,
-    child,
-    lines,
-    exited: new Promise((r) => child.once('exit', (code, signal) => r({ code, signal }))),
-  };
-  services.add(svc);
-  void svc.exited.then(() => services.delete(svc));
-  return svc;
-}
-
-function killGroup(svc: ServiceProcess, signal: NodeJS.Signals = 'SIGKILL'): void {
-  if (svc.child.pid === undefined || svc.child.exitCode !== null || svc.child.signalCode !== null) return;
-  try {
-    process.kill(-svc.child.pid, signal);
-  } catch {
-    try {
-      svc.child.kill(signal);
-    } catch {
-      // gone already
-    }
-  }
-}
-
-async function killAndWait(svc: ServiceProcess): Promise<void> {
-  killGroup(svc, 'SIGKILL');
-  await Promise.race([svc.exited, sleep(5_000)]);
-}
-
-/** Warn/error/fatal log lines and anything that is not JSON: what explains a failure. */
-function notable(svc: ServiceProcess, max = 40): string {
-  const picked = svc.lines.filter((l) => {
-    if (!l.startsWith('{')) return true;
-    try {
-      return (JSON.parse(l) as { level?: number }).level! >= 40;
-    } catch {
-      return true;
-    }
-  });
-  const shown = picked.slice(-max).map((l) => (l.length > 600 ? `${l.slice(0, 600)}…` : l));
-  return `--- ${svc.name}: ${picked.length} warn/error lines of ${svc.lines.length}, last ${shown.length}:\n${shown.join('\n')}`;
-}
+let build: ServiceBuild;
+const startProcess = (name: string, env: Record<string, string>): ServiceProcess => spawnService(build.entry, env, name);
 
 function countLog(svcs: ServiceProcess[], msg: RegExp): number {
   let n = 0;
@@ -131,72 +52,20 @@ function countLog(svcs: ServiceProcess[], msg: RegExp): number {
   return n;
 }
 
-// ---------------------------------------------------------------------------
-// HTTP
-// ---------------------------------------------------------------------------
+type Answer = HttpAnswer;
 
-interface Answer {
-  status: number;
-  body: any;
-  ms: number;
-}
-
-async function http(base: string, method: string, path: string, body?: unknown, opts: { key?: string; headers?: Record<string, string>; raw?: string; timeoutMs?: number } = {}): Promise<Answer> {
-  const started = performance.now();
-  const headers: Record<string, string> = { authorization: `Bearer ${opts.key ?? CLIENT_KEY}`, ...opts.headers };
-  let payload: string | undefined = opts.raw;
-  if (body !== undefined) payload = JSON.stringify(body);
-  if (payload !== undefined) headers['content-type'] ??= 'application/json';
-  const res = await fetch(base + path, { method, headers, body: payload, signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000) });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, body: parsed, ms: performance.now() - started };
-}
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, diagnostics: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}\n${diagnostics()}`);
-    }
-    await sleep(100);
-  }
-}
-
-async function waitReady(base: string, svc: ServiceProcess, timeoutMs = 20_000): Promise<void> {
-  await waitFor(
-    `${svc.name} /readyz 200`,
-    timeoutMs,
-    async () => {
-      if (svc.child.exitCode !== null || svc.child.signalCode !== null) throw new Error(`${svc.name} exited early`);
-      return (await http(base, 'GET', '/readyz', undefined, { timeoutMs: 3_000 })).status === 200 ? true : undefined;
-    },
-    () => notable(svc),
-  );
-}
+const http = (base: string, method: string, path: string, body?: unknown, opts: Omit<HttpOptions, 'body'> = {}): Promise<Answer> =>
+  request(base, method, path, { key: CLIENT_KEY, timeoutMs: 10_000, ...opts, body });
 
 /** Waits until the worker-only process says it started (it has no HTTP listener). */
 async function waitStarted(svc: ServiceProcess, timeoutMs = 20_000): Promise<void> {
   await waitFor(
     `${svc.name} "quota-allocator started"`,
-    timeoutMs,
     async () => {
       if (svc.child.exitCode !== null || svc.child.signalCode !== null) throw new Error(`${svc.name} exited early`);
-      return svc.lines.some((l) => l.includes('"quota-allocator started"')) ? true : undefined;
+      return svc.lines.some((l) => l.includes('"quota-allocator started"'));
     },
-    () => notable(svc),
+    { timeoutMs, explain: () => notable(svc) },
   );
 }
 
@@ -224,10 +93,9 @@ async function setupProduct(base: string, productId: string): Promise<void> {
   const put = await http(base, 'PUT', `/v1/products/${productId}`, { capacity: 1_000_000_000_000 }, { key: ADMIN_KEY });
   expect(put.status, JSON.stringify(put.body)).toBe(201);
   const ndjson = Array.from({ length: CUSTOMERS }, (_, i) => JSON.stringify({ customerId: `c${i}`, limit: 1_000_000_000 })).join('\n') + '\n';
-  const bulk = await http(base, 'POST', `/v1/products/${productId}/customers:bulk`, undefined, {
+  const bulk = await http(base, 'POST', `/v1/products/${productId}/customers:bulk`, ndjson, {
     key: ADMIN_KEY,
-    raw: ndjson,
-    headers: { 'content-type': 'application/x-ndjson' },
+    contentType: 'application/x-ndjson',
   });
   expect(bulk.status, JSON.stringify(bulk.body)).toBe(200);
   expect(bulk.body.upserted).toBe(CUSTOMERS);
@@ -303,12 +171,11 @@ async function waitAllSettled(redisUrl: string, keys: Keys, productId: string, s
   const started = Date.now();
   await waitFor(
     `every committed reservation of ${productId} to settle`,
-    SETTLE_DEADLINE_MS,
     async () => {
       const z = await zcards(redisUrl, keys, productId);
-      return z.committed === 0 && z.settlement_unknown === 0 ? true : undefined;
+      return z.committed === 0 && z.settlement_unknown === 0;
     },
-    () => 'see the diagnostics below',
+    { timeoutMs: SETTLE_DEADLINE_MS, explain: () => 'see the diagnostics below' },
   ).catch(async (err: Error) => {
     throw new Error(`${err.message}\n${await stuckReport(redisUrl, keys, productId)}\n${svcs.map((s) => notable(s)).join('\n')}`);
   });
@@ -356,9 +223,8 @@ interface BooksReport {
 async function checkBooks(base: string, redisUrl: string, keys: Keys, ledger: LedgerServer, productId: string): Promise<BooksReport> {
   const records = await readRecords(redisUrl, keys, productId);
   const rows = [...records.values()];
-  const byStatus: Record<string, number> = {};
-  for (const r of rows) byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
-  const committedRecords = rows.filter((r) => ['committed', 'settled', 'settlement_unknown', 'reversed'].includes(r.status));
+  const { byStatus } = booksOf(rows);
+  const committedRecords = rows.filter((r) => DRAWN_STATES.has(r.status) || r.status === 'reversed');
 
   // Nothing is left in flight and nothing was reversed or given up on.
   expect(byStatus.committed ?? 0, 'reservations still committed').toBe(0);
@@ -366,12 +232,8 @@ async function checkBooks(base: string, redisUrl: string, keys: Keys, ledger: Le
   expect(byStatus.reversed ?? 0, 'reservations reversed (the ledger rejects nothing here)').toBe(0);
 
   // Pool counters vs. a recomputation from the records.
-  const sum = (xs: RecordRow[], f: (r: RecordRow) => number) => xs.reduce((a, r) => a + f(r), 0);
-  const expected = {
-    held: sum(rows.filter((r) => r.status === 'held'), (r) => r.amount),
-    committed: sum(rows.filter((r) => ['committed', 'settled', 'settlement_unknown'].includes(r.status)), (r) => r.committedAmount),
-    settled: sum(rows.filter((r) => r.status === 'settled'), (r) => r.committedAmount),
-  };
+  const books = booksOf(rows);
+  const expected = { held: books.held, committed: books.committed, settled: books.settled };
   const poolAnswer = await http(base, 'GET', `/v1/products/${productId}`);
   expect(poolAnswer.status).toBe(200);
   expect({ held: poolAnswer.body.held, committed: poolAnswer.body.committed, settled: poolAnswer.body.settled }, 'pool counters vs. the records').toEqual(expected);
@@ -380,13 +242,13 @@ async function checkBooks(base: string, redisUrl: string, keys: Keys, ledger: Le
   // Line counters vs. the records.
   for (let i = 0; i < CUSTOMERS; i++) {
     const c = `c${i}`;
-    const mine = rows.filter((r) => r.customerId === c);
     const line = await http(base, 'GET', `/v1/products/${productId}/customers/${c}`);
     expect(line.status).toBe(200);
+    const mine = lineBooks(books, c); // no repayments here: drawn is every committed amount
     expect({ held: line.body.held, drawn: line.body.drawn, settling: line.body.settling }, `line ${c} counters vs. the records`).toEqual({
-      held: sum(mine.filter((r) => r.status === 'held'), (r) => r.amount),
-      drawn: sum(mine.filter((r) => ['committed', 'settled', 'settlement_unknown'].includes(r.status)), (r) => r.committedAmount),
-      settling: sum(mine.filter((r) => ['committed', 'settlement_unknown'].includes(r.status)), (r) => r.committedAmount),
+      held: mine.held,
+      drawn: mine.committed,
+      settling: mine.settling,
     });
   }
 
@@ -513,7 +375,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
     REDIS_URL: redisUrl(),
-    QUOTA_API_KEYS: `admin:${ADMIN_KEY},client:${CLIENT_KEY}`,
+    QUOTA_API_KEYS: apiKeysEnv({ admin: ADMIN_KEY, client: CLIENT_KEY }),
     KEY_PREFIX: prefix,
     SETTLEMENT_URL: ledger.url,
     SETTLEMENT_SECRET: SECRET,
@@ -529,14 +391,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
 
   beforeAll(async () => {
     const t0 = performance.now();
-    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], { cwd: ROOT }).catch(
-      (err: { stdout?: string; stderr?: string }) => {
-        // Type errors in work in progress elsewhere still emit JavaScript; `npm run typecheck` is their gate.
-        console.warn(`[crash] tsc reported problems:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
-      },
-    );
-    if (!existsSync(ENTRY)) throw new Error(`the build did not produce ${ENTRY}`);
-    writeFileSync(join(BUILD_DIR, 'package.json'), JSON.stringify({ type: 'module' }));
+    build = await buildService('crash-recovery');
     console.log(`[crash] built in ${Math.round(performance.now() - t0)} ms`);
 
     redisDir = mkdtempSync(join(tmpdir(), 'qa-crash-redis-'));
@@ -547,12 +402,11 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
   }, 120_000);
 
   afterAll(async () => {
-    for (const s of [...services]) killGroup(s, 'SIGKILL');
-    await Promise.all([...services].map((s) => Promise.race([s.exited, sleep(3_000)])));
+    await killAllServices();
     await ledger?.stop().catch(() => {});
     await redisServer?.stop().catch(() => {});
     if (redisDir) rmSync(redisDir, { recursive: true, force: true });
-    rmSync(BUILD_DIR, { recursive: true, force: true });
+    build?.remove();
   }, 30_000);
 
   it('SIGKILL of the service mid-burst: every acknowledged commit settles, once in effect, and the books add up', async () => {
@@ -564,10 +418,10 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     const env = baseEnv(prefix, { PORT: String(port), SETTLEMENT_CONCURRENCY: '8' });
-    const first = spawnService('service#1', env);
+    const first = startProcess('service#1', env);
     let second: ServiceProcess | undefined;
     try {
-      await waitReady(base, first);
+      await waitServiceReady(base, first);
       const productId = uid('p');
       await setupProduct(base, productId);
 
@@ -585,13 +439,13 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
           const a = await commit(base, productId, reservationId, log);
           if (a?.status === 200 && log.committed.size >= KILL_AT && !killed) {
             killed = true;
-            killGroup(first, 'SIGKILL');
+            void killService(first);
           }
         },
         () => killed,
       );
       const burstMs = performance.now() - t0;
-      if (!killed) killGroup(first, 'SIGKILL');
+      if (!killed) void killService(first);
       const exit = await first.exited;
       expect(exit.signal).toBe('SIGKILL');
       const atKill = await zcards(redisUrl(), keys, productId);
@@ -606,9 +460,9 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       expect(atKill.committed, 'settlements pending at the kill').toBeGreaterThan(50);
 
       // Restart with the same env and the same Redis.
-      second = spawnService('service#2', env);
+      second = startProcess('service#2', env);
       const restartedAt = performance.now();
-      await waitReady(base, second);
+      await waitServiceReady(base, second);
       const readyMs = performance.now() - restartedAt;
       const retried = await retryUnansweredCommits(base, productId, log);
       await waitAllSettled(redisUrl(), keys, productId, [first, second]);
@@ -634,8 +488,8 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       if (second) console.error(notable(second));
       throw err;
     } finally {
-      await killAndWait(first);
-      if (second) await killAndWait(second);
+      await killService(first);
+      if (second) await killService(second);
     }
   }, 60_000);
 
@@ -645,9 +499,9 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
     const keys = createKeys(prefix);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const svc = spawnService('service', baseEnv(prefix, { PORT: String(port) }));
+    const svc = startProcess('service', baseEnv(prefix, { PORT: String(port) }));
     try {
-      await waitReady(base, svc);
+      await waitServiceReady(base, svc);
       const productId = uid('p');
       await setupProduct(base, productId);
 
@@ -700,7 +554,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
 
       // The service recovers by itself: ready again, and serving.
       expect(svc.child.exitCode, 'the service process is still running').toBeNull();
-      await waitReady(base, svc, 15_000);
+      await waitServiceReady(base, svc, 15_000);
       const probe = await reserve(base, productId, 999_999, log);
       expect(probe.answer?.status, 'a reserve after the restart').toBe(201);
       expect((await commit(base, productId, probe.reservationId!, log))?.status, 'a commit after the restart').toBe(200);
@@ -722,7 +576,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       console.error(notable(svc));
       throw err;
     } finally {
-      await killAndWait(svc);
+      await killService(svc);
     }
   }, 60_000);
 
@@ -732,12 +586,12 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
     const keys = createKeys(prefix);
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const api = spawnService('api', baseEnv(prefix, { PORT: String(port), ROLE: 'api' }));
+    const api = startProcess('api', baseEnv(prefix, { PORT: String(port), ROLE: 'api' }));
     const workerEnv = baseEnv(prefix, { ROLE: 'worker', PORT: '0', SETTLEMENT_CONCURRENCY: '8' });
-    const worker1 = spawnService('worker#1', workerEnv);
+    const worker1 = startProcess('worker#1', workerEnv);
     let worker2: ServiceProcess | undefined;
     try {
-      await Promise.all([waitReady(base, api), waitStarted(worker1)]);
+      await Promise.all([waitServiceReady(base, api), waitStarted(worker1)]);
       const productId = uid('p');
       await setupProduct(base, productId);
 
@@ -755,7 +609,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
           await commit(base, productId, reservationId, log);
           if (killedAt === undefined && log.committed.size >= 150) {
             killedAt = performance.now();
-            killGroup(worker1, 'SIGKILL');
+            void killService(worker1);
           }
         },
       );
@@ -767,7 +621,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       await sleep(1_000);
       const appliedAfterWait = applied();
       expect(log.committed.size, 'every commit of the burst answered 200 by the API').toBe(BURST);
-      worker2 = spawnService('worker#2', workerEnv);
+      worker2 = startProcess('worker#2', workerEnv);
       await waitStarted(worker2);
       const settleMs = await waitAllSettled(redisUrl(), keys, productId, [api, worker1, worker2]);
 
@@ -784,9 +638,9 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       for (const s of [api, worker1, worker2]) if (s) console.error(notable(s));
       throw err;
     } finally {
-      await killAndWait(api);
-      await killAndWait(worker1);
-      if (worker2) await killAndWait(worker2);
+      await killService(api);
+      await killService(worker1);
+      if (worker2) await killService(worker2);
     }
   }, 60_000);
 });

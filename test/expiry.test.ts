@@ -13,6 +13,7 @@ import { readAllRecords, readLine, readRecord } from '../src/redis/storedRecords
 import { SWEEP_JOB } from '../src/sweeper/expirySweeper.js';
 import { uniqueId } from './support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { sleep } from './support/wait.js';
 
 /** "quota back within about a second of expiry": allowed slack on a loaded 2-core machine. */
 const RECLAIM_DEADLINE_MS = 2_500;
@@ -23,7 +24,6 @@ beforeAll(() => {
 });
 afterAll(() => redis?.disconnect());
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The Redis server's clock (ms): the clock expiry decisions use. */
 async function redisNow(): Promise<number> {
@@ -123,7 +123,7 @@ describe('the background sweeper', () => {
     const customers = Array.from({ length: 200 }, (_, i) => `c${i}`);
     expect((await svc.admin('PUT', `/v1/products/${p}`, { capacity: 1_000_000 })).status).toBe(201);
     const ndjson = customers.map((c) => JSON.stringify({ customerId: c, limit: 10_000 })).join('\n');
-    const imported = await svc.call('POST', `/v1/products/${p}/customers:bulk`, { rawBody: ndjson, key: ADMIN_KEY });
+    const imported = await svc.call('POST', `/v1/products/${p}/customers:bulk`, { body: ndjson, key: ADMIN_KEY });
     expect(imported.body.upserted).toBe(customers.length);
 
     const poolKey = createKeys(svc.keyPrefix).pool(p);

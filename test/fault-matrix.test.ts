@@ -15,27 +15,21 @@
  *                                 from); the background jobs come back by themselves and new
  *                                 traffic settles, no restart
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
-import { rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
 import { createKeys } from '../src/redis/keys.js';
 import { startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
-import { getReservation, makeLine, makeProduct, waitFor } from './settlement-helpers.js';
+import { getReservation, makeLine, makeProduct } from './settlement-helpers.js';
 import { uniqueId } from './support/engineContext.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { buildService, killService, spawnService, type ServiceBuild, type ServiceProcess } from './support/serviceProcess.js';
+import { sleep, waitUntil } from './support/wait.js';
 import { readRecord } from '../src/redis/storedRecords.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `qa-fault-matrix-${process.pid}`);
 const SECRET = 'fault-matrix-settlement-secret';
 const BODY_TIMEOUT_MS = 1_500;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Row {
   fault: string;
@@ -50,14 +44,12 @@ let redisServer: RedisServerHandle;
 let redis: Redis;
 let ledger: LedgerServer;
 let svc: ServiceContext;
-let worker: ChildProcess | undefined;
-let build: Promise<void>;
+let worker: ServiceProcess | undefined;
+let build: Promise<ServiceBuild>;
 
 beforeAll(async () => {
   // The worker row runs the built service in a process of its own: build it while the other rows run.
-  build = promisify(execFile)(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], { cwd: ROOT })
-    .catch(() => undefined)
-    .then(() => writeFileSync(join(BUILD_DIR, 'package.json'), JSON.stringify({ type: 'module' })));
+  build = buildService('fault-matrix');
   build.catch(() => undefined);
   redisServer = await startRedisServer();
   redis = new Redis(redisServer.url);
@@ -77,26 +69,13 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-/** SIGKILL to a worker's process group, if it still runs; resolves when it has exited. */
-async function killWorker(child: ChildProcess | undefined): Promise<void> {
-  if (!child?.pid || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // gone already
-  }
-  await Promise.race([exited, sleep(5_000)]);
-}
-
 afterAll(async () => {
-  await killWorker(worker);
+  await killService(worker);
   await svc?.stop().catch(() => undefined);
   await ledger?.stop().catch(() => undefined);
   redis?.disconnect();
   await redisServer?.stop();
-  await build?.catch(() => undefined);
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+  (await build?.catch(() => undefined))?.remove();
   const table = [
     '| fault | acknowledged | lost | recovery | notes |',
     '|---|---|---|---|---|',
@@ -264,7 +243,7 @@ describe('fault matrix', () => {
     await sleep(1_500);
     const backAt = Date.now();
     await ledger.start();
-    await waitFor('every commit settled', async () => Promise.all(committed.map((id) => getReservation(svc, p, id))), (rs) => rs.every((r) => r.status === 'settled'), 30_000, 200);
+    await waitUntil('every commit settled', async () => Promise.all(committed.map((id) => getReservation(svc, p, id))), (rs) => rs.every((r) => r.status === 'settled'), { timeoutMs: 30_000, everyMs: 200 });
     const recovery = Date.now() - backAt;
     const applied = [...ledger.deliveries().values()].filter((e) => e.body.productId === p);
     expect(applied.map((e) => e.reservationId).sort()).toEqual([...committed].sort());
@@ -278,19 +257,13 @@ describe('fault matrix', () => {
   }, 60_000);
 
   it('worker killed: commits acknowledged while it is dead settle after it restarts', async () => {
-    await build;
+    const { entry } = await build;
     // A second key space: an API-only service here, its worker a real process that gets SIGKILL.
     const prefix = uniqueId('fmw');
     const api = await startServiceContext({ REDIS_URL: redisServer.url, KEY_PREFIX: prefix, ROLE: 'api' });
     const spawnWorker = () => {
-      const child = spawn(process.execPath, [join(BUILD_DIR, 'src', 'main.js')], {
-        cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', REDIS_URL: redisServer.url, KEY_PREFIX: prefix, ROLE: 'worker', PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: 'admin:w-admin-key', LOG_LEVEL: 'warn', SETTLEMENT_LOCK_MS: '2000', RELAY_INTERVAL_MS: '300', RELAY_GRACE_MS: '500' },
-        stdio: 'ignore',
-        detached: true,
-      });
-      worker = child;
-      return child;
+      worker = spawnService(entry, { REDIS_URL: redisServer.url, KEY_PREFIX: prefix, ROLE: 'worker', PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: 'admin:w-admin-key', LOG_LEVEL: 'warn', SETTLEMENT_LOCK_MS: '2000', RELAY_INTERVAL_MS: '300', RELAY_GRACE_MS: '500' }, 'worker');
+      return worker;
     };
     try {
       const p = await makeProduct(api, 1_000_000);
@@ -305,16 +278,16 @@ describe('fault matrix', () => {
       };
       for (let i = 0; i < 10; i++) await commitOne();
       // Once the worker is at work, a burst of commits and the kill in the middle of it.
-      await waitFor('the first worker settling', async () => (await getReservation(api, p, committed[0]!)).status, (s) => s === 'settled', 20_000, 100);
+      await waitUntil('the first worker settling', async () => (await getReservation(api, p, committed[0]!)).status, (s) => s === 'settled', { timeoutMs: 20_000, everyMs: 100 });
       const burst = Promise.all(Array.from({ length: 5 }, commitOne));
       await sleep(20);
       const settledBeforeKill = (await Promise.all(committed.map((id) => getReservation(api, p, id)))).filter((r) => r.status === 'settled').length;
-      await killWorker(first);
+      await killService(first);
       await burst;
       for (let i = 0; i < 10; i++) await commitOne();
       const restartedAt = Date.now();
       spawnWorker();
-      await waitFor('every commit settled', async () => Promise.all(committed.map((id) => getReservation(api, p, id))), (rs) => rs.every((r) => r.status === 'settled'), 45_000, 250);
+      await waitUntil('every commit settled', async () => Promise.all(committed.map((id) => getReservation(api, p, id))), (rs) => rs.every((r) => r.status === 'settled'), { timeoutMs: 45_000, everyMs: 250 });
       const recovery = Date.now() - restartedAt;
       rows.push({
         fault: 'worker killed (SIGKILL), restarted',
@@ -324,7 +297,7 @@ describe('fault matrix', () => {
         notes: 'all settled into the internal ledger after the restart (includes the worker start-up)',
       });
     } finally {
-      await killWorker(worker);
+      await killService(worker);
       await api.stop().catch(() => undefined);
     }
   }, 90_000);
@@ -349,8 +322,8 @@ describe('fault matrix', () => {
     const shortHold = await svc.client('POST', `/v1/products/${p3}/reservations`, { customerId: 'c0', amount: 1, ttlSeconds: 1 }, { 'Idempotency-Key': uniqueId('h') });
     expect(shortHold.status).toBe(201);
     const heldKeys = createKeys(svc.keyPrefix);
-    await waitFor('the post-loss commit settled', () => getReservation(svc, p2, r.body.reservationId), (x) => x.status === 'settled', 30_000, 200);
-    await waitFor('the short hold expired by the sweeper', async () => (await readRecord(redis, heldKeys, p3, shortHold.body.reservationId))?.status, (status) => status === 'expired', 30_000, 200);
+    await waitUntil('the post-loss commit settled', () => getReservation(svc, p2, r.body.reservationId), (x) => x.status === 'settled', { timeoutMs: 30_000, everyMs: 200 });
+    await waitUntil('the short hold expired by the sweeper', async () => (await readRecord(redis, heldKeys, p3, shortHold.body.reservationId))?.status, (status) => status === 'expired', { timeoutMs: 30_000, everyMs: 200 });
     const recovery = Date.now() - lostAt;
     rows.push({
       fault: 'Redis data loss (FLUSHALL, no persistence to recover from)',

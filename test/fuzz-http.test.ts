@@ -23,7 +23,7 @@ import { PROBLEMS } from '../src/http/problems.js';
 import { createMetrics } from '../src/metrics.js';
 import { bullmqConnectionsForUrl, connectApiRedis } from '../src/redis/connection.js';
 import { createKeys } from '../src/redis/keys.js';
-import { listAll, waitFor } from './settlement-helpers.js';
+import { listAll, waitUntil } from './settlement-helpers.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
 
 const SEED = process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
@@ -304,7 +304,7 @@ describe('HTTP fuzz', () => {
     for (const a of late) expect(a.status, a.text).toBe(408);
 
     // The books: once committed draws have settled, the counters equal the sums of the records...
-    await waitFor('no committed reservation left', () => listAll(svc, product, 'committed'), (items) => items.length === 0, 20_000, 200);
+    await waitUntil('no committed reservation left', () => listAll(svc, product, 'committed'), (items) => items.length === 0, { timeoutMs: 20_000, everyMs: 200 });
     const pool = (await svc.client('GET', `/v1/products/${product}`)).body;
     const sum = (items: { amount: number; committedAmount: number }[], f: (r: { amount: number; committedAmount: number }) => number) => items.reduce((a, r) => a + f(r), 0);
     const held = await listAll(svc, product, 'held');

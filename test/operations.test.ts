@@ -8,14 +8,11 @@
  * Every redis-server and service started here is stopped in afterAll/finally,
  * also when a test fails.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, realpathSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request as httpRequest, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -27,15 +24,15 @@ import { readLine, readRecord } from '../src/redis/storedRecords.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { resolveRedis } from '../src/redis/resolveRedis.js';
 import { uniqueId } from './support/engineContext.js';
+import { apiKeysEnv, request, type HttpAnswer } from './support/http.js';
+import { buildService, killAllServices, logLines, spawnService, waitExit, type ServiceBuild, type ServiceProcess } from './support/serviceProcess.js';
+import { sleep, waitFor } from './support/wait.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const ADMIN_KEY = 'ops-admin-key-0001';
 const CLIENT_KEY = 'ops-client-key-0001';
-const API_KEYS = `admin:${ADMIN_KEY},client:${CLIENT_KEY}`;
+const API_KEYS = apiKeysEnv({ admin: ADMIN_KEY, client: CLIENT_KEY });
 /** The contract: a request is answered within 2 seconds while Redis does not answer. */
 const ANSWER_WITHIN_MS = 2_000;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A pino logger whose lines are kept for assertions. */
 function captureLogger(): { logger: Logger; lines: Array<Record<string, any>> } {
@@ -49,30 +46,8 @@ function captureLogger(): { logger: Logger; lines: Array<Record<string, any>> } 
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-interface HttpAnswer {
-  status: number;
-  headers: Headers;
-  body: any;
-  ms: number;
-}
-
-async function http(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, key = CLIENT_KEY): Promise<HttpAnswer> {
-  const started = performance.now();
-  const res = await fetch(baseUrl + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, headers: res.headers, body: parsed, ms: performance.now() - started };
-}
+const http = (baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, key = CLIENT_KEY): Promise<HttpAnswer> =>
+  request(baseUrl, method, path, { body, headers, key, timeoutMs: 10_000 });
 
 /** One request on a fresh connection (no pooled keep-alive socket): refused or answered. */
 function freshConnectionGet(port: number, path: string): Promise<{ status: number } | { error: string }> {
@@ -101,99 +76,20 @@ function answerOf(req: ClientRequest): Promise<{ status: number; headers: Incomi
   });
 }
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
-}
-
 // ---------------------------------------------------------------------------
 // The built service as a process
 // ---------------------------------------------------------------------------
 
-interface ServiceProcess {
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves with the exit code (or the signal name) and when it happened. */
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>;
-}
-
-/**
- * The build goes to a folder of this run (not dist/, which others may be
- * building at the same time); it is the same `tsc -p tsconfig.build.json`
- * output `npm run build` makes, run the way `npm start` runs it.
- */
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `qa-operations-test-${process.pid}`);
-const ENTRY = join(BUILD_DIR, 'src', 'main.js');
-const running = new Set<ChildProcess>();
-
-function spawnService(env: Record<string, string>): ServiceProcess {
-  const child = spawn(process.execPath, [ENTRY], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>((r) =>
-    child.once('exit', (code, signal) => {
-      running.delete(child);
-      r({ code, signal, at: performance.now() });
-    }),
-  );
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-function logLines(text: string): Array<Record<string, any>> {
-  return text
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => {
-      try {
-        return JSON.parse(l) as Record<string, any>;
-      } catch {
-        return {};
-      }
-    });
-}
-
-async function waitForExit(p: ServiceProcess, timeoutMs: number) {
-  const timer = sleep(timeoutMs).then(() => undefined);
-  const result = await Promise.race([p.exited, timer]);
-  if (!result) throw new Error(`the process did not exit within ${timeoutMs} ms\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
-  return result;
-}
+let build: ServiceBuild;
+const spawnBuilt = (env: Record<string, string>): ServiceProcess => spawnService(build.entry, env);
 
 beforeAll(async () => {
-  const { stdout, stderr } = await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], { cwd: ROOT }).catch(
-    (err: { stdout?: string; stderr?: string }) => {
-      // Type errors elsewhere in src/ (work in progress by others) still emit JavaScript;
-      // the typecheck has its own gate (npm run typecheck). A missing entry fails below.
-      console.warn(`[operations] tsc reported problems:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
-      return { stdout: '', stderr: '' };
-    },
-  );
-  if (stdout || stderr) console.log(stdout, stderr);
-  if (!existsSync(ENTRY)) throw new Error(`the build did not produce ${ENTRY}`);
-  // Outside the repository root's package scope lookup (node_modules stops it): say it is ESM.
-  writeFileSync(join(BUILD_DIR, 'package.json'), JSON.stringify({ type: 'module' }));
+  build = await buildService('operations');
 }, 120_000);
 
-afterAll(() => {
-  for (const child of running) child.kill('SIGKILL');
-  rmSync(BUILD_DIR, { recursive: true, force: true });
+afterAll(async () => {
+  await killAllServices();
+  build?.remove();
 });
 
 describe('the service as a process (node dist/src/main.js)', () => {
@@ -208,7 +104,7 @@ describe('the service as a process (node dist/src/main.js)', () => {
   async function startProcess(extra: Record<string, string> = {}) {
     const port = await freePort();
     const keyPrefix = uniqueId('ops');
-    const p = spawnService({
+    const p = spawnBuilt({
       NODE_ENV: 'production',
       REDIS_URL: redis.url,
       PORT: String(port),
@@ -219,11 +115,11 @@ describe('the service as a process (node dist/src/main.js)', () => {
       ...extra,
     });
     const baseUrl = `http://127.0.0.1:${port}`;
-    await waitFor('/readyz 200', 20_000, async () => {
+    await waitFor('/readyz 200', async () => {
       if (p.child.exitCode !== null) throw new Error(`exited early: ${p.stderr()}${p.stdout()}`);
       const r = await http(baseUrl, 'GET', '/readyz');
       return r.status === 200 ? r : undefined;
-    }).catch((err: Error) => {
+    }, { timeoutMs: 20_000, everyMs: 50 }).catch((err: Error) => {
       p.child.kill('SIGKILL');
       throw new Error(`${err.message}\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
     });
@@ -290,7 +186,7 @@ describe('the service as a process (node dist/src/main.js)', () => {
 
       // The client keeps its pooled connection (as HTTP clients and load
       // balancers do); the drain must close it rather than wait for the client.
-      const exit = await waitForExit(p, SHUTDOWN_TIMEOUT_MS + 2_000).finally(() => agent.destroy());
+      const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 2_000).finally(() => agent.destroy());
       const logs2 = logLines(p.stdout());
       console.log(
         `[operations] SIGTERM: in-flight request answered ${Math.round(answeredAt - signalledAt)} ms after the signal; ` +
@@ -344,7 +240,7 @@ describe('the service as a process (node dist/src/main.js)', () => {
       await sleep(500);
       const signalledAt = performance.now();
       p.child.kill('SIGTERM');
-      const exit = await waitForExit(p, SHUTDOWN_TIMEOUT_MS + 3_000);
+      const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 3_000);
       const servedAfterSignal = served.filter((s) => s.at > signalledAt);
       console.log(
         `[operations] SIGTERM under keep-alive traffic: exit code ${exit.code} after ${Math.round(exit.at - signalledAt)} ms ` +
@@ -367,7 +263,7 @@ describe('the service as a process (node dist/src/main.js)', () => {
     try {
       const signalledAt = performance.now();
       p.child.kill('SIGINT');
-      const exit = await waitForExit(p, 10_000);
+      const exit = await waitExit(p, 10_000);
       console.log(`[operations] SIGINT (idle): exit code ${exit.code} after ${Math.round(exit.at - signalledAt)} ms`);
       expect(exit.code).toBe(0);
       expect(logLines(p.stdout()).some((l) => l.msg === 'quota-allocator stopped')).toBe(true);
@@ -386,10 +282,10 @@ describe('the service as a process (node dist/src/main.js)', () => {
       expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB')).status).toBe(401);
       writeFileSync(file, 'admin:ops:rotate-key-BBBB\n');
       p.child.kill('SIGHUP');
-      await waitFor('the new key accepted', 5_000, async () => {
+      await waitFor('the new key accepted', async () => {
         const r = await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB');
         return r.status === 404 ? r : undefined;
-      });
+      }, { timeoutMs: 5_000, everyMs: 50 });
       expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-AAAA')).status).toBe(401);
       const lines = logLines(p.stdout());
       // The signal did it (the file watch may also have; its line says 'file changed').
@@ -425,7 +321,7 @@ describe('the service as a process (node dist/src/main.js)', () => {
       await sleep(300);
       const signalledAt = performance.now();
       p.child.kill('SIGTERM');
-      const exit = await waitForExit(p, SHUTDOWN_TIMEOUT_MS + 5_000);
+      const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 5_000);
       const after = exit.at - signalledAt;
       console.log(`[operations] stuck request: exit code ${exit.code} ${Math.round(after)} ms after SIGTERM (timeout ${SHUTDOWN_TIMEOUT_MS} ms)`);
       expect(exit.code).not.toBe(0);
@@ -453,9 +349,9 @@ describe('configuration errors stop the start, naming the variable', () => {
   ];
   for (const [name, env, variable] of cases) {
     it(`${name}: exits non-zero and names ${variable}`, async () => {
-      const p = spawnService({ REDIS_URL: nowhere, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
+      const p = spawnBuilt({ REDIS_URL: nowhere, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', ...env });
       try {
-        const exit = await waitForExit(p, 10_000);
+        const exit = await waitExit(p, 10_000);
         expect(exit.code).not.toBe(0);
         expect(exit.code).not.toBeNull();
         expect(p.stderr()).toContain(variable);
@@ -467,9 +363,9 @@ describe('configuration errors stop the start, naming the variable', () => {
 
   it('a REDIS_URL nobody answers on: the start fails with a message instead of hanging', async () => {
     const port = await freePort();
-    const p = spawnService({ REDIS_URL: `redis://127.0.0.1:${port}`, PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: API_KEYS, LOG_LEVEL: 'info' });
+    const p = spawnBuilt({ REDIS_URL: `redis://127.0.0.1:${port}`, PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: API_KEYS, LOG_LEVEL: 'info' });
     try {
-      const exit = await waitForExit(p, 15_000);
+      const exit = await waitExit(p, 15_000);
       expect(exit.code).not.toBe(0);
       expect(p.stdout() + p.stderr()).toMatch(/could not start: Redis at REDIS_URL \(redis:\/\/127\.0\.0\.1:\d+\/?\) does not answer/);
     } finally {
@@ -554,7 +450,7 @@ describe('while Redis does not answer', () => {
       stopped = false;
 
       // Back: it serves again.
-      await waitFor('/readyz 200 after SIGCONT', 10_000, async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined));
+      await waitFor('/readyz 200 after SIGCONT', async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined), { timeoutMs: 10_000, everyMs: 50 });
       const after = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 1 }, { 'Idempotency-Key': 'after' });
       expect(after.status).toBe(201);
 
@@ -633,7 +529,7 @@ describe('while Redis does not answer', () => {
 
       redis = await startRedisServer({ appendOnly: true, dir, port });
       const backAt = performance.now();
-      await waitFor('/readyz 200 after the restart', 15_000, async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined));
+      await waitFor('/readyz 200 after the restart', async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
       console.log(`[operations] Redis restarted: ready again after ${Math.round(performance.now() - backAt)} ms`);
 
       direct = new Redis(redis.url);

@@ -38,6 +38,7 @@ import {
   type PoolView,
 } from './model/quotaModel.js';
 import { readAllRecords, readLine } from '../src/redis/storedRecords.js';
+import { booksOf, lineBooks } from './support/books.js';
 import { createEngineContext, uniqueId, type EngineContext } from './support/engineContext.js';
 
 // ---------------------------------------------------------------------------
@@ -735,39 +736,22 @@ class Run {
       if (h) rawLines.set(c, h);
     }
 
-    const COMMITTED = new Set(['committed', 'settled', 'settlement_unknown']);
-    const SETTLING = new Set(['committed', 'settlement_unknown']);
-    const sum = { held: 0, committed: 0, settled: 0 };
-    const perLine = new Map<string, { held: number; committed: number; settling: number }>();
+    const books = booksOf(records);
     for (const r of records) {
-      const amount = Number(r.amount);
-      const committedAmount = Number(r.committedAmount);
-      const line = perLine.get(r.customerId!) ?? { held: 0, committed: 0, settling: 0 };
-      perLine.set(r.customerId!, line);
-      if (r.status === 'held') {
-        sum.held += amount;
-        line.held += amount;
-      }
-      if (COMMITTED.has(r.status!)) {
-        sum.committed += committedAmount;
-        line.committed += committedAmount;
-      }
-      if (r.status === 'settled') sum.settled += committedAmount;
-      if (SETTLING.has(r.status!)) line.settling += committedAmount;
       const m = this.model.reservations.get(r.reservationId!);
       if (!m) this.errors.push(`audit: reservation ${r.reservationId} is not in the model`);
       else {
         this.check(`audit ${r.reservationId}.status`, r.status, m.status);
-        this.check(`audit ${r.reservationId}.amount`, amount, m.amount);
-        this.check(`audit ${r.reservationId}.committedAmount`, committedAmount, m.committedAmount);
+        this.check(`audit ${r.reservationId}.amount`, Number(r.amount), m.amount);
+        this.check(`audit ${r.reservationId}.committedAmount`, Number(r.committedAmount), m.committedAmount);
       }
     }
     this.check('audit: reservation records', records.length, this.model.reservations.size);
-    this.check('audit: pool.held = sum of held', Number(rawPool.held), sum.held);
-    this.check('audit: pool.committed = sum of committed amounts not reversed', Number(rawPool.committed), sum.committed);
-    this.check('audit: pool.settled = sum of settled amounts', Number(rawPool.settled), sum.settled);
+    this.check('audit: pool.held = sum of held', Number(rawPool.held), books.held);
+    this.check('audit: pool.committed = sum of committed amounts not reversed', Number(rawPool.committed), books.committed);
+    this.check('audit: pool.settled = sum of settled amounts', Number(rawPool.settled), books.settled);
     for (const [c, raw] of rawLines) {
-      const s = perLine.get(c) ?? { held: 0, committed: 0, settling: 0 };
+      const s = lineBooks(books, c);
       const drawn = Number(raw.drawn);
       const settling = Number(raw.settling);
       this.check(`audit: line ${c}.held = sum of its held`, Number(raw.held), s.held);
@@ -777,7 +761,7 @@ class Run {
       this.check(`audit: line ${c} counters never negative`, [Number(raw.held), drawn, settling].every((n) => n >= 0), true);
       this.check(`audit: line ${c} settling <= drawn`, settling <= drawn, true);
     }
-    for (const c of perLine.keys()) if (!rawLines.has(c)) this.errors.push(`audit: reservations of ${c}, who has no line`);
+    for (const c of books.lines.keys()) if (!rawLines.has(c)) this.errors.push(`audit: reservations of ${c}, who has no line`);
     this.check(
       'audit: pool counters never negative',
       [rawPool.held, rawPool.committed, rawPool.settled].every((v) => Number(v) >= 0),

@@ -20,11 +20,11 @@ import { SWEEP_JOB } from '../src/sweeper/expirySweeper.js';
 import { makeLine, makeProduct, uniqueId } from './api/helpers.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 import { readRecord } from '../src/redis/storedRecords.js';
+import { sleep, waitFor } from './support/wait.js';
 
 let redisServer: RedisServerHandle;
 let svc: ServiceContext;
 let redis: Redis;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   redisServer = await startRedisServer();
@@ -43,15 +43,11 @@ afterAll(async () => {
   await redisServer?.stop();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, ms: number): Promise<{ value: T; afterMs: number }> {
+/** waitFor, also saying how long it took. */
+async function timed<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<{ value: T; afterMs: number }> {
   const t0 = Date.now();
-  let last: unknown;
-  while (Date.now() - t0 < ms) {
-    last = await probe().catch((err: unknown) => err);
-    if (last !== undefined && !(last instanceof Error)) return { value: last as T, afterMs: Date.now() - t0 };
-    await sleep(200);
-  }
-  throw new Error(`${what} did not happen within ${ms} ms (last: ${String(last)})`);
+  const value = await waitFor(what, probe, { timeoutMs, everyMs: 200 });
+  return { value, afterMs: Date.now() - t0 };
 }
 
 it('after FLUSHALL the sweeper, the outbox relay and the audit run again, without a restart', async () => {
@@ -79,14 +75,14 @@ it('after FLUSHALL the sweeper, the outbox relay and the audit run again, withou
     expect(reserved.ok).toBe(true);
     expect((await engine.commit(committed, reservationId)).ok).toBe(true);
 
-    const schedulers = await waitFor('the schedulers re-created', async () => {
+    const schedulers = await timed('the schedulers re-created', async () => {
       for (const q of queues) if (!(await q.getJobScheduler(q.name))) return undefined;
       return true;
     }, 15_000);
     // Nobody touches the first product again: only the sweeper can expire the hold.
-    const expired = await waitFor('the expired hold reclaimed', async () =>
+    const expired = await timed('the expired hold reclaimed', async () =>
       (await readRecord(redis, keys, expiring, hold.body.reservationId))?.status === 'expired' ? true : undefined, 15_000);
-    const settled = await waitFor('the committed reservation relayed and settled', async () => {
+    const settled = await timed('the committed reservation relayed and settled', async () => {
       const r = await svc.client('GET', `/v1/products/${committed}/reservations/${reservationId}`);
       return r.body.status === 'settled' ? true : undefined;
     }, 15_000);

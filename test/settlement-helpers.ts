@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the settlement tests (test/settlement-*.test.ts): a real
  * test ledger on a free port, the full service in-process, HTTP shortcuts,
- * polling with a deadline, and a BullMQ queue handle on the service's own
+ * and a BullMQ queue handle on the service's own
  * settlement queue. No mocks: real Redis, real BullMQ, real HTTP.
  */
 import { createHash } from 'node:crypto';
@@ -13,13 +13,12 @@ import { createKeys } from '../src/redis/keys.js';
 import { SETTLEMENT_QUEUE, type SettlementJobData } from '../src/settlement/settlementQueue.js';
 import { uniqueId } from './support/engineContext.js';
 import { ADMIN_KEY, CLIENT_KEY, startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { sleep, waitUntil } from './support/wait.js';
 
-export { ADMIN_KEY, CLIENT_KEY, uniqueId };
+export { ADMIN_KEY, CLIENT_KEY, sleep, uniqueId, waitUntil };
 
 export const SECRET = 'settlement-test-secret-0123456789';
 export const TERMINAL = ['settled', 'reversed', 'settlement_unknown'] as const;
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function startLedger(options: Partial<LedgerServerOptions> = {}): Promise<LedgerServer> {
   const ledger = createLedgerServer({ secret: SECRET, ...options });
@@ -39,18 +38,6 @@ export function startService(ledger: LedgerServer | null, env: Record<string, st
     RELAY_GRACE_MS: '0',
     ...env,
   });
-}
-
-/** Polls `read` until `done` holds; fails with the last value after `timeoutMs`. */
-export async function waitFor<T>(what: string, read: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: T = await read();
-  while (!done(last)) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(last)?.slice(0, 2000)}`);
-    await sleep(everyMs);
-    last = await read();
-  }
-  return last;
 }
 
 function ok<T = any>(res: { status: number; body: T }, expected: number | number[], what: string): T {
@@ -120,12 +107,11 @@ export async function listAll(svc: ServiceContext, productId: string, status: st
 
 /** Waits until no reservation of the product is `committed` and every given id is in a terminal state. */
 export async function waitAllTerminal(svc: ServiceContext, productId: string, ids: string[], timeoutMs = 20_000) {
-  await waitFor(
+  await waitUntil(
     `no committed reservation left in ${productId}`,
     () => listPage(svc, productId, 'committed', 0, 500),
     (page) => page.items.length === 0,
-    timeoutMs,
-    100,
+    { timeoutMs },
   );
   const out = new Map<string, any>();
   for (const id of ids) out.set(id, await getReservation(svc, productId, id));
@@ -133,11 +119,11 @@ export async function waitAllTerminal(svc: ServiceContext, productId: string, id
 }
 
 export async function waitStatus(svc: ServiceContext, productId: string, reservationId: string, timeoutMs = 15_000) {
-  return waitFor(
+  return waitUntil(
     `reservation ${reservationId} to leave committed`,
     () => getReservation(svc, productId, reservationId),
     (r) => r.status !== 'committed' && r.status !== 'held',
-    timeoutMs,
+    { timeoutMs },
   );
 }
 

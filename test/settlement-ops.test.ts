@@ -27,14 +27,14 @@ import {
   startLedger,
   startService,
   uniqueId,
-  waitFor,
+  waitUntil,
   waitStatus,
 } from './settlement-helpers.js';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 
 async function waitJobFinished(queue: Queue<SettlementJobData>, jobId: string) {
-  return waitFor(
+  return waitUntil(
     `job ${jobId} to finish`,
     async () => {
       // State first, then the job again: a job read while still active has no
@@ -308,7 +308,7 @@ describe('without SETTLEMENT_URL: the internal ledger', () => {
     const queue = settlementQueueOf(svc);
     try {
       await queue.add('settle', { productId: p, reservationId: committed[0].reservationId }, { jobId: uniqueId('dup') });
-      await waitFor('the duplicate job', async () => (await queue.getJobCounts('completed')).completed ?? 0, (n) => n >= committed.length + 1);
+      await waitUntil('the duplicate job', async () => (await queue.getJobCounts('completed')).completed ?? 0, (n) => n >= committed.length + 1);
     } finally {
       await queue.close();
     }

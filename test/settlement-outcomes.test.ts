@@ -20,7 +20,7 @@ import {
   reserveAndCommit,
   startLedger,
   startService,
-  waitFor,
+  waitUntil,
   waitStatus,
 } from './settlement-helpers.js';
 
@@ -82,7 +82,7 @@ describe('a ledger that loses the first answer, then answers duplicates with 409
     const p = await makeProduct(svc, 10_000);
     await makeLine(svc, p, 'c1', 5_000);
     const r = await reserveAndCommit(svc, p, 'c1', 700);
-    await waitFor('the first delivery to hang', async () => ledger.stats().hung, (n) => n >= 1, 5_000, 5);
+    await waitUntil('the first delivery to hang', async () => ledger.stats().hung, (n) => n >= 1, { timeoutMs: 5_000, everyMs: 5 });
     ledger.control({ hangAfterRecordMs: 0 });
     const done = await waitStatus(svc, p, r.reservationId);
 

@@ -12,35 +12,25 @@
  *     printed (events, deliveries, duplicates, time to drain).
  *  3. On a Redis Cluster (products on every master): all delivered, in order.
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
-import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, sleep, uniqueId } from './api/helpers.js';
+import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, uniqueId } from './api/helpers.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';
 import { createWebhookOutbox } from '../src/webhooks/webhookOutbox.js';
 import { createEngineContext } from './support/engineContext.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from './support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { apiKeysEnv, request, type HttpAnswer } from './support/http.js';
+import { buildService, killService, spawnService, waitServiceReady, type ServiceBuild, type ServiceProcess } from './support/serviceProcess.js';
+import { sleep, waitFor } from './support/wait.js';
 import { outOfOrder, startWebhookReceiver, subjectOf, type ReceivedEvent, type WebhookReceiver } from './support/webhookReceiver.js';
 
 const SECRET = 'webhook-test-secret-0001';
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined> | T | undefined, explain: () => string = () => ''): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}\n${explain()}`);
-    await sleep(100);
-  }
-}
 
 const ofType = (events: ReceivedEvent[], type: string, productId: string) => events.filter((e) => e.type === type && e.productId === productId);
 
@@ -78,7 +68,7 @@ describe('webhooks: every event type, signed', () => {
     ledger.control({ down: true });
     const unknown = await hold(svc, p, 'c-unknown', 300);
     expect((await commit(svc, p, unknown.reservationId)).status).toBe(200);
-    await waitFor('settlement_unknown', 15_000, async () => ((await getReservation(svc, p, unknown.reservationId)).status === 'settlement_unknown' ? true : undefined));
+    await waitFor('settlement_unknown', async () => ((await getReservation(svc, p, unknown.reservationId)).status === 'settlement_unknown' ? true : undefined), { timeoutMs: 15_000 });
     ledger.control({ down: false });
     const resolved = await admin(svc, 'POST', `/v1/products/${p}/reservations/${unknown.reservationId}/resolve`, { outcome: 'settled' });
     expect(resolved.status).toBe(200);
@@ -99,15 +89,14 @@ describe('webhooks: every event type, signed', () => {
       { customerId: 'c-bulk-2', limit: 2_000 },
       { customerId: 'c-ok', limit: 10_000, status: 'closed' },
     ].map((l) => JSON.stringify(l)).join('\n');
-    const bulk = await svc.call('POST', `/v1/products/${p}/customers:bulk`, { rawBody: ndjson, key: ADMIN_KEY, headers: { 'content-type': 'application/x-ndjson' } });
+    const bulk = await svc.call('POST', `/v1/products/${p}/customers:bulk`, { body: ndjson, key: ADMIN_KEY, headers: { 'content-type': 'application/x-ndjson' } });
     expect(bulk.status, JSON.stringify(bulk.body)).toBe(200);
     await patchProduct(svc, p, { capacity: 200_000 }); // no status written: no event
     await patchProduct(svc, p, { status: 'paused', pauseReason: 'maintenance' });
 
     const want = ['reservation.settlement_unknown', 'reservation.resolved', 'reservation.settled', 'reservation.reversed', 'reservation.expired',
       'line.status_changed', 'line.limit_changed', 'product.status_changed'];
-    await waitFor('all eight types', 20_000, () => (want.every((t) => ofType(receiver.events, t, p).length > 0) ? true : undefined),
-      () => JSON.stringify(receiver.events.map((e) => e.type)));
+    await waitFor('all eight types', () => (want.every((t) => ofType(receiver.events, t, p).length > 0) ? true : undefined), { timeoutMs: 20_000, explain: () => JSON.stringify(receiver.events.map((e) => e.type)) });
     await sleep(600); // a relay run or two more: nothing else may come
     const mine = receiver.events.filter((e) => e.productId === p);
     expect(mine.map((e) => e.type).sort()).toEqual([...want, 'line.status_changed'].sort());
@@ -220,81 +209,46 @@ describe('webhooks: the outbox counts only what follows "webhooks on"', () => {
 // 2. A flaky receiver and a SIGKILL of the service (a spawned, built process)
 // ---------------------------------------------------------------------------
 
-const BUILD_DIR = join(ROOT, 'node_modules', '.cache', `qa-webhooks-test-${process.pid}`);
 const ADMIN = 'hooks-admin-key-0001';
 const CLIENT = 'hooks-client-key-0001';
 
-interface Spawned {
-  child: ChildProcess;
-  lines: string[];
-  exited: Promise<unknown>;
-}
-
-function spawnService(env: Record<string, string>): Spawned {
-  const child = spawn(process.execPath, [join(BUILD_DIR, 'src', 'main.js')], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, killed as a group
-  });
-  const lines: string[] = [];
-  for (const stream of [child.stdout!, child.stderr!]) stream.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)));
-  return { child, lines, exited: new Promise((r) => child.once('exit', r)) };
-}
-
-async function killGroup(s: Spawned | undefined): Promise<void> {
-  if (!s || s.child.pid === undefined || s.child.exitCode !== null || s.child.signalCode !== null) return;
-  try {
-    process.kill(-s.child.pid, 'SIGKILL');
-  } catch {
-    s.child.kill('SIGKILL');
-  }
-  await Promise.race([s.exited, sleep(5_000)]);
-}
-
-async function call(base: string, method: string, path: string, body?: unknown, key = ADMIN): Promise<{ status: number; body: any }> {
-  const res = await fetch(base + path, {
-    method,
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...(method === 'POST' && path.endsWith('/reservations') ? { 'idempotency-key': uniqueId('k') } : {}) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(10_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+async function call(base: string, method: string, path: string, body?: unknown, key = ADMIN): Promise<HttpAnswer> {
+  const idempotency: Record<string, string> = method === 'POST' && path.endsWith('/reservations') ? { 'idempotency-key': uniqueId('k') } : {};
+  return request(base, method, path, { body, key, headers: { 'content-type': 'application/json', ...idempotency }, timeoutMs: 10_000 });
 }
 
 describe('webhooks: flaky receiver and a service SIGKILL', () => {
   let redis: RedisServerHandle | undefined;
   let redisDir = '';
   let receiver: WebhookReceiver;
-  let service: Spawned | undefined;
+  let service: ServiceProcess | undefined;
+  let build: ServiceBuild | undefined;
   let port = 0;
   const keyPrefix = uniqueId('hooks');
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json', '--outDir', BUILD_DIR], { cwd: ROOT });
-    writeFileSync(join(BUILD_DIR, 'package.json'), JSON.stringify({ type: 'module' }));
+    build = await buildService('webhooks');
     redisDir = mkdtempSync(join(tmpdir(), 'qa-hooks-redis-'));
     redis = await startRedisServer({ appendOnly: true, dir: redisDir });
     receiver = await startWebhookReceiver({ secret: SECRET, failRate: 0.3, seed: 12, latencyMs: 2 });
     port = await freePort();
   }, 120_000);
   afterAll(async () => {
-    await killGroup(service);
+    await killService(service);
     await receiver?.close();
     await redis?.stop();
-    rmSync(BUILD_DIR, { recursive: true, force: true });
+    build?.remove();
     if (redisDir) rmSync(redisDir, { recursive: true, force: true });
   });
 
   async function startService(): Promise<string> {
-    service = spawnService({
+    service = spawnService(build!.entry, {
       NODE_ENV: 'test',
       PORT: String(port),
       HOST: '127.0.0.1',
       REDIS_URL: redis!.url,
       KEY_PREFIX: keyPrefix,
-      QUOTA_API_KEYS: `admin:${ADMIN},client:${CLIENT}`,
+      QUOTA_API_KEYS: apiKeysEnv({ admin: ADMIN, client: CLIENT }),
       LOG_LEVEL: 'error',
       WEBHOOK_URL: receiver.url,
       WEBHOOK_SECRET: SECRET,
@@ -307,11 +261,7 @@ describe('webhooks: flaky receiver and a service SIGKILL', () => {
       RELAY_GRACE_MS: '300',
     });
     const base = `http://127.0.0.1:${port}`;
-    const s = service;
-    await waitFor('service ready', 30_000, async () => {
-      if (s.child.exitCode !== null) throw new Error(`service exited:\n${s.lines.join('\n')}`);
-      return (await fetch(`${base}/readyz`).then((r) => r.status).catch(() => 0)) === 200 ? true : undefined;
-    });
+    await waitServiceReady(base, service, 30_000);
     return base;
   }
 
@@ -360,9 +310,9 @@ describe('webhooks: flaky receiver and a service SIGKILL', () => {
     receiver.setLatency(300); // a slow receiver first, so the kill finds most events undelivered
     const expected = await makeEvents(base, 40);
     // Kill while deliveries are under way (some received, not all).
-    await waitFor('some deliveries', 20_000, () => (receiver.events.length >= expected.length / 5 ? true : undefined));
+    await waitFor('some deliveries', () => (receiver.events.length >= expected.length / 5 ? true : undefined), { timeoutMs: 20_000 });
     const receivedAtKill = receiver.events.length;
-    await killGroup(service);
+    await killService(service);
     expect(receivedAtKill, 'the kill must come before everything was delivered').toBeLessThan(expected.length * 0.8);
     receiver.setLatency(2);
 
@@ -370,8 +320,7 @@ describe('webhooks: flaky receiver and a service SIGKILL', () => {
     base = await startService();
     expected.push(...(await makeEvents(base, 40)));
     const madeAt = performance.now();
-    await waitFor(`all ${expected.length} events`, 90_000, () => (missing(expected).length === 0 ? true : undefined),
-      () => `missing ${missing(expected).length}: ${missing(expected).slice(0, 10).join(', ')}`);
+    await waitFor(`all ${expected.length} events`, () => (missing(expected).length === 0 ? true : undefined), { timeoutMs: 90_000, explain: () => `missing ${missing(expected).length}: ${missing(expected).slice(0, 10).join(', ')}` });
     const drainMs = performance.now() - madeAt;
     const sinceRestartMs = performance.now() - restartAt;
     await sleep(1_000); // nothing more may come
@@ -441,7 +390,7 @@ describe('webhooks on a Redis Cluster', () => {
       expected.push(`line.status_changed|${p}/line/c1`, `line.limit_changed|${p}/line/c1`, `product.status_changed|${p}/product`);
     }
     const got = () => receiver.events.map((e) => `${e.type}|${subjectOf(e)}`).sort();
-    await waitFor(`${expected.length} events`, 30_000, () => (got().length >= expected.length ? true : undefined), () => got().join('\n'));
+    await waitFor(`${expected.length} events`, () => (got().length >= expected.length ? true : undefined), { timeoutMs: 30_000, explain: () => got().join('\n') });
     await sleep(600);
     expect(got()).toEqual([...expected].sort());
     expect(outOfOrder(receiver.events)).toEqual([]);

@@ -1,55 +1,28 @@
 /**
- * Small helpers for the HTTP contract tests (test/api/*.test.ts): raw calls
- * that keep the exact body bytes, problem+json checks, and setup shortcuts.
- * Every helper goes through real HTTP against the in-process service.
+ * Small helpers for the HTTP contract tests: problem+json checks and setup
+ * shortcuts. Every helper goes through real HTTP (support/http.ts, which
+ * keeps the exact body bytes) against the in-process service.
  */
 import { expect } from 'vitest';
 import { uniqueId } from '../support/engineContext.js';
+import type { HttpAnswer, HttpOptions } from '../support/http.js';
 import { ADMIN_KEY, CLIENT_KEY, type ServiceContext } from '../support/serviceContext.js';
+import { sleep } from '../support/wait.js';
 
-export { ADMIN_KEY, CLIENT_KEY, uniqueId };
+export { ADMIN_KEY, CLIENT_KEY, sleep, uniqueId };
 
-export interface RawResponse<T = any> {
-  status: number;
-  headers: Headers;
-  /** The body exactly as sent (for byte-identical comparisons). */
-  text: string;
-  /** The body parsed as JSON, or the text when it is not JSON. */
-  body: T;
-}
+export type RawResponse<T = any> = HttpAnswer<T>;
+export type RawOptions = HttpOptions;
 
-export interface RawOptions {
-  /** A value is sent as JSON; a string is sent as is. */
-  body?: unknown;
-  /** API key; null sends no Authorization header. Default: the client key. */
-  key?: string | null;
-  headers?: Record<string, string>;
-  contentType?: string | null;
-}
-
-export async function raw<T = any>(svc: ServiceContext, method: string, path: string, options: RawOptions = {}): Promise<RawResponse<T>> {
-  const headers: Record<string, string> = { ...options.headers };
-  if (options.key !== null) headers.authorization ??= `Bearer ${options.key ?? CLIENT_KEY}`;
-  let body: string | undefined;
-  if (typeof options.body === 'string') body = options.body;
-  else if (options.body !== undefined) body = JSON.stringify(options.body);
-  if (body !== undefined && options.contentType !== null) headers['content-type'] ??= options.contentType ?? 'application/json';
-  const res = await fetch(svc.baseUrl + path, { method, headers, body });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    // keep the text
-  }
-  return { status: res.status, headers: res.headers, text, body: parsed as T };
-}
+/** A request with the client key unless `options.key` says otherwise. */
+export const raw = <T = any>(svc: ServiceContext, method: string, path: string, options: RawOptions = {}): Promise<RawResponse<T>> =>
+  svc.call<T>(method, path, options);
 
 export const admin = <T = any>(svc: ServiceContext, method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  raw<T>(svc, method, path, { body, headers, key: ADMIN_KEY });
+  svc.admin<T>(method, path, body, headers);
 
 export const client = <T = any>(svc: ServiceContext, method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  raw<T>(svc, method, path, { body, headers, key: CLIENT_KEY });
+  svc.client<T>(method, path, body, headers);
 
 /** Stack-trace-like text that must never reach a client. */
 const STACK_LIKE = /\n\s+at\s|\bat [\w.<>]+ \(|node_modules|\.ts:\d+|\.js:\d+|"stack"/;
@@ -110,7 +83,6 @@ export function expectRetryAfterUntil(res: { headers: Headers }, targetMs: numbe
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** PUT a product (admin) and return its id; fails the test unless 201. */
 export async function makeProduct(svc: ServiceContext, config: Record<string, unknown> = { capacity: 1_000_000 }, productId = uniqueId('p')) {

@@ -185,7 +185,7 @@ describe('every code in both languages', () => {
               const [head = '', body = ''] = text.split('\r\n\r\n');
               const headers = new Headers();
               for (const line of head.split('\r\n').slice(1)) headers.append(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim());
-              resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers, text: body, body: JSON.parse(body) });
+              resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers, text: body, body: JSON.parse(body), ms: 0 });
             });
             const lang = Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('');
             socket.write(
