@@ -23,6 +23,7 @@ import { createHttpLedgerClient, createInternalLedgerClient } from './settlement
 import { createOutboxRelay } from './settlement/outboxRelay.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
+import { registerStateGauges } from './stateGauges.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
 import { createWebhookMetrics } from './webhooks/webhookMetrics.js';
 import { createWebhooks } from './webhooks/webhooks.js';
@@ -47,9 +48,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   // Each master keeps its own config: on a Cluster every one is checked.
   for (const node of mastersOf(redis)) await checkDurability(node, logger.child({ redisNode: `${node.options.host}:${node.options.port}` }));
   const keys = createKeys(config.keyPrefix);
-  // Gauges read from Redis at scrape time come from the API roles only, so
-  // scraping both the API and the worker does not report each pool twice.
-  const metrics = createMetrics(config.role === 'worker' ? undefined : { redis, keys });
+  const metrics = createMetrics();
   // Confirmed writes get connections of their own: a WAIT holds its connection until the replicas answer.
   const waitPool = config.redisWait.replicas > 0 ? [redis, ...(await topology.moreClients(WAIT_CONNECTIONS - 1))] : [];
   const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis, pool: waitPool });
@@ -61,9 +60,13 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     idempotencyRefusalTtlSeconds: config.idempotencyRefusalTtlSeconds,
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
+    onDecision: metrics.decision,
     webhooks: config.webhooks !== undefined,
   });
   await engine.loadScripts();
+  // Gauges read from Redis at scrape time come from the API roles only, so
+  // scraping both the API and the worker does not report each pool twice.
+  if (config.role !== 'worker') registerStateGauges(metrics.registry, { redis, keys, engine });
   logger.info({ library: engine.library.name }, 'functions library loaded');
   const readiness = createReadiness(redis, engine);
 
@@ -76,7 +79,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const ledger =
     config.settlementUrl && config.settlementSecret
       ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
-      : createInternalLedgerClient(redis, keys);
+      : createInternalLedgerClient(engine);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
     ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })

@@ -5,16 +5,13 @@
  * exists from the first scrape.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { DECISION_OPERATIONS, type DecisionOperation } from './engine/quotaEngine.js';
 import { scriptCodesOf } from './errors/catalogue.js';
-import type { Keys } from './redis/keys.js';
-import type { RedisClient } from './redis/topology.js';
-import { registerStateGauges } from './stateGauges.js';
-
-export const OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
-export type Operation = (typeof OPERATIONS)[number];
 
 /** Each decision's result labels: OK and the codes its script can answer (from the error catalogue). */
-const OUTCOMES = Object.fromEntries(OPERATIONS.map((op) => [op, ['OK', ...scriptCodesOf(op)]])) as Record<Operation, string[]>;
+const OUTCOMES = Object.fromEntries(
+  DECISION_OPERATIONS.map((op) => [op, ['OK', ...scriptCodesOf(op)]]),
+) as Record<DecisionOperation, string[]>;
 
 /** Sources of text in Prometheus format to append to a scrape (BullMQ's own queue metrics). */
 export type ExtraMetrics = () => Promise<string>;
@@ -29,10 +26,9 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 
-export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
+export function createMetrics() {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  if (state) registerStateGauges(registry, state.redis, state.keys);
   const extras: ExtraMetrics[] = [];
 
   const decisions = new Counter({
@@ -41,7 +37,7 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     labelNames: ['operation', 'result'] as const,
     registers: [registry],
   });
-  for (const op of OPERATIONS) for (const result of OUTCOMES[op]) decisions.inc({ operation: op, result }, 0);
+  for (const op of DECISION_OPERATIONS) for (const result of OUTCOMES[op]) decisions.inc({ operation: op, result }, 0);
 
   const replays = new Counter({
     name: 'quota_idempotent_replays_total',
@@ -165,7 +161,8 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
     relayed(count: number) {
       relayed.inc(count);
     },
-    decision(operation: Operation, result: string, replayed: boolean) {
+    /** The engine's onDecision. */
+    decision(operation: DecisionOperation, result: string, replayed: boolean) {
       decisions.inc({ operation, result });
       if (replayed) replays.inc({ operation });
     },
@@ -179,21 +176,3 @@ export function createMetrics(state?: { redis: RedisClient; keys: Keys }) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
-
-type EngineLike = {
-  [K in Operation]: (...args: never[]) => Promise<{ ok: boolean; code?: string; replayed: boolean }>;
-};
-
-/** Wraps the decision methods of an engine so each outcome is counted. */
-export function instrumentEngine<E extends EngineLike>(engine: E, metrics: Metrics): E {
-  const wrapped = { ...engine };
-  for (const op of OPERATIONS) {
-    const original = engine[op] as (...args: unknown[]) => Promise<{ ok: boolean; code?: string; replayed: boolean }>;
-    (wrapped as Record<string, unknown>)[op] = async (...args: unknown[]) => {
-      const outcome = await original(...args);
-      metrics.decision(op, outcome.ok ? 'OK' : String(outcome.code), outcome.replayed);
-      return outcome;
-    };
-  }
-  return wrapped;
-}

@@ -2,13 +2,16 @@
  * Gauges read from Redis at scrape time, never per request: per-product pool
  * counters, the settlement backlog and its oldest pending age, the count of
  * settlement_unknown reservations, and whether Redis answers. One scrape
- * lists the products and reads all of them in one pipelined round trip (one
- * per node on a Redis Cluster), shared by every gauge of that scrape.
+ * lists the products and reads each through the engine
+ * (lua/read-pool-counters-3.lua, all calls in flight at once), so
+ * `available` is the number the Lua views compute for a reserve, not a copy
+ * of their rule; the read is shared by every gauge of that scrape.
  */
 import { Gauge, type Registry } from 'prom-client';
+import type { QuotaEngine } from './engine/quotaEngine.js';
+import type { PoolCounters } from './engine/types.js';
 import { redisNowMs } from './redis/clock.js';
 import type { Keys } from './redis/keys.js';
-import { pipelinePerNode, valueOf } from './redis/perNode.js';
 import type { RedisClient } from './redis/topology.js';
 
 /** Scrapes within this window share one read of Redis. */
@@ -16,16 +19,8 @@ const SNAPSHOT_TTL_MS = 500;
 /** A scrape reports at most this many products (labels stay bounded). */
 export const MAX_PRODUCTS_REPORTED = 1_000;
 
-interface PoolState {
+interface PoolState extends PoolCounters {
   productId: string;
-  capacity: number;
-  held: number;
-  committed: number;
-  settled: number;
-  available: number;
-  backlog: number;
-  oldestCommittedAt: number | null;
-  unknown: number;
 }
 
 interface Snapshot {
@@ -33,11 +28,18 @@ interface Snapshot {
   pools: PoolState[];
 }
 
-export function registerStateGauges(registry: Registry, redis: RedisClient, keys: Keys): void {
+export interface StateSources {
+  redis: RedisClient;
+  keys: Keys;
+  engine: Pick<QuotaEngine, 'readPoolCounters'>;
+}
+
+export function registerStateGauges(registry: Registry, sources: StateSources): void {
+  const { redis } = sources;
   let cached: { at: number; snapshot: Promise<Snapshot> } | undefined;
   const snapshot = () => {
     if (!cached || Date.now() - cached.at > SNAPSHOT_TTL_MS) {
-      cached = { at: Date.now(), snapshot: readSnapshot(redis, keys) };
+      cached = { at: Date.now(), snapshot: readSnapshot(sources) };
       cached.snapshot.catch(() => (cached = undefined));
     }
     return cached.snapshot;
@@ -92,35 +94,16 @@ export function registerStateGauges(registry: Registry, redis: RedisClient, keys
   });
 }
 
-async function readSnapshot(redis: RedisClient, keys: Keys): Promise<Snapshot> {
+async function readSnapshot({ redis, keys, engine }: StateSources): Promise<Snapshot> {
   const productIds = (await redis.srandmember(keys.productIndex(), MAX_PRODUCTS_REPORTED)).sort();
-  const [nowMs, replies] = await Promise.all([
+  const [nowMs, counters] = await Promise.all([
     redisNowMs(redis),
-    pipelinePerNode(redis, productIds, (p) => keys.pool(p), (pipeline, p) => {
-      pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled');
-      pipeline.zcard(keys.status(p, 'committed'));
-      pipeline.zrange(keys.status(p, 'committed'), 0, 0, 'WITHSCORES');
-      pipeline.zcard(keys.status(p, 'settlement_unknown'));
-    }),
+    Promise.all(productIds.map((p) => engine.readPoolCounters(p))),
   ]);
-  const pools: PoolState[] = [];
-  productIds.forEach((productId, i) => {
-    const mine = replies[i]!;
-    const raw = valueOf(mine[0]) as (string | null)[];
-    if (raw[0] === null) return; // listed but never created (a PUT that failed validation)
-    const [capacity = 0, held, committed, settled] = raw.map(Number);
-    const oldest = valueOf(mine[2]) as string[];
-    pools.push({
-      productId,
-      capacity,
-      held: held ?? 0,
-      committed: committed ?? 0,
-      settled: settled ?? 0,
-      available: Math.max(0, capacity - (held ?? 0) - (committed ?? 0)),
-      backlog: Number(valueOf(mine[1])),
-      oldestCommittedAt: oldest.length === 2 ? Number(oldest[1]) : null,
-      unknown: Number(valueOf(mine[3])),
-    });
+  // PRODUCT_NOT_FOUND: listed but never created (a PUT that failed validation).
+  const pools = productIds.flatMap((productId, i) => {
+    const outcome = counters[i]!;
+    return outcome.ok ? [{ productId, ...outcome.value }] : [];
   });
   return { nowMs, pools };
 }

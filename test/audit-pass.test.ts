@@ -8,7 +8,7 @@
  * completes; and the per-customer index every reserve feeds. Real Redis.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AuditStep, AuditStepOptions } from '../src/audit/auditStep.js';
+import type { AuditStep, AuditStepOptions } from '../src/engine/auditStep.js';
 import { createInvariantAudit } from '../src/audit/invariantAudit.js';
 import { createMetrics } from '../src/metrics.js';
 import { bullmqConnectionsForUrl } from '../src/redis/connection.js';

@@ -16,7 +16,7 @@ import { addToLineField, deleteLine, setRecordField } from './support/tamper.js'
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { AuditStep } from '../src/audit/auditStep.js';
+import type { AuditStep } from '../src/engine/auditStep.js';
 import { createInvariantAudit, type AuditLimits, type ProductAudit } from '../src/audit/invariantAudit.js';
 import { createMetrics } from '../src/metrics.js';
 import { createKeys } from '../src/redis/keys.js';

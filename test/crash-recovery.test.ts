@@ -2,7 +2,7 @@
  * Crash recovery, end to end, with real processes: the built service
  * (`node <build>/src/main.js`), a redis-server of this file's own (AOF,
  * appendfsync always) that can be killed and restarted, BullMQ, and the test
- * ledger (src/ledger/ledgerServer.ts) over real HTTP. No mocks, no fake timers.
+ * ledger (testLedger/ledgerServer.ts) over real HTTP. No mocks, no fake timers.
  *
  *  1. SIGKILL of the service in the middle of a burst of commits, restart:
  *     every acknowledged commit settles, the ledger takes each draw exactly
@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
+import { createLedgerServer, type LedgerServer } from '../testLedger/ledgerServer.js';
 import { readAllRecords, readRecord } from '../src/redis/storedRecords.js';
 import { createKeys, type Keys } from '../src/redis/keys.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';

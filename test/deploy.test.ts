@@ -19,8 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseConfig } from '../src/config.js';
-import { createLedgerServer } from '../src/ledger/ledgerServer.js';
-import { parseLedgerEnv } from '../src/ledger/main.js';
+import { createLedgerServer } from '../testLedger/ledgerServer.js';
+import { parseLedgerEnv } from '../testLedger/main.js';
 import { uniqueId } from './support/engineContext.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
 
@@ -197,8 +197,14 @@ describe('Dockerfile', () => {
     expect(runtime).toMatch(/^WORKDIR\s+\/app\s*$/m);
     // The entry points the image and the compose file start.
     expect(existsSync(join(ROOT, 'src/main.ts'))).toBe(true);
-    expect(existsSync(join(ROOT, 'src/ledger/main.ts'))).toBe(true);
+    expect(existsSync(join(ROOT, 'testLedger/main.ts'))).toBe(true);
     expect(JSON.parse(read('package.json')).scripts.build).toBe('tsc -p tsconfig.build.json');
+  });
+
+  it('the test ledger is a stage of its own (docker-compose targets it); the runtime does not ship it', () => {
+    const ledger = stages.find((s) => /^\S+\s+AS\s+test-ledger\b/i.test(s));
+    expect(ledger).toMatch(/^CMD \["node", ?"dist\/testLedger\/main\.js"\]\s*$/m);
+    expect(runtime).not.toMatch(/testLedger/);
   });
 
   it('runs as a non-root user, exposes 3000, has a HEALTHCHECK on /healthz and the exec-form CMD', () => {
@@ -239,16 +245,21 @@ describe('docker-compose.yml', () => {
     expect(healthcheckArgv(redis.healthcheck.test)).toEqual(['redis-cli', 'ping']);
   });
 
-  it('api, worker and ledger run the image built from the Dockerfile, with their roles', () => {
+  it("api and worker run the Dockerfile's image, with their roles; the ledger its test-ledger stage", () => {
     for (const name of ['api', 'worker', 'ledger']) {
       expect(services[name].build?.context ?? services[name].build, name).toBe('.');
+    }
+    for (const name of ['api', 'worker']) {
+      expect(services[name].build?.target, name).toBeUndefined();
       expect(services[name].image, name).toBe('quota-allocator:local');
     }
+    expect(services.ledger.build.target).toBe('test-ledger');
+    expect(services.ledger.image).toBe('quota-allocator-test-ledger:local');
     expect(envOf(services.api).ROLE).toBe('api');
     expect(envOf(services.worker).ROLE).toBe('worker');
     expect(services.api.command).toBeUndefined(); // the image's CMD: node dist/src/main.js
     expect(services.worker.command).toBeUndefined();
-    expect(services.ledger.command).toEqual(['node', 'dist/src/ledger/main.js']);
+    expect(services.ledger.command).toEqual(['node', 'dist/testLedger/main.js']);
     // Docker's stop grace period outlasts the service's own graceful-stop limit.
     for (const name of ['api', 'worker']) {
       const grace = /^(\d+)s$/.exec(String(services[name].stop_grace_period ?? '10s'));

@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { BLOCKER_CODES, CATALOGUE, ERROR_CODES, OPERATION_IDS, textsOf, type CodeEntry, type ErrorCode } from '../src/errors/catalogue.js';
-import { createMetrics, OPERATIONS } from '../src/metrics.js';
+import { DECISION_OPERATIONS } from '../src/engine/quotaEngine.js';
+import { createMetrics } from '../src/metrics.js';
 
 const entries = Object.entries(CATALOGUE) as [ErrorCode, CodeEntry][];
 
@@ -56,7 +57,7 @@ describe('the metric labels', () => {
   it("quota_decisions_total starts with OK and every code each operation's script can answer", async () => {
     const metrics = createMetrics();
     const decisions = (await metrics.registry.getSingleMetric('quota_decisions_total')!.get()).values;
-    for (const op of OPERATIONS) {
+    for (const op of DECISION_OPERATIONS) {
       const labels = decisions.filter((v) => v.labels.operation === op).map((v) => String(v.labels.result));
       const expected = entries.filter(([, e]) => e.source === 'script' && Array.isArray(e.operations) && e.operations.includes(op)).map(([c]) => c);
       expect(labels.sort(), op).toEqual(['OK', ...expected].sort());

@@ -18,7 +18,7 @@
 import { connect, type Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
+import { createLedgerServer, type LedgerServer } from '../testLedger/ledgerServer.js';
 import { createKeys } from '../src/redis/keys.js';
 import { startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { getReservation, makeLine, makeProduct } from './settlement-helpers.js';

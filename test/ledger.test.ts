@@ -5,10 +5,11 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createHttpLedgerClient } from '../src/settlement/ledgerClient.js';
-import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../src/ledger/ledgerServer.js';
-import { parseLedgerEnv } from '../src/ledger/main.js';
-import { signBody, verifySignature } from '../src/ledger/signature.js';
+import { createHttpLedgerClient, createInternalLedgerClient } from '../src/settlement/ledgerClient.js';
+import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../testLedger/ledgerServer.js';
+import { parseLedgerEnv } from '../testLedger/main.js';
+import { signBody, verifySignature } from '../src/bodySignature.js';
+import { createEngineContext } from './support/engineContext.js';
 
 const SECRET = 'test-secret-0123456789';
 
@@ -370,6 +371,28 @@ describe('the worker\'s ledger client (src/settlement/ledgerClient.ts)', () => {
       expect(ledger.stats().applied).toBe(1);
     } finally {
       await new Promise((resolve) => redirector.close(resolve));
+    }
+  });
+});
+
+describe("the service's own ledger (createInternalLedgerClient: the engine's ledger-entry scripts, real Redis)", () => {
+  it('records an instruction once (a redelivery keeps the first); the look-up finds what it recorded', async () => {
+    const ctx = await createEngineContext();
+    try {
+      const client = createInternalLedgerClient(ctx.engine);
+      const stored = () => ctx.redis.hget(ctx.keys.internalLedger('prod-1'), 'r-own-1');
+      expect(await client.lookup('prod-1', 'r-own-1')).toEqual({ kind: 'absent' });
+      expect(await client.deliver(settlement('r-own-1'))).toEqual({ kind: 'settled' });
+      const first = await stored();
+      const recordedAt = expect.stringMatching(/^\d{4}-\d\d-\d\dT/);
+      expect(JSON.parse(first!)).toEqual({ ...settlement('r-own-1'), recordedAt });
+      expect(await client.deliver(settlement('r-own-1', 'cust-1', { amount: 1 }))).toEqual({ kind: 'settled' });
+      expect(await stored()).toBe(first);
+      expect(await client.lookup('prod-1', 'r-own-1')).toEqual({ kind: 'settled' });
+      expect(await client.lookup('prod-1', 'r-own-2')).toEqual({ kind: 'absent' });
+      expect(await ctx.redis.hlen(ctx.keys.internalLedger('prod-1'))).toBe(1);
+    } finally {
+      await ctx.close();
     }
   });
 });

@@ -23,6 +23,7 @@ const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotency
 const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productId: string }> = {
   upsertPool: { productId: 'p', mode: 'patch', config: { capacity: 10, maxAmount: null } },
   readPool: { productId: 'p' },
+  readPoolCounters: { productId: 'p' },
   upsertLines: {
     productId: 'p',
     lines: [
@@ -39,6 +40,8 @@ const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productI
   recordSettlement: { productId: 'p', reservationId: 'r1', outcome: 'settled', reason: '', requiredStatus: '' },
   reclaimExpired: { productId: 'p', limit: 10 },
   indexRecords: { productId: 'p', reservationIds: ['r1', 'r2'] },
+  recordLedgerEntry: { productId: 'p', reservationId: 'r1', entry: '{}' },
+  readLedgerEntry: { productId: 'p', reservationId: 'r1' },
   auditProduct: { productId: 'p', options: { settledBatch: 1, liveLimit: 2, lineWindow: 3 } },
 };
 

@@ -6,7 +6,7 @@
  * effects match the service's counters exactly.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LedgerServer } from '../src/ledger/ledgerServer.js';
+import type { LedgerServer } from '../testLedger/ledgerServer.js';
 import type { ServiceContext } from './support/serviceContext.js';
 import {
   TERMINAL,

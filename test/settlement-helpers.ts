@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { expect, inject } from 'vitest';
-import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../src/ledger/ledgerServer.js';
+import { createLedgerServer, type LedgerServer, type LedgerServerOptions } from '../testLedger/ledgerServer.js';
 import { queueConnectionOptions } from '../src/redis/connection.js';
 import { createKeys } from '../src/redis/keys.js';
 import { SETTLEMENT_QUEUE, type SettlementJobData } from '../src/settlement/settlementQueue.js';

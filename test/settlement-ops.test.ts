@@ -7,7 +7,7 @@
 import type { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { QuotaEngine } from '../src/engine/quotaEngine.js';
-import type { LedgerServer } from '../src/ledger/ledgerServer.js';
+import type { LedgerServer } from '../testLedger/ledgerServer.js';
 import type { SettlementJobData } from '../src/settlement/settlementQueue.js';
 import { createEngineContext, type EngineContext } from './support/engineContext.js';
 import type { ServiceContext } from './support/serviceContext.js';

@@ -5,7 +5,7 @@
  * answer -> settlement_unknown, which an admin resolves.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LedgerServer } from '../src/ledger/ledgerServer.js';
+import type { LedgerServer } from '../testLedger/ledgerServer.js';
 import type { ServiceContext } from './support/serviceContext.js';
 import {
   ADMIN_KEY,

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLedgerServer, type LedgerServer } from '../src/ledger/ledgerServer.js';
+import { createLedgerServer, type LedgerServer } from '../testLedger/ledgerServer.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../src/redis/redisServer.js';
 import { ADMIN_KEY, admin, commit, getReservation, hold, makeLine, makeProduct, patchProduct, uniqueId } from './api/helpers.js';
 import { createQuotaEngine } from '../src/engine/quotaEngine.js';

@@ -23,13 +23,20 @@
  * aborted passes, and per product with a difference one error log line.
  */
 import type { QuotaEngine } from '../engine/quotaEngine.js';
+import {
+  DEFAULT_PASS_OPTIONS,
+  type AuditStep,
+  type AuditStepOptions,
+  type LineDifference,
+  type PoolCheck,
+  type StatusMismatch,
+} from '../engine/auditStep.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Keys } from '../redis/keys.js';
 import type { BullConnections, RedisClient } from '../redis/topology.js';
 import { forEachProduct } from '../redis/productIndex.js';
-import { DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions, type LineDifference, type PoolCheck, type StatusMismatch } from './auditStep.js';
 
 export const AUDIT_JOB = 'invariant-audit';
 

@@ -8,10 +8,10 @@
  * The client is anything with ioredis's `call` (a Redis, or a Cluster: FCALL
  * is routed by its first key, and every key of a call shares one hash tag).
  */
-import type { AuditStepOptions } from '../audit/auditStep.js';
 import type { DurableWrites } from '../redis/durableWrite.js';
 import type { Keys } from '../redis/keys.js';
 import type { RedisClient } from '../redis/topology.js';
+import type { AuditStepOptions } from './auditStep.js';
 import {
   buildFunctionLibrary,
   functionsLoaded,
@@ -29,9 +29,13 @@ import {
   type ScriptReply,
   type ScriptSettings,
 } from './scriptCatalogue.js';
-import type { LineConfig, PoolConfig, ScriptCode, SettlementOutcome } from './types.js';
+import type { LineConfig, Outcome, PoolConfig, ScriptCode, SettlementOutcome } from './types.js';
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
+
+/** The calls that decide about quota: each result is told to `onDecision` (the decisions metric). */
+export const DECISION_OPERATIONS = ['reserve', 'commit', 'release', 'repay'] as const;
+export type DecisionOperation = (typeof DECISION_OPERATIONS)[number];
 
 export interface EngineOptions {
   redis: RedisCaller;
@@ -48,6 +52,8 @@ export interface EngineOptions {
   onScript?: (script: string, seconds: number) => void;
   /** Told when a script call expired due holds (lazily, or as the sweeper), for metrics. */
   onHoldsExpired?: (script: string, count: number) => void;
+  /** Told each decision's result (OK or its refusal code) and whether it was replayed, for metrics. */
+  onDecision?: (operation: DecisionOperation, result: string, replayed: boolean) => void;
   /** WEBHOOK_URL set: changes record their webhook events (lua/includes/webhooks.lua). */
   webhooks?: boolean;
 }
@@ -62,6 +68,7 @@ export function createQuotaEngine({
   idempotencyRefusalTtlSeconds = 3_600,
   onScript,
   onHoldsExpired,
+  onDecision,
   durableWrites,
   webhooks = false,
 }: EngineOptions) {
@@ -99,6 +106,12 @@ export function createQuotaEngine({
     return entry.decode(reply, req);
   }
 
+  async function decided<T extends Outcome<unknown>>(operation: DecisionOperation, answer: Promise<T>): Promise<T> {
+    const outcome = await answer;
+    onDecision?.(operation, outcome.ok ? 'OK' : outcome.code, outcome.replayed);
+    return outcome;
+  }
+
   return {
     library,
     /** The scripts as standalone EVAL text (the benchmark's EVALSHA comparison). */
@@ -113,6 +126,8 @@ export function createQuotaEngine({
       return outcome;
     },
     readPool: (productId: string) => run(SCRIPTS.readPool, { productId }),
+    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed). */
+    readPoolCounters: (productId: string) => run(SCRIPTS.readPoolCounters, { productId }),
     /** Creates or replaces lines of one product in one atomic call. */
     upsertLines(productId: string, lines: LineConfig[]) {
       if (lines.length === 0) throw new Error('upsertLines needs at least one line');
@@ -124,12 +139,13 @@ export function createQuotaEngine({
     },
     /** The line and its pool, read in one atomic call (what the line's blockers are about). */
     readLineWithPool: (productId: string, customerId: string) => run(SCRIPTS.readLine, { productId, customerId }),
-    reserve: (r: ReserveRequest) => run(SCRIPTS.reserve, r),
+    reserve: (r: ReserveRequest) => decided('reserve', run(SCRIPTS.reserve, r)),
     commit: (productId: string, reservationId: string, amount?: number) =>
-      run(SCRIPTS.commit, { productId, reservationId, amount }),
-    release: (productId: string, reservationId: string) => run(SCRIPTS.release, { productId, reservationId }),
+      decided('commit', run(SCRIPTS.commit, { productId, reservationId, amount })),
+    release: (productId: string, reservationId: string) =>
+      decided('release', run(SCRIPTS.release, { productId, reservationId })),
     getReservation: (productId: string, reservationId: string) => run(SCRIPTS.getReservation, { productId, reservationId }),
-    repay: (r: RepayRequest) => run(SCRIPTS.repay, r),
+    repay: (r: RepayRequest) => decided('repay', run(SCRIPTS.repay, r)),
     /** Settlement outcome, state-checked: `changed` is false when it was already recorded. */
     recordSettlement: (
       productId: string,
@@ -145,6 +161,12 @@ export function createQuotaEngine({
       if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
       return run(SCRIPTS.indexRecords, { productId, reservationIds });
     },
+    /** The service's own ledger (no SETTLEMENT_URL): an entry once per reservation (a redelivery keeps the first). */
+    recordLedgerEntry: (productId: string, reservationId: string, entry: string) =>
+      run(SCRIPTS.recordLedgerEntry, { productId, reservationId, entry }),
+    /** Whether the service's own ledger has a reservation's entry. */
+    readLedgerEntry: (productId: string, reservationId: string) =>
+      run(SCRIPTS.readLedgerEntry, { productId, reservationId }),
     /**
      * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught

@@ -5,14 +5,15 @@
  * only looks entries up; test/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
-import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from '../audit/auditStep.js';
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
+import { decodeAuditStep, DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions } from './auditStep.js';
 import { decodeLine, decodePool, decodeRefusalContext, decodeReservation } from './decode.js';
 import type {
   LineConfig,
   LineSnapshot,
   Outcome,
   PoolConfig,
+  PoolCounters,
   PoolSnapshot,
   RefusalCode,
   Reservation,
@@ -31,6 +32,7 @@ export type KeyRole =
   | 'auditPass'
   | 'bycustomer'
   | 'idempotency'
+  | 'internalLedger'
   | `status:${ReservationStatus}`;
 
 export type Arg = string | number;
@@ -90,6 +92,8 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.auditPass(p);
       case 'bycustomer':
         return keys.bycustomer(p);
+      case 'internalLedger':
+        return keys.internalLedger(p);
       case 'idempotency': {
         if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
         const { operation, key } = entry.idempotency(req);
@@ -168,6 +172,10 @@ export interface ReclaimRequest extends ProductRequest {
 export interface IndexRecordsRequest extends ProductRequest {
   reservationIds: string[];
 }
+export interface LedgerEntryRequest extends ReservationRequest {
+  /** The entry as stored (JSON). */
+  entry: string;
+}
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
 }
@@ -216,6 +224,25 @@ export const SCRIPTS = {
     args: (_r: ProductRequest, s) => [s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
     decode: (r, req): Outcome<PoolSnapshot> => outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
+  }),
+
+  readPoolCounters: entry({
+    name: 'read-pool-counters',
+    keys: ['pool', 'status:committed', 'status:settlement_unknown'],
+    args: (_r: ProductRequest) => [],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req): Outcome<PoolCounters> =>
+      outcome(['OK'], (p) => ({
+        capacity: Number(p.capacity),
+        held: Number(p.held),
+        committed: Number(p.committed),
+        settled: Number(p.settled),
+        available: Number(p.available),
+        availableToAllTiers: Number(p.availableToAllTiers),
+        backlog: Number(p.backlog),
+        oldestCommittedAt: p.oldestCommittedAt === undefined ? null : Number(p.oldestCommittedAt),
+        unknown: Number(p.unknown),
+      }))(r, req),
   }),
 
   upsertLines: entry({
@@ -362,6 +389,22 @@ export const SCRIPTS = {
     args: (r: IndexRecordsRequest) => r.reservationIds,
     codes: ['OK'],
     decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
+  recordLedgerEntry: entry({
+    name: 'record-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: LedgerEntryRequest) => [r.reservationId, r.entry],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
+  }),
+
+  readLedgerEntry: entry({
+    name: 'read-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
   }),
 
   auditProduct: entry({

@@ -1,5 +1,6 @@
 /** Domain types: what the engine answers, independent of HTTP. */
 import { SCRIPT_REFUSAL_CODES } from '../errors/catalogue.js';
+import type { ReservationStatus } from '../reservationStatus.js';
 
 export const PRODUCT_STATUSES = ['open', 'paused', 'closed'] as const;
 export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
@@ -7,14 +8,8 @@ export type ProductStatus = (typeof PRODUCT_STATUSES)[number];
 export const LINE_STATUSES = ['active', 'pending_activation', 'frozen', 'closed'] as const;
 export type LineStatus = (typeof LINE_STATUSES)[number];
 
-export type ReservationStatus =
-  | 'held'
-  | 'committed'
-  | 'released'
-  | 'expired'
-  | 'settled'
-  | 'reversed'
-  | 'settlement_unknown';
+/** Defined outside the engine so that src/redis/keys.ts can name the status sets without importing it. */
+export type { ReservationStatus };
 
 /**
  * Codes a script may answer instead of OK: the one list, derived from the
@@ -120,6 +115,20 @@ export interface RefusalContext {
   repayable?: number;
   field?: string;
   reason?: string;
+}
+
+/**
+ * A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua):
+ * the snapshot's numbers, computed by the same Lua view, but nothing reclaimed first.
+ */
+export interface PoolCounters
+  extends Pick<PoolSnapshot, 'capacity' | 'held' | 'committed' | 'settled' | 'available' | 'availableToAllTiers'> {
+  /** Committed reservations awaiting settlement. */
+  backlog: number;
+  /** When the oldest of them was committed (ms, Redis clock); null: none. */
+  oldestCommittedAt: number | null;
+  /** Reservations in settlement_unknown. */
+  unknown: number;
 }
 
 /** A script's answer other than OK: the code and what it is about. */

@@ -9,7 +9,7 @@ import type { ApiKey } from '../config.js';
 import type { Queries } from '../engine/queries.js';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Logger } from '../logger.js';
-import { instrumentEngine, type Metrics } from '../metrics.js';
+import type { Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { consoleRoutes } from './console.js';
 import { openApiRoutes } from './openapi.js';
@@ -130,8 +130,7 @@ export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Ex
 }
 
 export function createApp(deps: AppDeps): express.Express {
-  const { logger, metrics, readiness } = deps;
-  const engine = instrumentEngine(deps.engine, metrics);
+  const { engine, logger, metrics, readiness } = deps;
   const requireRole = createAuth(deps.apiKeys, deps.rateLimits);
   const readBody = createJsonBodyReader(deps.bodyLimitBytes, deps.bodyTimeoutMs);
 

@@ -6,7 +6,7 @@
  * reservation records and lines, which expiry finds at run time, are fields
  * of one hash per product (records, lines) rather than a key each.
  */
-import type { ReservationStatus } from '../engine/types.js';
+import type { ReservationStatus } from '../reservationStatus.js';
 
 export type IdempotentOperation = 'reserve' | 'repay';
 

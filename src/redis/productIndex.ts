@@ -5,7 +5,7 @@
  * on a Cluster it is not a hot key; the background jobs read it a page at a
  * time and then read the products themselves per node (./perNode.ts).
  */
-import type { ReservationStatus } from '../engine/types.js';
+import type { ReservationStatus } from '../reservationStatus.js';
 import type { Keys } from './keys.js';
 import { pipelinePerNode, valueOf } from './perNode.js';
 import type { RedisClient } from './topology.js';

@@ -4,7 +4,7 @@
  * `Idempotency-Key: <event id>`. Only a 2xx counts as delivered; anything
  * else (3xx, 4xx, 5xx, a timeout, a lost connection) is retried.
  */
-import { signBody } from '../ledger/signature.js';
+import { signBody } from '../bodySignature.js';
 import type { WebhookEvent } from './webhookEvents.js';
 
 export type DeliveryOutcome = { outcome: 'delivered' } | { outcome: 'failed' | 'error'; reason: string };

@@ -62,6 +62,22 @@ describe('metrics', () => {
   });
 });
 
+describe('pool gauges', () => {
+  it("are the pool snapshot's numbers: quota_pool_available is what the priority tiers can still take", async () => {
+    const p = await makeProduct(svc, { capacity: 100, priorityReserve: { tiers: ['gold'], amount: 30 } });
+    await makeLine(svc, p, 'c1', { limit: 100 });
+    expect((await reserve(svc, p, { customerId: 'c1', amount: 20 })).status).toBe(201);
+    const pool = (await raw(svc, 'GET', `/v1/products/${p}`)).body;
+    expect(pool).toMatchObject({ capacity: 100, held: 20, committed: 0, available: 80, availableToAllTiers: 50 });
+    // Scrapes within 500 ms share one read: wait one out so this product is in the next.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    const text = (await raw(svc, 'GET', '/metrics', { key: null })).text;
+    for (const field of ['capacity', 'held', 'committed', 'settled', 'available'] as const) {
+      expect(counter(text, `quota_pool_${field}`, { product: p }), field).toBe(pool[field]);
+    }
+  });
+});
+
 describe('rate limiting is off unless configured', () => {
   it('a burst of requests for one customer and one key gets no 429', async () => {
     const p = await makeProduct(svc, { capacity: 1_000_000 });

@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { verifySignature } from '../../src/ledger/signature.js';
+import { verifySignature } from '../../src/bodySignature.js';
 import { seededRandom } from '../../src/seededRandom.js';
 
 export interface ReceivedEvent {

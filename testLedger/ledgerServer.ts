@@ -1,62 +1,31 @@
 /**
  * A small real HTTP ledger: the downstream end of settlement (CONTRACT.md,
  * "Settlement (downstream ledger)"), to test, demo and benchmark the
- * settlement worker against. It checks signatures, applies each idempotency
- * key at most once, answers the worker's look-up, and injects the faults the
- * worker has to survive (errors, rejections, answers lost after the effect,
- * an unreachable ledger) with a seeded PRNG so that runs are reproducible.
+ * settlement worker against. This file is its HTTP adapter: routes, body
+ * and signature checks, the answers, the counters and the admin routes
+ * (`/_…`). What is recorded is ledgerBook.ts's; what goes wrong on purpose
+ * (errors, rejections, answers lost after the effect, an unreachable
+ * ledger, with seeded choices so runs are reproducible) is faultInjector.ts's.
  *
  * A test double, not a production ledger: everything lives in memory and the
- * `/_…` admin routes are unauthenticated.
+ * `/_…` admin routes are unauthenticated. Not part of the service (src/): it
+ * is built for the tests, the benchmark and docker-compose only.
  */
 import { setMaxListeners } from 'node:events';
-import { createHash } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { seededRandom } from '../seededRandom.js';
-import { verifySignature } from './signature.js';
-
-// ---------------------------------------------------------------- settings
-
-const rate = z.number().min(0).max(1);
-const millis = z.number().int().min(0).max(3_600_000);
-
-/** Fault settings, all optional: used by control() and POST /_control. Unknown names are refused (typos would silently test nothing). */
-export const faultSettingsSchema = z
-  .strictObject({
-    /** Share of POST attempts answered 500 without recording anything. */
-    failRate: rate,
-    /** The first attempt of each key is answered 503 without recording. */
-    failFirstAttempts: z.boolean(),
-    /** These customers' new keys are rejected: 422, recorded as a rejection, no effect. */
-    rejectCustomers: z.array(z.string()),
-    /** Share of customers rejected, chosen by a hash of (seed, customerId): a customer is always or never rejected. */
-    rejectRate: rate,
-    /** Record/apply, then wait this long before answering (the caller times out not knowing the outcome). 0: off. */
-    hangAfterRecordMs: millis,
-    /** Share of recorded deliveries that hang (when hangAfterRecordMs > 0). */
-    hangRate: rate,
-    /** Settlement routes destroy the socket without answering; the /_… routes still answer so it can be brought back. */
-    down: z.boolean(),
-    /** Added before every settlement request (POST and look-up) is handled. */
-    latencyMs: millis,
-  })
-  .partial();
-
-export type FaultSettings = Required<z.infer<typeof faultSettingsSchema>>;
-
-const DEFAULT_FAULTS: FaultSettings = {
-  failRate: 0,
-  failFirstAttempts: false,
-  rejectCustomers: [],
-  rejectRate: 0,
-  hangAfterRecordMs: 0,
-  hangRate: 1,
-  down: false,
-  latencyMs: 0,
-};
+import { verifySignature } from '../src/bodySignature.js';
+import { createFaultInjector, faultSettingsSchema, type FaultSettings } from './faultInjector.js';
+import {
+  createLedgerBook,
+  settlementSchema,
+  type AppliedEntry,
+  type Recorded,
+  type RejectedEntry,
+  type SettlementBody,
+} from './ledgerBook.js';
 
 export interface LedgerServerOptions extends Partial<FaultSettings> {
   /** Shared HMAC secret (SETTLEMENT_SECRET). */
@@ -73,38 +42,6 @@ export interface LedgerServerOptions extends Partial<FaultSettings> {
   maxBodyBytes?: number;
   /** Called once per answered (or refused) settlement request: for logging. */
   onEvent?: (event: LedgerEvent) => void;
-}
-
-// ---------------------------------------------------------------- records
-
-const ID = /^[A-Za-z0-9._-]{1,64}$/;
-
-/** The contract's body; extra fields are allowed and kept as sent. */
-const settlementSchema = z.object({
-  reservationId: z.string().regex(ID),
-  productId: z.string().regex(ID),
-  customerId: z.string().regex(ID),
-  amount: z.number().int().min(1),
-  committedAt: z.string().min(1),
-  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
-});
-
-export type SettlementBody = z.infer<typeof settlementSchema> & Record<string, unknown>;
-
-export interface AppliedEntry {
-  reservationId: string;
-  body: SettlementBody;
-  appliedAt: string;
-  /** Deliveries of this key that reached the record stage (the first one plus duplicates). */
-  deliveries: number;
-}
-
-export interface RejectedEntry {
-  reservationId: string;
-  body: SettlementBody;
-  reason: string;
-  rejectedAt: string;
-  deliveries: number;
 }
 
 export interface LedgerStats {
@@ -172,25 +109,6 @@ export interface LedgerServer {
 }
 
 // ---------------------------------------------------------------- helpers
-
-
-/** A customer's fixed point in [0, 1): rejected when below rejectRate, on every run with this seed. */
-function customerFraction(seed: number, customerId: string): number {
-  return createHash('sha256').update(`${seed}:${customerId}`).digest().readUInt32BE(0) / 2 ** 32;
-}
-
-/** JSON with sorted keys: "same body" means same content, whatever the key order. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    return `{${Object.keys(record)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonical(record[k])}`)
-      .join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
 
 function header(headers: IncomingHttpHeaders, name: string): string | undefined {
   const value = headers[name];
@@ -268,18 +186,9 @@ const zeroStats = (): LedgerStats => ({
 export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
   if (!options.secret) throw new Error('createLedgerServer: secret is required');
   const { secret, host = '127.0.0.1', duplicateStatus = 200, seed = 1, maxBodyBytes = 1024 * 1024, onEvent } = options;
-  const faultKeys = Object.keys(DEFAULT_FAULTS) as (keyof FaultSettings)[];
-  const initialFaults = Object.fromEntries(faultKeys.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
-  let faults: FaultSettings = { ...DEFAULT_FAULTS, ...faultSettingsSchema.parse(initialFaults) };
-
-  const applied = new Map<string, AppliedEntry>();
-  const rejections = new Map<string, RejectedEntry>();
-  /** Keys that have had an attempt (for failFirstAttempts). */
-  const attempted = new Set<string>();
+  const faults = createFaultInjector(seed, options);
+  const book = createLedgerBook();
   let stats = zeroStats();
-  // Separate streams, so turning one fault on does not reshuffle the other's choices.
-  let failRng = seededRandom(seed);
-  let hangRng = seededRandom(seed ^ 0x9e3779b9);
 
   let boundPort: number | undefined;
   // Aborted by stop(): no latency or hang outlives the server.
@@ -291,9 +200,6 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
   };
   let lifetime = newLifetime();
   const delay = (ms: number) => (ms > 0 ? sleep(ms, undefined, { signal: lifetime.signal }) : Promise.resolve());
-
-  const isRejected = (customerId: string) =>
-    faults.rejectCustomers.includes(customerId) || customerFraction(seed, customerId) < faults.rejectRate;
 
   /**
    * Everything from the signature to the record, synchronously: no await
@@ -322,48 +228,47 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
     const body = json as SettlementBody;
     if (key !== body.reservationId) return badRequest({ error: 'idempotency_key_mismatch' }, key);
 
-    const firstAttempt = !attempted.has(key);
-    attempted.add(key);
-    if (faults.failFirstAttempts && firstAttempt) {
+    const failure = faults.failure(key);
+    if (failure) {
       stats.failedInjected++;
-      return { status: 503, body: { error: 'injected_first_attempt_failure' }, outcome: 'failed_injected', reservationId: key };
+      return { status: failure.status, body: { error: failure.error }, outcome: 'failed_injected', reservationId: key };
     }
-    if (failRng() < faults.failRate) {
-      stats.failedInjected++;
-      return { status: 500, body: { error: 'injected_failure' }, outcome: 'failed_injected', reservationId: key };
-    }
+    return answerTo(key, book.deliver(key, body, faults.rejects));
+  }
 
-    const now = new Date().toISOString();
-    const previous = applied.get(key) ?? rejections.get(key);
-    if (previous) {
-      if (canonical(previous.body) !== canonical(body)) {
+  /** What the book did, as the contract's answer (and counted). */
+  function answerTo(key: string, recorded: Recorded): Answer {
+    switch (recorded.kind) {
+      case 'conflict':
         stats.conflicts++;
         return { status: 422, body: { error: 'idempotency_key_reused', reason: 'same key, different body' }, outcome: 'conflict', reservationId: key };
-      }
-      previous.deliveries++;
-      if ('reason' in previous) {
+      case 'rejected': {
         stats.rejected++;
-        return { status: 422, body: { error: 'rejected', reason: previous.reason, reservationId: key }, outcome: 'rejected', reservationId: key };
+        const { reason, body } = recorded.entry;
+        // The first answer names the customer; a repeat of a rejected key does not.
+        const answer = recorded.first
+          ? { error: 'rejected', reason, reservationId: key, customerId: body.customerId }
+          : { error: 'rejected', reason, reservationId: key };
+        return { status: 422, body: answer, outcome: 'rejected', reservationId: key };
       }
-      stats.duplicates++;
-      return { status: duplicateStatus, body: { status: 'duplicate', reservationId: key, appliedAt: previous.appliedAt }, outcome: 'duplicate', reservationId: key, recorded: true };
+      case 'duplicate': {
+        stats.duplicates++;
+        const body = { status: 'duplicate', reservationId: key, appliedAt: recorded.entry.appliedAt };
+        return { status: duplicateStatus, body, outcome: 'duplicate', reservationId: key, recorded: true };
+      }
+      case 'applied': {
+        stats.applied++;
+        const body = { status: 'applied', reservationId: key, appliedAt: recorded.entry.appliedAt };
+        return { status: 200, body, outcome: 'applied', reservationId: key, recorded: true };
+      }
     }
-    if (isRejected(body.customerId)) {
-      const reason = 'customer_rejected';
-      rejections.set(key, { reservationId: key, body, reason, rejectedAt: now, deliveries: 1 });
-      stats.rejected++;
-      return { status: 422, body: { error: 'rejected', reason, reservationId: key, customerId: body.customerId }, outcome: 'rejected', reservationId: key };
-    }
-    applied.set(key, { reservationId: key, body, appliedAt: now, deliveries: 1 });
-    stats.applied++;
-    return { status: 200, body: { status: 'applied', reservationId: key, appliedAt: now }, outcome: 'applied', reservationId: key, recorded: true };
   }
 
   /** Returns the answer and whether it hung; null when the request was dropped (down). */
   async function settle(req: IncomingMessage): Promise<{ answer: Answer; hung: boolean } | null> {
     stats.posts++;
-    if (faults.down) return null;
-    await delay(faults.latencyMs);
+    if (faults.settings.down) return null;
+    await delay(faults.settings.latencyMs);
     const raw = await readBody(req, maxBodyBytes);
     if (raw === null) {
       stats.badRequest++;
@@ -371,31 +276,35 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
     }
     const answer = decide(raw, req.headers);
     // The effect is recorded already; the caller just does not hear about it in time.
-    const hung = !!answer.recorded && faults.hangAfterRecordMs > 0 && hangRng() < faults.hangRate;
+    const hung = !!answer.recorded && faults.hangs();
     if (hung) {
       stats.hung++;
-      await delay(faults.hangAfterRecordMs);
+      await delay(faults.settings.hangAfterRecordMs);
     }
     return { answer, hung };
   }
 
   async function lookup(id: string): Promise<Answer | null> {
     stats.gets++;
-    if (faults.down) return null;
-    await delay(faults.latencyMs);
-    const entry = applied.get(id);
-    if (entry) return { status: 200, body: { status: 'applied', ...entry }, outcome: 'found', reservationId: id };
+    if (faults.settings.down) return null;
+    await delay(faults.settings.latencyMs);
+    const found = book.lookup(id);
+    if (found.kind === 'applied') {
+      return { status: 200, body: { status: 'applied', ...found.entry }, outcome: 'found', reservationId: id };
+    }
     // A rejected key had no effect: to the worker that is the same as never received (404: reverse).
-    const rejection = rejections.get(id);
-    if (rejection) return { status: 404, body: { status: 'rejected', reservationId: id, reason: rejection.reason }, outcome: 'not_found', reservationId: id };
-    return { status: 404, body: { error: 'not_found', reservationId: id }, outcome: 'not_found', reservationId: id };
+    const body =
+      found.kind === 'rejected'
+        ? { status: 'rejected', reservationId: id, reason: found.entry.reason }
+        : { error: 'not_found', reservationId: id };
+    return { status: 404, body, outcome: 'not_found', reservationId: id };
   }
 
   async function admin(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const method = req.method ?? 'GET';
     if (name === '_stats' && method === 'GET') return sendJson(res, 200, ledger.stats());
-    if (name === '_deliveries' && method === 'GET') return sendJson(res, 200, Object.fromEntries(applied));
-    if (name === '_control' && method === 'GET') return sendJson(res, 200, faults);
+    if (name === '_deliveries' && method === 'GET') return sendJson(res, 200, Object.fromEntries(book.deliveries()));
+    if (name === '_control' && method === 'GET') return sendJson(res, 200, faults.settings);
     if (name === '_reset' && method === 'POST') {
       ledger.reset();
       return sendJson(res, 200, ledger.stats());
@@ -474,20 +383,14 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
       server.closeAllConnections();
       await closed;
     },
-    control(settings) {
-      faults = { ...faults, ...faultSettingsSchema.parse(settings) };
-      return { ...faults, rejectCustomers: [...faults.rejectCustomers] };
-    },
+    control: (settings) => faults.control(settings),
     stats: () => ({ ...stats }),
-    deliveries: () => new Map([...applied].map(([k, v]) => [k, { ...v }])),
-    rejections: () => new Map([...rejections].map(([k, v]) => [k, { ...v }])),
+    deliveries: () => book.deliveries(),
+    rejections: () => book.rejections(),
     reset() {
-      applied.clear();
-      rejections.clear();
-      attempted.clear();
+      book.reset();
+      faults.reset();
       stats = zeroStats();
-      failRng = seededRandom(seed);
-      hangRng = seededRandom(seed ^ 0x9e3779b9);
     },
   };
   return ledger;

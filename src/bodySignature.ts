@@ -1,7 +1,10 @@
 /**
- * HMAC-SHA256 signature of a settlement body, as the contract puts it in
- * `X-Signature: sha256=<hex>`. Shared by the settlement worker (signs) and the
- * test ledger (verifies); node:crypto only, so the worker can import it freely.
+ * HMAC-SHA256 signature of an outgoing body, as the contract puts it in
+ * `X-Signature: sha256=<hex>`. The settlement worker and the webhook sender
+ * sign with it; the test ledger and the tests' webhook receiver verify with
+ * it. A module of its own (node:crypto only), so production code never
+ * imports the test ledger, and the test ledger checks the very scheme
+ * production signs with.
  *
  * Always sign and verify the exact bytes sent on the wire: re-serialising the
  * JSON on either side could reorder keys or change spacing and break the HMAC.

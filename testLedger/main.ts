@@ -1,5 +1,6 @@
 /**
- * `npm run ledger`: the test ledger as a process, for demos and benchmarks.
+ * `npm run ledger`: the test ledger as a process, for demos, benchmarks and
+ * docker-compose (node dist/testLedger/main.js).
  * Configured by the environment only (checked by zod; a bad value stops the
  * start naming the variable), one log line per settlement request, stops on
  * SIGTERM/SIGINT. Faults can still be changed at run time: POST /_control.
