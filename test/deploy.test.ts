@@ -1,7 +1,9 @@
 /**
  * The deployment files (Dockerfile, docker-compose.yml, deploy/prometheus,
- * deploy/grafana) checked without Docker: their structure, the exact
- * healthcheck commands run against the real service and test ledger, the
+ * deploy/grafana) checked without Docker: the Dockerfile's stages carried
+ * out and the images' commands run (as their user, with production
+ * dependencies only), the exact healthcheck commands run against the real
+ * service and test ledger, the
  * compose environment parsed by the service's own config code, and, the key
  * check, every metric any dashboard panel or alert rule refers to exists in a
  * real /metrics scrape of the service after a short scripted flow.
@@ -16,13 +18,18 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { parseConfig } from '../src/config.js';
 import { createLedgerServer } from '../testLedger/ledgerServer.js';
 import { parseLedgerEnv } from '../testLedger/main.js';
+import { freePort } from '../src/redis/redisServer.js';
 import { uniqueId } from './support/engineContext.js';
+import { apiClient, apiKeysEnv, request } from './support/http.js';
+import { buildImageWithoutDocker, type Image } from './support/imageWithoutDocker.js';
+import { killService, notable, spawnService, waitExit, type SpawnOptions } from './support/serviceProcess.js';
 import { startServiceContext, type ServiceContext } from './support/serviceContext.js';
+import { waitFor } from './support/wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -140,7 +147,6 @@ const REQUIRED_ENV = {
 };
 const compose = interpolate(readYaml('docker-compose.yml'), REQUIRED_ENV);
 const services: Record<string, any> = compose.services;
-const dockerfile = read('Dockerfile');
 const prometheus = readYaml('deploy/prometheus/prometheus.yml');
 const alertsFile = readYaml('deploy/prometheus/alerts.yml');
 const alertRules: any[] = alertsFile.groups.flatMap((g: any) => g.rules).filter((r: any) => r.alert);
@@ -172,54 +178,73 @@ describe('metricNames (PromQL)', () => {
   });
 });
 
-describe('Dockerfile', () => {
-  const stages = dockerfile.split(/^FROM\s+/m).slice(1);
-  const args = Object.fromEntries([...dockerfile.matchAll(/^ARG\s+(\w+)=(\S+)/gm)].map((m) => [m[1], m[2]]));
-  const image = (stage: string) => stage.split(/\s/)[0]!.replace(/\$\{?(\w+)\}?/g, (_, n: string) => args[n] ?? '');
-  const runtime = stages.at(-1)!;
-  const build = stages[0]!;
+describe('the images, built and run without Docker (test/support/imageWithoutDocker.ts carries out the Dockerfile)', () => {
+  let image: Image;
+  beforeAll(() => {
+    image = buildImageWithoutDocker(ROOT);
+  }, 300_000);
+  afterAll(() => image?.remove());
 
-  it('is multi-stage: a build stage (npm ci, npm run build), a node:20-bookworm-slim runtime', () => {
-    expect(stages.length).toBeGreaterThanOrEqual(2);
-    expect(build).toMatch(/\bAS\s+build\b/i);
-    expect(build).toMatch(/^RUN\s+npm ci\b/m);
-    expect(build).toMatch(/^RUN\s+npm run build\b/m);
-    expect(image(runtime)).toBe('node:20-bookworm-slim');
+  /** The node images' `node` user is uid 1000; switching needs root (else the test runs as itself). */
+  const asUser = (user: string | undefined): SpawnOptions => {
+    expect(['root', '0', '0:0', undefined], 'the image runs as an unprivileged USER').not.toContain(user);
+    return process.getuid?.() === 0 && user === 'node' ? { uid: 1000, gid: 1000 } : {};
+  };
+  const entryOf = (cmd: string[]) => {
+    expect(cmd[0], 'the exec-form CMD runs node').toBe('node');
+    return cmd[1]!;
+  };
+
+  it('the service image (what `docker build` gives), as its user with production dependencies only: HEALTHCHECK 0, decides (Lua found), serves the console, SIGTERM exits 0', async () => {
+    const runtime = image.last;
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const env = {
+      ...runtime.env,
+      PORT: String(port),
+      REDIS_URL: inject('redisUrl'),
+      KEY_PREFIX: uniqueId('image'),
+      QUOTA_API_KEYS: apiKeysEnv({ admin: 'image-admin-key-0001', client: 'image-client-key-0001' }),
+    };
+    const svc = spawnService(entryOf(runtime.cmd), env, 'the service image', { cwd: runtime.dir, ...asUser(runtime.user) });
+    try {
+      expect(runtime.healthcheck, 'the image has a HEALTHCHECK').toBeDefined();
+      await waitFor('the HEALTHCHECK to answer 0', async () => (await runHealthcheck(runtime.healthcheck!, env)) === 0, {
+        timeoutMs: 30_000,
+        explain: () => notable(svc),
+      });
+      const api = apiClient(base, { admin: 'image-admin-key-0001', client: 'image-client-key-0001' });
+      expect((await api.admin('PUT', '/v1/products/p1', { capacity: 1_000 })).status).toBe(201);
+      expect((await api.admin('PUT', '/v1/products/p1/customers/c1', { limit: 500 })).status).toBe(201);
+      const hold = await api.client('POST', '/v1/products/p1/reservations', { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'k1' });
+      expect(hold.status, hold.text).toBe(201);
+      const page = await request(base, 'GET', '/console/');
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+      svc.child.kill('SIGTERM');
+      expect((await waitExit(svc, 15_000)).code, 'exit code after SIGTERM').toBe(0);
+      expect(await runHealthcheck(runtime.healthcheck!, env), 'HEALTHCHECK with nothing listening').toBe(1);
+      expect(existsSync(join(runtime.dir, 'dist', 'testLedger')), 'the service image ships the test ledger').toBe(false);
+    } finally {
+      await killService(svc);
+    }
   });
 
-  it('runtime: production dependencies only, the compiled code and the Lua scripts', () => {
-    expect(runtime).toMatch(/^RUN\s+npm ci --omit=dev\b/m);
-    expect(runtime).not.toMatch(/npm run build|\btsc\b/);
-    expect(runtime).toMatch(/^COPY\s+--from=build\s+\/app\/dist\/src\s+\.\/dist\/src\s*$/m);
-    expect(runtime).toMatch(/^COPY\s+lua\s+\.\/lua\s*$/m);
-    // src/engine/luaScripts.ts finds lua/ by walking up from dist/src/engine to a folder with lua/includes.
-    expect(existsSync(join(ROOT, 'lua/includes'))).toBe(true);
-    expect(runtime).toMatch(/^WORKDIR\s+\/app\s*$/m);
-    // The entry points the image and the compose file start.
-    expect(existsSync(join(ROOT, 'src/main.ts'))).toBe(true);
-    expect(existsSync(join(ROOT, 'testLedger/main.ts'))).toBe(true);
-    expect(JSON.parse(read('package.json')).scripts.build).toBe('tsc -p tsconfig.build.json');
-  });
-
-  it('the test ledger is a stage of its own (docker-compose targets it); the runtime does not ship it', () => {
-    const ledger = stages.find((s) => /^\S+\s+AS\s+test-ledger\b/i.test(s));
-    expect(ledger).toMatch(/^CMD \["node", ?"dist\/testLedger\/main\.js"\]\s*$/m);
-    expect(runtime).not.toMatch(/testLedger/);
-  });
-
-  it('runs as a non-root user, exposes 3000, has a HEALTHCHECK on /healthz and the exec-form CMD', () => {
-    const users = [...runtime.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
-    expect(users.length).toBeGreaterThan(0);
-    expect(['root', '0', '0:0']).not.toContain(users.at(-1));
-    expect(runtime).toMatch(/^EXPOSE\s+3000\s*$/m);
-    expect(runtime).toMatch(/^HEALTHCHECK\b[\s\S]*?\/healthz/m);
-    expect(runtime).toMatch(/^CMD \["node", ?"dist\/src\/main\.js"\]\s*$/m);
-  });
-
-  it('.dockerignore keeps the build context small but keeps what the build needs', () => {
-    const ignored = read('.dockerignore').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-    for (const p of ['node_modules', 'dist', '.git', '.data']) expect(ignored).toContain(p);
-    for (const p of ['src', 'lua', 'package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json']) expect(ignored).not.toContain(p);
+  it("the test-ledger stage (compose's ledger) starts from its CMD with the compose environment; compose's healthcheck answers 0", async () => {
+    const stage = image.stages.get(services.ledger.build.target)!;
+    expect(stage, `the stage compose targets (${services.ledger.build.target})`).toBeDefined();
+    const port = await freePort();
+    const env = { ...stage.env, ...envOf(services.ledger), LEDGER_PORT: String(port), LEDGER_HOST: '127.0.0.1' };
+    const ledger = spawnService(entryOf(stage.cmd), env, 'the test-ledger image', { cwd: stage.dir, ...asUser(stage.user) });
+    try {
+      const check = healthcheckArgv(services.ledger.healthcheck.test).map((a) => a.replace(':4000/', `:${port}/`));
+      await waitFor("compose's ledger healthcheck to answer 0", async () => (await runHealthcheck(check)) === 0, {
+        timeoutMs: 30_000,
+        explain: () => notable(ledger),
+      });
+    } finally {
+      await killService(ledger);
+    }
   });
 });
 
@@ -742,15 +767,10 @@ describe('against the running service', () => {
     expect(r.stdout + r.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
   });
 
-  it('the HEALTHCHECK commands of the Dockerfile and the compose api answer 0 when healthy, 1 when not', async () => {
-    const port = String(svc.service.port);
-    const instruction = /^HEALTHCHECK\b[\s\S]*?CMD\s+(\[.*\])\s*$/m.exec(dockerfile.replace(/\\\n\s*/g, ' '));
-    expect(instruction).not.toBeNull();
-    const imageCheck = JSON.parse(instruction![1]!) as string[];
-    expect(await runHealthcheck(imageCheck, { PORT: port })).toBe(0);
-    expect(await runHealthcheck(imageCheck, { PORT: '1' })).toBe(1);
-    const apiCheck = healthcheckArgv(services.api.healthcheck.test).map((a) => a.replace(':3000/', `:${port}/`));
-    expect(await runHealthcheck(apiCheck)).toBe(0);
+  it("the compose api's healthcheck answers 0 when healthy, 1 when not (the image's own: the images describe above)", async () => {
+    const apiCheck = (port: string) => healthcheckArgv(services.api.healthcheck.test).map((a) => a.replace(':3000/', `:${port}/`));
+    expect(await runHealthcheck(apiCheck(String(svc.service.port)))).toBe(0);
+    expect(await runHealthcheck(apiCheck('1'))).toBe(1);
   });
 
   it("the compose ledger's healthcheck answers 0 against the real test ledger", async () => {

@@ -5,21 +5,28 @@
  * build context (what .dockerignore leaves in it) or from an earlier stage;
  * RUN runs the command there with the stage's ENV; `npm ci` links the
  * repository's installed packages instead of downloading them (all of them,
- * or with --omit=dev only the production ones). What the last stage
- * declares (ENV, USER, HEALTHCHECK, CMD) is handed back to be run.
+ * or with --omit=dev only the production ones). What each stage declares
+ * (ENV, USER, HEALTHCHECK, CMD) is handed back with its folder, to be run.
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 
-export interface RuntimeImage {
-  /** The last stage's WORKDIR. */
+export interface Stage {
+  name: string;
+  /** The folder standing for its WORKDIR. */
   dir: string;
   env: Record<string, string>;
   user: string | undefined;
   healthcheck: string[] | undefined;
   cmd: string[];
+}
+
+export interface Image {
+  stages: Map<string, Stage>;
+  /** What `docker build` without --target gives. */
+  last: Stage;
   remove(): void;
 }
 
@@ -68,18 +75,14 @@ function productionPackages(context: string): string[] {
 }
 
 /** Runs the stages of `<context>/Dockerfile`; the ARGs take their defaults. */
-export function buildImageWithoutDocker(context: string): RuntimeImage {
+export function buildImageWithoutDocker(context: string): Image {
   const root = mkdtempSync(join(tmpdir(), 'qa-image-'));
   chmodSync(root, 0o755); // readable by the image's unprivileged user
   const ignored = ignoredBy(context);
   const args: Record<string, string> = {};
-  const stages = new Map<string, string>();
-  let dir = '';
-  let env: Record<string, string> = {};
-  let user: string | undefined;
-  let healthcheck: string[] | undefined;
-  let cmd: string[] = [];
-  const expand = (s: string) => s.replace(/\$\{?(\w+)\}?/g, (_, n: string) => args[n] ?? env[n] ?? '');
+  const stages = new Map<string, Stage>();
+  let stage: Stage | undefined;
+  const expand = (s: string) => s.replace(/\$\{?(\w+)\}?/g, (_, n: string) => args[n] ?? stage?.env[n] ?? '');
 
   for (const { op, args: rest } of instructions(readFileSync(join(context, 'Dockerfile'), 'utf8'))) {
     switch (op) {
@@ -90,15 +93,13 @@ export function buildImageWithoutDocker(context: string): RuntimeImage {
       }
       case 'FROM': {
         const name = /\bAS\s+(\S+)/i.exec(rest)?.[1] ?? String(stages.size);
-        dir = join(root, name);
-        mkdirSync(dir, { recursive: true });
-        stages.set(name, dir);
-        env = { PATH: process.env.PATH ?? '' };
-        user = undefined;
+        stage = { name, dir: join(root, name), env: { PATH: process.env.PATH ?? '' }, user: undefined, healthcheck: undefined, cmd: [] };
+        mkdirSync(stage.dir, { recursive: true });
+        stages.set(name, stage);
         break;
       }
       case 'ENV':
-        Object.assign(env, envPairs(expand(rest)));
+        Object.assign(stage!.env, envPairs(expand(rest)));
         break;
       case 'WORKDIR':
         // One folder per stage stands for its WORKDIR (this Dockerfile sets one, /app).
@@ -107,16 +108,17 @@ export function buildImageWithoutDocker(context: string): RuntimeImage {
         const from = /^--from=(\S+)\s+/.exec(rest);
         const [sources, target] = ((parts) => [parts.slice(0, -1), parts.at(-1)!])((from ? rest.slice(from[0].length) : rest).split(/\s+/));
         for (const source of sources) {
-          const origin = from ? join(stages.get(from[1]!)!, source.replace(/^\/app\/?/, '')) : join(context, source);
+          const origin = from ? join(stages.get(from[1]!)!.dir, source.replace(/^\/app\/?/, '')) : join(context, source);
           if (!from && ignored(source)) throw new Error(`COPY ${source}: excluded from the build context by .dockerignore`);
           if (!existsSync(origin)) throw new Error(`COPY ${source}: not found (${origin})`);
-          const into = target.endsWith('/') ? join(dir, target, source.split('/').at(-1)!) : join(dir, target);
+          const into = target.endsWith('/') ? join(stage!.dir, target, source.split('/').at(-1)!) : join(stage!.dir, target);
           mkdirSync(dirname(into), { recursive: true });
           cpSync(origin, into, { recursive: true, filter: (p) => from !== null || !ignored(relative(context, p)) });
         }
         break;
       }
       case 'RUN': {
+        const { dir, env } = stage!;
         const command = expand(rest);
         if (/^npm ci\b/.test(command)) {
           if (/--omit=dev\b/.test(command)) {
@@ -131,17 +133,17 @@ export function buildImageWithoutDocker(context: string): RuntimeImage {
         break;
       }
       case 'USER':
-        user = rest;
+        stage!.user = rest;
         break;
       case 'HEALTHCHECK':
-        healthcheck = JSON.parse(/\bCMD\s+(\[.*\])\s*$/.exec(rest)![1]!) as string[];
+        stage!.healthcheck = JSON.parse(/\bCMD\s+(\[.*\])\s*$/.exec(rest)![1]!) as string[];
         break;
       case 'CMD':
-        cmd = JSON.parse(rest) as string[];
+        stage!.cmd = JSON.parse(rest) as string[];
         break;
       default:
       // EXPOSE and the like change nothing a process sees.
     }
   }
-  return { dir, env, user, healthcheck, cmd, remove: () => rmSync(root, { recursive: true, force: true }) };
+  return { stages, last: stage!, remove: () => rmSync(root, { recursive: true, force: true }) };
 }

@@ -64,13 +64,22 @@ process.once('exit', () => {
   for (const svc of live) signalGroup(svc, 'SIGKILL');
 });
 
+export interface SpawnOptions {
+  /** Default: the repository root. */
+  cwd?: string;
+  /** Run as this user (when the test process may switch users). */
+  uid?: number;
+  gid?: number;
+}
+
 /** Runs `node <entry>` with only PATH, HOME and `env`, in a process group of its own. */
-export function spawnService(entry: string, env: Record<string, string>, name = 'service'): ServiceProcess {
+export function spawnService(entry: string, env: Record<string, string>, name = 'service', options: SpawnOptions = {}): ServiceProcess {
   const child = spawn(process.execPath, [entry], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    ...(options.uid === undefined ? {} : { uid: options.uid, gid: options.gid ?? options.uid }),
   });
   const lines: string[] = [];
   const text = { stdout: '', stderr: '' };
