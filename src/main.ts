@@ -124,6 +124,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           settlement: { ...settlementQueue, queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue] },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
+          requestLog: config.requestLog,
           publicUrl: config.publicUrl,
         });
   const server = await listen(app, { port: config.port, host: config.host, bodyTimeoutMs: config.bodyTimeoutMs });
