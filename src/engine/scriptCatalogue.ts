@@ -2,7 +2,7 @@
  * The script catalogue: for each Lua script (lua/<name>-<keys>.lua, run as a
  * function of the Functions library) its keys (by role, in KEYS order), its
  * argument encoder, its reply decoder and the codes it may answer. The engine
- * only looks entries up; test/script-catalogue.test.ts checks every entry
+ * only looks entries up; test/unit/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
 import type { IdempotentOperation, Keys } from '../redis/keys.js';

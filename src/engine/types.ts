@@ -15,7 +15,7 @@ export type { ReservationStatus };
  * Codes a script may answer instead of OK: the one list, derived from the
  * error catalogue (src/errors/catalogue.ts: its `script` codes plus the two
  * answered as 400). The script catalogue's `codes` and
- * test/script-catalogue.test.ts check every Lua script against it.
+ * test/unit/script-catalogue.test.ts check every Lua script against it.
  */
 export const REFUSAL_CODES = SCRIPT_REFUSAL_CODES;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
