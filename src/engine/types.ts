@@ -59,6 +59,21 @@ export interface PoolSnapshot extends PoolConfig {
   availableToAllTiers: number;
   createdAt: number;
   updatedAt: number;
+  /** The sub-pools (contract: "Sharded products"); one entry for an unsharded product. */
+  shards?: ShardView[];
+  /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
+  inTransit?: number;
+  /** Sharded products: allotment held back after capacity was lowered below use (returned once no sub-pool is below its use). */
+  withheld?: number;
+}
+
+/** One sub-pool of a product: its allotment (its share of capacity) and use. */
+export interface ShardView {
+  index: number;
+  allotment: number;
+  held: number;
+  committed: number;
+  available: number;
 }
 
 export interface LineConfig {

@@ -42,6 +42,8 @@ const SAMPLES: Record<keyof typeof SCRIPTS, Record<string, unknown> & { productI
   indexRecords: { productId: 'p', reservationIds: ['r1', 'r2'] },
   recordLedgerEntry: { productId: 'p', reservationId: 'r1', entry: '{}' },
   readLedgerEntry: { productId: 'p', reservationId: 'r1' },
+  shardGive: { productId: 'p', amount: 5, to: '1', mode: 'all' },
+  shardTake: { productId: 'p', seq: '1', amount: 5, from: '0' },
   auditProduct: { productId: 'p', options: { settledBatch: 1, liveLimit: 2, lineWindow: 3 } },
 };
 

@@ -184,6 +184,16 @@ export class QuotaModel {
     return this.reserveAnswers.has(key);
   }
 
+  /**
+   * Sharded products: a stored refusal's drawable is what the engine answered (read from several
+   * sub-pools, one after another; the property test checks it against this model within what fell
+   * due meanwhile), so its replays answer that.
+   */
+  amendStoredDrawable(key: string, drawable: number): void {
+    const stored = this.reserveAnswers.get(key);
+    if (stored && !stored.answer.ok) stored.answer = { ...stored.answer, drawable };
+  }
+
   repayAnswerStored(key: string): boolean {
     return this.repayAnswers.has(key);
   }
