@@ -38,9 +38,9 @@ import {
   type PoolView,
 } from './model/quotaModel.js';
 import { readAllRecords, readLine } from '../../src/redis/storedRecords.js';
+import { reservationIdFor, shardOfCustomer } from '../../src/engine/shards.js';
 import { booksOf, lineBooks } from '../support/books.js';
 import { createEngineContext, uniqueId, type EngineContext } from '../support/engineContext.js';
-import { reservationIdFor, shardOfCustomer } from '../../src/engine/shards.js';
 
 // ---------------------------------------------------------------------------
 // Operations (plain data: fast-check prints and shrinks them). Anything that
@@ -1035,7 +1035,7 @@ describe('sharded products against the same model', () => {
     if (details.failed) {
       const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       throw new Error(
-        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/property.test.ts -t sharded\n\n${cause}`,
+        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/engine/property.test.ts -t sharded\n\n${cause}`,
       );
     }
     console.log(`property (sharded): ${totalRuns - runsBefore} runs; ${totalStraddled} answers read while a hold fell due (compared within its amount)`);

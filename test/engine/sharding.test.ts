@@ -14,6 +14,7 @@ import type { BullConnections } from '../../src/redis/topology.js';
 import { shardOfCustomer } from '../../src/engine/shards.js';
 import type { PoolSnapshot } from '../../src/engine/types.js';
 import { readAllRecords } from '../../src/redis/storedRecords.js';
+import { addRecord, emptyBooks } from '../support/books.js';
 import { createEngineContext, uniqueId, type EngineContext } from '../support/engineContext.js';
 
 let ctx: EngineContext;
@@ -61,17 +62,11 @@ async function checkInvariants(productId: string) {
   const p = await pool(productId);
   const allotments = p.shards!.reduce((s, x) => s + x.allotment, 0);
   expect(allotments + (p.inTransit ?? 0) + (p.withheld ?? 0)).toBe(p.capacity);
-  const tags = await ctx.engine.shards.tagsOf(productId);
-  let held = 0;
-  let committed = 0;
-  for (const tag of tags) {
-    const records = await readAllRecords(ctx.redis, ctx.keys, tag);
-    for (const r of records) {
-      if (r.status === 'held') held += Number(r.amount);
-      if (r.status === 'committed' || r.status === 'settled' || r.status === 'settlement_unknown') committed += Number(r.committedAmount);
-    }
+  const books = emptyBooks();
+  for (const tag of await ctx.engine.shards.tagsOf(productId)) {
+    for (const record of await readAllRecords(ctx.redis, ctx.keys, tag)) addRecord(books, record);
   }
-  expect({ held: p.held, committed: p.committed }).toEqual({ held, committed });
+  expect({ held: p.held, committed: p.committed }).toEqual({ held: books.held, committed: books.committed });
   return p;
 }
 
