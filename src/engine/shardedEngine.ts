@@ -323,11 +323,11 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
           }
         }
       }
-      const allotments = givers.reduce((sum, h) => sum + Number(h.capacity ?? 0), 0);
-      const withheld = givers.reduce((sum, h) => sum + Number(h.withheld ?? 0), 0);
-      const inTransit = pending.reduce((sum, t) => sum + t.amount, 0);
-      const total = allotments + withheld + inTransit;
-      const balanced = !meta || total === meta.productCapacity;
+      // BigInt: after a cut far below use the allotments and withheld quota pass 2^53 (their sum does not).
+      const allotments = givers.reduce((sum, h) => sum + BigInt(h.capacity ?? 0), 0n);
+      const withheld = givers.reduce((sum, h) => sum + BigInt(h.withheld ?? 0), 0n);
+      const inTransit = pending.reduce((sum, t) => sum + BigInt(t.amount), 0n);
+      const balanced = !meta || allotments + withheld + inTransit === BigInt(meta.productCapacity);
       if (!balanced && credits.length === 0 && attempt < 2) {
         await completePending(productId, tags, 'recovery');
         continue;
