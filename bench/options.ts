@@ -6,6 +6,10 @@
 
 export interface BenchOptions {
   smoke: boolean;
+  /** `--hot-path`: only issue 11's comparison (bench/hotPath/hotPath.ts), no scenarios, baselines or cluster. */
+  hotPathOnly: boolean;
+  /** Sizes of issue 11's comparison. */
+  hotPath: { seconds: number; rounds: number; warmupSeconds: number; connections: number; redisRequests: number };
   /** Write a CPU profile of one API process under peak load and summarise it. */
   profile: boolean;
   /** Customer lines of the launch product, loaded through the bulk import. */
@@ -47,10 +51,15 @@ export interface BenchOptions {
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
   const smoke = argv.includes('--smoke') || env.BENCH_SMOKE === '1';
-  const profile = argv.includes('--no-profile') ? false : argv.includes('--profile') || !smoke;
+  // --hot-path profiles only when asked: a profiled API process is slower than the one it is compared with.
+  const profile = argv.includes('--no-profile') ? false : argv.includes('--profile') || (!smoke && !argv.includes('--hot-path'));
   const seedArg = argv.find((a) => a.startsWith('--seed='));
   const seed = Number(seedArg?.slice('--seed='.length) ?? env.BENCH_SEED ?? Math.floor(Math.random() * 2 ** 31));
-  const common = { smoke, profile, seed, logLevel: env.BENCH_LOG_LEVEL ?? 'info', cluster: !argv.includes('--no-cluster') };
+  const hotPathOnly = argv.includes('--hot-path');
+  const hotPath = smoke
+    ? { seconds: 1, rounds: 1, warmupSeconds: 0.5, connections: 100, redisRequests: 5_000 }
+    : { seconds: 4, rounds: 2, warmupSeconds: 2, connections: 100, redisRequests: 30_000 };
+  const common = { smoke, profile, seed, hotPathOnly, hotPath, logLevel: env.BENCH_LOG_LEVEL ?? 'info', cluster: !argv.includes('--no-cluster') };
   if (smoke) {
     return {
       ...common,

@@ -29,6 +29,7 @@ import { runEngineDirect } from './baselines/engineDirect.js';
 import { runClusterComparison } from './cluster/clusterComparison.js';
 import { createThroughputProduct, reserveRequests, runHttpFigures, type HttpFigures } from './baselines/httpRoutes.js';
 import { runNaive } from './baselines/naive.js';
+import { runHotPath } from './hotPath/hotPath.js';
 import { runPostgresPeer } from './baselines/postgres.js';
 import { redisBenchmark, runRedisBaselines } from './baselines/redisBenchmark.js';
 import { bulkImport } from './lib/bulkImport.js';
@@ -49,6 +50,9 @@ import { LAUNCH_PRODUCT, runSpike } from './scenarios/spike.js';
 import { runSteady } from './scenarios/steady.js';
 
 const SCENARIO_API_PROCESSES = 2;
+
+/** `--hot-path`: the run ends after issue 11's comparison. */
+class HotPathDone extends Error {}
 const LEDGER_FAIL_RATE = 0.2;
 const LEDGER_REJECT_RATE = 0.02;
 
@@ -63,8 +67,8 @@ async function main(): Promise<number> {
   const cpuAtStart = cpuTimes();
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
-    command: `npm run bench${options.smoke ? ' -- --smoke' : ''}`,
-    mode: options.smoke ? 'smoke' : 'full',
+    command: `npm run bench${options.smoke || options.hotPathOnly ? ' --' : ''}${options.smoke ? ' --smoke' : ''}${options.hotPathOnly ? ' --hot-path' : ''}`,
+    mode: options.hotPathOnly ? (options.smoke ? 'hot path, smoke' : 'hot path') : options.smoke ? 'smoke' : 'full',
     seed: options.seed,
     machine,
     setup: {
@@ -99,6 +103,16 @@ async function main(): Promise<number> {
     const stack = await startRedis();
     results.setup.redis.version = stack.version;
     results.setup.redis.appendfsync = stack.appendfsync;
+
+    // ---------------------------------------------------------------- issue 11: the hot path against minimal equivalents
+    log(`hot path (issue 11): reserve, commit and release against the minimal scripts and a bare express app, ${options.hotPath.connections} connections`);
+    const ledger = await startLedger(workDir, LEDGER_FAIL_RATE, LEDGER_REJECT_RATE, options.seed);
+    const env = serviceEnv(stack.server.url, ledger, workDir, options.logLevel);
+    results.hotPath = await runHotPath(stack, env, workDir, { ...options.hotPath, smoke: options.smoke, seed: options.seed }, (s) => log(`  ${s}`), options.hotPathOnly ? profileDir : undefined);
+    for (const c of results.hotPath.checks) log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    for (const c of failed(results.hotPath.checks)) results.violations.push(`hot path: ${c.name}: ${c.detail}`);
+    if (options.hotPathOnly) throw new HotPathDone();
+    await stack.redis.flushall();
 
     log('redis-benchmark: EVALSHA of our reserve script and of the minimal reserve script');
     const rb = await runRedisBaselines(stack.redis, stack.engine, stack.keys, stack.server.port, options.redisBenchmarkRequests);
@@ -136,8 +150,6 @@ async function main(): Promise<number> {
 
     // ---------------------------------------------------------------- the service and the scenarios
     log(`starting the test ledger, the jobs process (ROLE=worker) and ${SCENARIO_API_PROCESSES} API processes (node:cluster, ROLE=api)`);
-    const ledger = await startLedger(workDir, LEDGER_FAIL_RATE, LEDGER_REJECT_RATE, options.seed);
-    const env = serviceEnv(stack.server.url, ledger, workDir, options.logLevel);
     await startJobsProcess(env, workDir);
     const service = await startApi(env, SCENARIO_API_PROCESSES, workDir, 'api-scenarios');
     const ctx: ScenarioContext = { options, stack, redis: stack.redis, keys: stack.keys, redisPids: [stack.server.process.pid!], api: service.api, baseUrl: service.baseUrl, ledger, runId, apiPids: service.cluster.pids };
@@ -188,7 +200,7 @@ async function main(): Promise<number> {
       }
     } else log('cluster comparison skipped (--no-cluster)');
   } catch (err) {
-    results.violations.push(`the run failed: ${(err as Error).stack ?? String(err)}`);
+    if (!(err instanceof HotPathDone)) results.violations.push(`the run failed: ${(err as Error).stack ?? String(err)}`);
   }
 
   log('stopping everything the run started');

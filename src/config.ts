@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { parseRequestLogPolicy, type RequestLogSettings } from './http/requestLog.js';
 
 export type Role = 'admin' | 'client';
 export interface ApiKey {
@@ -148,6 +149,11 @@ const schema = z.object({
   SETTLEMENT_URL: z.url({ protocol: /^https?$/ }).optional(),
   SETTLEMENT_SECRET: z.string().min(16).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_REQUESTS: z
+    .string()
+    .default('errors')
+    .transform((v, ctx) => parseRequestLogPolicy(v) ?? (ctx.addIssue({ code: 'custom', message: "must be 'all', 'errors' or a fraction between 0 and 1 (e.g. 0.01)" }), z.NEVER)),
+  LOG_SLOW_REQUEST_MS: int(1, 60_000).default(500),
   KEY_PREFIX: z.string().regex(ID, 'must be 1-64 of [A-Za-z0-9._-]').default('qa'),
   DATA_DIR: z.string().min(1).default('.data'),
   RECLAIM_BATCH: int(1, 10_000).default(100),
@@ -204,6 +210,8 @@ export interface Config {
   settlementUrl: string | undefined;
   settlementSecret: string | undefined;
   logLevel: string;
+  /** LOG_REQUESTS / LOG_SLOW_REQUEST_MS (src/http/requestLog.ts). */
+  requestLog: RequestLogSettings;
   keyPrefix: string;
   dataDir: string;
   reclaimBatch: number;
@@ -280,6 +288,7 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
     settlementUrl: e.SETTLEMENT_URL,
     settlementSecret: e.SETTLEMENT_SECRET,
     logLevel: e.LOG_LEVEL,
+    requestLog: Object.freeze({ policy: e.LOG_REQUESTS, slowMs: e.LOG_SLOW_REQUEST_MS }),
     keyPrefix: e.KEY_PREFIX,
     dataDir: e.DATA_DIR,
     reclaimBatch: e.RECLAIM_BATCH,

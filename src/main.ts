@@ -81,7 +81,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const ledger =
     config.settlementUrl && config.settlementSecret
       ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
-      : createInternalLedgerClient(redis, keys);
+      : createInternalLedgerClient(engine);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
     ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
@@ -129,6 +129,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           settlement: { ...settlementQueue, queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue] },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
+          requestLog: config.requestLog,
           publicUrl: config.publicUrl,
         });
   const server = await listen(app, { port: config.port, host: config.host, bodyTimeoutMs: config.bodyTimeoutMs });

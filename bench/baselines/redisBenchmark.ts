@@ -12,6 +12,7 @@ import type { QuotaEngine } from '../../src/engine/quotaEngine.js';
 import type { Keys } from '../../src/redis/keys.js';
 import { keysFor, SCRIPTS } from '../../src/engine/scriptCatalogue.js';
 import { benchLuaDir } from '../lib/paths.js';
+import { pinned } from '../hotPath/pinning.js';
 
 export interface RedisBenchmarkRun {
   label: string;
@@ -25,12 +26,13 @@ export interface RedisBenchmarkRun {
   command: string;
 }
 
-export function redisBenchmark(label: string, port: number, requests: number, pipeline: number, command: string[]): Promise<RedisBenchmarkRun> {
+export function redisBenchmark(label: string, port: number, requests: number, pipeline: number, command: string[], cpus?: string): Promise<RedisBenchmarkRun> {
   const clients = 50;
   const args = ['-p', String(port), '-n', String(requests), '-c', String(clients), '-P', String(pipeline), '-r', '1000000000', '--csv', ...command];
   const shown = `redis-benchmark ${args.map((a) => (a === '' || /[^A-Za-z0-9_./:=-]/.test(a) ? `'${a}'` : a)).join(' ')}`;
   return new Promise((resolve, reject) => {
-    const child = spawn('redis-benchmark', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const [program, programArgs] = cpus ? pinned(cpus, 'redis-benchmark', args) : ['redis-benchmark', args];
+    const child = spawn(program, programArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
@@ -70,7 +72,7 @@ export interface ScriptProfile {
   perCommand: { command: string; callsPerReserve: number; usecPerReserve: number }[];
 }
 
-async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
+export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
   const info = await redis.info('commandstats');
   const out = new Map<string, { calls: number; usec: number }>();
   for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });

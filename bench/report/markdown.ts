@@ -17,7 +17,7 @@ const cpuText = (cpu: Record<string, number[]>) =>
 export function renderMarkdown(r: BenchResults, chartFile: string): string {
   const m = r.machine;
   const out: string[] = [];
-  out.push(`# Launch-spike benchmark: ${r.mode === 'smoke' ? 'smoke run' : 'full run'}, ${r.startedAt}`);
+  out.push(`# Launch-spike benchmark: ${r.mode === 'smoke' ? 'smoke run' : r.mode === 'full' ? 'full run' : `${r.mode} only`}, ${r.startedAt}`);
   out.push('');
   out.push(
     `\`${r.command}\` (seed ${r.seed}) on ${m.cpus} × ${m.cpuModel}, ${m.memoryGiB} GiB, ${m.platform}, Node ${m.node}, ${m.redisServer.replace(/ sha=.*$/, '')}; ` +
@@ -47,6 +47,44 @@ export function renderMarkdown(r: BenchResults, chartFile: string): string {
   out.push('');
   out.push(table(['target', 'measured', 'goal', 'verdict'], r.targets.map((t) => [t.target, t.measured, t.goal, t.verdict === 'pass' ? '**pass**' : t.verdict === 'miss' ? '**MISS**' : t.verdict])));
   out.push('');
+
+  if (r.hotPath) {
+    const h = r.hotPath;
+    out.push('## Hot path against minimal equivalents (issue 11)');
+    out.push('');
+    out.push(`Pinning: ${h.pinning}.`);
+    out.push('');
+    out.push(
+      table(
+        ['operation', 'ours req/s', 'bare req/s', 'ratio', 'API CPU µs per answer ours / bare', 'ratio', 'ours p99 ms', 'bare p99 ms', 'ratio', 'µs per FCALL / EVALSHA during the runs', 'ratio', 'API / bare CPU', 'Redis CPU ours / bare', 'statuses ours'],
+        h.http.map((q) => [
+          q.op, n(q.ours.rps), n(q.bare.rps), q.rpsRatio, `${q.apiCpuUsecPerRequest.ours} / ${q.apiCpuUsecPerRequest.bare}`, q.cpuEfficiencyRatio, q.ours.latency.p99, q.bare.latency.p99, q.p99Ratio,
+          `${q.ours.script.usecPerCall} / ${q.bare.script.usecPerCall}`, q.usecRatio,
+          `${cpuText({ api: q.ours.cpu.api ?? [] })} / ${cpuText({ bare: q.bare.cpu.api ?? [] })}`,
+          `${cpuText({ ours: q.ours.cpu.redis ?? [] })} / ${cpuText({ bare: q.bare.cpu.redis ?? [] })}`,
+          JSON.stringify(q.ours.statusCounts),
+        ]),
+      ),
+    );
+    out.push('');
+    out.push(
+      table(
+        ['operation', 'tool', 'ours calls/s', 'minimal calls/s', 'µs per call ours / minimal', 'ratio'],
+        h.redis.map((q) => [q.op, q.tool, n(q.ours.rps), n(q.minimal.rps), `${q.ours.script.usecPerCall} / ${q.minimal.script.usecPerCall}`, q.usecRatio]),
+      ),
+    );
+    for (const q of h.redis) if (q.ours.command) out.push('', `\`${q.ours.command}\``, '', `\`${q.minimal.command}\``);
+    out.push('');
+    if (h.half) {
+      out.push(
+        `Half the peak: ${n(h.half.rate)}/s paced; in the service p50 ${h.half.inService.p50Ms} ms, p99 ${h.half.inService.p99Ms} ms (${n(h.half.inService.count)} reserves); ` +
+          `the generator saw p99 ${h.half.generatorP99Ms.ours} ms (bare app ${h.half.generatorP99Ms.bare} ms); statuses ${JSON.stringify(h.half.statusCounts)}.`,
+      );
+      out.push('');
+    }
+    for (const c of h.checks) out.push(`- ${c.ok ? 'ok' : '**FAIL**'} ${c.name}: ${c.detail}`);
+    out.push('');
+  }
 
   if (r.scenarios.length > 0) {
     out.push('## Scenarios');

@@ -8,6 +8,7 @@ import type { RedisBaselines } from '../baselines/redisBenchmark.js';
 import type { ImportResult } from '../lib/bulkImport.js';
 import type { MachineDescription, MachineLoad } from '../lib/machine.js';
 import type { ScenarioResult } from '../scenarios/scenario.js';
+import type { HotPathResults } from '../hotPath/hotPath.js';
 
 export interface TargetRow {
   target: string;
@@ -21,7 +22,7 @@ export interface BenchResults {
   finishedAt?: string;
   seconds?: number;
   command: string;
-  mode: 'full' | 'smoke';
+  mode: 'full' | 'smoke' | 'hot path' | 'hot path, smoke';
   seed: number;
   machine: MachineDescription;
   /** How busy the whole machine was during the run (all processes, ours and others'). */
@@ -43,6 +44,8 @@ export interface BenchResults {
   };
   scenarios: ScenarioResult[];
   http?: HttpFigures;
+  /** Issue 11: our reserve, commit and release against the minimal scripts and a bare express app (bench/hotPath/). */
+  hotPath?: HotPathResults;
   /** The same scenarios on one node and on a 3-master Redis Cluster, WAIT 0 and 1 (bench/cluster/clusterComparison.ts). */
   cluster?: ClusterComparison;
   targets: TargetRow[];

@@ -23,7 +23,14 @@
  * aborted passes, and per product with a difference one error log line.
  */
 import type { QuotaEngine } from '../engine/quotaEngine.js';
-import { DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions, type LineDifference, type PoolCheck, type StatusMismatch } from '../engine/auditStep.js';
+import {
+  DEFAULT_PASS_OPTIONS,
+  type AuditStep,
+  type AuditStepOptions,
+  type LineDifference,
+  type PoolCheck,
+  type StatusMismatch,
+} from '../engine/auditStep.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';

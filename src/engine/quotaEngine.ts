@@ -220,6 +220,12 @@ export function createQuotaEngine({
       if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
       return run(SCRIPTS.indexRecords, { productId, reservationIds });
     },
+    /** The service's own ledger (no SETTLEMENT_URL): an entry once per reservation (a redelivery keeps the first). */
+    recordLedgerEntry: (productId: string, reservationId: string, entry: string) =>
+      run(SCRIPTS.recordLedgerEntry, { productId, reservationId, entry }),
+    /** Whether the service's own ledger has a reservation's entry. */
+    readLedgerEntry: (productId: string, reservationId: string) =>
+      run(SCRIPTS.readLedgerEntry, { productId, reservationId }),
     /**
      * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught

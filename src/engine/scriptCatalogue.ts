@@ -2,7 +2,7 @@
  * The script catalogue: for each Lua script (lua/<name>-<keys>.lua, run as a
  * function of the Functions library) its keys (by role, in KEYS order), its
  * argument encoder, its reply decoder and the codes it may answer. The engine
- * only looks entries up; test/script-catalogue.test.ts checks every entry
+ * only looks entries up; test/unit/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
@@ -32,6 +32,7 @@ export type KeyRole =
   | 'auditPass'
   | 'bycustomer'
   | 'idempotency'
+  | 'internalLedger'
   | 'xferPending'
   | `status:${ReservationStatus}`;
 
@@ -93,6 +94,8 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.auditPass(p);
       case 'bycustomer':
         return keys.bycustomer(p);
+      case 'internalLedger':
+        return keys.internalLedger(p);
       case 'xferPending':
         return keys.xferPending(p);
       case 'idempotency': {
@@ -184,6 +187,10 @@ export interface ReclaimRequest extends ProductRequest {
 }
 export interface IndexRecordsRequest extends ProductRequest {
   reservationIds: string[];
+}
+export interface LedgerEntryRequest extends ReservationRequest {
+  /** The entry as stored (JSON). */
+  entry: string;
 }
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
@@ -415,6 +422,22 @@ export const SCRIPTS = {
     args: (r: IndexRecordsRequest) => r.reservationIds,
     codes: ['OK'],
     decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
+  recordLedgerEntry: entry({
+    name: 'record-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: LedgerEntryRequest) => [r.reservationId, r.entry],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
+  }),
+
+  readLedgerEntry: entry({
+    name: 'read-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
   }),
 
   shardGive: entry({

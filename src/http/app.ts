@@ -2,7 +2,6 @@
  * The HTTP application: auth, body limits, request ids and logs, the routes,
  * and the one error handler that turns anything thrown into problem+json.
  */
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ApiKey } from '../config.js';
@@ -18,6 +17,7 @@ import { routeFallback } from './routeFallback.js';
 import { REQUEST_DEADLINE_MS, requestDeadline, type InFlightSlot } from './deadline.js';
 import type { RateLimits } from './rateLimits.js';
 import type { Readiness } from './readiness.js';
+import { DEFAULT_REQUEST_LOG, requestLog, type RequestLogSettings } from './requestLog.js';
 import { createJsonBodyReader, HttpProblem } from './respond.js';
 import { adminRoutes, type SettlementControl } from './routes/admin.js';
 import { bulkImportRoutes } from './routes/bulkImport.js';
@@ -42,11 +42,12 @@ export interface AppDeps {
   /** API requests in flight above which this instance answers 503 (0: never). */
   shedMaxInFlight: number;
   settlement: SettlementControl & { enqueue(productId: string, reservationId: string): Promise<unknown> };
+  /** LOG_REQUESTS / LOG_SLOW_REQUEST_MS: which requests get a log line (default: every one). */
+  requestLog?: RequestLogSettings;
   /** PUBLIC_URL: the OpenAPI document's `servers` entry (default: the address the service listens on). */
   publicUrl?: string | undefined;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** How long a commit's answer waits for its settlement job to be queued (the outbox relay covers the rest). */
 const ENQUEUE_WAIT_MS = 250;
 export { REQUEST_DEADLINE_MS };
@@ -138,40 +139,20 @@ export function createApp(deps: AppDeps): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  // Request id, one log line and one latency observation per request. (Written
-  // here rather than with pino-http: the benchmark's profile showed its
-  // per-request child loggers costing more than the line itself.)
-  app.use((req, res, next) => {
-    const given = req.headers['x-request-id'];
-    const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
-    res.setHeader('X-Request-Id', requestId);
-    res.locals.requestId = requestId;
-    // While draining, every answer closes its connection, so keep-alive
-    // clients move to other instances and the process can exit promptly.
-    if (readiness.draining) res.setHeader('Connection', 'close');
-    const started = process.hrtime.bigint();
-    res.on('finish', () => {
-      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-      const route = String(req.route?.path ?? 'unmatched');
-      metrics.observeHttp(route, req.method, res.statusCode, seconds);
-      const line = {
-        requestId,
-        method: req.method,
-        url: req.originalUrl,
-        route,
-        status: res.statusCode,
-        durationMs: Math.round(seconds * 1e4) / 10,
-        key: res.locals.keyName as string | undefined,
-      };
-      if (res.statusCode >= 500) logger.error(line, 'request');
-      else logger.info(line, 'request');
-    });
-    next();
-  });
+  // Request id, latency observation and (per LOG_REQUESTS) the log line. (Not
+  // pino-http: the benchmark's profile showed its per-request child loggers
+  // costing more than the line itself.)
+  app.use(requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG));
 
-  app.use(opsRoutes(readiness, metrics));
-  app.use(openApiRoutes(deps.publicUrl));
-  app.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
+  // Health, metrics, the OpenAPI document and the console: none under /v1/, so
+  // an API request skips their routers (each one entered costs a walk of its layers).
+  const outsideApi = express.Router();
+  outsideApi.use(opsRoutes(readiness, metrics));
+  outsideApi.use(openApiRoutes(deps.publicUrl));
+  outsideApi.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
+  // (`stack` keeps these routes visible to routeFallback's 405 table and the OpenAPI test.)
+  const skippedUnderV1: express.RequestHandler = (req, res, next) => (req.url.startsWith('/v1/') ? next() : outsideApi(req, res, next));
+  app.use(Object.assign(skippedUnderV1, { stack: outsideApi.stack }));
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
   app.use(undecodablePath(requireRole));

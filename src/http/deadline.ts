@@ -67,6 +67,9 @@ export function requestDeadline(ms: number): express.RequestHandler {
  * is done.
  */
 export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () => Promise<T>, late: () => unknown): Promise<T> {
+  // The whole body is already here (a small body arrives with its headers): it cannot be late,
+  // and reading it takes no time worth pausing the answer deadline for.
+  if (res.req.complete) return read();
   const deadline = res.locals.deadline as DeadlineControl | undefined;
   const slot = res.locals.inFlightSlot as InFlightSlot | undefined;
   deadline?.pause();
