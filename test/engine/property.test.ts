@@ -1035,7 +1035,7 @@ describe('sharded products against the same model', () => {
     if (details.failed) {
       const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       throw new Error(
-        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/property.test.ts -t sharded\n\n${cause}`,
+        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/engine/property.test.ts -t sharded\n\n${cause}`,
       );
     }
     console.log(`property (sharded): ${totalRuns - runsBefore} runs; ${totalStraddled} answers read while a hold fell due (compared within its amount)`);
