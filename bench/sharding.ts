@@ -101,12 +101,11 @@ async function spike(engine: QuotaEngine, productId: string, reserves: number, c
   return { rps: reserves / seconds, p99: latencies[Math.floor(latencies.length * 0.99)]!, refused };
 }
 
-/** Redis time (µs) of every command since the last RESETSTAT, the stats commands aside. */
-async function commandUsec(node: Redis): Promise<number> {
+/** Redis time (µs) and calls of every command since the last RESETSTAT, the stats commands aside. */
+async function commandStats(node: Redis): Promise<{ usec: number; calls: number }> {
   const stats = (await node.call('INFO', 'commandstats')) as string;
-  return [...stats.matchAll(/cmdstat_([\w|]+):calls=\d+,usec=(\d+)/g)]
-    .filter((m) => !['info', 'config', 'cluster', 'ping'].includes(m[1]!))
-    .reduce((s, m) => s + Number(m[2]), 0);
+  const rows = [...stats.matchAll(/cmdstat_([\w|]+):calls=(\d+),usec=(\d+)/g)].filter((m) => !['info', 'config', 'cluster', 'ping'].includes(m[1]!));
+  return { usec: rows.reduce((s, m) => s + Number(m[3]), 0), calls: rows.reduce((s, m) => s + Number(m[2]), 0) };
 }
 
 /** The invariants after a spike (README: Invariants; Sharded products): the broken ones, empty when all hold. */
@@ -144,7 +143,7 @@ async function oneNode() {
       const counts: Counts = { borrowGranted: 0, borrowRefused: 0, transfers: 0 };
       const engine = engineWithCounts(redis, keys, counts);
       await engine.loadScripts();
-      const results: Record<number, { rps: number[]; p99: number[]; us: number[]; refused: number[]; free: number[] }> = {};
+      const results: Record<number, { rps: number[]; p99: number[]; us: number[]; calls: number[]; refused: number[]; free: number[] }> = {};
       for (let round = 0; round < ROUNDS; round++) {
         for (const shards of [1, 4]) {
           const productId = `bench-${shards}-${round}-${randomUUID().slice(0, 8)}`;
@@ -152,10 +151,11 @@ async function oneNode() {
           await createProduct(engine, productId, capacity, shards, CUSTOMERS);
           await redis.call('CONFIG', 'RESETSTAT');
           const run = await spike(engine, productId, RESERVES, CUSTOMERS);
-          const usec = await commandUsec(redis);
+          const { usec, calls } = await commandStats(redis);
           broken.push(...(await checkInvariants(engine, redis, keys, productId, capacity, run.refused)).map((b) => `${productId}: ${b}`));
           const p = await engine.readPool(productId);
-          const r = (results[shards] ??= { rps: [], p99: [], us: [], refused: [], free: [] });
+          const r = (results[shards] ??= { rps: [], p99: [], us: [], calls: [], refused: [], free: [] });
+          r.calls.push(calls / RESERVES);
           r.rps.push(run.rps);
           r.p99.push(run.p99);
           r.us.push(usec / RESERVES);
@@ -163,12 +163,12 @@ async function oneNode() {
           r.free.push(p.ok ? p.value.available : -1);
         }
       }
-      const m = (s: number) => ({ rps: median(results[s]!.rps), p99: median(results[s]!.p99), us: median(results[s]!.us) });
+      const m = (s: number) => ({ rps: median(results[s]!.rps), p99: median(results[s]!.p99), us: median(results[s]!.us), calls: median(results[s]!.calls) });
       const one = m(1);
       const four = m(4);
       console.log(`\none node, capacity ${cover} x demand: ${RESERVES} reserves per round, ${IN_FLIGHT} in flight, ${CUSTOMERS} customers, medians of ${ROUNDS} rounds`);
-      console.log(`  1 shard : ${one.rps.toFixed(0)} reserves/s, p99 ${one.p99.toFixed(2)} ms, Redis ${one.us.toFixed(1)} µs per reserve; refused per round ${results[1]!.refused.join('/')}; free at the end ${results[1]!.free.join('/')}`);
-      console.log(`  4 shards: ${four.rps.toFixed(0)} reserves/s, p99 ${four.p99.toFixed(2)} ms, Redis ${four.us.toFixed(1)} µs per reserve; refused per round ${results[4]!.refused.join('/')}; free at the end ${results[4]!.free.join('/')}`);
+      console.log(`  1 shard : ${one.rps.toFixed(0)} reserves/s, p99 ${one.p99.toFixed(2)} ms, Redis ${one.us.toFixed(1)} µs and ${one.calls.toFixed(2)} commands per reserve; refused per round ${results[1]!.refused.join('/')}; free at the end ${results[1]!.free.join('/')}`);
+      console.log(`  4 shards: ${four.rps.toFixed(0)} reserves/s, p99 ${four.p99.toFixed(2)} ms, Redis ${four.us.toFixed(1)} µs and ${four.calls.toFixed(2)} commands per reserve; refused per round ${results[4]!.refused.join('/')}; free at the end ${results[4]!.free.join('/')}`);
       console.log(`  ratios 4/1: throughput ${(four.rps / one.rps).toFixed(2)}, p99 ${(four.p99 / one.p99).toFixed(2)}, Redis time per reserve ${(four.us / one.us).toFixed(2)}`);
       console.log(`  4-shard rounds: reserves that borrowed ${counts.borrowGranted} granted, ${counts.borrowRefused} refused; transfers ${counts.transfers}`);
     }
@@ -199,7 +199,7 @@ async function onCluster() {
     const masters = c.nodes('master');
     await Promise.all(masters.map((m) => m.call('CONFIG', 'RESETSTAT')));
     const run = await spike(engine, productId, reserves, 600);
-    const usec = await Promise.all(masters.map(commandUsec));
+    const usec = (await Promise.all(masters.map(commandStats))).map((x) => x.usec);
     const total = usec.reduce((s, u) => s + u, 0);
     const busiest = Math.max(...usec) / total;
     broken.push(...(await checkInvariants(engine, c, keys, productId, capacity, run.refused)).map((b) => `${productId}: ${b}`));

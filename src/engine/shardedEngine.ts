@@ -323,11 +323,11 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
           }
         }
       }
-      const allotments = givers.reduce((sum, h) => sum + Number(h.capacity ?? 0), 0);
-      const withheld = givers.reduce((sum, h) => sum + Number(h.withheld ?? 0), 0);
-      const inTransit = pending.reduce((sum, t) => sum + t.amount, 0);
-      const total = allotments + withheld + inTransit;
-      const balanced = !meta || total === meta.productCapacity;
+      // BigInt: after a cut far below use the allotments and withheld quota pass 2^53 (their sum does not).
+      const allotments = givers.reduce((sum, h) => sum + BigInt(h.capacity ?? 0), 0n);
+      const withheld = givers.reduce((sum, h) => sum + BigInt(h.withheld ?? 0), 0n);
+      const inTransit = pending.reduce((sum, t) => sum + BigInt(t.amount), 0n);
+      const balanced = !meta || allotments + withheld + inTransit === BigInt(meta.productCapacity);
       if (!balanced && credits.length === 0 && attempt < 2) {
         await completePending(productId, tags, 'recovery');
         continue;
@@ -353,7 +353,7 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     const tags = await tagsOf(productId);
     if (tags.length === 1) return 0;
     await completePending(productId, tags, 'rebalance');
-    const state = await settledState(productId, tags);
+    const state = await settledState(productId, tags, 'rebalance');
     if (!state) return 0;
     const free = state.pools.map(freeOf);
     const mean = Math.floor(free.reduce((s, f) => s + f, 0) / free.length);
@@ -583,10 +583,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /** The state with transfers in transit completed and withheld quota returned where it safely can (each rare). */
-  async function settledState(productId: string, tags: string[]) {
+  async function settledState(productId: string, tags: string[], reason: 'borrow' | 'rebalance' = 'borrow') {
     let state = await readState(productId, tags);
     if (state && state.pending.length > 0) {
-      await completePending(productId, tags, 'borrow');
+      await completePending(productId, tags, reason);
       state = await readState(productId, tags);
     }
     if (state && state.withheld.some((w) => w > 0) && (await returnWithheld(productId, tags, state.pools))) {

@@ -6,6 +6,7 @@
  * of one event carries the same id and a consumer dedupes by it.
  */
 import { decodeLine, decodePool, decodeReservation } from '../engine/decode.js';
+import { subPoolOf } from '../engine/shards.js';
 import { isoTime, lineJson, poolJson, reservationJson } from '../wireFormat.js';
 
 export const WEBHOOK_EVENT_TYPES = [
@@ -58,8 +59,11 @@ export function expiredReservationOf(fields: Record<string, string>): string | u
  * of their own, written with the record). `expiredRecord` is the stored
  * record JSON of an expired reservation (it no longer changes), if still kept.
  */
-export function eventOf(productId: string, streamId: string, fields: Record<string, string>, expiredRecord?: string | null): PendingEvent | null {
-  const base = { id: eventId(productId, streamId), occurredAt: isoTime(Number(fields.at)), productId };
+export function eventOf(keyId: string, streamId: string, fields: Record<string, string>, expiredRecord?: string | null): PendingEvent | null {
+  // A sharded product's sub-pool i >= 1 has its own stream (key id `<productId>~<suffix>`): its events are the product's.
+  const productId = subPoolOf(keyId)?.productId ?? keyId;
+  const base = { id: eventId(keyId, streamId), occurredAt: isoTime(Number(fields.at)), productId };
+  if (productId !== keyId && fields.webhook?.startsWith('product.')) return null; // a sub-pool's allotment, not the product's config
   const expiredId = expiredReservationOf(fields);
   if (expiredId !== undefined) {
     const data = expiredRecord
