@@ -36,7 +36,8 @@ async function main(): Promise<void> {
   for (const b of builds) pin(b.api.cluster.pids[0]!, '0');
   const totals = builds.map(() => ({ answers: 0, seconds: 0, cpuSeconds: 0 }));
   let n = 0;
-  for (const b of builds) await runAutocannon({ title: 'warm-up', baseUrl: b.api.baseUrl, connections: 100, duration: 2, requests: reserveRequests(`warm-${n++}`, n) });
+  // Warm-up by requests, not seconds (the JIT needs thousands; a busy machine answers a few hundred a second).
+  for (const b of builds) await runAutocannon({ title: 'warm-up', baseUrl: b.api.baseUrl, connections: 100, amount: 10_000, requests: reserveRequests(`warm-${n++}`, n) });
   for (let r = 0; r < rounds; r++) {
     for (const i of r % 2 === 0 ? [0, 1] : [1, 0]) {
       const b = builds[i]!;

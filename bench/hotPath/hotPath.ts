@@ -50,6 +50,8 @@ export interface HotPathOptions {
   /** Interleaved rounds of ours and the bare app per operation. */
   rounds: number;
   warmupSeconds: number;
+  /** Reserves each app answers before the measured rounds. */
+  warmupRequests: number;
   connections: number;
   /** redis-benchmark -n per round (the commit/release driver ends half as many holds per round). */
   redisRequests: number;
@@ -394,10 +396,13 @@ export async function runHotPath(
       return Object.assign(run, { script, cpu: usage }); // the same object: keeps its latencies (raw)
     };
 
-    // Warm-up: both apps, JIT and connections (answers counted in the book like any other).
+    // Warm-up: every app, JIT and connections (answers counted in the book like any other). By
+    // requests, not seconds: on a busy machine a few seconds are a few hundred requests, and our
+    // route then runs its first measured round still half-compiled (in bench:builds on a loaded
+    // machine, CPU per answer fell 2.5-3x over each build's first few thousand reserves).
     for (const side of reserveSides) {
       const w = trackedRequests(reserves(`${side}-warm-${randomUUID()}`, o.seed, targets[side].book));
-      await runAutocannon({ title: `${side} warm-up`, baseUrl: targets[side].url, connections: o.connections, duration: o.warmupSeconds, requests: w.requests });
+      await runAutocannon({ title: `${side} warm-up`, baseUrl: targets[side].url, connections: o.connections, amount: o.warmupRequests, requests: w.requests });
       await w.resend(targets[side].url);
     }
 
