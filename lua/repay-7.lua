@@ -18,6 +18,8 @@
   ARGV[4] TTL of a stored 2xx answer, seconds
   ARGV[5] reclaim limit
   ARGV[6] TTL of a stored refusal, seconds
+  ARGV[7] sharded product: what other sub-pools could lend this line, counted in the answer's
+          drawable ('' = 0; see src/engine/shardedEngine.ts)
 
   Reply: {code, nowMs, replayed '0'|'1', payloadJson, holdsExpired}
     OK                         payload {line}; stored and replayed
@@ -41,6 +43,7 @@ local expired = reclaimForAnswer(k, now, tonumber(ARGV[5]))
 local stored = storedAnswer(k, request, now, expired)
 if stored then return stored end
 local pool = loadPool(k)
+if pool then pool.borrowable = ARGV[7] end
 if not pool then return reply('PRODUCT_NOT_FOUND', now, {}, expired) end
 local line = loadLine(k, customerId)
 if not line then return reply('NO_CREDIT_LINE', now, {}, expired) end

@@ -23,6 +23,10 @@
           quota returns up to 10x more first, see includes/expiry)
   ARGV[10] idempotency key (kept on the reservation for support)
   ARGV[11] TTL of a stored refusal, seconds
+  ARGV[12] '1': a refusal is not stored (a sharded product's first try: on POOL_EXHAUSTED the
+          engine borrows quota from other sub-pools and tries again, see src/engine/shardedEngine.ts)
+  ARGV[13] sharded product: what other sub-pools could lend this line (and quota in transit), counted
+          in a refusal's drawable only, never in the decision ('' = 0)
 
   Reply: {code, nowMs, replayed '0'|'1', payloadJson, holdsExpired}
     OK                         payload {reservation}
@@ -73,7 +77,12 @@ if #blockers > 0 and moreDue then
   blockers = blockersFor(pool, line, now, amount)
 end
 if #blockers > 0 then
+  -- A sharded product's drawable counts what borrowing would bring (the decision above did not).
+  pool.borrowable = ARGV[13]
   local drawable = drawableFor(pool, line, now)
+  if ARGV[12] == '1' then
+    return reply(blockers[1][1], now, {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}, expired)
+  end
   return storeAnswer(k, request, blockers[1][1], now, {
     drawable = int(drawable),
     retryAt = blockers[1][2] and int(blockers[1][2]) or nil,

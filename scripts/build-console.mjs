@@ -3,7 +3,7 @@
  * Builds the operators' web console (console/) into dist/console: one ES
  * module bundle (Preact and @quota-allocator/client included, so the page
  * loads nothing from outside the service), its stylesheet and index.html.
- * Run by `npm run build` (postbuild) and by test/console.test.ts.
+ * Run by `npm run build` (postbuild) and by test/system/console.test.ts.
  */
 import { copyFile, mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';

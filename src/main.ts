@@ -25,6 +25,7 @@ import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { registerStateGauges } from './stateGauges.js';
 import { createExpirySweeper } from './sweeper/expirySweeper.js';
+import { createShardRebalancer } from './sweeper/shardRebalancer.js';
 import { createWebhookMetrics } from './webhooks/webhookMetrics.js';
 import { createWebhooks } from './webhooks/webhooks.js';
 
@@ -61,6 +62,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     onScript: metrics.script,
     onHoldsExpired: metrics.holdsExpired,
     onDecision: metrics.decision,
+    shardEvents: metrics.shardEvents,
     webhooks: config.webhooks !== undefined,
   });
   await engine.loadScripts();
@@ -79,7 +81,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const ledger =
     config.settlementUrl && config.settlementSecret
       ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
-      : createInternalLedgerClient(redis, keys);
+      : createInternalLedgerClient(engine);
   if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
   const settlementWorker = runsJobs
     ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
@@ -93,6 +95,8 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const audit = runsJobs
     ? createInvariantAudit({ bullmq, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
+  // Sharded products: evens out sub-pools' free quota, at the sweeper's pace (src/sweeper/shardRebalancer.ts).
+  const rebalancer = runsJobs ? createShardRebalancer({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs }) : undefined;
   const webhooks = config.webhooks
     ? createWebhooks({ config: config.webhooks, bullmq, redis, keys, logger, registry: metrics.registry, runsJobs, readsBacklog: config.role !== 'worker' })
     : undefined;
@@ -104,6 +108,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   await relay?.start();
   await sweeper?.start();
   await audit?.start();
+  await rebalancer?.start();
 
   const apiKeyStore = createApiKeyStore({ initial: config.apiKeys, file: config.apiKeysFile, logger });
 
@@ -144,6 +149,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
       await closed;
       // Each part is closed even when another fails (a Redis already gone makes BullMQ's close throw).
       const steps: [string, () => Promise<unknown> | undefined][] = [
+        ['shard rebalancer', () => rebalancer?.stop()],
         ['audit', () => audit?.stop()],
         ['expiry sweeper', () => sweeper?.stop()],
         ['outbox relay', () => relay?.stop()],

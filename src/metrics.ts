@@ -85,6 +85,21 @@ export function createMetrics() {
     registers: [registry],
   });
   relayed.inc(0);
+  // Sharded products (src/engine/shardedEngine.ts): quota moved between sub-pools, reserves that borrowed.
+  const shardTransfers = new Counter({
+    name: 'quota_shard_transfers_total',
+    help: 'Quota transfers credited between sub-pools of sharded products, by why they moved',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of ['borrow', 'rebalance', 'capacity', 'recovery']) shardTransfers.inc({ reason }, 0);
+  const shardBorrows = new Counter({
+    name: 'quota_shard_borrows_total',
+    help: 'Reserves of sharded products that needed quota moved to their sub-pool, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['granted', 'refused']) shardBorrows.inc({ outcome }, 0);
 
   const scriptDuration = new Histogram({
     name: 'quota_script_duration_seconds',
@@ -160,6 +175,12 @@ export function createMetrics() {
     },
     relayed(count: number) {
       relayed.inc(count);
+    },
+    /** The engine's shardEvents (sharded products). */
+    shardEvents: {
+      onTransfer: (_productId: string, _amount: number, reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery') =>
+        shardTransfers.inc({ reason }),
+      onBorrow: (_productId: string, outcome: 'granted' | 'refused') => shardBorrows.inc({ outcome }),
     },
     /** The engine's onDecision. */
     decision(operation: DecisionOperation, result: string, replayed: boolean) {

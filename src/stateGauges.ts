@@ -96,7 +96,10 @@ export function registerStateGauges(registry: Registry, sources: StateSources): 
 
 async function readSnapshot({ redis, keys, engine }: StateSources): Promise<Snapshot> {
   const productIds = (await redis.srandmember(keys.productIndex(), MAX_PRODUCTS_REPORTED)).sort();
-  const [nowMs, counters] = await Promise.all([redisNowMs(redis), Promise.all(productIds.map((p) => engine.readPoolCounters(p)))]);
+  const [nowMs, counters] = await Promise.all([
+    redisNowMs(redis),
+    Promise.all(productIds.map((p) => engine.readPoolCounters(p))),
+  ]);
   // PRODUCT_NOT_FOUND: listed but never created (a PUT that failed validation).
   const pools = productIds.flatMap((productId, i) => {
     const outcome = counters[i]!;

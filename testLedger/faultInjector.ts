@@ -10,7 +10,10 @@ import { seededRandom } from '../src/seededRandom.js';
 const rate = z.number().min(0).max(1);
 const millis = z.number().int().min(0).max(3_600_000);
 
-/** Fault settings, all optional: used by control() and POST /_control. Unknown names are refused (typos would silently test nothing). */
+/**
+ * Fault settings, all optional: used by control() and POST /_control.
+ * Unknown names are refused (typos would silently test nothing).
+ */
 export const faultSettingsSchema = z
   .strictObject({
     /** Share of POST attempts answered 500 without recording anything. */
@@ -25,7 +28,7 @@ export const faultSettingsSchema = z
     hangAfterRecordMs: millis,
     /** Share of recorded deliveries that hang (when hangAfterRecordMs > 0). */
     hangRate: rate,
-    /** Settlement routes destroy the socket without answering; the /_… routes still answer so it can be brought back. */
+    /** Settlement routes destroy the socket unanswered; the /_… routes still answer, so it can be brought back. */
     down: z.boolean(),
     /** Added before every settlement request (POST and look-up) is handled. */
     latencyMs: millis,
@@ -54,7 +57,7 @@ export interface InjectedFailure {
 export interface FaultInjector {
   /** The settings in force (not a copy: read, do not change). */
   readonly settings: FaultSettings;
-  /** Merges the given settings into the current ones (validated; throws on a bad value); returns a copy of all settings. */
+  /** Merges the given settings into the current ones (validated; throws on a bad value); returns a copy of all. */
   control(settings: Partial<FaultSettings>): FaultSettings;
   /** For each well-formed delivery, before the book sees it: a failure to answer instead, or null. */
   failure(key: string): InjectedFailure | null;
@@ -96,7 +99,8 @@ export function createFaultInjector(seed: number, initial: Partial<FaultSettings
       if (failRng() < faults.failRate) return { status: 500, error: 'injected_failure' };
       return null;
     },
-    rejects: (customerId) => faults.rejectCustomers.includes(customerId) || customerFraction(seed, customerId) < faults.rejectRate,
+    rejects: (customerId) =>
+      faults.rejectCustomers.includes(customerId) || customerFraction(seed, customerId) < faults.rejectRate,
     hangs: () => faults.hangAfterRecordMs > 0 && hangRng() < faults.hangRate,
     reset() {
       attempted.clear();

@@ -48,7 +48,10 @@ export type Recorded =
   /** Same key, another body. */
   | { kind: 'conflict' };
 
-export type Looked = { kind: 'applied'; entry: AppliedEntry } | { kind: 'rejected'; entry: RejectedEntry } | { kind: 'absent' };
+export type Looked =
+  | { kind: 'applied'; entry: AppliedEntry }
+  | { kind: 'rejected'; entry: RejectedEntry }
+  | { kind: 'absent' };
 
 export interface LedgerBook {
   /** Records one delivery of `key`; `rejects` decides for a key seen for the first time. */
@@ -86,10 +89,12 @@ export function createLedgerBook(): LedgerBook {
       if (previous) {
         if (canonical(previous.body) !== canonical(body)) return { kind: 'conflict' };
         previous.deliveries++;
-        return 'reason' in previous ? { kind: 'rejected', entry: previous, first: false } : { kind: 'duplicate', entry: previous };
+        if ('reason' in previous) return { kind: 'rejected', entry: previous, first: false };
+        return { kind: 'duplicate', entry: previous };
       }
       if (rejects(body.customerId)) {
-        const entry: RejectedEntry = { reservationId: key, body, reason: 'customer_rejected', rejectedAt: now, deliveries: 1 };
+        const reason = 'customer_rejected';
+        const entry: RejectedEntry = { reservationId: key, body, reason, rejectedAt: now, deliveries: 1 };
         rejections.set(key, entry);
         return { kind: 'rejected', entry, first: true };
       }

@@ -289,12 +289,15 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
     if (faults.settings.down) return null;
     await delay(faults.settings.latencyMs);
     const found = book.lookup(id);
-    if (found.kind === 'applied') return { status: 200, body: { status: 'applied', ...found.entry }, outcome: 'found', reservationId: id };
-    // A rejected key had no effect: to the worker that is the same as never received (404: reverse).
-    if (found.kind === 'rejected') {
-      return { status: 404, body: { status: 'rejected', reservationId: id, reason: found.entry.reason }, outcome: 'not_found', reservationId: id };
+    if (found.kind === 'applied') {
+      return { status: 200, body: { status: 'applied', ...found.entry }, outcome: 'found', reservationId: id };
     }
-    return { status: 404, body: { error: 'not_found', reservationId: id }, outcome: 'not_found', reservationId: id };
+    // A rejected key had no effect: to the worker that is the same as never received (404: reverse).
+    const body =
+      found.kind === 'rejected'
+        ? { status: 'rejected', reservationId: id, reason: found.entry.reason }
+        : { error: 'not_found', reservationId: id };
+    return { status: 404, body, outcome: 'not_found', reservationId: id };
   }
 
   async function admin(name: string, req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -1,54 +1,27 @@
-/** A small client for the service's HTTP API (set-up calls, replays, readiness). */
+/**
+ * The bench's client of the service's HTTP API: the test harness's one
+ * client (test/support/http.ts) with the bench's keys, plus set-up shortcuts.
+ */
+import { apiClient as harnessClient, apiKeysEnv, isReady } from '../../test/support/http.js';
+import { waitFor } from '../../test/support/wait.js';
 
 export const ADMIN_KEY = 'bench-admin-key-0001';
 export const CLIENT_KEY = 'bench-client-key-0001';
-export const API_KEYS = `admin:${ADMIN_KEY},client:${CLIENT_KEY}`;
-
-export interface ApiAnswer {
-  status: number;
-  body: any;
-  headers: Headers;
-}
+export const API_KEYS = apiKeysEnv({ admin: ADMIN_KEY, client: CLIENT_KEY });
 
 export function apiClient(baseUrl: string) {
-  async function call(method: string, path: string, body?: unknown, options: { key?: string; headers?: Record<string, string> } = {}): Promise<ApiAnswer> {
-    const headers: Record<string, string> = { authorization: `Bearer ${options.key ?? CLIENT_KEY}`, ...options.headers };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(baseUrl + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      // not JSON
-    }
-    return { status: res.status, body: parsed, headers: res.headers };
-  }
-
+  const api = harnessClient(baseUrl, { admin: ADMIN_KEY, client: CLIENT_KEY });
   return {
-    baseUrl,
-    call,
-    admin: (method: string, path: string, body?: unknown) => call(method, path, body, { key: ADMIN_KEY }),
+    ...api,
 
     async putProduct(productId: string, config: Record<string, unknown>): Promise<void> {
-      const r = await call('PUT', `/v1/products/${productId}`, config, { key: ADMIN_KEY });
+      const r = await api.admin('PUT', `/v1/products/${productId}`, config);
       if (r.status !== 201 && r.status !== 200) throw new Error(`PUT product ${productId}: ${r.status} ${JSON.stringify(r.body)}`);
     },
 
     /** Waits until /readyz answers 200. */
     async waitReady(timeoutMs = 30_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        try {
-          const res = await fetch(`${baseUrl}/readyz`);
-          await res.text();
-          if (res.status === 200) return;
-        } catch {
-          // not listening yet
-        }
-        if (Date.now() > deadline) throw new Error(`${baseUrl} not ready within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await waitFor(`${baseUrl} ready`, () => isReady(baseUrl), { timeoutMs });
     },
   };
 }

@@ -9,6 +9,7 @@
  * compared with.
  */
 import type autocannon from 'autocannon';
+import { sleep } from '../../test/support/wait.js';
 import { CLIENT_KEY, type ApiClient } from './api.js';
 
 export interface ReserveIntent {
@@ -109,17 +110,13 @@ export function createGrantBook() {
   /** Sends every outstanding request again with its Idempotency-Key until each has a definite answer. */
   async function replayOutstanding(api: ApiClient, onGrant?: (g: Grant) => void): Promise<void> {
     for (let attempt = 0; attempt < 5 && outstanding.size > 0; attempt++) {
-      if (attempt > 0) await new Promise((r) => setTimeout(r, 1_000));
+      if (attempt > 0) await sleep(1_000);
       for (const intent of [...outstanding.values()]) {
         replays++;
         try {
-          const r = await fetch(api.baseUrl + reservePath(intent.productId), {
-            method: 'POST',
-            headers: { ...jsonHeaders, 'idempotency-key': intent.key },
-            body: reserveBody(intent),
-          });
+          const r = await api.client('POST', reservePath(intent.productId), reserveBody(intent), { 'idempotency-key': intent.key });
           if (r.headers.get('idempotent-replayed') === 'true') replayedStored++;
-          const grant = answer(intent.key, r.status, await r.text());
+          const grant = answer(intent.key, r.status, r.text);
           if (grant) onGrant?.(grant);
         } catch {
           // still unknown: next attempt

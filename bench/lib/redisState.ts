@@ -1,8 +1,8 @@
 /**
  * Reads the quota state straight from Redis (never through the service):
  * pool hashes, every line of a product, and every reservation record (fields
- * of one hash per product), from
- * which the counters are recomputed for the conservation audit.
+ * of one hash per product), from which the counters are recomputed for the
+ * conservation audit by the harness's one rule (test/support/books.ts).
  *
  * Works on one node and on a Redis Cluster alike: every read names keys of
  * one product (one hash tag, so one slot), and reads over many products go
@@ -11,6 +11,8 @@
 import type { Keys } from '../../src/redis/keys.js';
 import { pipelinePerNode, valueOf } from '../../src/redis/perNode.js';
 import type { RedisClient } from '../../src/redis/topology.js';
+import { addRecord, emptyBooks, type Books } from '../../test/support/books.js';
+import { sleep } from '../../test/support/wait.js';
 
 export interface PoolState {
   capacity: number;
@@ -73,44 +75,19 @@ export async function readLines(redis: RedisClient, keys: Keys, productIds: stri
   return out;
 }
 
-export interface RecordAudit {
-  records: number;
-  byStatus: Record<string, number>;
-  /** Sum of `amount` (the hold) per status. */
-  amountByStatus: Record<string, number>;
-  /** Recomputed pool counters. */
-  held: number;
-  committed: number;
-  settled: number;
-  lineHeld: Map<string, number>;
-  lineDrawn: Map<string, number>;
+export interface RecordAudit extends Books {
+  /** Each record's status, when asked for. */
   statusOf: Map<string, string>;
 }
 
-/** States whose committed amount is drawn (counted in pool.committed and line.drawn). */
-const DRAWN_STATES = new Set(['committed', 'settled', 'settlement_unknown']);
-
-/** Recomputes the counters of each product from its reservation records alone. */
+/** Recomputes the counters of each product from its reservation records alone (test/support/books.ts). */
 export async function auditRecords(redis: RedisClient, keys: Keys, productIds: string[], keepStatuses = false): Promise<Map<string, RecordAudit>> {
-  const audits = new Map<string, RecordAudit>(
-    productIds.map((p) => [p, { records: 0, byStatus: {}, amountByStatus: {}, held: 0, committed: 0, settled: 0, lineHeld: new Map(), lineDrawn: new Map(), statusOf: new Map() }]),
-  );
-  const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+  const audits = new Map<string, RecordAudit>(productIds.map((p) => [p, { ...emptyBooks(), statusOf: new Map() }]));
   await scanProductHashes(redis, keys, 'records', productIds, ['status', 'amount', 'committedAmount', 'customerId'], (p, reservationId, v) => {
     const a = audits.get(p)!;
     const [status, amount, committedAmount, customerId] = v as [string, string, string, string];
-    a.records++;
-    a.byStatus[status] = (a.byStatus[status] ?? 0) + 1;
-    a.amountByStatus[status] = (a.amountByStatus[status] ?? 0) + Number(amount);
+    addRecord(a, { status, amount, committedAmount, customerId });
     if (keepStatuses) a.statusOf.set(reservationId, status);
-    if (status === 'held') {
-      a.held += Number(amount);
-      add(a.lineHeld, customerId, Number(amount));
-    } else if (DRAWN_STATES.has(status)) {
-      a.committed += Number(committedAmount);
-      add(a.lineDrawn, customerId, Number(committedAmount));
-      if (status === 'settled') a.settled += Number(committedAmount);
-    }
   });
   return audits;
 }
@@ -150,7 +127,7 @@ export function samplePools(redis: RedisClient, keys: Keys, productIds: string[]
         }
       }
       points.push({ t: Math.round(performance.now() - started) / 1000, remaining });
-      await new Promise((r) => setTimeout(r, everyMs));
+      await sleep(everyMs);
     }
   })();
   return {

@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { createQuotaEngine, type QuotaEngine } from '../../src/engine/quotaEngine.js';
 import { createKeys, type Keys } from '../../src/redis/keys.js';
 import { freePort, startRedisServer, type RedisServerHandle } from '../../src/redis/redisServer.js';
+import { waitFor } from '../../test/support/wait.js';
 import { API_KEYS, apiClient, type ApiClient } from './api.js';
 import { onCleanup } from './cleanup.js';
 import { ledgerMain, serviceMain } from './paths.js';
@@ -78,16 +79,7 @@ export async function startLedger(workDir: string, failRate: number, rejectRate:
     if (res.status !== 200) throw new Error(`ledger ${path}: ${res.status}`);
     return res.json();
   };
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    try {
-      await get('/_stats');
-      break;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`the test ledger did not start: ${(err as Error).message} (see ${join(workDir, 'ledger.log')})`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  await waitFor('the test ledger to start', () => get('/_stats').then(() => true), { timeoutMs: 15_000, explain: () => `see ${join(workDir, 'ledger.log')}` });
   return { url, secret, child, stats: () => get('/_stats'), deliveries: () => get('/_deliveries') };
 }
 
@@ -117,13 +109,15 @@ export function serviceEnv(redisUrl: string, ledger: LedgerProcess, workDir: str
 export async function startJobsProcess(env: Record<string, string>, workDir: string): Promise<ChildHandle> {
   const logFile = join(workDir, 'jobs.log');
   const child = startNodeChild('jobs process (ROLE=worker)', serviceMain, { ...env, ROLE: 'worker', PORT: '0' }, logFile);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (existsSync(logFile) && readFileSync(logFile, 'utf8').includes('quota-allocator started')) return child;
-    if (child.process.exitCode !== null) throw new Error(`the jobs process exited with ${child.process.exitCode} (see ${logFile})`);
-    if (Date.now() > deadline) throw new Error(`the jobs process did not start within 30 s (see ${logFile})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  await waitFor(
+    'the jobs process to start',
+    () => {
+      if (child.process.exitCode !== null) throw new Error(`the jobs process exited with ${child.process.exitCode} (see ${logFile})`);
+      return existsSync(logFile) && readFileSync(logFile, 'utf8').includes('quota-allocator started');
+    },
+    { timeoutMs: 30_000, explain: () => `see ${logFile}` },
+  );
+  return child;
 }
 
 export interface ApiProcesses {

@@ -41,10 +41,13 @@ local function poolAvailability(pool)
   return free, toAll
 end
 
+-- pool.borrowable (sharded products, set by reserve for a refusal's drawable only): what the
+-- product's other sub-pools could lend this line.
 local function poolAvailableForTier(pool, tier)
   local free, toAll = poolAvailability(pool)
-  if reserveApplies(pool, tier) then return toAll end
-  return free
+  local extra = numOr(pool.borrowable, 0)
+  if reserveApplies(pool, tier) then return toAll + extra end
+  return free + extra
 end
 
 local function lineAvailable(line)

@@ -23,7 +23,14 @@
  * aborted passes, and per product with a difference one error log line.
  */
 import type { QuotaEngine } from '../engine/quotaEngine.js';
-import { DEFAULT_PASS_OPTIONS, type AuditStep, type AuditStepOptions, type LineDifference, type PoolCheck, type StatusMismatch } from '../engine/auditStep.js';
+import {
+  DEFAULT_PASS_OPTIONS,
+  type AuditStep,
+  type AuditStepOptions,
+  type LineDifference,
+  type PoolCheck,
+  type StatusMismatch,
+} from '../engine/auditStep.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -62,7 +69,8 @@ export interface InvariantAuditDeps {
   bullmq: BullConnections;
   redis: RedisClient;
   keys: Keys;
-  engine: Pick<QuotaEngine, 'auditProduct'>;
+  /** `shards`: sharded products' transfers are audited too (both sides; credits without debits repaired). */
+  engine: Pick<QuotaEngine, 'auditProduct'> & Partial<Pick<QuotaEngine, 'shards'>>;
   logger: Logger;
   metrics: Pick<Metrics, 'audit'>;
   intervalMs: number;
@@ -257,6 +265,23 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     );
   }
 
+  /**
+   * A sharded product's transfers (src/engine/shardedEngine.ts auditTransfers): what the check found
+   * counts as violations of this run (logged), and each credit without its debit is undone at once.
+   * Sub-pools (`<productId>~<suffix>` key ids) and unsharded products have none.
+   */
+  async function auditTransfers(productId: string): Promise<number> {
+    if (!engine.shards || productId.includes('~')) return 0;
+    const t = await engine.shards.auditTransfers(productId, { repair: true });
+    if (t.found.length === 0) return 0;
+    logger.error(
+      { productId, transfers: t.found, repaired: t.repaired, remaining: t.violations },
+      `invariant audit: product ${productId} sub-pool transfers do not balance: ${t.found.join('; ')}` +
+        (t.repaired > 0 ? `; ${t.repaired} credit(s) without debit undone` : ''),
+    );
+    return t.found.length;
+  }
+
   /** Audits every product once; sets the gauges; returns what it found. */
   async function auditOnce(): Promise<AuditReport> {
     const started = process.hrtime.bigint();
@@ -265,7 +290,11 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     await forEachProduct(redis, keys, async (productId) => {
       seen.add(productId);
       try {
-        products.push(await auditProduct(productId));
+        const audit = await auditProduct(productId);
+        const transferViolations = await auditTransfers(productId);
+        audit.violations += transferViolations;
+        if (transferViolations > 0 && audit.outcome !== 'not_found') audit.outcome = 'violations';
+        products.push(audit);
       } catch (err) {
         logger.warn({ err, productId }, `invariant audit: ${productId}: audit call failed; the next run retries`);
         const mem = memory.get(productId);

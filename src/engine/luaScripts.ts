@@ -1,7 +1,7 @@
 /**
  * Loads lua/*.lua and assembles them. Each file is one script: a header
  * (KEYS / ARGV / Reply, checked against src/engine/scriptCatalogue.ts by
- * test/script-catalogue.test.ts), `--- @include "includes/x"` lines, a body.
+ * test/unit/script-catalogue.test.ts), `--- @include "includes/x"` lines, a body.
  * The number of keys is in the file name (`reserve-7.lua` takes 7 keys).
  *
  * Two assemblies of the same files:

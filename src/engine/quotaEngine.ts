@@ -29,7 +29,8 @@ import {
   type ScriptReply,
   type ScriptSettings,
 } from './scriptCatalogue.js';
-import type { LineConfig, Outcome, PoolConfig, ScriptCode, SettlementOutcome } from './types.js';
+import { createShardedOperations, subPoolOf, type PoolConfigInput, type ScriptCall, type ShardEvents } from './shardedEngine.js';
+import type { LineConfig, Outcome, PoolConfig, PoolSnapshot, ScriptCode, SettlementOutcome } from './types.js';
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
 
@@ -54,6 +55,8 @@ export interface EngineOptions {
   onHoldsExpired?: (script: string, count: number) => void;
   /** Told each decision's result (OK or its refusal code) and whether it was replayed, for metrics. */
   onDecision?: (operation: DecisionOperation, result: string, replayed: boolean) => void;
+  /** Sharded products: transfers between sub-pools and reserves that borrowed (metrics). */
+  shardEvents?: ShardEvents;
   /** WEBHOOK_URL set: changes record their webhook events (lua/includes/webhooks.lua). */
   webhooks?: boolean;
 }
@@ -70,6 +73,7 @@ export function createQuotaEngine({
   onHoldsExpired,
   onDecision,
   durableWrites,
+  shardEvents,
   webhooks = false,
 }: EngineOptions) {
   const library = buildFunctionLibrary();
@@ -112,40 +116,94 @@ export function createQuotaEngine({
     return outcome;
   }
 
+  const call: ScriptCall = (name, req) => run(SCRIPTS[name] as ScriptEntry<typeof req, never>, req) as never;
+  const shards = createShardedOperations(call, redis, keys, shardEvents);
+
+  /** Where an operation on a product (or a sub-pool key id `<productId>~<suffix>`) runs: tag, real product id, layout. */
+  async function route(productId: string) {
+    const sub = subPoolOf(productId);
+    if (sub) return { productId: sub.productId, tags: null, tag: sub.tag };
+    const tags = await shards.tagsOf(productId);
+    return { productId, tags: tags.length > 1 ? tags : null, tag: productId };
+  }
+  async function onReservation(productId: string, reservationId: string) {
+    const r = await route(productId);
+    return { productId: r.productId, tag: r.tags ? shards.reservationTag(reservationId, r.tags) : r.tag };
+  }
+  /** Every pool snapshot lists its sub-pools; an unsharded product is sub-pool 0 alone. */
+  const withShardList = (pool: PoolSnapshot): PoolSnapshot =>
+    pool.shards
+      ? pool
+      : {
+          ...pool,
+          shards: [
+            {
+              index: 0,
+              allotment: pool.capacity,
+              held: pool.held,
+              committed: pool.committed,
+              available: Math.max(0, pool.capacity - pool.held - pool.committed),
+            },
+          ],
+        };
+  const listed = <T extends Outcome<PoolSnapshot>>(o: T): T => (o.ok ? { ...o, value: withShardList(o.value) } : o);
+
+  /** The line and its pool, read in one atomic call (what the line's blockers are about); sharded: see shards.readLine. */
+  async function readLineWithPool(productId: string, customerId: string) {
+    const r = await route(productId);
+    return r.tags ? shards.readLine(r.productId, customerId, r.tags) : run(SCRIPTS.readLine, { productId, customerId });
+  }
+
   return {
     library,
+    /** Sharded products: sub-pool layouts, transfers in transit, moves (the rebalancer, the audit, tests). */
+    shards,
     /** The scripts as standalone EVAL text (the benchmark's EVALSHA comparison). */
     scripts: library.scripts,
 
     /** PUT (replace config, defaults for what is not given) or PATCH (only what is given). */
-    async upsertProduct(productId: string, config: Partial<PoolConfig>, mode: 'put' | 'patch') {
-      const outcome = await run(SCRIPTS.upsertPool, { productId, config, mode });
+    async upsertProduct(productId: string, config: PoolConfigInput, mode: 'put' | 'patch') {
+      const raw = await shards.upsertProduct(productId, config, mode, (plain) => run(SCRIPTS.upsertPool, { productId, config: plain, mode }));
+      const outcome = raw.ok ? { ...raw, value: { ...raw.value, pool: withShardList(raw.value.pool) } } : raw;
       // Indexed only once the product exists: a PATCH of a missing product or a refused PUT adds nothing.
       // (Every successful PUT or PATCH re-adds it, so a crash between the two is healed by the next one.)
       if (outcome.ok) await redis.call('SADD', keys.productIndex(), productId);
       return outcome;
     },
-    readPool: (productId: string) => run(SCRIPTS.readPool, { productId }),
-    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed). */
-    readPoolCounters: (productId: string) => run(SCRIPTS.readPoolCounters, { productId }),
-    /** Creates or replaces lines of one product in one atomic call. */
-    upsertLines(productId: string, lines: LineConfig[]) {
-      if (lines.length === 0) throw new Error('upsertLines needs at least one line');
-      return run(SCRIPTS.upsertLines, { productId, lines });
+    async readPool(productId: string) {
+      const r = await route(productId);
+      return listed(r.tags ? await shards.readPool(r.productId, r.tags) : await run(SCRIPTS.readPool, { productId: r.productId, tag: r.tag }));
     },
-    readLine: async (productId: string, customerId: string) => {
-      const outcome = await run(SCRIPTS.readLine, { productId, customerId });
+    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed); a sharded product's summed over its sub-pools. */
+    async readPoolCounters(productId: string) {
+      const r = await route(productId);
+      return r.tags ? shards.readCounters(r.productId, r.tags) : run(SCRIPTS.readPoolCounters, { productId: r.productId, tag: r.tag });
+    },
+    /** Creates or replaces lines of one product in one atomic call (per sub-pool for a sharded product). */
+    async upsertLines(productId: string, lines: LineConfig[]) {
+      if (lines.length === 0) throw new Error('upsertLines needs at least one line');
+      const r = await route(productId);
+      return r.tags ? shards.upsertLines(r.productId, lines, r.tags) : run(SCRIPTS.upsertLines, { productId, lines });
+    },
+    async readLine(productId: string, customerId: string) {
+      const outcome = await readLineWithPool(productId, customerId);
       return outcome.ok ? { ...outcome, value: outcome.value.line } : outcome;
     },
-    /** The line and its pool, read in one atomic call (what the line's blockers are about). */
-    readLineWithPool: (productId: string, customerId: string) => run(SCRIPTS.readLine, { productId, customerId }),
-    reserve: (r: ReserveRequest) => decided('reserve', run(SCRIPTS.reserve, r)),
-    commit: (productId: string, reservationId: string, amount?: number) =>
-      decided('commit', run(SCRIPTS.commit, { productId, reservationId, amount })),
-    release: (productId: string, reservationId: string) =>
-      decided('release', run(SCRIPTS.release, { productId, reservationId })),
-    getReservation: (productId: string, reservationId: string) => run(SCRIPTS.getReservation, { productId, reservationId }),
-    repay: (r: RepayRequest) => decided('repay', run(SCRIPTS.repay, r)),
+    readLineWithPool,
+    async reserve(req: ReserveRequest) {
+      const r = await route(req.productId);
+      return decided('reserve', r.tags ? shards.reserve(req, r.tags) : run(SCRIPTS.reserve, req));
+    },
+    commit: async (productId: string, reservationId: string, amount?: number) =>
+      decided('commit', run(SCRIPTS.commit, { ...(await onReservation(productId, reservationId)), reservationId, amount })),
+    release: async (productId: string, reservationId: string) =>
+      decided('release', run(SCRIPTS.release, { ...(await onReservation(productId, reservationId)), reservationId })),
+    getReservation: async (productId: string, reservationId: string) =>
+      run(SCRIPTS.getReservation, { ...(await onReservation(productId, reservationId)), reservationId }),
+    async repay(req: RepayRequest) {
+      const r = await route(req.productId);
+      return decided('repay', r.tags ? shards.repay(req, r.tags) : run(SCRIPTS.repay, req));
+    },
     /** Settlement outcome, state-checked: `changed` is false when it was already recorded. */
     recordSettlement: (
       productId: string,
@@ -153,21 +211,29 @@ export function createQuotaEngine({
       outcome: SettlementOutcome | 'attempt',
       reason = '',
       requiredStatus: 'settlement_unknown' | '' = '',
-    ) => run(SCRIPTS.recordSettlement, { productId, reservationId, outcome, reason, requiredStatus }),
-    /** Sweeper step for one product: reclaims up to `limit` due holds, purges ended records past 7 days. */
-    reclaimExpired: (productId: string, limit: number) => run(SCRIPTS.reclaimExpired, { productId, limit }),
+    ) => onReservation(productId, reservationId).then((at) => run(SCRIPTS.recordSettlement, { ...at, reservationId, outcome, reason, requiredStatus })),
+    /** Sweeper step for one product or sub-pool key id: reclaims up to `limit` due holds, purges ended records past 7 days. */
+    reclaimExpired: (productId: string, limit: number) =>
+      run(SCRIPTS.reclaimExpired, { productId: subPoolOf(productId)?.productId ?? productId, tag: productId, limit }),
     /** Backfill: adds existing records to the per-customer index (at most 1,000 ids a call; see scripts/backfill-customer-index.mjs). */
     indexRecords(productId: string, reservationIds: string[]) {
       if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
       return run(SCRIPTS.indexRecords, { productId, reservationIds });
     },
+    /** The service's own ledger (no SETTLEMENT_URL): an entry once per reservation (a redelivery keeps the first). */
+    recordLedgerEntry: (productId: string, reservationId: string, entry: string) =>
+      run(SCRIPTS.recordLedgerEntry, { productId, reservationId, entry }),
+    /** Whether the service's own ledger has a reservation's entry. */
+    readLedgerEntry: (productId: string, reservationId: string) =>
+      run(SCRIPTS.readLedgerEntry, { productId, reservationId }),
     /**
      * Invariant audit step for one product (lua/audit-product-11.lua): folds up
      * to `settledBatch` settled records into the running sums, then, once caught
      * up and with at most `liveLimit` live records, compares the pool and a
      * window of lines with what the records add up to, atomically.
      */
-    auditProduct: (productId: string, options: AuditStepOptions) => run(SCRIPTS.auditProduct, { productId, options }),
+    auditProduct: (productId: string, options: AuditStepOptions) =>
+      run(SCRIPTS.auditProduct, { productId: subPoolOf(productId)?.productId ?? productId, tag: productId, options }),
 
     /** Loads the Functions library (at start, and when readiness finds it missing). */
     loadScripts: () => loadFunctions(redis, library),

@@ -2,7 +2,7 @@
  * The script catalogue: for each Lua script (lua/<name>-<keys>.lua, run as a
  * function of the Functions library) its keys (by role, in KEYS order), its
  * argument encoder, its reply decoder and the codes it may answer. The engine
- * only looks entries up; test/script-catalogue.test.ts checks every entry
+ * only looks entries up; test/unit/script-catalogue.test.ts checks every entry
  * against its Lua header and body.
  */
 import type { IdempotentOperation, Keys } from '../redis/keys.js';
@@ -32,6 +32,8 @@ export type KeyRole =
   | 'auditPass'
   | 'bycustomer'
   | 'idempotency'
+  | 'internalLedger'
+  | 'xferPending'
   | `status:${ReservationStatus}`;
 
 export type Arg = string | number;
@@ -74,7 +76,8 @@ export interface ScriptEntry<Req extends { productId: string }, Res> {
 /** KEYS for one call, in the entry's order. */
 export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Req, unknown>, req: Req, keys: Keys): string[] {
   return entry.keys.map((role) => {
-    const p = req.productId;
+    // A sharded product's sub-pool i >= 1 lives under its own hash tag (src/engine/shards.ts).
+    const p = (req as { tag?: string }).tag ?? req.productId;
     if (role.startsWith('status:')) return keys.status(p, role.slice('status:'.length) as ReservationStatus);
     switch (role) {
       case 'pool':
@@ -91,6 +94,10 @@ export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Re
         return keys.auditPass(p);
       case 'bycustomer':
         return keys.bycustomer(p);
+      case 'internalLedger':
+        return keys.internalLedger(p);
+      case 'xferPending':
+        return keys.xferPending(p);
       case 'idempotency': {
         if (!entry.idempotency) throw new Error(`${entry.name}: the idempotency key role needs entry.idempotency`);
         const { operation, key } = entry.idempotency(req);
@@ -126,6 +133,8 @@ const RECLAIM_KEYS = ['pool', 'records', 'lines', 'events', 'status:held', 'stat
 
 export interface ProductRequest {
   productId: string;
+  /** The sub-pool's hash tag for a sharded product (default: productId, sub-pool 0). */
+  tag?: string;
 }
 export interface UpsertPoolRequest extends ProductRequest {
   mode: 'put' | 'patch';
@@ -145,6 +154,12 @@ export interface ReserveRequest extends ProductRequest {
   metadata?: Record<string, unknown> | undefined;
   idempotencyKey: string;
   fingerprint: string;
+  /** Sharded product's first try: do not store a refusal (the engine borrows and retries, or stores it with `borrowable`). */
+  deferRefusals?: boolean;
+  /** Sharded product: what other sub-pools could lend this line, counted in a refusal's drawable only. */
+  borrowable?: number;
+  /** Sharded product: the idempotency record is the customer's (`idem:reserve:<customerId>:<key>`). */
+  customerScoped?: boolean;
 }
 export interface ReservationRequest extends ProductRequest {
   reservationId: string;
@@ -157,6 +172,10 @@ export interface RepayRequest extends ProductRequest {
   amount: number;
   idempotencyKey: string;
   fingerprint: string;
+  /** Sharded product: the idempotency record is the customer's. */
+  customerScoped?: boolean;
+  /** Sharded product: what other sub-pools could lend this line, counted in the answer's drawable. */
+  borrowable?: number;
 }
 export interface SettlementRequest extends ReservationRequest {
   outcome: SettlementOutcome | 'attempt';
@@ -169,9 +188,27 @@ export interface ReclaimRequest extends ProductRequest {
 export interface IndexRecordsRequest extends ProductRequest {
   reservationIds: string[];
 }
+export interface LedgerEntryRequest extends ReservationRequest {
+  /** The entry as stored (JSON). */
+  entry: string;
+}
 export interface AuditRequest extends ProductRequest {
   options: AuditStepOptions;
 }
+export interface ShardGiveRequest extends ProductRequest {
+  amount: number;
+  to: string;
+  mode: 'all' | 'priority' | 'force' | 'withheld';
+}
+export interface ShardTakeRequest extends ProductRequest {
+  seq: string;
+  amount: number | '';
+  from: string;
+}
+
+/** A sharded product scopes an Idempotency-Key to the customer too (contract): `<customerId>:<key>`. */
+const scopedKey = (r: { customerId: string; idempotencyKey: string; customerScoped?: boolean }) =>
+  r.customerScoped ? `${r.customerId}:${r.idempotencyKey}` : r.idempotencyKey;
 
 // ---- encoders --------------------------------------------------------------
 
@@ -267,7 +304,7 @@ export const SCRIPTS = {
   reserve: entry({
     name: 'reserve',
     keys: [...RECLAIM_KEYS, 'idempotency', 'bycustomer'],
-    idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: r.idempotencyKey }),
+    idempotency: (r: ReserveRequest) => ({ operation: 'reserve', key: scopedKey(r) }),
     args: (r: ReserveRequest, s) => [
       r.productId,
       r.customerId,
@@ -280,6 +317,8 @@ export const SCRIPTS = {
       s.reclaimLimit,
       r.idempotencyKey,
       s.idempotencyRefusalTtlSeconds,
+      r.deferRefusals ? '1' : '',
+      r.borrowable ?? '',
     ],
     codes: [
       'OK',
@@ -337,7 +376,7 @@ export const SCRIPTS = {
   repay: entry({
     name: 'repay',
     keys: [...RECLAIM_KEYS, 'idempotency'],
-    idempotency: (r: RepayRequest) => ({ operation: 'repay', key: r.idempotencyKey }),
+    idempotency: (r: RepayRequest) => ({ operation: 'repay', key: scopedKey(r) }),
     args: (r: RepayRequest, s) => [
       r.customerId,
       r.amount,
@@ -345,6 +384,7 @@ export const SCRIPTS = {
       s.idempotencyTtlSeconds,
       s.reclaimLimit,
       s.idempotencyRefusalTtlSeconds,
+      r.borrowable ?? '',
     ],
     codes: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
     decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
@@ -382,6 +422,40 @@ export const SCRIPTS = {
     args: (r: IndexRecordsRequest) => r.reservationIds,
     codes: ['OK'],
     decode: (r) => ({ added: Number(r.payload.added) }),
+  }),
+
+  recordLedgerEntry: entry({
+    name: 'record-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: LedgerEntryRequest) => [r.reservationId, r.entry],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
+  }),
+
+  readLedgerEntry: entry({
+    name: 'read-ledger-entry',
+    keys: ['internalLedger'],
+    args: (r: ReservationRequest) => [r.reservationId],
+    codes: ['OK'],
+    decode: (r) => ({ recorded: r.payload.recorded === '1' }),
+  }),
+
+  shardGive: entry({
+    name: 'shard-give',
+    keys: [...RECLAIM_KEYS, 'xferPending'],
+    args: (r: ShardGiveRequest, s) => ['', r.amount, r.to, r.mode, s.reclaimLimit],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req) =>
+      outcome(['OK'], (p) => ({ given: Number(p.given), seq: String(p.seq), allotment: Number(p.allotment) }))(r, req),
+  }),
+
+  shardTake: entry({
+    name: 'shard-take',
+    keys: ['pool'],
+    args: (r: ShardTakeRequest) => [r.seq, r.amount, r.from],
+    codes: ['OK', 'PRODUCT_NOT_FOUND'],
+    decode: (r, req) =>
+      outcome(['OK'], (p) => ({ applied: p.applied === '1', behind: p.behind === '1', allotment: Number(p.allotment) }))(r, req),
   }),
 
   auditProduct: entry({

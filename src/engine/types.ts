@@ -15,7 +15,7 @@ export type { ReservationStatus };
  * Codes a script may answer instead of OK: the one list, derived from the
  * error catalogue (src/errors/catalogue.ts: its `script` codes plus the two
  * answered as 400). The script catalogue's `codes` and
- * test/script-catalogue.test.ts check every Lua script against it.
+ * test/unit/script-catalogue.test.ts check every Lua script against it.
  */
 export const REFUSAL_CODES = SCRIPT_REFUSAL_CODES;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
@@ -59,6 +59,21 @@ export interface PoolSnapshot extends PoolConfig {
   availableToAllTiers: number;
   createdAt: number;
   updatedAt: number;
+  /** The sub-pools (contract: "Sharded products"); one entry for an unsharded product. */
+  shards?: ShardView[];
+  /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
+  inTransit?: number;
+  /** Sharded products: allotment held back after capacity was lowered below use (returned once no sub-pool is below its use). */
+  withheld?: number;
+}
+
+/** One sub-pool of a product: its allotment (its share of capacity) and use. */
+export interface ShardView {
+  index: number;
+  allotment: number;
+  held: number;
+  committed: number;
+  available: number;
 }
 
 export interface LineConfig {
@@ -117,16 +132,12 @@ export interface RefusalContext {
   reason?: string;
 }
 
-/** A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua; nothing reclaimed first). */
-export interface PoolCounters {
-  capacity: number;
-  held: number;
-  committed: number;
-  settled: number;
-  /** What the listed priority tiers can still take (capacity − held − committed, at least 0). */
-  available: number;
-  /** What any other line can take: available less the priority reserve. */
-  availableToAllTiers: number;
+/**
+ * A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua):
+ * the snapshot's numbers, computed by the same Lua view, but nothing reclaimed first.
+ */
+export interface PoolCounters
+  extends Pick<PoolSnapshot, 'capacity' | 'held' | 'committed' | 'settled' | 'available' | 'availableToAllTiers'> {
   /** Committed reservations awaiting settlement. */
   backlog: number;
   /** When the oldest of them was committed (ms, Redis clock); null: none. */

@@ -9,7 +9,7 @@
  * problem table (src/http/problems.ts), the metric label lists
  * (src/metrics.ts), the per-route code lists of the OpenAPI document
  * (src/http/openapi.ts) and the README's errors table (checked by
- * test/error-catalogue.test.ts, which also checks the blocker order against
+ * test/unit/error-catalogue.test.ts, which also checks the blocker order against
  * lua/includes/views.lua).
  *
  * The Chinese texts are for the borrower reading them in a loan app: what
@@ -394,7 +394,7 @@ type ScriptErrorCode = { [C in ErrorCode]: (typeof CATALOGUE)[C]['source'] exten
  */
 export const SCRIPT_VALIDATION_CODES = ['TTL_OUT_OF_RANGE', 'INVALID_CONFIG'] as const;
 
-/** Every code a script may answer instead of OK (test/script-catalogue.test.ts checks the Lua against it). */
+/** Every code a script may answer instead of OK (test/unit/script-catalogue.test.ts checks the Lua against it). */
 export const SCRIPT_REFUSAL_CODES = [
   ...entries.filter(([, e]) => e.source === 'script').map(([c]) => c as ScriptErrorCode),
   ...SCRIPT_VALIDATION_CODES,

@@ -4,7 +4,7 @@
  * The service does not validate its answers, so response bodies are described
  * here, in zod too; those with a domain type are checked against its wire
  * form (src/wireFormat.ts) by the compiler (`satisfies`).
- * test/openapi.test.ts checks the document against the routes the app mounts
+ * test/contract/openapi.test.ts checks the document against the routes the app mounts
  * and the roles it enforces.
  */
 import { Router } from 'express';

@@ -31,6 +31,8 @@ const poolFields = {
   pauseReason: reasonText.nullable().optional(),
   resumeAt: isoTime.nullable().optional(),
   priorityReserve: z.strictObject({ tiers: z.array(id).min(1).max(32), amount: limitAmount }).nullable().optional(),
+  /** Sharded products: sub-pools, fixed at creation (src/engine/shards.ts). */
+  shards: z.int().min(1).max(64).optional(),
 };
 
 export const productPutBody = z.strictObject({ productId: id.optional(), ...poolFields });

@@ -46,12 +46,18 @@ export async function forEachProductWithDue(
   });
 }
 
-/** Visits every product id ever configured, a page (SSCAN) at a time. */
+/**
+ * Visits every product id ever configured, a page (SSCAN) at a time; then the key ids of sharded
+ * products' sub-pools 1..N-1 (`<productId>~<suffix>`, src/engine/shards.ts), so every sub-pool's
+ * holds are swept, relayed and audited like a product's.
+ */
 export async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, productIds] = await redis.sscan(keys.productIndex(), cursor, 'COUNT', PAGE);
-    cursor = next;
-    if (productIds.length > 0) await visit(productIds);
-  } while (cursor !== '0');
+  for (const index of [keys.productIndex(), keys.subPoolIndex()]) {
+    let cursor = '0';
+    do {
+      const [next, productIds] = await redis.sscan(index, cursor, 'COUNT', PAGE);
+      cursor = next;
+      if (productIds.length > 0) await visit(productIds);
+    } while (cursor !== '0');
+  }
 }

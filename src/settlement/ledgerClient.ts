@@ -2,11 +2,11 @@
  * The downstream ledger, as settlement sees it: deliver an instruction, or
  * look up whether the ledger has one. Two implementations: the bank's ledger
  * over HTTP (SETTLEMENT_URL), and the service's own ledger records in Redis
- * for a lone instance without one.
+ * for a lone instance without one (written and read by the engine's scripts,
+ * like every other record of a product).
  */
 import { signBody } from '../bodySignature.js';
-import type { Keys } from '../redis/keys.js';
-import type { RedisClient } from '../redis/topology.js';
+import type { QuotaEngine } from '../engine/quotaEngine.js';
 
 export interface SettlementInstruction {
   reservationId: string;
@@ -85,16 +85,19 @@ export function createHttpLedgerClient(options: { url: string; secret: string; t
   };
 }
 
-/** The service's own ledger: one Redis hash per product, written once per reservation. */
-export function createInternalLedgerClient(redis: RedisClient, keys: Keys): LedgerClient {
+/** The service's own ledger: a Redis hash per product, an entry per reservation (lua/record-ledger-entry-1.lua). */
+export function createInternalLedgerClient(
+  engine: Pick<QuotaEngine, 'recordLedgerEntry' | 'readLedgerEntry'>,
+): LedgerClient {
   return {
     async deliver(instruction) {
       const entry = JSON.stringify({ ...instruction, recordedAt: new Date().toISOString() });
-      await redis.hsetnx(keys.internalLedger(instruction.productId), instruction.reservationId, entry);
+      await engine.recordLedgerEntry(instruction.productId, instruction.reservationId, entry);
       return { kind: 'settled' };
     },
     async lookup(productId, reservationId) {
-      return (await redis.hexists(keys.internalLedger(productId), reservationId)) ? { kind: 'settled' } : { kind: 'absent' };
+      const { recorded } = await engine.readLedgerEntry(productId, reservationId);
+      return recorded ? { kind: 'settled' } : { kind: 'absent' };
     },
   };
 }

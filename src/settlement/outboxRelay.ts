@@ -39,7 +39,8 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
       for (;;) {
         const ids = await redis.zrangebyscore(keys.status(productId, 'committed'), '-inf', cutoff, 'LIMIT', offset, PAGE);
         for (const reservationId of ids) {
-          const action = await deps.settlementQueue.ensureJob(productId, reservationId);
+          // A sharded product's sub-pool key id is `<productId>~<suffix>`; its reservation ids carry the shard.
+          const action = await deps.settlementQueue.ensureJob(productId.split('~')[0]!, reservationId);
           if (action !== 'live') {
             relayed++;
             logger.warn({ productId, reservationId, action }, 'outbox relay: committed reservation had no live settlement job');

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import calculateSlot from 'cluster-key-slot';
-import { freePortPair, infoField, spawnRedis, stopProcess, waitFor, withNode, type NodeProcess } from './redisProcesses.js';
+import { freePortPair, infoField, spawnRedis, stopProcess, withNode, type NodeProcess } from './redisProcesses.js';
+import { waitFor } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -84,7 +85,7 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
     async restart(port) {
       const node = byPort(port);
       launch(node);
-      await waitFor(`node ${port} to answer`, () => withNode(port, async (r) => (await r.ping()) === 'PONG'), 10_000);
+      await waitFor(`node ${port} to answer`, () => withNode(port, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
     },
     async waitHealthy(replicasPerMaster = 1, timeoutMs = 60_000) {
       await waitFor(
@@ -102,8 +103,7 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
           }
           return (await cluster.masterPorts()).length === 3;
         },
-        timeoutMs,
-        200,
+        { timeoutMs, everyMs: 200 },
       );
     },
     async stop() {
@@ -114,7 +114,7 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
 
   try {
     for (const node of nodes) launch(node);
-    for (const node of nodes) await waitFor(`node ${node.port} to answer`, () => withNode(node.port, async (r) => (await r.ping()) === 'PONG'), 10_000);
+    for (const node of nodes) await waitFor(`node ${node.port} to answer`, () => withNode(node.port, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
     await cluster.waitHealthy(1, 60_000);
   } catch (err) {

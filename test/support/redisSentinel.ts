@@ -8,7 +8,8 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePortPair, infoField, spawnRedis, stopProcess, waitFor, withNode, type NodeProcess } from './redisProcesses.js';
+import { freePortPair, infoField, spawnRedis, stopProcess, withNode, type NodeProcess } from './redisProcesses.js';
+import { waitFor } from './wait.js';
 
 export const SENTINEL_MASTER_NAME = 'qa-master';
 
@@ -43,9 +44,9 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
     const masterPort = await freePortPair();
     const replicaPort = await freePortPair();
     dataNode(masterPort);
-    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG'), 10_000);
+    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
     dataNode(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
-    await waitFor('the replica link', () => withNode(replicaPort, async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up'), 20_000);
+    await waitFor('the replica link', () => withNode(replicaPort, async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up'), { timeoutMs: 20_000 });
     const sentinelPorts: number[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePortPair();
@@ -68,7 +69,7 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
           const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
           const field = (name: string) => master[master.indexOf(name) + 1];
           return Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) === 1;
-        }), 30_000, 200);
+        }), { timeoutMs: 30_000, everyMs: 200 });
     }
     const currentMaster = () =>
       withNode(sentinelPorts[0]!, async (r) => Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]));
