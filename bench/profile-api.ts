@@ -16,6 +16,7 @@ import { summarizeCpuProfile } from './lib/cpuProfile.js';
 import { jsonHeaders } from './lib/grants.js';
 import { runAutocannon } from './lib/httpLoad.js';
 import { resultsDir } from './lib/paths.js';
+import { cpuMeter } from './lib/processes.js';
 import { serviceEnv, startApi, startLedger, startRedis } from './lib/stack.js';
 import { allCpus, canPin, pin } from './hotPath/pinning.js';
 
@@ -48,11 +49,13 @@ async function main(): Promise<void> {
       : [{ method: 'POST', setupRequest: (req) => ({ ...req, method: 'POST', path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations/${holds.pop() ?? 'none'}/${op}`, headers: jsonHeaders, body: '{}' }) }];
   await runAutocannon({ title: 'warm-up', baseUrl: api.baseUrl, connections: 100, duration: 2, requests });
   const started = performance.now();
+  const cpu = cpuMeter({ api: api.cluster.pids });
   const run = await runAutocannon({ title: op, baseUrl: api.baseUrl, connections: 100, duration: seconds, requests });
+  const apiCpu = cpu.stop().api![0]!;
   const ended = performance.now();
   await api.cluster.stop();
   const stopped = performance.now();
-  console.log(`${op}: ${run.rps}/s, p99 ${run.latency.p99} ms, statuses ${JSON.stringify(run.statusCounts)}; pinned: ${canPin}`);
+  console.log(`${op}: ${run.rps}/s, p99 ${run.latency.p99} ms, statuses ${JSON.stringify(run.statusCounts)}; API process at ${Math.round(apiCpu * 100)}% of a core = ${Math.round((apiCpu * 1e6) / run.rps)} µs of CPU per answer (profiler on); pinned: ${canPin}`);
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile written');
   const s = summarizeCpuProfile(join(dir, file), { fromEndMs: [stopped - started, stopped - ended] }, 40);

@@ -50,10 +50,14 @@ export interface HotPathOptions {
   /** Interleaved rounds of ours and the bare app per operation. */
   rounds: number;
   warmupSeconds: number;
+  /** Reserves each app answers before the measured rounds. */
+  warmupRequests: number;
   connections: number;
   /** redis-benchmark -n per round (the commit/release driver ends half as many holds per round). */
   redisRequests: number;
   seed: number;
+  /** Another build of the service (a dist/ folder): its reserve route runs in the same rounds (before/after in one run). */
+  compareDist?: string;
 }
 
 const API_CPU = '0';
@@ -99,8 +103,21 @@ export interface HalfPeak {
   statusCounts: Record<string, number>;
 }
 
+/** The other build's reserve route, from the same rounds. */
+export interface ComparedBuild {
+  dist: string;
+  reserve: LoadResult & { script: ScriptTime; cpu: Record<string, number[]> };
+  /** Its requests/s over the bare app's, and ours over it. */
+  rpsRatioToBare: number;
+  oursOverIt: { rps: number; apiCpuUsecPerRequest: number };
+  apiCpuUsecPerRequest: number;
+  /** Its in-service p99 at the same paced rate as ours. */
+  half?: { inService: ReturnType<typeof latencyBetween>; generatorP99Ms: number };
+}
+
 export interface HotPathResults {
   pinning: string;
+  compared?: ComparedBuild;
   redis: RedisLevel[];
   http: HttpLevel[];
   half: HalfPeak;
@@ -334,6 +351,7 @@ export async function runHotPath(
   let half: HalfPeak | undefined;
   let checks: Check[] = [];
   let redisRuns: RedisLevel[] = [];
+  let compared: ComparedBuild | undefined;
   try {
     redisRuns = await redisLevel(stack, shas, o, log);
 
@@ -351,39 +369,47 @@ export async function runHotPath(
       env: { REDIS_URL: stack.server.url, MINIMAL_SHAS: JSON.stringify(shas) },
       logFile: join(workDir, 'bare-app.log'),
     });
-    for (const pid of [...ours.cluster.pids, ...bare.pids]) pin(pid, API_CPU);
+    const other = o.compareDist ? await startApi(env, 1, workDir, 'hot-path-api-compared', { exec: join(o.compareDist, 'src', 'main.js') }) : undefined;
+    for (const pid of [...ours.cluster.pids, ...bare.pids, ...(other?.cluster.pids ?? [])]) pin(pid, API_CPU);
     const bareUrl = `http://127.0.0.1:${barePort}`;
     const book = new Book();
     const targets = {
       ours: { url: ours.baseUrl, pid: ours.cluster.pids[0]!, command: 'fcall' as const, book },
       bare: { url: bareUrl, pid: bare.pids[0]!, command: 'evalsha' as const, book: undefined },
+      other: { url: other?.baseUrl ?? '', pid: other?.cluster.pids[0] ?? 0, command: 'fcall' as const, book },
     };
+    const reserveSides = other ? (['ours', 'bare', 'other'] as const) : (['ours', 'bare'] as const);
     const bareHolds: { id: string; customerId: string; amount: number }[] = [];
 
     /** One closed-loop run with commandstats around it. */
-    const measured = async (side: 'ours' | 'bare', title: string, next: () => Sent | undefined, opts: { duration?: number; amount?: number }) => {
+    const measured = async (side: 'ours' | 'bare' | 'other', title: string, next: () => Sent | undefined, opts: { duration?: number; amount?: number }) => {
       const t = targets[side];
       const tracked = trackedRequests(next);
       await redis.config('RESETSTAT');
       const cpu = cpuMeter({ api: [t.pid], redis: [redisPid] });
-      const run = await runAutocannon({ title, baseUrl: t.url, connections: o.connections, ...opts, requests: tracked.requests });
+      // (autocannon refuses more connections than requests)
+      const connections = Math.max(1, Math.min(o.connections, opts.amount ?? o.connections));
+      const run = await runAutocannon({ title, baseUrl: t.url, connections, ...opts, requests: tracked.requests });
       const usage = cpu.stop();
       const script = await scriptTime(redis, t.command);
       await tracked.resend(t.url);
       return Object.assign(run, { script, cpu: usage }); // the same object: keeps its latencies (raw)
     };
 
-    // Warm-up: both apps, JIT and connections (answers counted in the book like any other).
-    for (const side of ['ours', 'bare'] as const) {
+    // Warm-up: every app, JIT and connections (answers counted in the book like any other). By
+    // requests, not seconds: on a busy machine a few seconds are a few hundred requests, and our
+    // route then runs its first measured round still half-compiled (in bench:builds on a loaded
+    // machine, CPU per answer fell 2.5-3x over each build's first few thousand reserves).
+    for (const side of reserveSides) {
       const w = trackedRequests(reserves(`${side}-warm-${randomUUID()}`, o.seed, targets[side].book));
-      await runAutocannon({ title: `${side} warm-up`, baseUrl: targets[side].url, connections: o.connections, duration: o.warmupSeconds, requests: w.requests });
+      await runAutocannon({ title: `${side} warm-up`, baseUrl: targets[side].url, connections: o.connections, amount: o.warmupRequests, requests: w.requests });
       await w.resend(targets[side].url);
     }
 
     const runs = new Map<string, (LoadResult & { script: ScriptTime; cpu: Record<string, number[]> })[]>();
     const push = (k: string, r: LoadResult & { script: ScriptTime; cpu: Record<string, number[]> }) => runs.set(k, [...(runs.get(k) ?? []), r]);
     for (let r = 0; r < o.rounds; r++) {
-      for (const side of ['ours', 'bare'] as const) {
+      for (const side of reserveSides) {
         const before = book.holds.length;
         const run = await measured(side, `${side} reserve`, reserves(`${side}-r${r}-${randomUUID()}`, o.seed + r, targets[side].book), { duration: o.seconds });
         push(`reserve:${side}`, run);
@@ -400,7 +426,8 @@ export async function runHotPath(
     const oursNeed = Math.ceil(Math.max(...(runs.get('reserve:ours') ?? []).map((x) => x.rps)) * o.seconds * 1.2) * o.rounds * 2;
     while (book.holds.length < oursNeed) {
       const more = trackedRequests(reserves(`ours-extra-${randomUUID()}`, o.seed + 7, book));
-      await runAutocannon({ title: 'more holds', baseUrl: ours.baseUrl, connections: o.connections, amount: Math.min(oursNeed - book.holds.length, 20_000), requests: more.requests });
+      const amount = Math.max(o.connections, Math.min(oursNeed - book.holds.length, 20_000));
+      await runAutocannon({ title: 'more holds', baseUrl: ours.baseUrl, connections: o.connections, amount, requests: more.requests });
       await more.resend(ours.baseUrl);
     }
     const oursHolds = book.holds.splice(0);
@@ -461,7 +488,7 @@ export async function runHotPath(
     const rate = Math.max(1, Math.round(http[0]!.ours.rps / 2));
     log(`reserve at half the peak, ${rate}/s paced, ${o.seconds * o.rounds} s; p99 from quota_http_request_duration_seconds`);
     const selector = { route: '/v1/products/:productId/reservations', method: 'POST', statusClass: '2xx' };
-    const pacedSent = (side: 'ours' | 'bare') => {
+    const pacedSent = (side: 'ours' | 'bare' | 'other') => {
       const next = reserves(`${side}-half-${randomUUID()}`, o.seed + 11, targets[side].book);
       const sent = new Map<number, Sent>();
       return {
@@ -473,16 +500,35 @@ export async function runHotPath(
         onResponse: (i: number, status: number, body: string) => sent.get(i)?.onAnswer(status, body),
       };
     };
-    const pacedOf = (side: 'ours' | 'bare') =>
+    const pacedOf = (side: 'ours' | 'bare' | 'other') =>
       runPaced({ title: `${side} reserve at ${rate}/s`, baseUrl: targets[side].url, rate, seconds: o.seconds * o.rounds, warmupSeconds: o.smoke ? 0.5 : 1, maxSockets: o.connections, ...pacedSent(side) });
     const before = await scrapeBuckets(ours.baseUrl, selector);
     const oursPaced = await pacedOf('ours');
     const after = await scrapeBuckets(ours.baseUrl, selector);
     const barePaced = await pacedOf('bare');
+    let otherHalf: ComparedBuild['half'];
+    if (other) {
+      const b = await scrapeBuckets(other.baseUrl, selector);
+      const run = await pacedOf('other');
+      otherHalf = { inService: latencyBetween(b, await scrapeBuckets(other.baseUrl, selector)), generatorP99Ms: run.latency.p99 };
+      log(`  the compared build at the same rate: in-service p99 ${otherHalf.inService.p99Ms} ms, generator p99 ${run.latency.p99} ms`);
+    }
     half = { rate, inService: latencyBetween(before, after), generatorP99Ms: { ours: oursPaced.latency.p99, bare: barePaced.latency.p99 }, statusCounts: oursPaced.statusCounts };
     log(`  in-service p99 ${half.inService.p99Ms} ms (bucket ${half.inService.p99BucketMs.join('-')} ms) over ${half.inService.count} reserves; generator p99 ours ${oursPaced.latency.p99} ms, bare ${barePaced.latency.p99} ms`);
 
-    await Promise.all([ours.cluster.stop(), bare.stop()]);
+    await Promise.all([ours.cluster.stop(), bare.stop(), other?.cluster.stop()]);
+    if (other) {
+      const it = merge('reserve:other');
+      const cpuPer = ((it.cpu.api?.[0] ?? 0) * 1e6) / Math.max(1, it.rps);
+      compared = {
+        dist: o.compareDist!,
+        reserve: it,
+        rpsRatioToBare: r3(it.rps / http[0]!.bare.rps),
+        apiCpuUsecPerRequest: r1(cpuPer),
+        oursOverIt: { rps: r3(http[0]!.ours.rps / it.rps), apiCpuUsecPerRequest: r3(http[0]!.apiCpuUsecPerRequest.ours / cpuPer) },
+        half: otherHalf,
+      };
+    }
 
     const result = await checkProducts({
       redis,
@@ -498,5 +544,5 @@ export async function runHotPath(
     pin(process.pid, allCpus());
     pin(redisPid, allCpus());
   }
-  return { pinning, redis: redisRuns, http, half: half!, checks };
+  return { pinning, compared, redis: redisRuns, http, half: half!, checks };
 }

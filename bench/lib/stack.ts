@@ -137,13 +137,13 @@ export async function startApi(
   workers: number,
   workDir: string,
   name: string,
-  options: { execArgv?: string[]; separatePorts?: boolean } = {},
+  options: { execArgv?: string[]; separatePorts?: boolean; exec?: string } = {},
 ): Promise<ApiProcesses> {
   const port = await freePort();
   const separatePorts = options.separatePorts ? await Promise.all(Array.from({ length: workers }, () => freePort())) : undefined;
   const cluster = await startCluster({
     name,
-    exec: serviceMain,
+    exec: options.exec ?? serviceMain,
     workers,
     port,
     separatePorts,

@@ -192,6 +192,19 @@ function hotPathRows(r: BenchResults): TargetRow[] {
         }
       : { target: 'Reserve p99 at half the peak, in the service', measured: '—', goal: '< 5 ms', verdict: 'not run' },
   );
+  const c = h.compared;
+  if (c) {
+    const reserve = h.http.find((q) => q.op === 'reserve')!;
+    rows.push({
+      target: `Before/after in the same rounds: the reserve route of the build in ${c.dist} (before) and of this build (after)`,
+      measured:
+        `before ${x2(c.rpsRatioToBare)} of the bare app's req/s (${n(c.reserve.rps)} req/s, ${c.apiCpuUsecPerRequest} µs of API CPU per answer, p99 ${c.reserve.latency.p99} ms), ` +
+        `after ${x2(reserve.rpsRatio)} (${n(reserve.ours.rps)} req/s, ${reserve.apiCpuUsecPerRequest.ours} µs, p99 ${reserve.ours.latency.p99} ms): after/before ${x2(c.oursOverIt.rps)} req/s, ${x2(c.oursOverIt.apiCpuUsecPerRequest)} CPU per answer` +
+        (c.half && h.half ? `; in-service p99 at ${n(h.half.rate)}/s: before ${c.half.inService.p99Ms} ms, after ${h.half.inService.p99Ms} ms` : ''),
+      goal: 'reported',
+      verdict: 'reported',
+    });
+  }
   const bad = h.checks.filter((c) => !c.ok);
   rows.push({
     target: 'Invariants after the hot-path runs (counters = answers, records add up, status indexes agree, no oversell)',

@@ -29,6 +29,7 @@ beforeAll(async () => {
     KEY_PREFIX: uniqueId('keys'),
     QUOTA_API_KEYS_FILE: keysFile,
     ROLE: 'api',
+    LOG_REQUESTS: 'all', // the test reads each request's line (the key's name)
   });
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
   service = await startService(config, logger);
