@@ -31,6 +31,7 @@ import { createKeys, type Keys } from '../src/redis/keys.js';
 import { readAllRecords } from '../src/redis/storedRecords.js';
 import { openRedisTopology, type RedisClient } from '../src/redis/topology.js';
 import { startLocalCluster } from '../test/support/redisCluster.js';
+import { sleep } from '../test/support/wait.js';
 
 const RESERVES = Number(process.argv[2] ?? 10_000);
 const ROUNDS = Number(process.argv[3] ?? 3);
@@ -134,7 +135,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function oneNode() {
   const port = await freePort();
   const server = spawn('redis-server', ['--port', String(port), '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const redis = new Redis({ port, host: '127.0.0.1' });
   const broken: string[] = [];
   try {

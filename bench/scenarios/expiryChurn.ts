@@ -14,6 +14,7 @@ import { cpuMeter } from '../lib/processes.js';
 import { readPools, samplePools, statusIndexSizes } from '../lib/redisState.js';
 import { prng, randomInt } from '../lib/stats.js';
 import type { ScenarioContext, ScenarioResult } from './scenario.js';
+import { sleep } from '../../test/support/wait.js';
 
 const PRODUCT = 'churn';
 const CAPACITY = 2_000_000;
@@ -52,7 +53,7 @@ export async function runExpiryChurn(ctx: ScenarioContext): Promise<ScenarioResu
   let pool = (await readPools(stack.redis, stack.keys, [PRODUCT])).get(PRODUCT)!;
   let index = await statusIndexSizes(stack.redis, stack.keys, PRODUCT);
   while ((pool.held !== 0 || index.held !== 0) && performance.now() - waitStarted < 20_000) {
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     pool = (await readPools(stack.redis, stack.keys, [PRODUCT])).get(PRODUCT)!;
     index = await statusIndexSizes(stack.redis, stack.keys, PRODUCT);
   }

@@ -15,6 +15,7 @@ import { cpuMeter } from '../lib/processes.js';
 import { samplePools, statusIndexSizes } from '../lib/redisState.js';
 import { prng, randomInt } from '../lib/stats.js';
 import type { ScenarioContext, ScenarioResult } from './scenario.js';
+import { sleep } from '../../test/support/wait.js';
 
 const PRODUCT = 'steady';
 const CAPACITY = 1e13;
@@ -111,7 +112,7 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
     for (let attempt = 0; !a.outcome && attempt < 5; attempt++) {
       const res = await fetch(ctx.baseUrl + actionPath(a), { method: 'POST', headers: jsonHeaders, body: actionBody(a) }).catch(() => undefined);
       if (res && bookAction(a, res.status, await res.text())) break;
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(500);
     }
     if (!a.outcome) unexpected.push(`${a.kind} ${a.grant.reservationId}: no definite answer after replays`);
   }
@@ -121,7 +122,7 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
   const drainStarted = performance.now();
   let index = await statusIndexSizes(stack.redis, stack.keys, PRODUCT);
   while (index.committed! > 0 && performance.now() - drainStarted < options.drainTimeoutSeconds * 1000) {
-    await new Promise((r) => setTimeout(r, 250));
+    await sleep(250);
     index = await statusIndexSizes(stack.redis, stack.keys, PRODUCT);
   }
   const drainSeconds = Math.round(performance.now() - drainStarted) / 1000;
