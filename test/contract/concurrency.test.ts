@@ -354,5 +354,5 @@ it(
       expect(lineBooks(audit2, c).committed, `audit line ${c} drawn`).toBe(lines2.get(c)!.drawn);
     }
   },
-  300_000, // a time-out only (no bound checked): ~40 s quiet, 115 s seen at load average 10
+  300_000, // a time-out only (no bound checked): 113-115 s were seen at load average 10
 );
