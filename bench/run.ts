@@ -67,7 +67,7 @@ async function main(): Promise<number> {
   const cpuAtStart = cpuTimes();
   const results: BenchResults = {
     startedAt: new Date().toISOString(),
-    command: `npm run bench${options.smoke || options.hotPathOnly ? ' --' : ''}${options.smoke ? ' --smoke' : ''}${options.hotPathOnly ? ' --hot-path' : ''}`,
+    command: ['npm run bench', ...(options.smoke || options.hotPathOnly ? ['--'] : []), ...(options.smoke ? ['--smoke'] : []), ...(options.hotPathOnly ? ['--hot-path'] : [])].join(' '),
     mode: options.hotPathOnly ? (options.smoke ? 'hot path, smoke' : 'hot path') : options.smoke ? 'smoke' : 'full',
     seed: options.seed,
     machine,
