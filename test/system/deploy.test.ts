@@ -763,8 +763,9 @@ describe('against the running service', () => {
     expect(value(/^quota_settlement_outcomes_total\{outcome="settled",changed="true"\} (\S+)/m)).toBeGreaterThanOrEqual(1);
     expect(value(/^quota_redis_up (\S+)/m)).toBe(1);
     expect(scrape).toMatch(/^bullmq_job_count\{queue="settlement", state="completed"\} \d+/m);
-    const reserveBucket = String.raw`quota_http_request_duration_seconds_bucket\{le="[^"]+",route="/v1/products/:productId/reservations"`;
-    expect(scrape).toMatch(new RegExp(String.raw`^${reserveBucket},method="POST",status_class="2xx"\}`, 'm'));
+    const bucket = String.raw`quota_http_request_duration_seconds_bucket\{le="[^"]+"`;
+    const reserves = 'route="/v1/products/:productId/reservations",method="POST"';
+    expect(scrape).toMatch(new RegExp(String.raw`^${bucket},${reserves},status_class="2xx"\}`, 'm'));
   });
 
   it.runIf(PROMTOOL)('promtool parses the scrape (lint findings aside)', () => {
