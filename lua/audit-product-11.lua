@@ -376,8 +376,9 @@ local function checkLine(customerId, members)
       mismatch(ids[i], 'bycustomer', 'missing')
     else
       local r = cjson.decode(jsons[i])
+      local settlingStatus = r.status == 'committed' or r.status == 'settlement_unknown'
       if r.status == 'held' then held = held + numOr(r.amount, 0)
-      elseif r.status == 'committed' or r.status == 'settlement_unknown' then settling = settling + numOr(r.committedAmount, 0)
+      elseif settlingStatus then settling = settling + numOr(r.committedAmount, 0)
       elseif r.status == 'settled' then settled = settled + numOr(r.committedAmount, 0) end
     end
   end

@@ -35,7 +35,8 @@ local remaining = redis.call('ZCOUNT', k.held, '-inf', now)
 
 local purged = 0
 for _, ended in ipairs({'released', 'expired'}) do
-  local old = redis.call('ZRANGEBYSCORE', k[ended], '-inf', now - RETENTION_MS, 'LIMIT', 0, math.min(limit, PURGE_BATCH))
+  local batch = math.min(limit, PURGE_BATCH)
+  local old = redis.call('ZRANGEBYSCORE', k[ended], '-inf', now - RETENTION_MS, 'LIMIT', 0, batch)
   if #old > 0 then
     local members = {}
     for _, json in ipairs(redis.call('HMGET', k.records, unpack(old))) do

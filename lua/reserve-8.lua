@@ -81,7 +81,8 @@ if #blockers > 0 then
   pool.borrowable = ARGV[13]
   local drawable = drawableFor(pool, line, now)
   if ARGV[12] == '1' then
-    return reply(blockers[1][1], now, {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}, expired)
+    local details = {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}
+    return reply(blockers[1][1], now, details, expired)
   end
   return storeAnswer(k, request, blockers[1][1], now, {
     drawable = int(drawable),

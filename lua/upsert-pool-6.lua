@@ -68,7 +68,8 @@ if opensAt and closesAt and closesAt <= opensAt then
   return reply('INVALID_CONFIG', now, {field = 'closesAt', reason = 'closesAt is not after opensAt'}, expired)
 end
 if tonumber(config.reserveAmount) > 0 and config.reserveTiers == '' then
-  return reply('INVALID_CONFIG', now, {field = 'priorityReserve', reason = 'a priority reserve needs at least one tier'}, expired)
+  local invalid = {field = 'priorityReserve', reason = 'a priority reserve needs at least one tier'}
+  return reply('INVALID_CONFIG', now, invalid, expired)
 end
 
 local args = {}

@@ -66,10 +66,11 @@ export async function runPostgresPeer(env: NodeJS.ProcessEnv, inFlight: number, 
     await admin.query(`CREATE SCHEMA ${schema}`);
     await admin.query(`
       CREATE TABLE ${schema}.pool (id text PRIMARY KEY, capacity bigint NOT NULL, held bigint NOT NULL DEFAULT 0);
-      CREATE TABLE ${schema}.line (product text NOT NULL, customer text NOT NULL, lim bigint NOT NULL, held bigint NOT NULL DEFAULT 0,
-                                   PRIMARY KEY (product, customer));
-      CREATE TABLE ${schema}.hold (id uuid PRIMARY KEY, product text NOT NULL, customer text NOT NULL, amount bigint NOT NULL,
-                                   expires_at timestamptz NOT NULL, idempotency_key text NOT NULL UNIQUE);
+      CREATE TABLE ${schema}.line (product text NOT NULL, customer text NOT NULL, lim bigint NOT NULL,
+                                   held bigint NOT NULL DEFAULT 0, PRIMARY KEY (product, customer));
+      CREATE TABLE ${schema}.hold (id uuid PRIMARY KEY, product text NOT NULL, customer text NOT NULL,
+                                   amount bigint NOT NULL, expires_at timestamptz NOT NULL,
+                                   idempotency_key text NOT NULL UNIQUE);
       CREATE FUNCTION ${schema}.reserve(p text, c text, a bigint, rid uuid, k text) RETURNS text LANGUAGE plpgsql AS $$
       BEGIN
         UPDATE ${schema}.line SET held = held + a WHERE product = p AND customer = c AND held + a <= lim;

@@ -29,7 +29,8 @@ export interface RedisBenchmarkRun {
 export function redisBenchmark(label: string, port: number, requests: number, pipeline: number, command: string[], cpus?: string): Promise<RedisBenchmarkRun> {
   const clients = 50;
   const args = ['-p', String(port), '-n', String(requests), '-c', String(clients), '-P', String(pipeline), '-r', '1000000000', '--csv', ...command];
-  const shown = `redis-benchmark ${args.map((a) => (a === '' || /[^A-Za-z0-9_./:=-]/.test(a) ? `'${a}'` : a)).join(' ')}`;
+  const shellWord = (a: string) => (a === '' || /[^A-Za-z0-9_./:=-]/.test(a) ? `'${a}'` : a);
+  const shown = `redis-benchmark ${args.map(shellWord).join(' ')}`;
   return new Promise((resolve, reject) => {
     const [program, programArgs] = cpus ? pinned(cpus, 'redis-benchmark', args) : ['redis-benchmark', args];
     const child = spawn(program, programArgs, { stdio: ['ignore', 'pipe', 'pipe'] });

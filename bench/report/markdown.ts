@@ -247,12 +247,15 @@ const x = (v: number) => (Number.isFinite(v) ? `${Math.round(v * 100) / 100}×` 
 
 function clusterSection(c: ClusterComparison): string[] {
   const out: string[] = [];
+  const perMaster = Object.entries(c.setup.manyProductsPerMaster)
+    .map(([p, k]) => `${p}: ${k}`)
+    .join(', ');
   const scenarioTitle = { spike: 'spike (the launch plan: one hot product)', 'many-products': `many products (${c.setup.manyProducts} products over the masters)` };
   out.push('## Cluster vs one node');
   out.push('');
   out.push(
     `The spike of a ${n(c.setup.customers)}-customer launch plan (${c.setup.spikeConnections} connections; the launch product lives on the master on port ${c.setup.launchProductMaster}) ` +
-      `and many products (${c.setup.manyConnections} connections for ${c.setup.manySeconds} s; products per master: ${Object.entries(c.setup.manyProductsPerMaster).map(([p, k]) => `${p}: ${k}`).join(', ')}), ` +
+      `and many products (${c.setup.manyConnections} connections for ${c.setup.manySeconds} s; products per master: ${perMaster}), ` +
       `against ${c.setup.apiProcesses} API processes and a jobs process on one redis-server, then on a local Redis Cluster of ${c.setup.masters} masters and ${c.setup.masters * c.setup.replicasPerMaster} replicas ` +
       `(REDIS_CLUSTER_NODES) with REDIS_WAIT_REPLICAS=0 and =1; every Redis with AOF on, appendfsync always. All on the same shared cores: more masters cannot add throughput here; ` +
       `the FCALL columns (Redis's INFO commandstats per master, reset before each load) show how the work spreads. They count every FCALL during the load, the jobs process's per-product sweeps and audits too (with 100 products and a short load, a visible share: compare calls with answers), and µs per call is time on Redis's thread, which grows when the shared cores deschedule Redis mid-call.`,

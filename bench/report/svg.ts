@@ -65,8 +65,9 @@ export function renderChart(heading: string, rows: ChartRow[]): string {
   const height = 50 + rows.length * ROW;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="Helvetica, Arial, sans-serif">`,
-    '<style>.t{font-size:13px;font-weight:bold;fill:#222}.h{font-size:16px;font-weight:bold;fill:#111}.ax{font-size:10px;fill:#555}' +
-      '.frame{fill:#fafafa;stroke:#bbb}.grid{stroke:#e4e4e4}.cap{stroke:#c0392b;stroke-dasharray:4 3}.r{font-size:14px;font-weight:bold;fill:#333}</style>',
+    '<style>.t{font-size:13px;font-weight:bold;fill:#222}.h{font-size:16px;font-weight:bold;fill:#111}' +
+      '.ax{font-size:10px;fill:#555}.frame{fill:#fafafa;stroke:#bbb}.grid{stroke:#e4e4e4}' +
+      '.cap{stroke:#c0392b;stroke-dasharray:4 3}.r{font-size:14px;font-weight:bold;fill:#333}</style>',
     `<rect width="${W}" height="${height}" fill="#fff"/>`,
     `<text x="20" y="28" class="h">${esc(heading)}</text>`,
   ];

@@ -35,11 +35,11 @@ function english(code: string, line: Line, pool: Pool | undefined): Text {
   switch (code) {
     case 'PRODUCT_CLOSED':
       return { title: 'Product closed', detail: `The product takes no new draws${pool?.closesAt ? ` (its window ended ${time(pool.closesAt)})` : ''}.` };
-    case 'PRODUCT_PAUSED':
-      return {
-        title: 'Product paused',
-        detail: `Draws are paused${pool?.pauseReason ? ` (${pool.pauseReason})` : ''}${pool?.resumeAt ? `; they reopen at ${time(pool.resumeAt)}` : '; no reopening time is set'}.`,
-      };
+    case 'PRODUCT_PAUSED': {
+      const why = pool?.pauseReason ? ` (${pool.pauseReason})` : '';
+      const reopens = pool?.resumeAt ? `; they reopen at ${time(pool.resumeAt)}` : '; no reopening time is set';
+      return { title: 'Product paused', detail: `Draws are paused${why}${reopens}.` };
+    }
     case 'PRODUCT_NOT_OPEN':
       return { title: 'Product not open yet', detail: `Draws start${pool?.opensAt ? ` at ${time(pool.opensAt)}` : ' later'}.` };
     case 'ACCOUNT_PENDING_ACTIVATION':
@@ -67,11 +67,11 @@ function chinese(code: string, line: Line, pool: Pool | undefined): Text {
   switch (code) {
     case 'PRODUCT_CLOSED':
       return { title: '产品已关闭', detail: `该产品不再接受新的支用${pool?.closesAt ? `（已于 ${time(pool.closesAt)} 结束）` : ''}。` };
-    case 'PRODUCT_PAUSED':
-      return {
-        title: '产品已暂停',
-        detail: `支用已暂停${pool?.pauseReason ? `（${pool.pauseReason}）` : ''}${pool?.resumeAt ? `，将于 ${time(pool.resumeAt)} 恢复` : '，暂未设定恢复时间'}。`,
-      };
+    case 'PRODUCT_PAUSED': {
+      const why = pool?.pauseReason ? `（${pool.pauseReason}）` : '';
+      const reopens = pool?.resumeAt ? `，将于 ${time(pool.resumeAt)} 恢复` : '，暂未设定恢复时间';
+      return { title: '产品已暂停', detail: `支用已暂停${why}${reopens}。` };
+    }
     case 'PRODUCT_NOT_OPEN':
       return { title: '产品尚未开放', detail: `支用${pool?.opensAt ? `将于 ${time(pool.opensAt)} 开始` : '稍后开始'}。` };
     case 'ACCOUNT_PENDING_ACTIVATION':

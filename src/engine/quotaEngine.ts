@@ -30,7 +30,7 @@ import {
   type ScriptSettings,
 } from './scriptCatalogue.js';
 import { createShardedOperations, subPoolOf, type PoolConfigInput, type ScriptCall, type ShardEvents } from './shardedEngine.js';
-import type { LineConfig, Outcome, PoolConfig, PoolSnapshot, ScriptCode, SettlementOutcome } from './types.js';
+import type { LineConfig, Outcome, PoolSnapshot, ScriptCode, SettlementOutcome } from './types.js';
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
 

@@ -487,4 +487,4 @@ export const SCRIPTS = {
 } as const;
 
 export type ScriptCatalogue = typeof SCRIPTS;
-export type AnyScriptEntry = ScriptEntry<any, unknown>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type AnyScriptEntry = ScriptEntry<any, unknown>;

@@ -260,7 +260,10 @@ export const CATALOGUE = {
     retryAfter: 'sometimes',
     en: en(
       'The product is paused',
-      (p, f) => `the product is paused${p.retryAt === undefined ? '' : ` until ${f.time(p.retryAt)}`}${p.pauseReason ? `: ${p.pauseReason}` : ''}`,
+      (p, f) => {
+        const until = p.retryAt === undefined ? '' : ` until ${f.time(p.retryAt)}`;
+        return `the product is paused${until}${p.pauseReason ? `: ${p.pauseReason}` : ''}`;
+      },
     ),
     zh: zh(
       '产品暂停借款',

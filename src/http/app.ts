@@ -217,8 +217,24 @@ function describeRequestError(err: unknown, type: string | undefined): { field: 
 }
 
 // NOREPLICAS: also REDIS_WAIT_REPLICAS not confirmed in time (src/redis/durableWrite.ts); the Cluster ones: a failover in progress.
-const UNAVAILABLE_MESSAGES =
-  /Command timed out|Connection is closed|Stream isn't writeable|enableOfflineQueue|ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Command aborted due to connection close|Cluster isn't ready|Too many Cluster redirections|Failed to refresh slots cache|None of startup nodes|^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM|NOREPLICAS|MOVED|ASK)\b/;
+const UNAVAILABLE_MESSAGES = new RegExp(
+  [
+    'Command timed out',
+    'Connection is closed',
+    "Stream isn't writeable",
+    'enableOfflineQueue',
+    'ECONNREFUSED',
+    'ECONNRESET',
+    'EPIPE',
+    'ETIMEDOUT',
+    'Command aborted due to connection close',
+    "Cluster isn't ready",
+    'Too many Cluster redirections',
+    'Failed to refresh slots cache',
+    'None of startup nodes',
+    '^(LOADING|BUSY|MASTERDOWN|TRYAGAIN|CLUSTERDOWN|READONLY|OOM|NOREPLICAS|MOVED|ASK)\\b',
+  ].join('|'),
+);
 
 /** Redis is down, unreachable, restarting or too slow: the caller may retry. */
 export function isRedisUnavailable(err: unknown): boolean {

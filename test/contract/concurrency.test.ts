@@ -59,7 +59,7 @@ const { parentPort, workerData } = require('node:worker_threads');
         for (let attempt = 0; ; attempt++) {
           const res = await fetch(baseUrl + r.path, {
             method: 'POST',
-            headers: Object.assign({ authorization: 'Bearer ' + key, 'content-type': 'application/json' }, r.headers || {}),
+            headers: { authorization: 'Bearer ' + key, 'content-type': 'application/json', ...(r.headers || {}) },
             body: JSON.stringify(r.body),
           });
           const text = await res.text();

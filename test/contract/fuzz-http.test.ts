@@ -201,7 +201,8 @@ interface Answer {
 function send(req: FuzzRequest): Promise<Answer> {
   const path = req.path.replaceAll('PRODUCT', product).replace(/#(\d+)/, (_m, n: string) => reservationIds[Number(n) % reservationIds.length]!);
   const headers: Record<string, string> = { ...req.headers };
-  if (req.key !== 'none') headers.authorization = `Bearer ${req.key === 'admin' ? ADMIN_KEY : req.key === 'client' ? CLIENT_KEY : 'not-a-key'}`;
+  const keys = { admin: ADMIN_KEY, client: CLIENT_KEY, bad: 'not-a-key' };
+  if (req.key !== 'none') headers.authorization = `Bearer ${keys[req.key]}`;
   if (req.body) headers['content-length'] = String(req.body.length);
   const url = new URL(svc.baseUrl);
   return new Promise((resolve, reject) => {

@@ -428,7 +428,8 @@ class Run {
   private note(line: string) {
     this.log.push(`#${this.step} ${line}`);
     const answer = / -> (\S+)( \(replayed\))?.*?( status=\S+)?$/.exec(line);
-    count(`${line.split(' ')[0]}${line.startsWith('patch') ? '' : ` ${answer?.[1] ?? ''}${answer?.[2] ? ' replayed' : ''}${answer?.[3] ?? ''}`}`);
+    const outcome = `${answer?.[1] ?? ''}${answer?.[2] ? ' replayed' : ''}${answer?.[3] ?? ''}`;
+    count(`${line.split(' ')[0]}${line.startsWith('patch') ? '' : ` ${outcome}`}`);
   }
 
   private comparePool(label: string, eng: PoolSnapshot, mv: PoolView) {
@@ -447,7 +448,8 @@ class Run {
     frees.forEach((f, k) => {
       const lhs = f + positive - pos(f);
       if (lhs > productFree) {
-        this.errors.push(`${label}: invariant J broken at sub-pool ${k}: ${lhs} > ${productFree}: ${JSON.stringify({ shards: shardsList, withheld: eng.withheld, inTransit: eng.inTransit, capacity: eng.capacity })}`);
+        const state = { shards: shardsList, withheld: eng.withheld, inTransit: eng.inTransit, capacity: eng.capacity };
+        this.errors.push(`${label}: invariant J broken at sub-pool ${k}: ${lhs} > ${productFree}: ${JSON.stringify(state)}`);
       }
     });
     // (Withheld quota after a cut far below use can pass 2^53 in total; exact only below that.)

@@ -385,7 +385,8 @@ describe.each([0, 1])('a master killed under load (REDIS_WAIT_REPLICAS=%i)', (wa
         expect(pool.held + pool.committed).toBeLessThanOrEqual(capacity(p));
       }
       const audit = await auditViolations(direct, keys);
-      console.log(`FAILOVER result ${JSON.stringify({ waitReplicas, lostReserves: figures.lostReserves, lostCommits: figures.lostCommits, audit })}`);
+      const { lostReserves, lostCommits } = figures;
+      console.log(`FAILOVER result ${JSON.stringify({ waitReplicas, lostReserves, lostCommits, audit })}`);
       expect(audit.violations, JSON.stringify(audit)).toBe(0);
 
 

@@ -507,7 +507,6 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
 
       const log = newClientLog();
       let stop = false;
-      let outage: { killedAt: number; restartedAt: number } | undefined;
       let i = 0;
       /** One client: reserve (retrying a 503 with the same Idempotency-Key), then commit (retrying a 503). */
       const client = async () => {
@@ -540,7 +539,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
       await sleep(500);
       redisServer = await startRedisServer({ appendOnly: true, port: redisPort, dir: redisDir });
       const restartedAt = performance.now();
-      outage = { killedAt, restartedAt };
+      const outage = { killedAt, restartedAt };
       // Keep the load on while the service reconnects, then stop it.
       await sleep(2_500);
       stop = true;

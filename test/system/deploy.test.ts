@@ -32,6 +32,8 @@ import { startServiceContext, type ServiceContext } from '../support/serviceCont
 import { waitFor } from '../support/wait.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const lastExactComparison = (product: string) =>
+  `quota_audit_last_exact_comparison_timestamp_seconds{product="${product}",job="quota-worker",instance="worker:3000"}`;
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
 const readYaml = (path: string): any => parseYaml(read(path), { merge: true });
 
@@ -520,8 +522,8 @@ describe('Prometheus config and alert rules', () => {
             // completes): > 600 s old from minute 11, firing 5 m later.
             interval: '1m',
             input_series: [
-              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p1",job="quota-worker",instance="worker:3000"}', values: '0+60x30' },
-              { series: 'quota_audit_last_exact_comparison_timestamp_seconds{product="p2",job="quota-worker",instance="worker:3000"}', values: '0x30' },
+              { series: lastExactComparison('p1'), values: '0+60x30' },
+              { series: lastExactComparison('p2'), values: '0x30' },
             ],
             alert_rule_test: [
               { eval_time: '12m', alertname: 'QuotaAuditNotComparing', exp_alerts: [] },
@@ -679,7 +681,9 @@ describe('Grafana provisioning and dashboard', () => {
     expect(has(/sum by \(result\) \(rate\(quota_decisions_total\{operation="reserve"\}/)).toBe(true);
     expect(has(/quota_decisions_total\{result!="OK"\}/)).toBe(true);
     for (const q of ['0.5', '0.99']) {
-      expect(has(new RegExp(`histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(quota_http_request_duration_seconds_bucket\\{route="/v1/products/:productId/reservations",method="POST"\\}`))).toBe(true);
+      const reserveRoute = 'route="/v1/products/:productId/reservations",method="POST"';
+      const quantile = `histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(`;
+      expect(has(new RegExp(`${quantile}quota_http_request_duration_seconds_bucket\\{${reserveRoute}\\}`))).toBe(true);
       expect(has(new RegExp(`histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(quota_settlement_latency_seconds_bucket`))).toBe(true);
     }
     expect(has(/histogram_quantile\(0\.99, sum by \(le, script\) \(rate\(quota_script_duration_seconds_bucket/)).toBe(true);
@@ -759,7 +763,9 @@ describe('against the running service', () => {
     expect(value(/^quota_settlement_outcomes_total\{outcome="settled",changed="true"\} (\S+)/m)).toBeGreaterThanOrEqual(1);
     expect(value(/^quota_redis_up (\S+)/m)).toBe(1);
     expect(scrape).toMatch(/^bullmq_job_count\{queue="settlement", state="completed"\} \d+/m);
-    expect(scrape).toMatch(/^quota_http_request_duration_seconds_bucket\{le="[^"]+",route="\/v1\/products\/:productId\/reservations",method="POST",status_class="2xx"\}/m);
+    const bucket = String.raw`quota_http_request_duration_seconds_bucket\{le="[^"]+"`;
+    const reserves = 'route="/v1/products/:productId/reservations",method="POST"';
+    expect(scrape).toMatch(new RegExp(String.raw`^${bucket},${reserves},status_class="2xx"\}`, 'm'));
   });
 
   it.runIf(PROMTOOL)('promtool parses the scrape (lint findings aside)', () => {

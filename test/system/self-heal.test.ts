@@ -20,7 +20,7 @@ import { SWEEP_JOB } from '../../src/sweeper/expirySweeper.js';
 import { makeLine, makeProduct, uniqueId } from '../support/api.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
 import { readRecord } from '../../src/redis/storedRecords.js';
-import { sleep, waitFor } from '../support/wait.js';
+import { waitFor } from '../support/wait.js';
 
 let redisServer: RedisServerHandle;
 let svc: ServiceContext;

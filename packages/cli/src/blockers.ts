@@ -33,8 +33,11 @@ function explainInEnglish(code: string, line: Line, pool: Pool | undefined): str
   switch (code) {
     case 'PRODUCT_CLOSED':
       return `The product is closed for new draws${pool?.closesAt ? ` (its window ended ${pool.closesAt})` : ''}. Nobody can draw from it any more.`;
-    case 'PRODUCT_PAUSED':
-      return `The product is paused${pool?.pauseReason ? ` (${pool.pauseReason})` : ''}${pool?.resumeAt ? `; draws open again at ${pool.resumeAt}` : '; no reopening time is set'}.`;
+    case 'PRODUCT_PAUSED': {
+      const why = pool?.pauseReason ? ` (${pool.pauseReason})` : '';
+      const reopens = pool?.resumeAt ? `; draws open again at ${pool.resumeAt}` : '; no reopening time is set';
+      return `The product is paused${why}${reopens}.`;
+    }
     case 'PRODUCT_NOT_OPEN':
       return `The product is not open yet${pool?.opensAt ? `: draws start at ${pool.opensAt}` : ''}.`;
     case 'ACCOUNT_PENDING_ACTIVATION':
@@ -45,8 +48,11 @@ function explainInEnglish(code: string, line: Line, pool: Pool | undefined): str
       return `The customer's account is closed.${reason} It cannot draw in this product.`;
     case 'CUSTOMER_LIMIT_EXCEEDED':
       return `The credit line is used up: limit ${money(line.limit)}, held ${money(line.held)}, drawn ${money(line.drawn)}, so ${money(line.available)} left, less than ${min}. Repaying settled money or releasing holds frees it.`;
-    case 'POOL_EXHAUSTED':
-      return `The campaign's pool is used up: ${money(pool?.available)} left${pool && line.tier === null ? ` (${money(pool.availableToAllTiers)} outside the priority tiers)` : ''}, less than ${min}. Quota comes back when holds are released or expire.`;
+    case 'POOL_EXHAUSTED': {
+      const outsideTiers =
+        pool && line.tier === null ? ` (${money(pool.availableToAllTiers)} outside the priority tiers)` : '';
+      return `The campaign's pool is used up: ${money(pool?.available)} left${outsideTiers}, less than ${min}. Quota comes back when holds are released or expire.`;
+    }
     case 'AMOUNT_OUT_OF_RANGE':
       return `No amount the customer could draw is within the product's range (${min} to ${pool?.maxAmount === null || pool === undefined ? 'no cap' : money(pool.maxAmount)}).`;
     default:

@@ -32,7 +32,8 @@ describe('quota loadtest', () => {
     expect(out.code, out.stderr).toBe(0);
     // The live progress line, once a second.
     expect(out.stderr).toMatch(/loadtest \d\/3s {2}answers \d+/);
-    console.info(`loadtest report: ${JSON.stringify({ ...report, invariants: report.invariants.checks.map((c: { name: string; detail: string }) => `${c.name}: ${c.detail}`) }, null, 1)}`);
+    const checks = report.invariants.checks.map((c: { name: string; detail: string }) => `${c.name}: ${c.detail}`);
+    console.info(`loadtest report: ${JSON.stringify({ ...report, invariants: checks }, null, 1)}`);
     expect(report.productId).toBe(productId);
     expect(report.createdProduct).toBe(true);
     expect(report.requests).toBeGreaterThan(100); // loose: a loaded CI machine is slow; the verdict is the point

@@ -83,7 +83,7 @@ function describe(line: Line, explanations: Explanation[], holds: Holds): string
     parts.push(
       holds.live.length === 0
         ? 'Live holds: none'
-        : `Live holds:\n${holds.live.map((r) => `  ${r.reservationId}  ${money(r.amount)}  expires ${r.expiresAt}`).join('\n')}`,
+        : ['Live holds:', ...holds.live.map((r) => `  ${r.reservationId}  ${money(r.amount)}  expires ${r.expiresAt}`)].join('\n'),
     );
     if (holds.recent.length > 0) {
       const lines = holds.recent.flatMap(({ reservation, events }) => [
