@@ -49,9 +49,19 @@ const loader = new Redis(server.url);
 const redis = await connectApiRedis(server.url);
 const keys = createKeys('bench');
 const scriptTimes = [];
-const engine = createQuotaEngine({ redis, keys, onScript: (name, seconds) => name === 'audit-product' && scriptTimes.push(seconds) });
+const engine = createQuotaEngine({
+  redis,
+  keys,
+  onScript: (name, seconds) => name === 'audit-product' && scriptTimes.push(seconds),
+});
 await engine.loadScripts();
-const results = { records: RECORDS, customers: CUSTOMERS, aof: AOF, limits: DEFAULT_AUDIT_LIMITS, redis: (await loader.info('server')).match(/redis_version:(\S+)/)[1] };
+const results = {
+  records: RECORDS,
+  customers: CUSTOMERS,
+  aof: AOF,
+  limits: DEFAULT_AUDIT_LIMITS,
+  redis: (await loader.info('server')).match(/redis_version:(\S+)/)[1],
+};
 
 try {
   const p = 'million';
@@ -60,7 +70,8 @@ try {
   await engine.upsertProduct(p, { capacity: 1e15, holdTtlSeconds: 86_400 }, 'put');
   for (let i = 0; i < CUSTOMERS; i += 1_000) {
     const lines = [];
-    for (let c = i; c < Math.min(CUSTOMERS, i + 1_000); c++) lines.push({ customerId: `c${c}`, limit: 1e12, status: 'active', statusReason: null, tier: null });
+    for (let c = i; c < Math.min(CUSTOMERS, i + 1_000); c++)
+      lines.push({ customerId: `c${c}`, limit: 1e12, status: 'active', statusReason: null, tier: null });
     await engine.upsertLines(p, lines);
   }
 
@@ -79,15 +90,29 @@ try {
       const amount = 100 + (j % 9_901);
       const committed = j % 10 === 0 ? Math.ceil(amount / 2) : amount; // every tenth a partial commit
       const createdAt = base + 2 * j;
-      pipe.hset(keys.records(p), id, JSON.stringify({
-        reservationId: id, productId: p, customerId, amount: String(amount),
-        createdAt: String(createdAt), expiresAt: String(createdAt + 300_000), committedAmount: String(committed),
-        metadata: '{"campaign":"launch"}', attempts: '1', idempotencyKey: `k${j}`,
-        status: 'settled', eventIds: `${createdAt}-0,${createdAt}-1,${createdAt + 1}-0`,
-        committedAt: String(createdAt), settlementUpdatedAt: String(createdAt + 1),
-      }));
+      pipe.hset(
+        keys.records(p),
+        id,
+        JSON.stringify({
+          reservationId: id,
+          productId: p,
+          customerId,
+          amount: String(amount),
+          createdAt: String(createdAt),
+          expiresAt: String(createdAt + 300_000),
+          committedAmount: String(committed),
+          metadata: '{"campaign":"launch"}',
+          attempts: '1',
+          idempotencyKey: `k${j}`,
+          status: 'settled',
+          eventIds: `${createdAt}-0,${createdAt}-1,${createdAt + 1}-0`,
+          committedAt: String(createdAt),
+          settlementUpdatedAt: String(createdAt + 1),
+        }),
+      );
       pipe.zadd(keys.status(p, 'settled'), String(createdAt + 1), id);
-      pipe.zadd(keys.bycustomer(p), 0, `${customerId}:${String(createdAt).padStart(13, '0')}:${id}`); // as reserve-8 indexes it
+      // as reserve-8 indexes it
+      pipe.zadd(keys.bycustomer(p), 0, `${customerId}:${String(createdAt).padStart(13, '0')}:${id}`);
       total += committed;
       perCustomer.set(customerId, (perCustomer.get(customerId) ?? 0) + committed);
     }
@@ -99,17 +124,29 @@ try {
     const ids = [];
     for (let c = i; c < Math.min(CUSTOMERS, i + CHUNK); c++) ids.push(`c${c}`);
     const lines = await loader.hmget(keys.lines(p), ...ids);
-    ids.forEach((c, k) => pipe.hset(keys.lines(p), c, JSON.stringify({ ...JSON.parse(lines[k]), drawn: String(perCustomer.get(c) ?? 0) })));
+    ids.forEach((c, k) =>
+      pipe.hset(keys.lines(p), c, JSON.stringify({ ...JSON.parse(lines[k]), drawn: String(perCustomer.get(c) ?? 0) })),
+    );
     await pipe.exec();
   }
   results.loadSeconds = (performance.now() - t) / 1000;
   results.usedMemory = (await loader.info('memory')).match(/used_memory_human:(\S+)/)[1];
-  log(`loaded ${RECORDS} settled records over ${CUSTOMERS} customers in ${results.loadSeconds.toFixed(1)} s (Redis ${results.usedMemory})`);
+  log(
+    `loaded ${RECORDS} settled records over ${CUSTOMERS} customers in ` +
+      `${results.loadSeconds.toFixed(1)} s (Redis ${results.usedMemory})`,
+  );
 
   // --- live records through the engine: held and committed holds.
   let n = 0;
   const reserve = async (customerId, amount) => {
-    const r = await engine.reserve({ productId: p, customerId, reservationId: `live${n++}`, amount, idempotencyKey: `lk${n}`, fingerprint: 'f' });
+    const r = await engine.reserve({
+      productId: p,
+      customerId,
+      reservationId: `live${n++}`,
+      amount,
+      idempotencyKey: `lk${n}`,
+      fingerprint: 'f',
+    });
     if (!r.ok) throw new Error(JSON.stringify(r));
     return r.value.reservationId;
   };
@@ -136,7 +173,11 @@ try {
     const entries = await loader.slowlog('GET', 100_000);
     const audits = entries.filter((e) => String(e[3][0]).toLowerCase() === 'fcall');
     const stat = (await loader.info('commandstats')).match(/cmdstat_fcall:calls=(\d+),usec=(\d+)/);
-    return { calls: Number(stat?.[1] ?? 0), totalMs: Math.round(Number(stat?.[2] ?? 0) / 1000), longestMs: Math.max(0, ...audits.map((e) => Number(e[2]) / 1000)) };
+    return {
+      calls: Number(stat?.[1] ?? 0),
+      totalMs: Math.round(Number(stat?.[2] ?? 0) / 1000),
+      longestMs: Math.max(0, ...audits.map((e) => Number(e[2]) / 1000)),
+    };
   };
   await loader.config('SET', 'slowlog-log-slower-than', '1000');
   await loader.config('SET', 'slowlog-max-len', '100000');
@@ -170,13 +211,26 @@ try {
     settledFolded: step.settledCount,
     linesChecked: step.linesChecked,
   };
-  log(`\n1. first catch-up: ${results.catchUp.calls} calls, ${catchUpSeconds.toFixed(2)} s in all (Redis busy ${results.catchUp.serverTotalMs} ms), median call ${results.catchUp.medianCallMs} ms, longest ${results.catchUp.longestCallMs} ms (server ${server1.longestMs} ms), worst concurrent PING ${results.catchUp.worstPingMs} ms`);
+  log(
+    `\n1. first catch-up: ${results.catchUp.calls} calls, ${catchUpSeconds.toFixed(2)} s in all (Redis busy ` +
+      `${results.catchUp.serverTotalMs} ms), median call ${results.catchUp.medianCallMs} ms, longest ` +
+      `${results.catchUp.longestCallMs} ms (server ${server1.longestMs} ms), worst concurrent PING ` +
+      `${results.catchUp.worstPingMs} ms`,
+  );
 
   // --- 2. steady state: 1,000 more settles since the last run, one audit run (auditOnce, as the job runs it);
   //        a: with live records at the live limit (the heaviest comparison), b: with few live records.
   const quiet = pino({ level: 'warn' });
   const metrics = createMetrics();
-  const audit = createInvariantAudit({ redisUrl: server.url, redis, keys, engine, logger: quiet, metrics, intervalMs: 30_000 });
+  const audit = createInvariantAudit({
+    redisUrl: server.url,
+    redis,
+    keys,
+    engine,
+    logger: quiet,
+    metrics,
+    intervalMs: 30_000,
+  });
   let repayments = 0;
   const settleMore = async () => {
     for (let i = 0; i < MORE_SETTLES; i++) {
@@ -185,7 +239,13 @@ try {
       await engine.recordSettlement(p, id, i % 20 === 0 ? 'reversed' : 'settled');
     }
     for (let i = 0; i < 100; i++) {
-      await engine.repay({ productId: p, customerId: customerOf(i * 31), amount: 100, idempotencyKey: `rk${repayments++}`, fingerprint: 'f' });
+      await engine.repay({
+        productId: p,
+        customerId: customerOf(i * 31),
+        amount: 100,
+        idempotencyKey: `rk${repayments++}`,
+        fingerprint: 'f',
+      });
     }
     await new Promise((r) => setTimeout(r, 5));
   };
@@ -211,13 +271,18 @@ try {
       folded: a.folded,
       linesChecked: a.linesChecked,
     };
-    log(`${label} after ${MORE_SETTLES} settles, ${live} live records: ${out.calls} call(s), run ${out.runMs} ms, longest call ${out.longestCallMs} ms (server ${out.serverLongestCallMs || '<1'} ms), worst concurrent PING ${out.worstPingMs} ms, ${out.folded} settled folded, ${out.linesChecked} lines checked`);
+    log(
+      `${label} after ${MORE_SETTLES} settles, ${live} live records: ${out.calls} call(s), run ${out.runMs} ms, ` +
+        `longest call ${out.longestCallMs} ms (server ${out.serverLongestCallMs || '<1'} ms), worst concurrent ` +
+        `PING ${out.worstPingMs} ms, ${out.folded} settled folded, ${out.linesChecked} lines checked`,
+    );
     return out;
   };
   await settleMore();
   results.steadyAtLiveLimit = await steadyRun('2a. steady state', LIVE_HELD + LIVE_COMMITTED);
   for (let i = 0; i < LIVE_HELD; i++) await engine.release(p, `live${i}`);
-  for (const id of await redis.zrange(keys.status(p, 'committed'), 0, -1)) await engine.recordSettlement(p, id, 'settled');
+  for (const id of await redis.zrange(keys.status(p, 'committed'), 0, -1))
+    await engine.recordSettlement(p, id, 'settled');
   await settleMore();
   for (let i = 0; i < 50; i++) await reserve(customerOf(i * 17), 400);
   results.steadyFewLive = await steadyRun('2b. steady state', 50);
@@ -237,15 +302,27 @@ try {
     perRunSeconds: runs.map((r) => Math.round(r.seconds * 1000) / 1000),
     longestCallMs: Math.max(...runs.map((r) => r.longestCallMs)),
   };
-  log(`3. job from an empty checkpoint (at most ${DEFAULT_AUDIT_LIMITS.maxCallsPerProduct} calls x ${DEFAULT_AUDIT_LIMITS.settledBatch} records per run): compared on run ${runs.length}; per run ${results.jobFromEmpty.perRunSeconds.join(', ')} s`);
+  log(
+    `3. job from an empty checkpoint (at most ${DEFAULT_AUDIT_LIMITS.maxCallsPerProduct} ` +
+      `calls x ${DEFAULT_AUDIT_LIMITS.settledBatch} records per run): compared on run ` +
+      `${runs.length}; per run ${results.jobFromEmpty.perRunSeconds.join(', ')} s`,
+  );
 
   // --- 4. what the audit keeps.
   const auditHash = keys.audit(p);
-  results.auditHash = { fields: await loader.hlen(auditHash), bytes: Number(await loader.memory('USAGE', auditHash, 'SAMPLES', '0')) };
+  results.auditHash = {
+    fields: await loader.hlen(auditHash),
+    bytes: Number(await loader.memory('USAGE', auditHash, 'SAMPLES', '0')),
+  };
   // Each call checks the lines of about lineRecords records (every record of each customer it visits).
   const indexed = await loader.zcard(keys.bycustomer(p));
   results.lineRotationCalls = Math.ceil(indexed / DEFAULT_AUDIT_LIMITS.lineRecords);
-  log(`4. audit hash: ${results.auditHash.fields} fields, ${(results.auditHash.bytes / 1024 / 1024).toFixed(1)} MiB; every line checked once per ~${results.lineRotationCalls} calls (${indexed} indexed records / ${DEFAULT_AUDIT_LIMITS.lineRecords} per call)`);
+  log(
+    `4. audit hash: ${results.auditHash.fields} fields, ` +
+      `${(results.auditHash.bytes / 1024 / 1024).toFixed(1)} MiB; every line checked once per ` +
+      `~${results.lineRotationCalls} calls (${indexed} indexed records / ` +
+      `${DEFAULT_AUDIT_LIMITS.lineRecords} per call)`,
+  );
 
   log('\n' + JSON.stringify(results, null, 2));
   pinger.disconnect();

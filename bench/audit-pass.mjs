@@ -53,20 +53,33 @@ try {
   await engine.upsertProduct(p, { capacity: 1e15, holdTtlSeconds: 86_400 }, 'put');
   for (let i = 0; i < CUSTOMERS; i += 500) {
     const lines = [];
-    for (let c = i; c < Math.min(CUSTOMERS, i + 500); c++) lines.push({ customerId: `cust-${c}`, limit: 1e12, status: 'active', statusReason: null, tier: null });
+    for (let c = i; c < Math.min(CUSTOMERS, i + 500); c++)
+      lines.push({ customerId: `cust-${c}`, limit: 1e12, status: 'active', statusReason: null, tier: null });
     await engine.upsertLines(p, lines);
   }
   let t = performance.now();
   for (let i = 0; i < HOLDS; i += 1_000) {
     const batch = [];
     for (let j = i; j < Math.min(HOLDS, i + 1_000); j++) {
-      batch.push(engine.reserve({ productId: p, customerId: `cust-${j % CUSTOMERS}`, reservationId: `hold-${j}`, amount: 100 + (j % 900), idempotencyKey: `k${j}`, fingerprint: 'f' }));
+      batch.push(
+        engine.reserve({
+          productId: p,
+          customerId: `cust-${j % CUSTOMERS}`,
+          reservationId: `hold-${j}`,
+          amount: 100 + (j % 900),
+          idempotencyKey: `k${j}`,
+          fingerprint: 'f',
+        }),
+      );
     }
     for (const r of await Promise.all(batch)) if (!r.ok) throw new Error(JSON.stringify(r));
   }
-  console.log(`${HOLDS} live holds over ${CUSTOMERS} customers made in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+  console.log(
+    `${HOLDS} live holds over ${CUSTOMERS} customers made in ${((performance.now() - t) / 1000).toFixed(1)} s`,
+  );
 
-  // Concurrent load: reserve; then commit (a quarter partly) + settle, release, or leave held; commit an old hold now and then.
+  // Concurrent load: reserve; then commit (a quarter partly) + settle, release, or leave held; commit an old hold now
+  // and then.
   let running = true;
   let ops = 0;
   let n = 0;
@@ -74,7 +87,14 @@ try {
     while (running) {
       const i = n++;
       const id = `x${i}`;
-      const r = await loadEngine.reserve({ productId: p, customerId: `cust-${(i * 7) % CUSTOMERS}`, reservationId: id, amount: 500, idempotencyKey: `xk${i}`, fingerprint: 'f' });
+      const r = await loadEngine.reserve({
+        productId: p,
+        customerId: `cust-${(i * 7) % CUSTOMERS}`,
+        reservationId: id,
+        amount: 500,
+        idempotencyKey: `xk${i}`,
+        fingerprint: 'f',
+      });
       if (!r.ok) throw new Error(JSON.stringify(r));
       const roll = i % 8;
       if (roll < 3) {
@@ -83,7 +103,8 @@ try {
       } else if (roll < 6) {
         await loadEngine.release(p, id);
       } else if (roll === 6) {
-        await loadEngine.commit(p, `hold-${(i * 13) % HOLDS}`); // an old hold leaves held mid-walk (or is already committed: OK)
+        // an old hold leaves held mid-walk (or is already committed: OK)
+        await loadEngine.commit(p, `hold-${(i * 13) % HOLDS}`);
       }
       ops++;
     }
@@ -105,7 +126,13 @@ try {
     async auditProduct(productId, limits) {
       const s = performance.now();
       const step = await engine.auditProduct(productId, limits);
-      calls.push({ kind: step.kind, micros: step.micros ?? 0, poolMicros: step.poolMicros ?? 0, set: step.pass?.set, roundTripMs: performance.now() - s });
+      calls.push({
+        kind: step.kind,
+        micros: step.micros ?? 0,
+        poolMicros: step.poolMicros ?? 0,
+        set: step.pass?.set,
+        roundTripMs: performance.now() - s,
+      });
       if (!planted && step.kind === 'pass' && step.pass.calls === PLANT_AT_CALL) {
         await redis.hincrby(keys.pool(p), 'held', 1); // behind the scripts' back, mid-pass
         planted = true;
@@ -113,7 +140,15 @@ try {
       return step;
     },
   };
-  const audit = createInvariantAudit({ redisUrl: server.url, redis, keys, engine: instrumented, logger: pino({ level: 'silent' }), metrics: createMetrics(), intervalMs: 30_000 });
+  const audit = createInvariantAudit({
+    redisUrl: server.url,
+    redis,
+    keys,
+    engine: instrumented,
+    logger: pino({ level: 'silent' }),
+    metrics: createMetrics(),
+    intervalMs: 30_000,
+  });
   const comparisons = [];
   t = performance.now();
   const opsAtStart = ops;
@@ -121,7 +156,8 @@ try {
     const runStarted = performance.now();
     const report = await audit.auditOnce();
     const a = report.products[0];
-    if (a.pass || (a.outcome !== 'comparing' && a.outcome !== 'catching_up')) comparisons.push({ ...a, runMs: performance.now() - runStarted });
+    if (a.pass || (a.outcome !== 'comparing' && a.outcome !== 'catching_up'))
+      comparisons.push({ ...a, runMs: performance.now() - runStarted });
   }
   const totalSeconds = (performance.now() - t) / 1000;
   running = false;
@@ -160,12 +196,23 @@ try {
     longestRoundTripMs: ms(Math.max(...calls.map((c) => c.roundTripMs)) / 1000),
     worstConcurrentPingMs: Math.round(worstPing * 1000) / 1000,
     firstPass: { calls: first.pass?.calls, outcome: first.outcome, pool: first.pool, runMs: Math.round(first.runMs) },
-    secondPass: { calls: second.pass?.calls, outcome: second.outcome, pool: second.pool, runMs: Math.round(second.runMs) },
+    secondPass: {
+      calls: second.pass?.calls,
+      outcome: second.outcome,
+      pool: second.pool,
+      runMs: Math.round(second.runMs),
+    },
     planted,
     quietPass: {
       calls: quiet.length,
       longestCallCpuMs: Math.round(Math.max(...quiet.map((q) => q.cpuMs)) * 1000) / 1000,
-      medianCallCpuMs: Math.round(pct(quiet.map((q) => q.cpuMs), 0.5) * 1000) / 1000,
+      medianCallCpuMs:
+        Math.round(
+          pct(
+            quiet.map((q) => q.cpuMs),
+            0.5,
+          ) * 1000,
+        ) / 1000,
       longestCallInRedisMs: Math.max(...quiet.map((q) => q.micros)) / 1000,
       totalCpuMs: Math.round(quiet.reduce((a, q) => a + q.cpuMs, 0)),
     },
@@ -173,12 +220,23 @@ try {
     auditSeconds: totalSeconds,
   };
   console.log(JSON.stringify(result, null, 2));
-  if (process.argv.includes('--calls')) for (const c of calls) console.log(c.kind, c.set ?? '', (c.micros / 1000).toFixed(2), 'ms; pool part', (c.poolMicros / 1000).toFixed(2), 'ms');
+  if (process.argv.includes('--calls'))
+    for (const c of calls)
+      console.log(
+        c.kind,
+        c.set ?? '',
+        (c.micros / 1000).toFixed(2),
+        'ms; pool part',
+        (c.poolMicros / 1000).toFixed(2),
+        'ms',
+      );
   const heldDiff = second.pool.find((d) => d.field === 'held');
   if (!planted || first.pool.length !== 0 || !heldDiff || heldDiff.difference !== 1 || second.pool.length !== 1) {
     throw new Error('unexpected findings: the first pass must be exact, the second must report held +1');
   }
-  console.log('findings as expected: first pass exact at its start (before the plant), second pass reports pool.held +1');
+  console.log(
+    'findings as expected: first pass exact at its start (before the plant), second pass reports pool.held +1',
+  );
 } finally {
   pinger.disconnect();
   redis.disconnect();

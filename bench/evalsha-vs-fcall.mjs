@@ -22,26 +22,54 @@ try {
   await engine.loadScripts();
   await engine.upsertProduct('b', { capacity: 1e15, holdTtlSeconds: 86_400, minAmount: 1, maxAmount: null }, 'put');
   await engine.upsertLines('b', [{ customerId: 'c', limit: 1e15, status: 'active', statusReason: null, tier: null }]);
-  const request = { productId: 'b', customerId: 'c', reservationId: '__rand_int__', amount: 1, idempotencyKey: '__rand_int__', fingerprint: 'fp' };
+  const request = {
+    productId: 'b',
+    customerId: 'c',
+    reservationId: '__rand_int__',
+    amount: 1,
+    idempotencyKey: '__rand_int__',
+    fingerprint: 'fp',
+  };
   const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
   const scriptKeys = keysFor(SCRIPTS.reserve, request, keys);
   const tail = [String(scriptKeys.length), ...scriptKeys, ...SCRIPTS.reserve.args(request, settings).map(String)];
   const sha = await redis.script('LOAD', engine.scripts.get('reserve').source);
   const variants = [
     { name: 'EVALSHA reserve (standalone script, new layout)', command: 'evalsha', args: ['EVALSHA', sha, ...tail] },
-    { name: 'FCALL reserve (Functions library)', command: 'fcall', args: ['FCALL', engine.library.functionName('reserve'), ...tail] },
+    {
+      name: 'FCALL reserve (Functions library)',
+      command: 'fcall',
+      args: ['FCALL', engine.library.functionName('reserve'), ...tail],
+    },
   ];
   if (process.env.OLD_RESERVE) {
     const { readFileSync } = await import('node:fs');
     const oldSha = await redis.script('LOAD', readFileSync(process.env.OLD_RESERVE, 'utf8'));
     for (const [k, v] of JSON.parse(process.env.OLD_SETUP ?? '[]')) await redis.hset(k, v);
     const oldKeys = JSON.parse(process.env.OLD_KEYS);
-    variants.unshift({ name: 'EVALSHA reserve (the old script and layout)', command: 'evalsha', args: ['EVALSHA', oldSha, String(oldKeys.length), ...oldKeys, ...JSON.parse(process.env.OLD_ARGS)] });
+    variants.unshift({
+      name: 'EVALSHA reserve (the old script and layout)',
+      command: 'evalsha',
+      args: ['EVALSHA', oldSha, String(oldKeys.length), ...oldKeys, ...JSON.parse(process.env.OLD_ARGS)],
+    });
   }
   const bench = (args, n) => {
-    const r = spawnSync('redis-benchmark', ['-p', String(server.port), '-n', String(n), '-c', '50', '-P', '16', '-r', '1000000000', '--csv', ...args], { encoding: 'utf8' });
-    const row = r.stdout.trim().split('\n').filter((l) => l.startsWith('"') && !l.startsWith('"test"')).at(-1);
-    return Number(row.match(/"([^"]*)"/g).map((f) => f.slice(1, -1)).at(-7));
+    const r = spawnSync(
+      'redis-benchmark',
+      ['-p', String(server.port), '-n', String(n), '-c', '50', '-P', '16', '-r', '1000000000', '--csv', ...args],
+      { encoding: 'utf8' },
+    );
+    const row = r.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('"') && !l.startsWith('"test"'))
+      .at(-1);
+    return Number(
+      row
+        .match(/"([^"]*)"/g)
+        .map((f) => f.slice(1, -1))
+        .at(-7),
+    );
   };
   // CPU time of Redis's main thread (INFO cpu): unlike commandstats' wall µs it does not count time
   // the thread waited for a core, so it holds on a busy, shared machine.
@@ -63,24 +91,36 @@ try {
       const cpuBefore = await cpuSeconds();
       const n = Math.ceil(REQUESTS / ROUNDS);
       results[i].rps.push(bench(v.args, n));
-      results[i].cpu.push(((await cpuSeconds()) - cpuBefore) * 1e6 / n);
+      results[i].cpu.push((((await cpuSeconds()) - cpuBefore) * 1e6) / n);
       results[i].usec.push(await usecPerCall(v.command));
     }
   }
   // The machine is shared: the median and the minimum of interleaved rounds are the honest summaries.
   const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   const min = (xs) => Math.min(...xs);
-  console.log(`redis ${(await redis.info('server')).match(/redis_version:(\S+)/)[1]}, appendonly ${AOF ? 'yes (fsync always)' : 'no'}, ${REQUESTS} calls per variant in ${ROUNDS} interleaved rounds`);
+  console.log(
+    `redis ${(await redis.info('server')).match(/redis_version:(\S+)/)[1]}, appendonly ` +
+      `${AOF ? 'yes (fsync always)' : 'no'}, ${REQUESTS} calls per variant in ${ROUNDS} interleaved rounds`,
+  );
   console.log(`redis-benchmark -p <port> -n ${Math.ceil(REQUESTS / ROUNDS)} -c 50 -P 16 -r 1000000000 --csv <command>`);
   for (const [i, v] of variants.entries()) {
     const u = results[i].usec;
     console.log(
-      `${v.name}: median ${Math.round(median(results[i].rps))} calls/s (best ${Math.round(Math.max(...results[i].rps))}); ` +
-        `Redis main-thread CPU µs per call: median ${median(results[i].cpu).toFixed(1)}, min ${min(results[i].cpu).toFixed(1)}; ` +
-        `commandstats wall µs per call: median ${median(u).toFixed(1)}, min ${min(u).toFixed(1)} (rounds: ${u.map((x) => x.toFixed(1)).join(', ')})`,
+      `${v.name}: median ${Math.round(median(results[i].rps))} calls/s ` +
+        `(best ${Math.round(Math.max(...results[i].rps))}); ` +
+        (`Redis main-thread CPU µs per call: median ` +
+          `${median(results[i].cpu).toFixed(1)}, min ` +
+          `${min(results[i].cpu).toFixed(1)}; `) +
+        (`commandstats wall µs per call: median ${median(u).toFixed(1)}, min ` +
+          `${min(u).toFixed(1)} (rounds: ${u.map((x) => x.toFixed(1)).join(', ')})`),
     );
   }
-  console.log(`command: ${variants.at(-1).args.map((a) => (a === '' ? "''" : a)).join(' ')}`);
+  console.log(
+    `command: ${variants
+      .at(-1)
+      .args.map((a) => (a === '' ? "''" : a))
+      .join(' ')}`,
+  );
 } finally {
   redis.disconnect();
   await server.stop();

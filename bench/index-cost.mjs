@@ -61,20 +61,34 @@ async function round(variant, r) {
   const library = libraries[variant];
   const p = `p-${variant}-${r}`;
   await engine.upsertProduct(p, { capacity: 1e15, holdTtlSeconds: 86_400 }, 'put');
-  await engine.upsertLines(p, customers.map((customerId) => ({ customerId, limit: 1e12, status: 'active', statusReason: null, tier: null })));
+  await engine.upsertLines(
+    p,
+    customers.map((customerId) => ({ customerId, limit: 1e12, status: 'active', statusReason: null, tier: null })),
+  );
   await redis.config('RESETSTAT');
   const cpuBefore = await cpuSeconds();
   for (let i = 0; i < RESERVES; i += 200) {
     const batch = [];
     for (let j = i; j < Math.min(RESERVES, i + 200); j++) {
-      const req = { productId: p, customerId: customers[j % customers.length], reservationId: randomUUID(), amount: 100, idempotencyKey: randomUUID(), fingerprint: 'f' };
+      const req = {
+        productId: p,
+        customerId: customers[j % customers.length],
+        reservationId: randomUUID(),
+        amount: 100,
+        idempotencyKey: randomUUID(),
+        fingerprint: 'f',
+      };
       const k = keysFor(SCRIPTS.reserve, req, keys);
-      batch.push(redis.call('FCALL', library.functionName('reserve'), k.length, ...k, ...SCRIPTS.reserve.args(req, settings)));
+      batch.push(
+        redis.call('FCALL', library.functionName('reserve'), k.length, ...k, ...SCRIPTS.reserve.args(req, settings)),
+      );
     }
     for (const reply of await Promise.all(batch)) if (reply[0] !== 'OK') throw new Error(String(reply));
   }
-  const cpuUs = ((await cpuSeconds()) - cpuBefore) * 1e6 / RESERVES;
-  const usec = Number(/cmdstat_fcall:calls=\d+,usec=\d+,usec_per_call=([\d.]+)/.exec(await redis.info('commandstats'))[1]);
+  const cpuUs = (((await cpuSeconds()) - cpuBefore) * 1e6) / RESERVES;
+  const usec = Number(
+    /cmdstat_fcall:calls=\d+,usec=\d+,usec_per_call=([\d.]+)/.exec(await redis.info('commandstats'))[1],
+  );
   const members = await redis.zcard(keys.bycustomer(p));
   const bytes = members > 0 ? Number(await redis.memory('USAGE', keys.bycustomer(p), 'SAMPLES', '0')) : 0;
   return { usec, cpuUs, members, bytesPerMember: members > 0 ? bytes / members : 0 };
@@ -88,7 +102,10 @@ try {
     reserves: RESERVES,
     rounds: ROUNDS,
     fcallUsecPerCall: { with: median(out.with.map((x) => x.usec)), without: median(out.without.map((x) => x.usec)) },
-    mainThreadCpuUsPerCall: { with: median(out.with.map((x) => x.cpuUs)), without: median(out.without.map((x) => x.cpuUs)) },
+    mainThreadCpuUsPerCall: {
+      with: median(out.with.map((x) => x.cpuUs)),
+      without: median(out.without.map((x) => x.cpuUs)),
+    },
     indexMembers: sample.members,
     indexBytesPerMember: Math.round(sample.bytesPerMember),
     rounds_: out,

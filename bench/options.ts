@@ -9,7 +9,15 @@ export interface BenchOptions {
   /** `--hot-path`: only issue 11's comparison (bench/hotPath/hotPath.ts), no scenarios, baselines or cluster. */
   hotPathOnly: boolean;
   /** Sizes of issue 11's comparison. */
-  hotPath: { seconds: number; rounds: number; warmupSeconds: number; warmupRequests: number; connections: number; redisRequests: number; compareDist?: string };
+  hotPath: {
+    seconds: number;
+    rounds: number;
+    warmupSeconds: number;
+    warmupRequests: number;
+    connections: number;
+    redisRequests: number;
+    compareDist?: string;
+  };
   /** Write a CPU profile of one API process under peak load and summarise it. */
   profile: boolean;
   /** Customer lines of the launch product, loaded through the bulk import. */
@@ -52,17 +60,28 @@ export interface BenchOptions {
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions {
   const smoke = argv.includes('--smoke') || env.BENCH_SMOKE === '1';
   // --hot-path profiles only when asked: a profiled API process is slower than the one it is compared with.
-  const profile = argv.includes('--no-profile') ? false : argv.includes('--profile') || (!smoke && !argv.includes('--hot-path'));
+  const profile = argv.includes('--no-profile')
+    ? false
+    : argv.includes('--profile') || (!smoke && !argv.includes('--hot-path'));
   const seedArg = argv.find((a) => a.startsWith('--seed='));
   const seed = Number(seedArg?.slice('--seed='.length) ?? env.BENCH_SEED ?? Math.floor(Math.random() * 2 ** 31));
   const hotPathOnly = argv.includes('--hot-path');
   const hotPath = smoke
     ? { seconds: 1, rounds: 1, warmupSeconds: 0.5, warmupRequests: 1_000, connections: 100, redisRequests: 5_000 }
     : { seconds: 4, rounds: 2, warmupSeconds: 2, warmupRequests: 10_000, connections: 100, redisRequests: 30_000 };
-  // --compare-dist=<dir>: another build of the service (its dist/) runs the reserve rounds too, interleaved (before/after in one run).
+  // --compare-dist=<dir>: another build of the service (its dist/) runs the reserve rounds too, interleaved
+  // (before/after in one run).
   const compareDist = argv.find((a) => a.startsWith('--compare-dist='))?.slice('--compare-dist='.length);
   if (compareDist) Object.assign(hotPath, { compareDist });
-  const common = { smoke, profile, seed, hotPathOnly, hotPath, logLevel: env.BENCH_LOG_LEVEL ?? 'info', cluster: !argv.includes('--no-cluster') };
+  const common = {
+    smoke,
+    profile,
+    seed,
+    hotPathOnly,
+    hotPath,
+    logLevel: env.BENCH_LOG_LEVEL ?? 'info',
+    cluster: !argv.includes('--no-cluster'),
+  };
   if (smoke) {
     return {
       ...common,

@@ -33,20 +33,40 @@ async function main(): Promise<void> {
   const ledger = await startLedger(workDir, 0, 0, 1);
   const env = serviceEnv(stack.server.url, ledger, workDir, process.env.BENCH_LOG_LEVEL ?? 'info');
   await createThroughputProduct(stack);
-  const api = await startApi(env, 1, workDir, 'profiled', { execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', 'api.cpuprofile'] });
+  const api = await startApi(env, 1, workDir, 'profiled', {
+    execArgv: ['--cpu-prof', '--cpu-prof-dir', dir, '--cpu-prof-name', 'api.cpuprofile'],
+  });
   pin(api.cluster.pids[0]!, '0');
 
   let holds: string[] = [];
   if (op !== 'reserve') {
     for (let i = 0; holds.length < seconds * 4_000; i++) {
-      const r = await stack.engine.reserve({ productId: THROUGHPUT_PRODUCT, customerId: `h${i % 1000}`, reservationId: `pf-${i}`, amount: 1, idempotencyKey: `pf-${i}`, fingerprint: 'fp' });
+      const r = await stack.engine.reserve({
+        productId: THROUGHPUT_PRODUCT,
+        customerId: `h${i % 1000}`,
+        reservationId: `pf-${i}`,
+        amount: 1,
+        idempotencyKey: `pf-${i}`,
+        fingerprint: 'fp',
+      });
       if (r.ok) holds.push(r.value.reservationId);
     }
   }
   const requests: autocannon.Request[] =
     op === 'reserve'
       ? reserveRequests('profile', 1)
-      : [{ method: 'POST', setupRequest: (req) => ({ ...req, method: 'POST', path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations/${holds.pop() ?? 'none'}/${op}`, headers: jsonHeaders, body: '{}' }) }];
+      : [
+          {
+            method: 'POST',
+            setupRequest: (req) => ({
+              ...req,
+              method: 'POST',
+              path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations/${holds.pop() ?? 'none'}/${op}`,
+              headers: jsonHeaders,
+              body: '{}',
+            }),
+          },
+        ];
   await runAutocannon({ title: 'warm-up', baseUrl: api.baseUrl, connections: 100, duration: 2, requests });
   const started = performance.now();
   const cpu = cpuMeter({ api: api.cluster.pids });
@@ -55,7 +75,11 @@ async function main(): Promise<void> {
   const ended = performance.now();
   await api.cluster.stop();
   const stopped = performance.now();
-  console.log(`${op}: ${run.rps}/s, p99 ${run.latency.p99} ms, statuses ${JSON.stringify(run.statusCounts)}; API process at ${Math.round(apiCpu * 100)}% of a core = ${Math.round((apiCpu * 1e6) / run.rps)} µs of CPU per answer (profiler on); pinned: ${canPin}`);
+  console.log(
+    `${op}: ${run.rps}/s, p99 ${run.latency.p99} ms, statuses ` +
+      `${JSON.stringify(run.statusCounts)}; API process at ${Math.round(apiCpu * 100)}% of a ` +
+      `core = ${Math.round((apiCpu * 1e6) / run.rps)} µs of CPU per answer (profiler on); pinned: ${canPin}`,
+  );
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no profile written');
   const s = summarizeCpuProfile(join(dir, file), { fromEndMs: [stopped - started, stopped - ended] }, 40);

@@ -31,5 +31,6 @@ await build({
   external: ['node:*'],
   logLevel: 'warning',
 });
-for (const file of ['index.html', 'style.css', 'favicon.svg']) await copyFile(join(root, 'console', file), join(out, file));
+for (const file of ['index.html', 'style.css', 'favicon.svg'])
+  await copyFile(join(root, 'console', file), join(out, file));
 console.log(`console built into ${out}`);

@@ -29,7 +29,9 @@ for (const [path, entry] of Object.entries(lock.packages)) {
   }
 }
 
-const sorted = Object.entries(lock.packages).sort(([a], [b]) => (a === '' ? -1 : b === '' ? 1 : a.localeCompare(b, 'en')));
+const sorted = Object.entries(lock.packages).sort(([a], [b]) =>
+  a === '' ? -1 : b === '' ? 1 : a.localeCompare(b, 'en'),
+);
 lock.packages = Object.fromEntries(sorted);
 fs.writeFileSync(file, `${JSON.stringify(lock, null, 2)}\n`);
 console.log(added.length ? `added lock entries: ${added.join(', ')}` : 'lock already complete');

@@ -35,7 +35,10 @@ export interface HostPort {
 /** Comma-separated host:port list (REDIS_CLUSTER_NODES, REDIS_SENTINELS). */
 const hostPorts = z.string().transform((value, ctx) => {
   const list: HostPort[] = [];
-  for (const entry of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const entry of value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const match = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/.exec(entry);
     const port = match ? Number(match[2]) : 0;
     if (!match || port < 1 || port > 65535) {
@@ -74,11 +77,19 @@ const apiKeys = z.string().transform((value, ctx) => {
     const role = parts[0];
     const key = parts.length === 3 ? parts[2]! : parts.length === 2 ? parts[1]! : '';
     const name = parts.length === 3 ? parts[1]! : undefined;
-    // Any non-empty key: the contract's own example (admin:s3cr3t) is short. Choosing long random keys is the operator's part.
-    if ((role !== 'admin' && role !== 'client') || key.length === 0 || /\s/.test(key) || (name !== undefined && !KEY_NAME.test(name))) {
+    // Any non-empty key: the contract's own example (admin:s3cr3t) is short. Choosing long random keys is the
+    // operator's part.
+    if (
+      (role !== 'admin' && role !== 'client') ||
+      key.length === 0 ||
+      /\s/.test(key) ||
+      (name !== undefined && !KEY_NAME.test(name))
+    ) {
       ctx.addIssue({
         code: 'custom',
-        message: `entry "${role}:…" must be <role>:<key> or <role>:<name>:<key> (role admin or client, name 1-64 of [A-Za-z0-9._-], a non-empty key without spaces, colons or commas)`,
+        message:
+          `entry "${role}:…" must be <role>:<key> or <role>:<name>:<key> (role admin or client, name ` +
+          `1-64 of [A-Za-z0-9._-], a non-empty key without spaces, colons or commas)`,
       });
       return z.NEVER;
     }
@@ -88,7 +99,10 @@ const apiKeys = z.string().transform((value, ctx) => {
   const names = keys.map((k) => k.name);
   const repeated = names.find((n, i) => names.indexOf(n) !== i);
   if (repeated) {
-    ctx.addIssue({ code: 'custom', message: `the key name "${repeated}" is used twice: names tell keys apart in the logs` });
+    ctx.addIssue({
+      code: 'custom',
+      message: `the key name "${repeated}" is used twice: names tell keys apart in the logs`,
+    });
     return z.NEVER;
   }
   if (keys.length === 0) {
@@ -104,7 +118,10 @@ const apiKeys = z.string().transform((value, ctx) => {
  */
 export function parseApiKeys(text: string, variable = 'QUOTA_API_KEYS'): ApiKey[] {
   const parsed = apiKeys.safeParse(text);
-  if (!parsed.success) throw new ConfigError(`invalid configuration:\n${parsed.error.issues.map((i) => `  ${variable}: ${i.message}`).join('\n')}`);
+  if (!parsed.success)
+    throw new ConfigError(
+      `invalid configuration:\n${parsed.error.issues.map((i) => `  ${variable}: ${i.message}`).join('\n')}`,
+    );
   return parsed.data;
 }
 
@@ -120,7 +137,8 @@ export function readFileVariables(env: Record<string, string | undefined>): Reco
   for (const name of FILE_VARIABLES) {
     const file = env[`${name}_FILE`];
     if (!file) continue;
-    if (env[name]) throw new ConfigError(`invalid configuration:\n  ${name}_FILE: ${name} is set too; set only one of them`);
+    if (env[name])
+      throw new ConfigError(`invalid configuration:\n  ${name}_FILE: ${name} is set too; set only one of them`);
     try {
       out[name] = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
     } catch (err) {
@@ -141,7 +159,10 @@ const schema = z.object({
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_CLUSTER_NODES: hostPorts.optional(),
   REDIS_SENTINELS: hostPorts.optional(),
-  REDIS_SENTINEL_NAME: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 of [A-Za-z0-9._-]').optional(),
+  REDIS_SENTINEL_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be 1-128 of [A-Za-z0-9._-]')
+    .optional(),
   REDIS_PASSWORD: z.string().min(1).optional(),
   REDIS_WAIT_REPLICAS: int(0, 16).default(0),
   REDIS_WAIT_TIMEOUT_MS: int(1, 1_500).default(500),
@@ -152,7 +173,12 @@ const schema = z.object({
   LOG_REQUESTS: z
     .string()
     .default('errors')
-    .transform((v, ctx) => parseRequestLogPolicy(v) ?? (ctx.addIssue({ code: 'custom', message: "must be 'all', 'errors' or a fraction between 0 and 1 (e.g. 0.01)" }), z.NEVER)),
+    .transform(
+      (v, ctx) =>
+        parseRequestLogPolicy(v) ??
+        (ctx.addIssue({ code: 'custom', message: "must be 'all', 'errors' or a fraction between 0 and 1 (e.g. 0.01)" }),
+        z.NEVER),
+    ),
   LOG_SLOW_REQUEST_MS: int(1, 60_000).default(500),
   KEY_PREFIX: z.string().regex(ID, 'must be 1-64 of [A-Za-z0-9._-]').default('qa'),
   DATA_DIR: z.string().min(1).default('.data'),
@@ -255,7 +281,9 @@ export interface Config {
 export class ConfigError extends Error {}
 
 export function parseConfig(env: Record<string, string | undefined>): Readonly<Config> {
-  const blankAsUnset = readFileVariables(Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')));
+  const blankAsUnset = readFileVariables(
+    Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== '')),
+  );
   const parsed = schema.safeParse(blankAsUnset);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`);
@@ -294,7 +322,10 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
     reclaimBatch: e.RECLAIM_BATCH,
     sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     auditIntervalMs: e.AUDIT_INTERVAL_MS,
-    rateLimits: Object.freeze({ perKeyPerSecond: e.RATE_LIMIT_KEY_PER_SECOND, perCustomerPerSecond: e.RATE_LIMIT_CUSTOMER_PER_SECOND }),
+    rateLimits: Object.freeze({
+      perKeyPerSecond: e.RATE_LIMIT_KEY_PER_SECOND,
+      perCustomerPerSecond: e.RATE_LIMIT_CUSTOMER_PER_SECOND,
+    }),
     shedMaxInFlight: e.SHED_MAX_IN_FLIGHT,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
     bulkLimitBytes: e.BULK_LIMIT_BYTES,
@@ -325,7 +356,9 @@ export function parseConfig(env: Record<string, string | undefined>): Readonly<C
 }
 
 function redisTopology(e: z.output<typeof schema>): RedisTopologyConfig {
-  const given = (['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const).filter((name) => e[name] !== undefined);
+  const given = (['REDIS_URL', 'REDIS_CLUSTER_NODES', 'REDIS_SENTINELS'] as const).filter(
+    (name) => e[name] !== undefined,
+  );
   if (given.length > 1) {
     throw new ConfigError(`invalid configuration:\n  ${given.join(', ')}: give only one of them (each picks a Redis)`);
   }
@@ -337,12 +370,18 @@ function redisTopology(e: z.output<typeof schema>): RedisTopologyConfig {
   if (e.REDIS_CLUSTER_NODES) return Object.freeze({ kind: 'cluster', nodes: e.REDIS_CLUSTER_NODES, password });
   if (e.REDIS_SENTINELS) {
     if (!e.REDIS_SENTINEL_NAME) {
-      throw new ConfigError('invalid configuration:\n  REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master\'s name the sentinels watch)');
+      throw new ConfigError(
+        'invalid configuration:\n  REDIS_SENTINEL_NAME: required with ' +
+          "REDIS_SENTINELS (the master's name the sentinels watch)",
+      );
     }
     return Object.freeze({ kind: 'sentinel', sentinels: e.REDIS_SENTINELS, name: e.REDIS_SENTINEL_NAME, password });
   }
   if (password !== undefined) {
-    throw new ConfigError('invalid configuration:\n  REDIS_PASSWORD: given without REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS (the private redis-server has no password)');
+    throw new ConfigError(
+      'invalid configuration:\n  REDIS_PASSWORD: given without REDIS_URL, ' +
+        'REDIS_CLUSTER_NODES or REDIS_SENTINELS (the private redis-server has no password)',
+    );
   }
   return Object.freeze({ kind: 'private' });
 }

@@ -41,18 +41,31 @@ export interface RunningService {
 
 export async function startService(config: Readonly<Config>, logger: Logger): Promise<RunningService> {
   if (config.usingDevelopmentKeys) {
-    logger.warn(`QUOTA_API_KEYS not set: using development keys admin:dev-admin-key and client:dev-client-key (listening on ${config.host})`);
+    logger.warn(
+      `QUOTA_API_KEYS not set: using development keys admin:dev-admin-key ` +
+        `and client:dev-client-key (listening on ${config.host})`,
+    );
   }
   const topology = await openRedisTopology(config.redis, config.dataDir, logger);
   const { client: redis, bullmq } = topology;
-  logger.info({ redis: topology.kind, waitReplicas: config.redisWait.replicas }, `redis: using ${topology.description}`);
+  logger.info(
+    { redis: topology.kind, waitReplicas: config.redisWait.replicas },
+    `redis: using ${topology.description}`,
+  );
   // Each master keeps its own config: on a Cluster every one is checked.
-  for (const node of mastersOf(redis)) await checkDurability(node, logger.child({ redisNode: `${node.options.host}:${node.options.port}` }));
+  for (const node of mastersOf(redis))
+    await checkDurability(node, logger.child({ redisNode: `${node.options.host}:${node.options.port}` }));
   const keys = createKeys(config.keyPrefix);
   const metrics = createMetrics();
   // Confirmed writes get connections of their own: a WAIT holds its connection until the replicas answer.
   const waitPool = config.redisWait.replicas > 0 ? [redis, ...(await topology.moreClients(WAIT_CONNECTIONS - 1))] : [];
-  const durableWrites = createDurableWrites({ ...config.redisWait, logger, registry: metrics.registry, client: redis, pool: waitPool });
+  const durableWrites = createDurableWrites({
+    ...config.redisWait,
+    logger,
+    registry: metrics.registry,
+    client: redis,
+    pool: waitPool,
+  });
   const engine = createQuotaEngine({
     redis,
     keys,
@@ -82,12 +95,31 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     config.settlementUrl && config.settlementSecret
       ? createHttpLedgerClient({ url: config.settlementUrl, secret: config.settlementSecret, timeoutMs: s.timeoutMs })
       : createInternalLedgerClient(engine);
-  if (runsJobs && !config.settlementUrl) logger.warn('SETTLEMENT_URL not set: committed draws settle into the service\'s own ledger records');
+  if (runsJobs && !config.settlementUrl)
+    logger.warn("SETTLEMENT_URL not set: committed draws settle into the service's own ledger records");
   const settlementWorker = runsJobs
-    ? createSettlementWorker({ bullmq, keys, engine, ledger, logger, metrics, concurrency: s.concurrency, lockDurationMs: s.lockMs })
+    ? createSettlementWorker({
+        bullmq,
+        keys,
+        engine,
+        ledger,
+        logger,
+        metrics,
+        concurrency: s.concurrency,
+        lockDurationMs: s.lockMs,
+      })
     : undefined;
   const relay = runsJobs
-    ? createOutboxRelay({ bullmq, redis, keys, settlementQueue, logger, metrics, intervalMs: s.relayIntervalMs, graceMs: s.relayGraceMs })
+    ? createOutboxRelay({
+        bullmq,
+        redis,
+        keys,
+        settlementQueue,
+        logger,
+        metrics,
+        intervalMs: s.relayIntervalMs,
+        graceMs: s.relayGraceMs,
+      })
     : undefined;
   const sweeper = runsJobs
     ? createExpirySweeper({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs, batchSize: 1000 })
@@ -96,13 +128,25 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     ? createInvariantAudit({ bullmq, redis, keys, engine, logger, metrics, intervalMs: config.auditIntervalMs })
     : undefined;
   // Sharded products: evens out sub-pools' free quota, at the sweeper's pace (src/sweeper/shardRebalancer.ts).
-  const rebalancer = runsJobs ? createShardRebalancer({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs }) : undefined;
+  const rebalancer = runsJobs
+    ? createShardRebalancer({ bullmq, redis, keys, engine, logger, intervalMs: config.sweepIntervalMs })
+    : undefined;
   const webhooks = config.webhooks
-    ? createWebhooks({ config: config.webhooks, bullmq, redis, keys, logger, registry: metrics.registry, runsJobs, readsBacklog: config.role !== 'worker' })
+    ? createWebhooks({
+        config: config.webhooks,
+        bullmq,
+        redis,
+        keys,
+        logger,
+        registry: metrics.registry,
+        runsJobs,
+        readsBacklog: config.role !== 'worker',
+      })
     : undefined;
   if (!webhooks) createWebhookMetrics(metrics.registry); // its series exist (at zero) with webhooks off too
   // Same metric as the settlement queue's export: its HELP/TYPE lines once per scrape.
-  if (webhooks) metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
+  if (webhooks)
+    metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
   await webhooks?.start();
   settlementWorker?.start();
   await relay?.start();
@@ -126,7 +170,10 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
           bodyTimeoutMs: config.bodyTimeoutMs,
           bulkLimitBytes: config.bulkLimitBytes,
           queries: createQueries(redis, keys),
-          settlement: { ...settlementQueue, queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue] },
+          settlement: {
+            ...settlementQueue,
+            queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue],
+          },
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
           requestLog: config.requestLog,
@@ -159,10 +206,13 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
       for (const [name, close] of steps) {
-        // Bounded: BullMQ's Worker.close() can wait forever on a connection a failover left reconnecting; closing the Redis clients last ends it.
-        await withTimeout(Promise.resolve(close()), STEP_TIMEOUT_MS, `did not finish within ${STEP_TIMEOUT_MS} ms`).catch((err: unknown) =>
-          logger.warn({ err }, `shutdown: closing the ${name} failed; going on`),
-        );
+        // Bounded: BullMQ's Worker.close() can wait forever on a connection a failover left reconnecting; closing the
+        // Redis clients last ends it.
+        await withTimeout(
+          Promise.resolve(close()),
+          STEP_TIMEOUT_MS,
+          `did not finish within ${STEP_TIMEOUT_MS} ms`,
+        ).catch((err: unknown) => logger.warn({ err }, `shutdown: closing the ${name} failed; going on`));
       }
       logger.info('quota-allocator stopped');
     },

@@ -9,9 +9,10 @@ import { DECISION_OPERATIONS, type DecisionOperation } from './engine/quotaEngin
 import { scriptCodesOf } from './errors/catalogue.js';
 
 /** Each decision's result labels: OK and the codes its script can answer (from the error catalogue). */
-const OUTCOMES = Object.fromEntries(
-  DECISION_OPERATIONS.map((op) => [op, ['OK', ...scriptCodesOf(op)]]),
-) as Record<DecisionOperation, string[]>;
+const OUTCOMES = Object.fromEntries(DECISION_OPERATIONS.map((op) => [op, ['OK', ...scriptCodesOf(op)]])) as Record<
+  DecisionOperation,
+  string[]
+>;
 
 /** Sources of text in Prometheus format to append to a scrape (BullMQ's own queue metrics). */
 export type ExtraMetrics = () => Promise<string>;
@@ -57,7 +58,9 @@ export function createMetrics() {
 
   const reclaimed = new Counter({
     name: 'quota_expired_holds_reclaimed_total',
-    help: 'Expired holds returned to their pool and line, by the script that returned them (reclaim-expired: the background sweeper; others: lazily inside a call)',
+    help:
+      'Expired holds returned to their pool and line, by the script that returned them ' +
+      '(reclaim-expired: the background sweeper; others: lazily inside a call)',
     labelNames: ['script'] as const,
     registers: [registry],
   });
@@ -144,7 +147,10 @@ export function createMetrics() {
     /** The whole scrape: this registry, then the extras (BullMQ's queue metrics). */
     async scrape(): Promise<string> {
       // An extra that cannot answer (Redis hung) is left out rather than hang the scrape.
-      const parts = await Promise.all([registry.metrics(), ...extras.map((extra) => withDeadline(extra(), EXTRA_DEADLINE_MS).catch(() => ''))]);
+      const parts = await Promise.all([
+        registry.metrics(),
+        ...extras.map((extra) => withDeadline(extra(), EXTRA_DEADLINE_MS).catch(() => '')),
+      ]);
       // Every part ends with a newline, as strict parsers (promtool, Telegraf) require.
       return parts.map((p) => (p.endsWith('\n') ? p : `${p}\n`)).join('');
     },

@@ -5,10 +5,4 @@
  * must not depend on the engine.
  */
 export type ReservationStatus =
-  | 'held'
-  | 'committed'
-  | 'released'
-  | 'expired'
-  | 'settled'
-  | 'reversed'
-  | 'settlement_unknown';
+  'held' | 'committed' | 'released' | 'expired' | 'settled' | 'reversed' | 'settlement_unknown';

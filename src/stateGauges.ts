@@ -61,7 +61,11 @@ export function registerStateGauges(registry: Registry, sources: StateSources): 
   poolGauge('quota_pool_held', 'Sum of live holds, minor units', 'held');
   poolGauge('quota_pool_committed', 'Committed amounts not reversed, minor units', 'committed');
   poolGauge('quota_pool_settled', 'Settled amounts, minor units', 'settled');
-  poolGauge('quota_pool_available', 'What the pool can still grant (priority tiers included), minor units', 'available');
+  poolGauge(
+    'quota_pool_available',
+    'What the pool can still grant (priority tiers included), minor units',
+    'available',
+  );
 
   const total = (name: string, help: string, value: (s: Snapshot) => number) =>
     new Gauge({
@@ -76,10 +80,14 @@ export function registerStateGauges(registry: Registry, sources: StateSources): 
   total('quota_settlement_backlog', 'Committed reservations not yet settled, reversed or unknown', (s) =>
     s.pools.reduce((sum, p) => sum + p.backlog, 0),
   );
-  total('quota_settlement_oldest_pending_age_seconds', 'Age of the oldest committed reservation awaiting settlement (0: none)', (s) => {
-    const oldest = Math.min(...s.pools.map((p) => p.oldestCommittedAt ?? Infinity));
-    return Number.isFinite(oldest) ? Math.max(0, (s.nowMs - oldest) / 1000) : 0;
-  });
+  total(
+    'quota_settlement_oldest_pending_age_seconds',
+    'Age of the oldest committed reservation awaiting settlement (0: none)',
+    (s) => {
+      const oldest = Math.min(...s.pools.map((p) => p.oldestCommittedAt ?? Infinity));
+      return Number.isFinite(oldest) ? Math.max(0, (s.nowMs - oldest) / 1000) : 0;
+    },
+  );
   total('quota_settlement_unknown', 'Reservations in settlement_unknown, awaiting an operator', (s) =>
     s.pools.reduce((sum, p) => sum + p.unknown, 0),
   );

@@ -14,7 +14,10 @@ export const isoTime = (ms: number): string => new Date(ms).toISOString();
 /** T with the fields K (epoch ms, or null) as ISO 8601 strings (or null). */
 export type WithIsoTimes<T, K extends keyof T> = Omit<T, K> & { [P in K]: null extends T[P] ? string | null : string };
 
-function withIsoTimes<T extends Record<K, number | null>, K extends keyof T>(value: T, times: readonly K[]): WithIsoTimes<T, K> {
+function withIsoTimes<T extends Record<K, number | null>, K extends keyof T>(
+  value: T,
+  times: readonly K[],
+): WithIsoTimes<T, K> {
   const out: Record<PropertyKey, unknown> = { ...value };
   for (const key of times) {
     const ms: number | null = value[key];
@@ -34,11 +37,15 @@ export type ReservationEventJson = WithIsoTimes<ReservationEvent, 'at'>;
 
 export const poolJson = (pool: PoolSnapshot): PoolJson => withIsoTimes(pool, POOL_TIMES);
 export const lineJson = (line: LineSnapshot): LineJson => withIsoTimes(line, LINE_TIMES);
-export const reservationJson = (reservation: Reservation): ReservationJson => withIsoTimes(reservation, RESERVATION_TIMES);
+export const reservationJson = (reservation: Reservation): ReservationJson =>
+  withIsoTimes(reservation, RESERVATION_TIMES);
 export const reservationEventJson = (event: ReservationEvent): ReservationEventJson => withIsoTimes(event, ['at']);
 
 /** A page of a listing with its items shown. */
-export const pageJson = <T, J, P extends { items: T[] }>(page: P, itemJson: (item: T) => J): Omit<P, 'items'> & { items: J[] } => ({
+export const pageJson = <T, J, P extends { items: T[] }>(
+  page: P,
+  itemJson: (item: T) => J,
+): Omit<P, 'items'> & { items: J[] } => ({
   ...page,
   items: page.items.map(itemJson),
 });

@@ -49,9 +49,7 @@ export type Recorded =
   | { kind: 'conflict' };
 
 export type Looked =
-  | { kind: 'applied'; entry: AppliedEntry }
-  | { kind: 'rejected'; entry: RejectedEntry }
-  | { kind: 'absent' };
+  { kind: 'applied'; entry: AppliedEntry } | { kind: 'rejected'; entry: RejectedEntry } | { kind: 'absent' };
 
 export interface LedgerBook {
   /** Records one delivery of `key`; `rejects` decides for a key seen for the first time. */

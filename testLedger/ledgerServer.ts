@@ -154,7 +154,8 @@ function routeOf(method: string, url: string): Route {
   const rest = aliased ? parts.slice(1) : parts;
   if (!aliased && rest.length === 1 && ADMIN.has(rest[0]!)) return { kind: 'admin', name: rest[0]! };
   if (rest.length === 0) return method === 'POST' ? { kind: 'post' } : { kind: 'wrong-method', allow: 'POST' };
-  if (rest.length === 1) return method === 'GET' ? { kind: 'lookup', id: rest[0]! } : { kind: 'wrong-method', allow: 'GET' };
+  if (rest.length === 1)
+    return method === 'GET' ? { kind: 'lookup', id: rest[0]! } : { kind: 'wrong-method', allow: 'GET' };
   return { kind: 'none' };
 }
 
@@ -241,7 +242,12 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
     switch (recorded.kind) {
       case 'conflict':
         stats.conflicts++;
-        return { status: 422, body: { error: 'idempotency_key_reused', reason: 'same key, different body' }, outcome: 'conflict', reservationId: key };
+        return {
+          status: 422,
+          body: { error: 'idempotency_key_reused', reason: 'same key, different body' },
+          outcome: 'conflict',
+          reservationId: key,
+        };
       case 'rejected': {
         stats.rejected++;
         const { reason, body } = recorded.entry;
@@ -318,10 +324,16 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
         return sendJson(res, 400, { error: 'invalid_json' });
       }
       const parsed = faultSettingsSchema.safeParse(json);
-      if (!parsed.success) return sendJson(res, 400, { error: 'invalid_settings', issues: z.treeifyError(parsed.error) });
+      if (!parsed.success)
+        return sendJson(res, 400, { error: 'invalid_settings', issues: z.treeifyError(parsed.error) });
       return sendJson(res, 200, ledger.control(parsed.data));
     }
-    return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: name === '_control' ? 'GET, POST' : name === '_reset' ? 'POST' : 'GET' });
+    return sendJson(
+      res,
+      405,
+      { error: 'method_not_allowed' },
+      { allow: name === '_control' ? 'GET, POST' : name === '_reset' ? 'POST' : 'GET' },
+    );
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -331,12 +343,23 @@ export function createLedgerServer(options: LedgerServerOptions): LedgerServer {
     const route = routeOf(method, path);
     if (route.kind === 'admin') return admin(route.name, req, res);
     if (route.kind === 'none') return sendJson(res, 404, { error: 'no_such_route' });
-    if (route.kind === 'wrong-method') return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: route.allow });
+    if (route.kind === 'wrong-method')
+      return sendJson(res, 405, { error: 'method_not_allowed' }, { allow: route.allow });
 
     const result =
-      route.kind === 'post' ? await settle(req) : await lookup(route.id).then((answer) => answer && { answer, hung: false });
+      route.kind === 'post'
+        ? await settle(req)
+        : await lookup(route.id).then((answer) => answer && { answer, hung: false });
     const event = (status: number | null, outcome: LedgerOutcome, reservationId?: string, hung = false) =>
-      onEvent?.({ method: route.kind === 'post' ? 'POST' : 'GET', path, status, outcome, reservationId, hung, ms: Math.round(performance.now() - started) });
+      onEvent?.({
+        method: route.kind === 'post' ? 'POST' : 'GET',
+        path,
+        status,
+        outcome,
+        reservationId,
+        hung,
+        ms: Math.round(performance.now() - started),
+      });
     if (result === null) {
       // Down: no status line at all, the caller sees a reset connection.
       stats.refused++;

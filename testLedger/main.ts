@@ -66,7 +66,11 @@ export async function main(): Promise<void> {
     console.error(err instanceof Error ? err.message : err);
     process.exit(2);
   }
-  const logger = pino({ level: config.logLevel, base: { service: 'ledger' }, timestamp: pino.stdTimeFunctions.isoTime });
+  const logger = pino({
+    level: config.logLevel,
+    base: { service: 'ledger' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  });
   const ledger = createLedgerServer({
     ...config.options,
     onEvent: (event) => logger.info(event, event.method === 'POST' ? 'delivery' : 'lookup'),

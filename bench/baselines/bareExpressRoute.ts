@@ -35,13 +35,17 @@ app.post('/v1/products/:productId/reservations', async (req, res) => {
   const request: ReserveRequest = { productId, customerId, reservationId, amount, idempotencyKey, fingerprint: 'fp' };
   const scriptKeys = keysFor(SCRIPTS.reserve, request, keys);
   const args = SCRIPTS.reserve.args(request, settings);
-  const [code, , , payload] = (await redis.call('FCALL', reserveFunction, scriptKeys.length, ...scriptKeys, ...args)) as [
-    string,
-    string,
-    string,
-    string,
-  ];
-  res.status(code === 'OK' ? 201 : 409).type('application/json').send(payload);
+  const [code, , , payload] = (await redis.call(
+    'FCALL',
+    reserveFunction,
+    scriptKeys.length,
+    ...scriptKeys,
+    ...args,
+  )) as [string, string, string, string];
+  res
+    .status(code === 'OK' ? 201 : 409)
+    .type('application/json')
+    .send(payload);
 });
 
 const server = app.listen(port, '127.0.0.1');

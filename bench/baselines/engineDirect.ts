@@ -28,7 +28,12 @@ export interface InFlightRun {
 }
 
 /** Runs `call` with `inFlight` loops for `seconds`; a call that throws counts as a failure. */
-export async function runInFlight(label: string, inFlight: number, seconds: number, call: (i: number) => Promise<unknown>): Promise<InFlightRun> {
+export async function runInFlight(
+  label: string,
+  inFlight: number,
+  seconds: number,
+  call: (i: number) => Promise<unknown>,
+): Promise<InFlightRun> {
   const latencies: number[] = [];
   let next = 0;
   let failures = 0;
@@ -48,7 +53,15 @@ export async function runInFlight(label: string, inFlight: number, seconds: numb
   };
   await Promise.all(Array.from({ length: inFlight }, loop));
   const elapsed = (performance.now() - started) / 1000;
-  return { label, inFlight, seconds: Math.round(elapsed * 1000) / 1000, calls: latencies.length, rps: Math.round(latencies.length / elapsed), latency: summarize(latencies), failures };
+  return {
+    label,
+    inFlight,
+    seconds: Math.round(elapsed * 1000) / 1000,
+    calls: latencies.length,
+    rps: Math.round(latencies.length / elapsed),
+    latency: summarize(latencies),
+    failures,
+  };
 }
 
 export async function runEngineDirect(
@@ -62,13 +75,22 @@ export async function runEngineDirect(
 ): Promise<InFlightRun> {
   const reserve = (tag: string) => (i: number) =>
     engine
-      .reserve({ productId: 'b', customerId: 'c', reservationId: randomUUID(), amount: 1, idempotencyKey: `${tag}${inFlight}-${i}`, fingerprint: 'fp' })
+      .reserve({
+        productId: 'b',
+        customerId: 'c',
+        reservationId: randomUUID(),
+        amount: 1,
+        idempotencyKey: `${tag}${inFlight}-${i}`,
+        fingerprint: 'fp',
+      })
       .then((o) => {
         if (!o.ok) throw new Error(o.code);
       });
   await runInFlight('warm-up', inFlight, warmupSeconds, reserve('w'));
   const cpu = cpuMeter({ redis: [redisPid] });
-  const { profile: script, ...run } = await profiledRun(redis, () => runInFlight(`engine.reserve, ${inFlight} in flight`, inFlight, seconds, reserve('e')));
+  const { profile: script, ...run } = await profiledRun(redis, () =>
+    runInFlight(`engine.reserve, ${inFlight} in flight`, inFlight, seconds, reserve('e')),
+  );
   const measured: InFlightRun = { ...run, cpu: cpu.stop(), script };
   if (!profileFile) return measured;
   // A separate, profiled run: the profiler's own cost stays out of the figures above.

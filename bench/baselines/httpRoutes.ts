@@ -43,7 +43,10 @@ export interface HttpFigures {
   oursHalf1: PacedResult;
   bareHalf: PacedResult;
   oursHalf2: PacedResult;
-  /** oursHalf1 again with Redis at appendfsync everysec: how much of the p99 is the per-write fsync (not production's setting). */
+  /**
+   * oursHalf1 again with Redis at appendfsync everysec: how much of the p99 is the per-write fsync (not production's
+   * setting).
+   */
   oursHalf1Everysec: PacedResult;
   rpsRatio: number;
   p99Ratio: number;
@@ -53,7 +56,11 @@ export interface HttpFigures {
 
 /** `thr`: huge capacity and 1,000 lines of huge limits, made with the engine (no HTTP). */
 export async function createThroughputProduct(stack: RedisStack): Promise<void> {
-  const created = await stack.engine.upsertProduct(THROUGHPUT_PRODUCT, { capacity: 1e15, holdTtlSeconds: 86_400 }, 'put');
+  const created = await stack.engine.upsertProduct(
+    THROUGHPUT_PRODUCT,
+    { capacity: 1e15, holdTtlSeconds: 86_400 },
+    'put',
+  );
   if (!created.ok) throw new Error(`could not create ${THROUGHPUT_PRODUCT}: ${created.code}`);
   for (let i = 0; i < CUSTOMERS; i += 500) {
     const lines = Array.from({ length: Math.min(500, CUSTOMERS - i) }, (_, j) => ({
@@ -77,7 +84,10 @@ function reserveOf(tag: string, seed: number) {
     return {
       path: `/v1/products/${THROUGHPUT_PRODUCT}/reservations`,
       headers: { ...jsonHeaders, 'idempotency-key': `${tag}-${i}` },
-      body: JSON.stringify({ customerId: `h${randomInt(random, 0, CUSTOMERS - 1)}`, amount: randomInt(random, 1, 100) }),
+      body: JSON.stringify({
+        customerId: `h${randomInt(random, 0, CUSTOMERS - 1)}`,
+        amount: randomInt(random, 1, 100),
+      }),
     };
   };
 }
@@ -117,28 +127,55 @@ function mergeCpu(parts: { seconds: number; cpu: Record<string, number[]> }[]): 
  */
 async function interleavedPeaks(targets: Target[], o: BenchOptions, runId: string): Promise<Record<string, PeakRun>> {
   const rounds = o.smoke ? 1 : 3;
-  const parts = new Map<string, { run: LoadResult; seconds: number; cpu: Record<string, number[]> }[]>(targets.map((t) => [t.key, []]));
+  const parts = new Map<string, { run: LoadResult; seconds: number; cpu: Record<string, number[]> }[]>(
+    targets.map((t) => [t.key, []]),
+  );
   const requestsOf = (t: Target, tag: string, seed: number) => (t.requests ?? reserveRequests)(tag, seed);
   for (const t of targets) {
-    await runAutocannon({ title: `${t.title} (warm-up)`, baseUrl: t.urls, connections: o.peakConnections, duration: o.warmupSeconds, requests: requestsOf(t, `${runId}-${t.key}w`, o.seed) });
+    await runAutocannon({
+      title: `${t.title} (warm-up)`,
+      baseUrl: t.urls,
+      connections: o.peakConnections,
+      duration: o.warmupSeconds,
+      requests: requestsOf(t, `${runId}-${t.key}w`, o.seed),
+    });
   }
   for (let r = 0; r < rounds; r++) {
     for (const t of targets) {
       const cpu = cpuMeter(t.pids);
-      const run = await runAutocannon({ title: t.title, baseUrl: t.urls, connections: o.peakConnections, duration: Math.max(1, Math.round(o.peakSeconds / rounds)), requests: requestsOf(t, `${runId}-${t.key}${r}`, o.seed + r) });
+      const run = await runAutocannon({
+        title: t.title,
+        baseUrl: t.urls,
+        connections: o.peakConnections,
+        duration: Math.max(1, Math.round(o.peakSeconds / rounds)),
+        requests: requestsOf(t, `${runId}-${t.key}${r}`, o.seed + r),
+      });
       parts.get(t.key)!.push({ run, seconds: run.seconds, cpu: cpu.stop() });
     }
   }
   return Object.fromEntries(
     targets.map((t) => {
       const p = parts.get(t.key)!;
-      return [t.key, { ...mergeRuns(t.title, p.map((x) => x.run)), cpu: mergeCpu(p) }];
+      return [
+        t.key,
+        {
+          ...mergeRuns(
+            t.title,
+            p.map((x) => x.run),
+          ),
+          cpu: mergeCpu(p),
+        },
+      ];
     }),
   );
 }
 
 /** Latency at a paced rate, per target, in interleaved rounds (the first with a warm-up at the rate). */
-async function interleavedPaced(targets: (Target & { rate: number })[], o: BenchOptions, runId: string): Promise<Record<string, PacedResult>> {
+async function interleavedPaced(
+  targets: (Target & { rate: number })[],
+  o: BenchOptions,
+  runId: string,
+): Promise<Record<string, PacedResult>> {
   const rounds = o.smoke ? 1 : 2;
   const parts = new Map<string, PacedResult[]>(targets.map((t) => [t.key, []]));
   for (let r = 0; r < rounds; r++) {
@@ -170,7 +207,10 @@ export async function runHttpFigures(
 ): Promise<HttpFigures> {
   const redisPid = stack.server.process.pid!;
 
-  log('starting: our API with 1 process, with 2 (a port each), with 2 (one shared port), and the bare express route (1 process)');
+  log(
+    'starting: our API with 1 process, with 2 (a port each), with 2 (one ' +
+      'shared port), and the bare express route (1 process)',
+  );
   const one = await startApi(env, 1, workDir, 'api-x1');
   const two = await startApi(env, 2, workDir, 'api-x2', { separatePorts: true });
   const shared = await startApi(env, 2, workDir, 'api-x2-shared');
@@ -186,39 +226,91 @@ export async function runHttpFigures(
   const bareUrl = `http://127.0.0.1:${barePort}`;
   const redis = [redisPid];
   const targets = {
-    ours1: { key: 'ours1', title: 'our reserve route, 1 API process', urls: one.baseUrl, pids: { api: one.cluster.pids, redis } },
-    bare: { key: 'bare', title: 'bare express EVALSHA route, 1 process', urls: bareUrl, pids: { api: bareCluster.pids, redis } },
-    ours2: { key: 'ours2', title: 'our reserve route, 2 API processes (a port each)', urls: two.baseUrls, pids: { api: two.cluster.pids, redis } },
-    ours2Shared: { key: 'ours2Shared', title: 'our reserve route, 2 API processes (one shared port)', urls: shared.baseUrl, pids: { api: shared.cluster.pids, redis } },
+    ours1: {
+      key: 'ours1',
+      title: 'our reserve route, 1 API process',
+      urls: one.baseUrl,
+      pids: { api: one.cluster.pids, redis },
+    },
+    bare: {
+      key: 'bare',
+      title: 'bare express EVALSHA route, 1 process',
+      urls: bareUrl,
+      pids: { api: bareCluster.pids, redis },
+    },
+    ours2: {
+      key: 'ours2',
+      title: 'our reserve route, 2 API processes (a port each)',
+      urls: two.baseUrls,
+      pids: { api: two.cluster.pids, redis },
+    },
+    ours2Shared: {
+      key: 'ours2Shared',
+      title: 'our reserve route, 2 API processes (one shared port)',
+      urls: shared.baseUrl,
+      pids: { api: shared.cluster.pids, redis },
+    },
   };
 
-  log(`peaks, closed loop, ${o.peakConnections} connections, interleaved rounds: ours (1 process), bare route, ours (2 processes, a port each / one shared port)`);
+  log(
+    `peaks, closed loop, ${o.peakConnections} connections, interleaved rounds: ours (1 ` +
+      `process), bare route, ours (2 processes, a port each / one shared port)`,
+  );
   const peaks = await interleavedPeaks([targets.ours1, targets.bare, targets.ours2, targets.ours2Shared], o, runId);
   const hello = (
     await interleavedPeaks(
-      [{ key: 'hello', title: 'bare express hello route', urls: bareUrl, pids: targets.bare.pids, requests: () => [{ method: 'GET', path: '/hello' }] }],
+      [
+        {
+          key: 'hello',
+          title: 'bare express hello route',
+          urls: bareUrl,
+          pids: targets.bare.pids,
+          requests: () => [{ method: 'GET', path: '/hello' }],
+        },
+      ],
       { ...o, peakSeconds: o.peakSeconds / 2 },
       runId,
     )
   ).hello!;
 
   const rate = peaks.ours1!.rps / 2;
-  log(`latency at a paced rate, interleaved: ours (1 process) and the bare route at ${Math.round(rate)}/s (half our 1-process peak); ours (2 processes) at ${Math.round(peaks.ours2!.rps / 2)}/s`);
+  log(
+    `latency at a paced rate, interleaved: ours (1 process) and the bare route at ${Math.round(rate)}/s ` +
+      `(half our 1-process peak); ours (2 processes) at ${Math.round(peaks.ours2!.rps / 2)}/s`,
+  );
   const pacedRuns = await interleavedPaced(
     [
       { ...targets.ours1, title: `our reserve route, 1 API process, ${Math.round(rate)}/s`, rate },
       { ...targets.bare, title: `bare express EVALSHA route, ${Math.round(rate)}/s`, rate },
-      { ...targets.ours2, title: `our reserve route, 2 API processes, ${Math.round(peaks.ours2!.rps / 2)}/s`, rate: peaks.ours2!.rps / 2 },
+      {
+        ...targets.ours2,
+        title: `our reserve route, 2 API processes, ${Math.round(peaks.ours2!.rps / 2)}/s`,
+        rate: peaks.ours2!.rps / 2,
+      },
     ],
     o,
     runId,
   );
-  log(`the same paced run of ours (1 process) with Redis at appendfsync everysec, to see what the per-write fsync costs the p99`);
+  log(
+    `the same paced run of ours (1 process) with Redis at appendfsync ` +
+      `everysec, to see what the per-write fsync costs the p99`,
+  );
   const fsync = ((await stack.redis.config('GET', 'appendfsync')) as string[])[1]!;
   await stack.redis.config('SET', 'appendfsync', 'everysec');
   let everysecRuns: Record<string, PacedResult>;
   try {
-    everysecRuns = await interleavedPaced([{ ...targets.ours1, key: 'ours1Everysec', title: `our reserve route, 1 API process, ${Math.round(rate)}/s, appendfsync everysec`, rate }], o, runId);
+    everysecRuns = await interleavedPaced(
+      [
+        {
+          ...targets.ours1,
+          key: 'ours1Everysec',
+          title: `our reserve route, 1 API process, ${Math.round(rate)}/s, appendfsync everysec`,
+          rate,
+        },
+      ],
+      o,
+      runId,
+    );
   } finally {
     await stack.redis.config('SET', 'appendfsync', fsync);
   }
@@ -234,16 +326,33 @@ export async function runHttpFigures(
   let profile: ProfileSummary | undefined;
   if (profileDir) {
     log('CPU profile of 1 API process at peak (--cpu-prof)');
-    const profiled = await startApi(env, 1, workDir, 'api-profiled', { execArgv: ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'api-process.cpuprofile'] });
-    await runAutocannon({ title: 'profiled (warm-up)', baseUrl: profiled.baseUrl, connections: o.peakConnections, duration: o.warmupSeconds, requests: reserveRequests(`${runId}-pw`, o.seed) });
+    const profiled = await startApi(env, 1, workDir, 'api-profiled', {
+      execArgv: ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'api-process.cpuprofile'],
+    });
+    await runAutocannon({
+      title: 'profiled (warm-up)',
+      baseUrl: profiled.baseUrl,
+      connections: o.peakConnections,
+      duration: o.warmupSeconds,
+      requests: reserveRequests(`${runId}-pw`, o.seed),
+    });
     const loadStarted = performance.now();
-    await runAutocannon({ title: 'profiled', baseUrl: profiled.baseUrl, connections: o.peakConnections, duration: o.peakSeconds, requests: reserveRequests(`${runId}-p`, o.seed) });
+    await runAutocannon({
+      title: 'profiled',
+      baseUrl: profiled.baseUrl,
+      connections: o.peakConnections,
+      duration: o.peakSeconds,
+      requests: reserveRequests(`${runId}-p`, o.seed),
+    });
     const loadEnded = performance.now();
     await profiled.cluster.stop();
     const stopped = performance.now();
     const file = readdirSync(profileDir).find((f) => f === 'api-process.cpuprofile');
     // The profile runs from the process's start to its exit: keep the measured load only.
-    if (file) profile = summarizeCpuProfile(join(profileDir, file), { fromEndMs: [stopped - loadStarted, stopped - loadEnded] });
+    if (file)
+      profile = summarizeCpuProfile(join(profileDir, file), {
+        fromEndMs: [stopped - loadStarted, stopped - loadEnded],
+      });
     else log('  no profile was written (the API process did not exit cleanly?)');
   }
 

@@ -20,12 +20,22 @@ import { runInFlight, type InFlightRun } from './engineDirect.js';
 
 export type PostgresResult =
   | { skipped: true; reason: string }
-  | { skipped: false; url: string; version: string; settings: Record<string, string>; poolSize: number; run: InFlightRun; refusals: number };
+  | {
+      skipped: false;
+      url: string;
+      version: string;
+      settings: Record<string, string>;
+      poolSize: number;
+      run: InFlightRun;
+      refusals: number;
+    };
 
 const CUSTOMERS = 1_000;
 
 async function connect(env: NodeJS.ProcessEnv): Promise<{ pool: pg.Pool; url: string } | { reason: string }> {
-  const candidates = env.BENCH_PG_URL ? [env.BENCH_PG_URL] : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
+  const candidates = env.BENCH_PG_URL
+    ? [env.BENCH_PG_URL]
+    : ['postgres://postgres@127.0.0.1:5432/test', 'postgres://root@127.0.0.1:5432/test'];
   const reasons: string[] = [];
   for (const url of candidates) {
     const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
@@ -41,7 +51,13 @@ async function connect(env: NodeJS.ProcessEnv): Promise<{ pool: pg.Pool; url: st
   return { reason: `no PostgreSQL reachable (${reasons.join('; ')}); set BENCH_PG_URL to one` };
 }
 
-export async function runPostgresPeer(env: NodeJS.ProcessEnv, inFlight: number, seconds: number, warmupSeconds: number, seed: number): Promise<PostgresResult> {
+export async function runPostgresPeer(
+  env: NodeJS.ProcessEnv,
+  inFlight: number,
+  seconds: number,
+  warmupSeconds: number,
+  seed: number,
+): Promise<PostgresResult> {
   const connected = await connect(env);
   if ('reason' in connected) return { skipped: true, reason: connected.reason };
   const admin = connected.pool;
@@ -49,7 +65,9 @@ export async function runPostgresPeer(env: NodeJS.ProcessEnv, inFlight: number, 
   let pool: pg.Pool | undefined;
   const drop = async () => {
     await pool?.end().catch(() => {});
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch((err: Error) => console.error(`could not drop schema ${schema}: ${err.message}`));
+    await admin
+      .query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
+      .catch((err: Error) => console.error(`could not drop schema ${schema}: ${err.message}`));
     await admin.end().catch(() => {});
   };
   const cancel = onCleanup(`PostgreSQL schema ${schema}`, drop);
@@ -82,7 +100,10 @@ export async function runPostgresPeer(env: NodeJS.ProcessEnv, inFlight: number, 
       END $$;
     `);
     await admin.query(`INSERT INTO ${schema}.pool VALUES ('b', 1000000000000000, 0)`);
-    await admin.query(`INSERT INTO ${schema}.line SELECT 'b', 'c' || i, 1000000000000000, 0 FROM generate_series(0, ${CUSTOMERS - 1}) i`);
+    await admin.query(
+      `INSERT INTO ${schema}.line SELECT 'b', 'c' || i, ` +
+        `1000000000000000, 0 FROM generate_series(0, ${CUSTOMERS - 1}) i`,
+    );
 
     pool = new pg.Pool({ connectionString: connected.url, max: poolSize, connectionTimeoutMillis: 10_000 });
     pool.on('error', () => {});
@@ -90,12 +111,21 @@ export async function runPostgresPeer(env: NodeJS.ProcessEnv, inFlight: number, 
     let refusals = 0;
     const reserve = (tag: string) => async (i: number) => {
       const r = await pool!.query(`SELECT ${schema}.reserve($1, $2, $3, $4, $5) AS code`, [
-        'b', `c${randomInt(random, 0, CUSTOMERS - 1)}`, randomInt(random, 1, 100), randomUUID(), `${tag}-${i}`,
+        'b',
+        `c${randomInt(random, 0, CUSTOMERS - 1)}`,
+        randomInt(random, 1, 100),
+        randomUUID(),
+        `${tag}-${i}`,
       ]);
       if (r.rows[0].code !== 'OK') refusals++;
     };
     await runInFlight('warm-up', inFlight, warmupSeconds, reserve('w'));
-    const run = await runInFlight(`PostgreSQL reserve, ${inFlight} in flight (pool of ${poolSize})`, inFlight, seconds, reserve('m'));
+    const run = await runInFlight(
+      `PostgreSQL reserve, ${inFlight} in flight (pool of ${poolSize})`,
+      inFlight,
+      seconds,
+      reserve('m'),
+    );
     return { skipped: false, url: connected.url, version, settings, poolSize, run, refusals };
   } finally {
     cancel();

@@ -26,9 +26,29 @@ export interface RedisBenchmarkRun {
   command: string;
 }
 
-export function redisBenchmark(label: string, port: number, requests: number, pipeline: number, command: string[], cpus?: string): Promise<RedisBenchmarkRun> {
+export function redisBenchmark(
+  label: string,
+  port: number,
+  requests: number,
+  pipeline: number,
+  command: string[],
+  cpus?: string,
+): Promise<RedisBenchmarkRun> {
   const clients = 50;
-  const args = ['-p', String(port), '-n', String(requests), '-c', String(clients), '-P', String(pipeline), '-r', '1000000000', '--csv', ...command];
+  const args = [
+    '-p',
+    String(port),
+    '-n',
+    String(requests),
+    '-c',
+    String(clients),
+    '-P',
+    String(pipeline),
+    '-r',
+    '1000000000',
+    '--csv',
+    ...command,
+  ];
   const shellWord = (a: string) => (a === '' || /[^A-Za-z0-9_./:=-]/.test(a) ? `'${a}'` : a);
   const shown = `redis-benchmark ${args.map(shellWord).join(' ')}`;
   return new Promise((resolve, reject) => {
@@ -39,12 +59,25 @@ export function redisBenchmark(label: string, port: number, requests: number, pi
     child.stdout.on('data', (c: Buffer) => (out += c.toString()));
     child.stderr.on('data', (c: Buffer) => (err += c.toString()));
     child.once('error', (e: NodeJS.ErrnoException) =>
-      reject(e.code === 'ENOENT' ? new Error('redis-benchmark not found: it comes with redis-server (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis)') : e),
+      reject(
+        e.code === 'ENOENT'
+          ? new Error(
+              'redis-benchmark not found: it comes with redis-server (Debian/Ubuntu: ' +
+                'apt-get install -y redis-server; macOS: brew install redis)',
+            )
+          : e,
+      ),
     );
     child.once('exit', (code) => {
       // CSV: a header line, then "<test>","rps","avg","min","p50","p95","p99","max"; the test name is the command.
-      const rows = out.trim().split('\n').filter((l) => l.startsWith('"') && !l.startsWith('"test"'));
-      const fields = rows.at(-1)?.match(/"([^"]*)"/g)?.map((f) => f.slice(1, -1));
+      const rows = out
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('"') && !l.startsWith('"test"'));
+      const fields = rows
+        .at(-1)
+        ?.match(/"([^"]*)"/g)
+        ?.map((f) => f.slice(1, -1));
       const tail = fields?.slice(-7).map(Number);
       if (code !== 0 || !tail || tail.some((n) => Number.isNaN(n))) {
         return reject(new Error(`${shown}: exit ${code}; stdout: ${out.slice(-500)}; stderr: ${err.slice(-500)}`));
@@ -76,12 +109,16 @@ export interface ScriptProfile {
 export async function commandStats(redis: Redis): Promise<Map<string, { calls: number; usec: number }>> {
   const info = await redis.info('commandstats');
   const out = new Map<string, { calls: number; usec: number }>();
-  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm)) out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
+  for (const m of info.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    out.set(m[1]!, { calls: Number(m[2]), usec: Number(m[3]) });
   return out;
 }
 
 /** Resets Redis's statistics, runs `run`, and says where its EVALSHAs' time went. */
-export async function profiledRun<T extends { rps: number }>(redis: Redis, run: () => Promise<T>): Promise<T & { profile: ScriptProfile }> {
+export async function profiledRun<T extends { rps: number }>(
+  redis: Redis,
+  run: () => Promise<T>,
+): Promise<T & { profile: ScriptProfile }> {
   await redis.config('RESETSTAT');
   const result = await run();
   const stats = await commandStats(redis);
@@ -91,7 +128,11 @@ export async function profiledRun<T extends { rps: number }>(redis: Redis, run: 
   const r1 = (x: number) => Math.round(x * 10) / 10;
   const perCommand = [...stats]
     .filter(([name]) => !['fcall', 'evalsha', 'config', 'info', 'ping', 'function|load'].includes(name))
-    .map(([command, s]) => ({ command, callsPerReserve: r1(s.calls / evalsha.calls), usecPerReserve: r1(s.usec / evalsha.calls) }))
+    .map(([command, s]) => ({
+      command,
+      callsPerReserve: r1(s.calls / evalsha.calls),
+      usecPerReserve: r1(s.usec / evalsha.calls),
+    }))
     .sort((a, b) => b.usecPerReserve - a.usecPerReserve);
   const commandsUsec = perCommand.reduce((sum, c) => sum + c.usecPerReserve, 0);
   const evalshaUsec = evalsha.usec / evalsha.calls;
@@ -141,10 +182,19 @@ export interface ScriptStage {
  * on every call) and FCALL of the library function (created once per library
  * load). Interleaved rounds, µs per call from INFO commandstats.
  */
-async function evalshaVsFcall(redis: Redis, port: number, requests: number, ours: string[], source: string): Promise<ScriptStage[]> {
+async function evalshaVsFcall(
+  redis: Redis,
+  port: number,
+  requests: number,
+  ours: string[],
+  source: string,
+): Promise<ScriptStage[]> {
   const sha = (await redis.script('LOAD', source)) as string;
   const variants = [
-    { step: 'EVALSHA of the standalone reserve script (includes set up on every call)', args: ['EVALSHA', sha, ...ours.slice(2)] },
+    {
+      step: 'EVALSHA of the standalone reserve script (includes set up on every call)',
+      args: ['EVALSHA', sha, ...ours.slice(2)],
+    },
     { step: 'FCALL of the library function (includes set up once per library load)', args: ours },
   ];
   for (const v of variants) await redisBenchmark('warm-up', port, Math.ceil(requests / 8), 16, v.args);
@@ -152,19 +202,31 @@ async function evalshaVsFcall(redis: Redis, port: number, requests: number, ours
   const usec = variants.map(() => 0);
   for (let r = 0; r < rounds; r++) {
     for (let i = 0; i < variants.length; i++) {
-      const run = await profiledRun(redis, () => redisBenchmark(variants[i]!.step, port, Math.ceil(requests / rounds), 16, variants[i]!.args));
+      const run = await profiledRun(redis, () =>
+        redisBenchmark(variants[i]!.step, port, Math.ceil(requests / rounds), 16, variants[i]!.args),
+      );
       usec[i]! += run.profile.evalshaUsecPerCall / rounds;
     }
   }
   const r1 = (x: number) => Math.round(x * 10) / 10;
-  return variants.map((v, i) => ({ step: v.step, usecUpTo: r1(usec[i]!), usec: r1(usec[i]! - (i > 0 ? usec[0]! : 0)) }));
+  return variants.map((v, i) => ({
+    step: v.step,
+    usecUpTo: r1(usec[i]!),
+    usec: r1(usec[i]! - (i > 0 ? usec[0]! : 0)),
+  }));
 }
 
 /** Product `b` (huge capacity, long holds) and its line `c` (huge limit), as the engine creates them. */
 export async function createBenchProduct(engine: QuotaEngine, productId: string, customerId: string): Promise<void> {
-  const created = await engine.upsertProduct(productId, { capacity: 1e15, holdTtlSeconds: 86_400, minAmount: 1, maxAmount: null }, 'put');
+  const created = await engine.upsertProduct(
+    productId,
+    { capacity: 1e15, holdTtlSeconds: 86_400, minAmount: 1, maxAmount: null },
+    'put',
+  );
   if (!created.ok) throw new Error(`could not create product ${productId}: ${created.code}`);
-  const line = await engine.upsertLines(productId, [{ customerId, limit: 1e15, status: 'active', statusReason: null, tier: null }]);
+  const line = await engine.upsertLines(productId, [
+    { customerId, limit: 1e15, status: 'active', statusReason: null, tier: null },
+  ]);
   if (!line.ok) throw new Error(`could not create line ${productId}/${customerId}: ${line.code}`);
 }
 
@@ -172,28 +234,66 @@ export async function createBenchProduct(engine: QuotaEngine, productId: string,
 function mergeBenchmarkRuns(runs: RedisBenchmarkRun[]): RedisBenchmarkRun {
   const requests = runs.reduce((s, r) => s + r.requests, 0);
   const seconds = runs.reduce((s, r) => s + r.requests / r.rps, 0);
-  const mean = (f: (r: RedisBenchmarkRun) => number) => Math.round((runs.reduce((s, r) => s + f(r), 0) / runs.length) * 1000) / 1000;
-  return { ...runs[0]!, requests, rps: Math.round(requests / seconds), p50Ms: mean((r) => r.p50Ms), p99Ms: mean((r) => r.p99Ms) };
+  const mean = (f: (r: RedisBenchmarkRun) => number) =>
+    Math.round((runs.reduce((s, r) => s + f(r), 0) / runs.length) * 1000) / 1000;
+  return {
+    ...runs[0]!,
+    requests,
+    rps: Math.round(requests / seconds),
+    p50Ms: mean((r) => r.p50Ms),
+    p99Ms: mean((r) => r.p99Ms),
+  };
 }
 
 /** redis-benchmark's rate for our script that the engine is compared with: the mean of the runs before and after it. */
-export const oursReference = (rb: RedisBaselines) => (rb.oursAgain ? Math.round((rb.ours.rps + rb.oursAgain.rps) / 2) : rb.ours.rps);
+export const oursReference = (rb: RedisBaselines) =>
+  rb.oursAgain ? Math.round((rb.ours.rps + rb.oursAgain.rps) / 2) : rb.ours.rps;
 
-export async function runRedisBaselines(redis: Redis, engine: QuotaEngine, keys: Keys, port: number, requests: number): Promise<RedisBaselines> {
+export async function runRedisBaselines(
+  redis: Redis,
+  engine: QuotaEngine,
+  keys: Keys,
+  port: number,
+  requests: number,
+): Promise<RedisBaselines> {
   await engine.loadScripts();
   await createBenchProduct(engine, 'b', 'c');
   const ourSha = engine.library.functionName('reserve');
   // KEYS and ARGV from the script catalogue (lua/reserve-7.lua's header), with a fresh reservation and key per call.
-  const request = { productId: 'b', customerId: 'c', reservationId: '__rand_int__', amount: 1, idempotencyKey: '__rand_int__', fingerprint: 'fp' };
+  const request = {
+    productId: 'b',
+    customerId: 'c',
+    reservationId: '__rand_int__',
+    amount: 1,
+    idempotencyKey: '__rand_int__',
+    fingerprint: 'fp',
+  };
   const settings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
   const scriptKeys = keysFor(SCRIPTS.reserve, request, keys);
-  const ours = ['FCALL', ourSha, String(scriptKeys.length), ...scriptKeys, ...SCRIPTS.reserve.args(request, settings).map(String)];
+  const ours = [
+    'FCALL',
+    ourSha,
+    String(scriptKeys.length),
+    ...scriptKeys,
+    ...SCRIPTS.reserve.args(request, settings).map(String),
+  ];
 
   const minimalSource = readFileSync(join(benchLuaDir, 'minimal-reserve-4.lua'), 'utf8');
   const minimalSha = (await redis.script('LOAD', minimalSource)) as string;
   await redis.set('qa:{m}:pool', String(1e15));
   await redis.set('qa:{m}:line:c', String(1e15));
-  const minimal = ['EVALSHA', minimalSha, '4', 'qa:{m}:pool', 'qa:{m}:line:c', 'qa:{m}:hold:__rand_int__', 'qa:{m}:idem:__rand_int__', '1', '86400', 'c'];
+  const minimal = [
+    'EVALSHA',
+    minimalSha,
+    '4',
+    'qa:{m}:pool',
+    'qa:{m}:line:c',
+    'qa:{m}:hold:__rand_int__',
+    'qa:{m}:idem:__rand_int__',
+    '1',
+    '86400',
+    'c',
+  ];
 
   // Warm-up (not measured): both scripts compiled, connections and allocator warm.
   await redisBenchmark('warm-up', port, Math.ceil(requests / 10), 16, ours);
@@ -227,12 +327,24 @@ export async function runRedisBaselines(redis: Redis, engine: QuotaEngine, keys:
   let everysec: RedisBaselines['everysec'];
   try {
     const o = await redisBenchmark('our reserve script, appendfsync everysec', port, Math.ceil(requests / 2), 16, ours);
-    const m = await redisBenchmark('minimal reserve script, appendfsync everysec', port, Math.ceil(requests / 2), 16, minimal);
+    const m = await redisBenchmark(
+      'minimal reserve script, appendfsync everysec',
+      port,
+      Math.ceil(requests / 2),
+      16,
+      minimal,
+    );
     everysec = { ours: o, minimal: m, ratio: Math.round((o.rps / m.rps) * 1000) / 1000 };
   } finally {
     await redis.config('SET', 'appendfsync', fsync);
   }
-  const stages = await evalshaVsFcall(redis, port, Math.ceil(requests / 4), ours, engine.scripts.get('reserve')!.source);
+  const stages = await evalshaVsFcall(
+    redis,
+    port,
+    Math.ceil(requests / 4),
+    ours,
+    engine.scripts.get('reserve')!.source,
+  );
   return {
     ours: oursRun,
     minimal: minimalRun,

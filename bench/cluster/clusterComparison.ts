@@ -29,7 +29,15 @@ import { bulkImport } from '../lib/bulkImport.js';
 import { onCleanup } from '../lib/cleanup.js';
 import type { Check } from '../lib/invariants.js';
 import { ratio } from '../lib/stats.js';
-import { KEY_PREFIX, serviceEnv, startApi, startJobsProcess, startRedis, type LedgerProcess, type RedisStack } from '../lib/stack.js';
+import {
+  KEY_PREFIX,
+  serviceEnv,
+  startApi,
+  startJobsProcess,
+  startRedis,
+  type LedgerProcess,
+  type RedisStack,
+} from '../lib/stack.js';
 import type { BenchOptions } from '../options.js';
 import type { LaunchPlan } from '../scenarios/launchPlan.js';
 import { manyProductIds, runManyProducts } from '../scenarios/manyProducts.js';
@@ -102,7 +110,9 @@ export interface ClusterComparisonInput {
   log: (s: string) => void;
 }
 
-export async function runClusterComparison(input: ClusterComparisonInput): Promise<{ comparison: ClusterComparison; violations: string[] }> {
+export async function runClusterComparison(
+  input: ClusterComparisonInput,
+): Promise<{ comparison: ClusterComparison; violations: string[] }> {
   const { options, plan, log } = input;
   const keys = createKeys(KEY_PREFIX);
   const violations: string[] = [];
@@ -122,7 +132,8 @@ export async function runClusterComparison(input: ClusterComparisonInput): Promi
     const masters = await cluster.masterPorts();
     const masterPids = masters.map((port) => cluster.nodes.find((n) => n.port === port)!.process!.child.pid!);
     await client.ping();
-    const masterOf = (productId: string) => Number(client.slots[calculateSlot(keys.pool(productId))]![0]!.split(':')[1]);
+    const masterOf = (productId: string) =>
+      Number(client.slots[calculateSlot(keys.pool(productId))]![0]!.split(':')[1]);
     const manyProductsPerMaster: Record<string, number> = Object.fromEntries(masters.map((p) => [String(p), 0]));
     for (const p of manyProductIds(options.manyProducts)) manyProductsPerMaster[String(masterOf(p))]!++;
 
@@ -149,7 +160,12 @@ export async function runClusterComparison(input: ClusterComparisonInput): Promi
       env.REDIS_WAIT_REPLICAS = String(leg.waitReplicas);
       log(`cluster comparison, ${leg.name}: jobs process and ${input.apiProcesses} API processes`);
       const jobs = await startJobsProcess(env, legDir);
-      const service = await startApi(env, input.apiProcesses, legDir, `api-${onCluster ? `cluster-wait${leg.waitReplicas}` : 'one-node'}`);
+      const service = await startApi(
+        env,
+        input.apiProcesses,
+        legDir,
+        `api-${onCluster ? `cluster-wait${leg.waitReplicas}` : 'one-node'}`,
+      );
       try {
         const ctx: ScenarioContext = {
           options,
@@ -166,7 +182,11 @@ export async function runClusterComparison(input: ClusterComparisonInput): Promi
           onLoadStart: () => resetCommandStats(ports),
         };
         await service.api.putProduct(LAUNCH_PRODUCT, { capacity: plan.capacity, holdTtlSeconds: 3600 });
-        await bulkImport(service.baseUrl, [{ productId: LAUNCH_PRODUCT, rows: plan.lines }], `${leg.name}: launch lines`);
+        await bulkImport(
+          service.baseUrl,
+          [{ productId: LAUNCH_PRODUCT, rows: plan.lines }],
+          `${leg.name}: launch lines`,
+        );
         const scenarios: ClusterLegScenario[] = [];
         for (const [name, run] of [
           ['spike', () => runSpike(ctx, plan)],
@@ -176,11 +196,13 @@ export async function runClusterComparison(input: ClusterComparisonInput): Promi
           const fcall = await readFcallStats(ports);
           scenarios.push(summarise(name, s, fcall));
           log(
-            `  ${leg.name}, ${name}: ${s.load.responses} answers in ${s.load.seconds.toFixed(1)} s = ${s.load.rps}/s, p99 ${s.load.latency.p99} ms; ` +
+            `  ${leg.name}, ${name}: ${s.load.responses} answers in ` +
+              `${s.load.seconds.toFixed(1)} s = ${s.load.rps}/s, p99 ${s.load.latency.p99} ms; ` +
               `FCALL per node ${fcall.map((f) => `${f.port}: ${f.calls} calls, ${f.usecPerCall} us/call`).join('; ')}`,
           );
           for (const c of s.checks) log(`    ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
-          for (const c of failed(s.checks)) violations.push(`cluster comparison, ${leg.name}, ${name}: ${c.name}: ${c.detail}`);
+          for (const c of failed(s.checks))
+            violations.push(`cluster comparison, ${leg.name}, ${name}: ${c.name}: ${c.detail}`);
         }
         results.push({ ...leg, scenarios });
       } finally {
@@ -196,7 +218,11 @@ export async function runClusterComparison(input: ClusterComparisonInput): Promi
     log('engine-level WAIT 0 vs 1 on the same cluster (engine.reserve directly, no HTTP)');
     const engineWait = await measureEngineWait(cluster, options.clusterEngineWait, (s) => log(`  ${s}`));
     if (!engineWait.ok) {
-      violations.push(`cluster comparison, engine WAIT 0 vs 1: failures ${engineWait.wait0.failures + engineWait.wait1.failures}, audit ${JSON.stringify(engineWait.invariants)}`);
+      violations.push(
+        `cluster comparison, engine WAIT 0 vs 1: failures ` +
+          `${engineWait.wait0.failures + engineWait.wait1.failures}, audit ` +
+          `${JSON.stringify(engineWait.invariants)}`,
+      );
     }
 
     return {
@@ -248,12 +274,19 @@ function summarise(scenario: ClusterScenarioName, s: ScenarioResult, fcall: Node
 }
 
 function ratiosOf(legs: ClusterLeg[]): ClusterRatios[] {
-  const find = (name: string, scenario: ClusterScenarioName) => legs.find((l) => l.name === name)?.scenarios.find((s) => s.scenario === scenario);
+  const find = (name: string, scenario: ClusterScenarioName) =>
+    legs.find((l) => l.name === name)?.scenarios.find((s) => s.scenario === scenario);
   return (['spike', 'many-products'] as const).flatMap((scenario) => {
     const one = find('one node', scenario);
     const w0 = find('cluster, WAIT 0', scenario);
     const w1 = find('cluster, WAIT 1', scenario);
     if (!one || !w0 || !w1) return [];
-    return [{ scenario, clusterVsOne: { rps: ratio(w0.rps, one.rps), p99: ratio(w0.p99, one.p99) }, wait1VsWait0: { rps: ratio(w1.rps, w0.rps), p99: ratio(w1.p99, w0.p99) } }];
+    return [
+      {
+        scenario,
+        clusterVsOne: { rps: ratio(w0.rps, one.rps), p99: ratio(w0.p99, one.p99) },
+        wait1VsWait0: { rps: ratio(w1.rps, w0.rps), p99: ratio(w1.p99, w0.p99) },
+      },
+    ];
   });
 }

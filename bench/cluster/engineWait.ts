@@ -36,7 +36,15 @@ export interface EngineWaitTotals {
 
 export interface EngineWaitResult {
   at: string;
-  setup: { masters: number; replicasPerMaster: number; products: number; inFlight: number; secondsPerRound: number; rounds: number; waitTimeoutMs: number };
+  setup: {
+    masters: number;
+    replicasPerMaster: number;
+    products: number;
+    inFlight: number;
+    secondsPerRound: number;
+    rounds: number;
+    waitTimeoutMs: number;
+  };
   wait0: EngineWaitTotals;
   wait1: EngineWaitTotals;
   throughputRatio: number;
@@ -51,7 +59,11 @@ export interface EngineWaitResult {
 const WAIT_TIMEOUT_MS = 500;
 
 /** Runs on `cluster` under its own key prefix (`bw`), so it can share the cluster with other runs. */
-export async function measureEngineWait(cluster: LocalCluster, o: EngineWaitOptions, log: (s: string) => void = () => {}): Promise<EngineWaitResult> {
+export async function measureEngineWait(
+  cluster: LocalCluster,
+  o: EngineWaitOptions,
+  log: (s: string) => void = () => {},
+): Promise<EngineWaitResult> {
   const logger = createLogger('silent');
   const nodes = cluster.seeds.split(',').map((s) => ({ host: '127.0.0.1', port: Number(s.split(':')[1]) }));
   const topology = await openRedisTopology({ kind: 'cluster', nodes, password: undefined }, '.', logger);
@@ -61,12 +73,27 @@ export async function measureEngineWait(cluster: LocalCluster, o: EngineWaitOpti
     const engines = {
       0: createQuotaEngine({ redis, keys }),
       // As src/main.ts builds it: confirmed writes take turns on 8 connections per node.
-      1: createQuotaEngine({ redis, keys, durableWrites: createDurableWrites({ replicas: 1, timeoutMs: WAIT_TIMEOUT_MS, logger, pool: [redis, ...(await topology.moreClients(7))] }) }),
+      1: createQuotaEngine({
+        redis,
+        keys,
+        durableWrites: createDurableWrites({
+          replicas: 1,
+          timeoutMs: WAIT_TIMEOUT_MS,
+          logger,
+          pool: [redis, ...(await topology.moreClients(7))],
+        }),
+      }),
     };
     const products = [...(await productsPerMaster(cluster, (p) => keys.pool(p), 3, 'bw-p')).values()].flat();
     for (const p of products) {
       await engines[0].upsertProduct(p, { capacity: 1_000_000_000_000, holdTtlSeconds: 3_600 }, 'put');
-      const lines = Array.from({ length: 100 }, (_, c) => ({ customerId: `c${c}`, limit: 1_000_000_000_000, status: 'active' as const, statusReason: null, tier: null }));
+      const lines = Array.from({ length: 100 }, (_, c) => ({
+        customerId: `c${c}`,
+        limit: 1_000_000_000_000,
+        status: 'active' as const,
+        statusReason: null,
+        tier: null,
+      }));
       const created = await engines[0].upsertLines(p, lines);
       if (!created.ok) throw new Error(`lines: ${created.code}`);
     }
@@ -74,7 +101,14 @@ export async function measureEngineWait(cluster: LocalCluster, o: EngineWaitOpti
     const reserve = (wait: 0 | 1, tag: string) => (i: number) => {
       const productId = products[i % products.length]!;
       return engines[wait]
-        .reserve({ productId, customerId: `c${i % 100}`, reservationId: randomUUID(), amount: 1, idempotencyKey: `${run}-${tag}-${i}`, fingerprint: 'fp' })
+        .reserve({
+          productId,
+          customerId: `c${i % 100}`,
+          reservationId: randomUUID(),
+          amount: 1,
+          idempotencyKey: `${run}-${tag}-${i}`,
+          fingerprint: 'fp',
+        })
         .then((outcome) => {
           if (!outcome.ok) throw new Error(outcome.code);
         });
@@ -85,16 +119,29 @@ export async function measureEngineWait(cluster: LocalCluster, o: EngineWaitOpti
     const runs: Record<0 | 1, InFlightRun[]> = { 0: [], 1: [] };
     for (let r = 0; r < o.rounds; r++) {
       for (const wait of (r % 2 === 0 ? [0, 1] : [1, 0]) as (0 | 1)[]) {
-        const one = await runInFlight(`WAIT ${wait}, round ${r + 1}`, o.inFlight, o.secondsPerRound, reserve(wait, `r${r}w${wait}`));
+        const one = await runInFlight(
+          `WAIT ${wait}, round ${r + 1}`,
+          o.inFlight,
+          o.secondsPerRound,
+          reserve(wait, `r${r}w${wait}`),
+        );
         runs[wait].push(one);
-        log(`${one.label}: ${one.rps} reserves/s, p50 ${one.latency.p50.toFixed(2)} ms, p99 ${one.latency.p99.toFixed(2)} ms, failures ${one.failures}`);
+        log(
+          `${one.label}: ${one.rps} reserves/s, p50 ${one.latency.p50.toFixed(2)} ms, ` +
+            `p99 ${one.latency.p99.toFixed(2)} ms, failures ${one.failures}`,
+        );
       }
     }
     const total = (wait: 0 | 1): EngineWaitTotals => {
       const rs = runs[wait];
       const calls = rs.reduce((s, x) => s + x.calls, 0);
       const secs = rs.reduce((s, x) => s + x.seconds, 0);
-      return { rps: Math.round(calls / secs), p99: median(rs.map((x) => x.latency.p99)), p50: median(rs.map((x) => x.latency.p50)), failures: rs.reduce((s, x) => s + x.failures, 0) };
+      return {
+        rps: Math.round(calls / secs),
+        p99: median(rs.map((x) => x.latency.p99)),
+        p50: median(rs.map((x) => x.latency.p50)),
+        failures: rs.reduce((s, x) => s + x.failures, 0),
+      };
     };
     const wait0 = total(0);
     const wait1 = total(1);
@@ -112,13 +159,25 @@ export async function measureEngineWait(cluster: LocalCluster, o: EngineWaitOpti
     const consistent = audit.products.every((p) => p.outcome === 'consistent');
     return {
       at: new Date().toISOString(),
-      setup: { masters: 3, replicasPerMaster: 1, products: products.length, inFlight: o.inFlight, secondsPerRound: o.secondsPerRound, rounds: o.rounds, waitTimeoutMs: WAIT_TIMEOUT_MS },
+      setup: {
+        masters: 3,
+        replicasPerMaster: 1,
+        products: products.length,
+        inFlight: o.inFlight,
+        secondsPerRound: o.secondsPerRound,
+        rounds: o.rounds,
+        waitTimeoutMs: WAIT_TIMEOUT_MS,
+      },
       wait0,
       wait1,
       throughputRatio: ratio(wait1.rps, wait0.rps),
       p99Ratio: ratio(wait1.p99, wait0.p99),
       p50Ratio: ratio(wait1.p50, wait0.p50),
-      invariants: { products: audit.products.length, violations: audit.violations, outcomes: [...new Set(audit.products.map((p) => p.outcome))] },
+      invariants: {
+        products: audit.products.length,
+        violations: audit.violations,
+        outcomes: [...new Set(audit.products.map((p) => p.outcome))],
+      },
       ok: consistent && audit.violations === 0 && wait0.failures + wait1.failures === 0,
       runs,
     };

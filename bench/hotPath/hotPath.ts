@@ -56,13 +56,19 @@ export interface HotPathOptions {
   /** redis-benchmark -n per round (the commit/release driver ends half as many holds per round). */
   redisRequests: number;
   seed: number;
-  /** Another build of the service (a dist/ folder): its reserve route runs in the same rounds (before/after in one run). */
+  /**
+   * Another build of the service (a dist/ folder): its reserve route runs in the same rounds (before/after in one run).
+   */
   compareDist?: string;
 }
 
 const API_CPU = '0';
 const REDIS_CPU = '1';
-const SETTINGS: ScriptSettings = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
+const SETTINGS: ScriptSettings = {
+  reclaimLimit: 100,
+  idempotencyTtlSeconds: 86_400,
+  idempotencyRefusalTtlSeconds: 3_600,
+};
 const CUSTOMERS = 1_000;
 const OPS = ['reserve', 'commit', 'release'] as const;
 type Op = (typeof OPS)[number];
@@ -89,7 +95,10 @@ export interface HttpLevel {
   rpsRatio: number;
   p99Ratio: number;
   usecRatio: number;
-  /** µs of the API process's CPU per answer, ours and bare: the route's cost, whatever share of a core the machine left it. */
+  /**
+   * µs of the API process's CPU per answer, ours and bare: the route's cost, whatever share of a core the machine left
+   * it.
+   */
   apiCpuUsecPerRequest: { ours: number; bare: number };
   /** bare / ours CPU per answer: the requests/s ratio a core to itself would give (less noisy on a busy machine). */
   cpuEfficiencyRatio: number;
@@ -159,24 +168,50 @@ async function pipelined(url: string, calls: string[][], connections = 8, depth 
 }
 
 /** The Redis-level comparisons (no HTTP). */
-async function redisLevel(stack: RedisStack, shas: MinimalShas, o: HotPathOptions, log: (s: string) => void): Promise<RedisLevel[]> {
+async function redisLevel(
+  stack: RedisStack,
+  shas: MinimalShas,
+  o: HotPathOptions,
+  log: (s: string) => void,
+): Promise<RedisLevel[]> {
   const { redis, engine, keys, server } = stack;
   const port = server.port;
   await createBenchProduct(engine, 'b', 'c');
   await fillMinimalCounters(redis, ['c']);
   const fn = (name: string) => engine.library.functionName(name);
-  const reserveRequest = { productId: 'b', customerId: 'c', reservationId: '__rand_int__', amount: 1, idempotencyKey: '__rand_int__', fingerprint: 'fp' };
-  const oursReserve = ['FCALL', fn('reserve'), String(SCRIPTS.reserve.keys.length), ...keysFor(SCRIPTS.reserve, reserveRequest, keys), ...SCRIPTS.reserve.args(reserveRequest, SETTINGS).map(String)];
+  const reserveRequest = {
+    productId: 'b',
+    customerId: 'c',
+    reservationId: '__rand_int__',
+    amount: 1,
+    idempotencyKey: '__rand_int__',
+    fingerprint: 'fp',
+  };
+  const oursReserve = [
+    'FCALL',
+    fn('reserve'),
+    String(SCRIPTS.reserve.keys.length),
+    ...keysFor(SCRIPTS.reserve, reserveRequest, keys),
+    ...SCRIPTS.reserve.args(reserveRequest, SETTINGS).map(String),
+  ];
   const minimalReserve = ['EVALSHA', shas.reserve, ...minimalArgs.reserve('__rand_int__', '__rand_int__', 'c', 1)];
   const out: RedisLevel[] = [];
 
   // reserve: redis-benchmark, interleaved rounds, script time from INFO commandstats.
   await redisBenchmark('warm-up', port, Math.ceil(o.redisRequests / 4), 16, oursReserve, API_CPU);
   await redisBenchmark('warm-up', port, Math.ceil(o.redisRequests / 4), 16, minimalReserve, API_CPU);
-  const acc = { ours: { n: 0, s: 0, us: 0, calls: 0, command: '' }, minimal: { n: 0, s: 0, us: 0, calls: 0, command: '' } };
+  const acc = {
+    ours: { n: 0, s: 0, us: 0, calls: 0, command: '' },
+    minimal: { n: 0, s: 0, us: 0, calls: 0, command: '' },
+  };
   for (let r = 0; r < o.rounds; r++) {
-    for (const [side, args] of [['ours', oursReserve], ['minimal', minimalReserve]] as const) {
-      const run = await profiledRun(redis, () => redisBenchmark(`${side} reserve`, port, o.redisRequests, 16, args, API_CPU));
+    for (const [side, args] of [
+      ['ours', oursReserve],
+      ['minimal', minimalReserve],
+    ] as const) {
+      const run = await profiledRun(redis, () =>
+        redisBenchmark(`${side} reserve`, port, o.redisRequests, 16, args, API_CPU),
+      );
       const a = acc[side];
       a.n += run.requests;
       a.s += run.requests / run.rps;
@@ -184,11 +219,25 @@ async function redisLevel(stack: RedisStack, shas: MinimalShas, o: HotPathOption
       a.command = run.command;
     }
   }
-  const reserve = (side: 'ours' | 'minimal') => ({ rps: Math.round(acc[side].n / acc[side].s), script: { calls: acc[side].n, usecPerCall: r1(acc[side].us / acc[side].n) }, command: acc[side].command });
+  const reserve = (side: 'ours' | 'minimal') => ({
+    rps: Math.round(acc[side].n / acc[side].s),
+    script: { calls: acc[side].n, usecPerCall: r1(acc[side].us / acc[side].n) },
+    command: acc[side].command,
+  });
   const ours = reserve('ours');
   const minimal = reserve('minimal');
-  out.push({ op: 'reserve', tool: 'redis-benchmark -c 50 -P 16', ours, minimal, rpsRatio: r3(ours.rps / minimal.rps), usecRatio: r3(ours.script.usecPerCall / minimal.script.usecPerCall) });
-  log(`reserve, redis-benchmark -P 16: ours ${ours.rps}/s ${ours.script.usecPerCall} µs/call, minimal ${minimal.rps}/s ${minimal.script.usecPerCall} µs/call: time ${out.at(-1)!.usecRatio}×`);
+  out.push({
+    op: 'reserve',
+    tool: 'redis-benchmark -c 50 -P 16',
+    ours,
+    minimal,
+    rpsRatio: r3(ours.rps / minimal.rps),
+    usecRatio: r3(ours.script.usecPerCall / minimal.script.usecPerCall),
+  });
+  log(
+    `reserve, redis-benchmark -P 16: ours ${ours.rps}/s ${ours.script.usecPerCall} µs/call, minimal ` +
+      `${minimal.rps}/s ${minimal.script.usecPerCall} µs/call: time ${out.at(-1)!.usecRatio}×`,
+  );
 
   // commit and release: holds made first (not measured), then each ended once, pipelined.
   for (const op of ['commit', 'release'] as const) {
@@ -197,12 +246,33 @@ async function redisLevel(stack: RedisStack, shas: MinimalShas, o: HotPathOption
       const n = Math.ceil(o.redisRequests / 2);
       const tag = `${op}${r}-${Date.now().toString(36)}`;
       const ids = Array.from({ length: n }, (_, i) => `${tag}-${i}`);
-      await pipelined(server.url, ids.map((id) => ['FCALL', fn('reserve'), String(SCRIPTS.reserve.keys.length), ...keysFor(SCRIPTS.reserve, { ...reserveRequest, reservationId: id, idempotencyKey: id }, keys), ...SCRIPTS.reserve.args({ ...reserveRequest, reservationId: id, idempotencyKey: id }, SETTINGS).map(String)]));
-      await pipelined(server.url, ids.map((id) => ['EVALSHA', shas.reserve, ...minimalArgs.reserve(id, id, 'c', 1)]));
+      await pipelined(
+        server.url,
+        ids.map((id) => [
+          'FCALL',
+          fn('reserve'),
+          String(SCRIPTS.reserve.keys.length),
+          ...keysFor(SCRIPTS.reserve, { ...reserveRequest, reservationId: id, idempotencyKey: id }, keys),
+          ...SCRIPTS.reserve.args({ ...reserveRequest, reservationId: id, idempotencyKey: id }, SETTINGS).map(String),
+        ]),
+      );
+      await pipelined(
+        server.url,
+        ids.map((id) => ['EVALSHA', shas.reserve, ...minimalArgs.reserve(id, id, 'c', 1)]),
+      );
       const entry = SCRIPTS[op];
-      const oursCalls = ids.map((id) => ['FCALL', fn(op), String(entry.keys.length), ...keysFor(entry, { productId: 'b', reservationId: id }, keys), ...entry.args({ productId: 'b', reservationId: id }, SETTINGS).map(String)]);
+      const oursCalls = ids.map((id) => [
+        'FCALL',
+        fn(op),
+        String(entry.keys.length),
+        ...keysFor(entry, { productId: 'b', reservationId: id }, keys),
+        ...entry.args({ productId: 'b', reservationId: id }, SETTINGS).map(String),
+      ]);
       const minimalCalls = ids.map((id) => ['EVALSHA', shas[op], ...minimalArgs[op](id)]);
-      for (const [side, calls, command] of [['ours', oursCalls, 'fcall'], ['minimal', minimalCalls, 'evalsha']] as const) {
+      for (const [side, calls, command] of [
+        ['ours', oursCalls, 'fcall'],
+        ['minimal', minimalCalls, 'evalsha'],
+      ] as const) {
         await redis.config('RESETSTAT');
         const run = await pipelined(server.url, calls);
         const t = await scriptTime(redis, command);
@@ -211,11 +281,24 @@ async function redisLevel(stack: RedisStack, shas: MinimalShas, o: HotPathOption
         sums[side].us += t.usecPerCall * n;
       }
     }
-    const side = (s: 'ours' | 'minimal') => ({ rps: Math.round(sums[s].n / sums[s].s), script: { calls: sums[s].n, usecPerCall: r1(sums[s].us / sums[s].n) } });
+    const side = (s: 'ours' | 'minimal') => ({
+      rps: Math.round(sums[s].n / sums[s].s),
+      script: { calls: sums[s].n, usecPerCall: r1(sums[s].us / sums[s].n) },
+    });
     const oo = side('ours');
     const mm = side('minimal');
-    out.push({ op, tool: 'Node driver, 8 connections, 16 pipelined each', ours: oo, minimal: mm, rpsRatio: r3(oo.rps / mm.rps), usecRatio: r3(oo.script.usecPerCall / mm.script.usecPerCall) });
-    log(`${op}, pipelined -P 16: ours ${oo.rps}/s ${oo.script.usecPerCall} µs/call, minimal ${mm.rps}/s ${mm.script.usecPerCall} µs/call: time ${out.at(-1)!.usecRatio}×`);
+    out.push({
+      op,
+      tool: 'Node driver, 8 connections, 16 pipelined each',
+      ours: oo,
+      minimal: mm,
+      rpsRatio: r3(oo.rps / mm.rps),
+      usecRatio: r3(oo.script.usecPerCall / mm.script.usecPerCall),
+    });
+    log(
+      `${op}, pipelined -P 16: ours ${oo.rps}/s ${oo.script.usecPerCall} µs/call, minimal ` +
+        `${mm.rps}/s ${mm.script.usecPerCall} µs/call: time ${out.at(-1)!.usecRatio}×`,
+    );
   }
   return out;
 }
@@ -258,7 +341,13 @@ function trackedRequests(next: () => Sent | undefined) {
         // Nothing left (a connection builds its next request before the run stops): a harmless read.
         if (!s) return { ...req, method: 'GET', path: '/healthz', body: undefined };
         unanswered.add(s);
-        return { ...req, method: 'POST', path: s.path, body: s.body, headers: { ...jsonHeaders, ...(s.key ? { 'idempotency-key': s.key } : {}) } };
+        return {
+          ...req,
+          method: 'POST',
+          path: s.path,
+          body: s.body,
+          headers: { ...jsonHeaders, ...(s.key ? { 'idempotency-key': s.key } : {}) },
+        };
       },
       onResponse: (status: number, body: string, ctx: object) => {
         const s = (ctx as { sent?: Sent }).sent;
@@ -271,7 +360,11 @@ function trackedRequests(next: () => Sent | undefined) {
     requests,
     async resend(baseUrl: string) {
       for (const s of unanswered) {
-        const res = await fetch(baseUrl + s.path, { method: 'POST', headers: { ...jsonHeaders, ...(s.key ? { 'idempotency-key': s.key } : {}) }, body: s.body });
+        const res = await fetch(baseUrl + s.path, {
+          method: 'POST',
+          headers: { ...jsonHeaders, ...(s.key ? { 'idempotency-key': s.key } : {}) },
+          body: s.body,
+        });
         s.onAnswer(res.status, await res.text());
       }
       const n = unanswered.size;
@@ -340,7 +433,8 @@ export async function runHotPath(
   const { redis } = stack;
   const redisPid = stack.server.process.pid!;
   const pinning = canPin
-    ? `taskset: the API process (or the bare app) on CPU ${API_CPU}; Redis and the load generator (this process) on CPU ${REDIS_CPU}; redis-benchmark and the Redis-level driver on CPU ${API_CPU}`
+    ? `taskset: the API process (or the bare app) on CPU ${API_CPU}; Redis and the load generator (this ` +
+      `process) on CPU ${REDIS_CPU}; redis-benchmark and the Redis-level driver on CPU ${API_CPU}`
     : 'not pinned (taskset missing or a single CPU)';
   log(`pinning: ${pinning}`);
   const shas = await loadMinimalScripts(redis);
@@ -357,8 +451,13 @@ export async function runHotPath(
 
     pin(process.pid, REDIS_CPU);
     await createThroughputProduct(stack);
-    await fillMinimalCounters(redis, Array.from({ length: CUSTOMERS }, (_, i) => `h${i}`));
-    const execArgv = profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'hot-path-api.cpuprofile'] : [];
+    await fillMinimalCounters(
+      redis,
+      Array.from({ length: CUSTOMERS }, (_, i) => `h${i}`),
+    );
+    const execArgv = profileDir
+      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'hot-path-api.cpuprofile']
+      : [];
     const ours = await startApi(env, 1, workDir, 'hot-path-api', { execArgv });
     const barePort = await freePort();
     const bare = await startCluster({
@@ -369,7 +468,9 @@ export async function runHotPath(
       env: { REDIS_URL: stack.server.url, MINIMAL_SHAS: JSON.stringify(shas) },
       logFile: join(workDir, 'bare-app.log'),
     });
-    const other = o.compareDist ? await startApi(env, 1, workDir, 'hot-path-api-compared', { exec: join(o.compareDist, 'src', 'main.js') }) : undefined;
+    const other = o.compareDist
+      ? await startApi(env, 1, workDir, 'hot-path-api-compared', { exec: join(o.compareDist, 'src', 'main.js') })
+      : undefined;
     for (const pid of [...ours.cluster.pids, ...bare.pids, ...(other?.cluster.pids ?? [])]) pin(pid, API_CPU);
     const bareUrl = `http://127.0.0.1:${barePort}`;
     const book = new Book();
@@ -382,7 +483,12 @@ export async function runHotPath(
     const bareHolds: { id: string; customerId: string; amount: number }[] = [];
 
     /** One closed-loop run with commandstats around it. */
-    const measured = async (side: 'ours' | 'bare' | 'other', title: string, next: () => Sent | undefined, opts: { duration?: number; amount?: number }) => {
+    const measured = async (
+      side: 'ours' | 'bare' | 'other',
+      title: string,
+      next: () => Sent | undefined,
+      opts: { duration?: number; amount?: number },
+    ) => {
       const t = targets[side];
       const tracked = trackedRequests(next);
       await redis.config('RESETSTAT');
@@ -402,32 +508,62 @@ export async function runHotPath(
     // machine, CPU per answer fell 2.5-3x over each build's first few thousand reserves).
     for (const side of reserveSides) {
       const w = trackedRequests(reserves(`${side}-warm-${randomUUID()}`, o.seed, targets[side].book));
-      await runAutocannon({ title: `${side} warm-up`, baseUrl: targets[side].url, connections: o.connections, amount: o.warmupRequests, requests: w.requests });
+      await runAutocannon({
+        title: `${side} warm-up`,
+        baseUrl: targets[side].url,
+        connections: o.connections,
+        amount: o.warmupRequests,
+        requests: w.requests,
+      });
       await w.resend(targets[side].url);
     }
 
     const runs = new Map<string, (LoadResult & { script: ScriptTime; cpu: Record<string, number[]> })[]>();
-    const push = (k: string, r: LoadResult & { script: ScriptTime; cpu: Record<string, number[]> }) => runs.set(k, [...(runs.get(k) ?? []), r]);
+    const push = (k: string, r: LoadResult & { script: ScriptTime; cpu: Record<string, number[]> }) =>
+      runs.set(k, [...(runs.get(k) ?? []), r]);
     for (let r = 0; r < o.rounds; r++) {
       for (const side of reserveSides) {
         const before = book.holds.length;
-        const run = await measured(side, `${side} reserve`, reserves(`${side}-r${r}-${randomUUID()}`, o.seed + r, targets[side].book), { duration: o.seconds });
+        const run = await measured(
+          side,
+          `${side} reserve`,
+          reserves(`${side}-r${r}-${randomUUID()}`, o.seed + r, targets[side].book),
+          { duration: o.seconds },
+        );
         push(`reserve:${side}`, run);
-        log(`  ${side} reserve, round ${r + 1}: ${run.rps}/s, p99 ${run.latency.p99} ms, ${run.script.usecPerCall} µs per ${targets[side].command}, API CPU ${run.cpu.api}`);
+        log(
+          `  ${side} reserve, round ${r + 1}: ${run.rps}/s, p99 ${run.latency.p99} ms, ` +
+            `${run.script.usecPerCall} µs per ${targets[side].command}, API CPU ${run.cpu.api}`,
+        );
         if (side === 'ours' && book.holds.length === before) throw new Error('our reserve route granted nothing');
       }
     }
     // The bare app's holds to end: made by the minimal script directly (its answers are not tracked).
     const need = Math.ceil(Math.max(...(runs.get('reserve:bare') ?? []).map((x) => x.rps)) * o.seconds * 1.2);
     const bareRandom = prng(o.seed + 99);
-    for (let i = 0; i < need * o.rounds * 2; i++) bareHolds.push({ id: `bh-${i}-${randomUUID()}`, customerId: `h${randomInt(bareRandom, 0, CUSTOMERS - 1)}`, amount: 1 });
-    await pipelined(stack.server.url, bareHolds.map((h) => ['EVALSHA', shas.reserve, ...minimalArgs.reserve(h.id, h.id, h.customerId, h.amount)]));
+    for (let i = 0; i < need * o.rounds * 2; i++)
+      bareHolds.push({
+        id: `bh-${i}-${randomUUID()}`,
+        customerId: `h${randomInt(bareRandom, 0, CUSTOMERS - 1)}`,
+        amount: 1,
+      });
+    await pipelined(
+      stack.server.url,
+      bareHolds.map((h) => ['EVALSHA', shas.reserve, ...minimalArgs.reserve(h.id, h.id, h.customerId, h.amount)]),
+    );
     // Ours: the holds the reserve runs made (plus more through the engine if they are too few).
-    const oursNeed = Math.ceil(Math.max(...(runs.get('reserve:ours') ?? []).map((x) => x.rps)) * o.seconds * 1.2) * o.rounds * 2;
+    const oursNeed =
+      Math.ceil(Math.max(...(runs.get('reserve:ours') ?? []).map((x) => x.rps)) * o.seconds * 1.2) * o.rounds * 2;
     while (book.holds.length < oursNeed) {
       const more = trackedRequests(reserves(`ours-extra-${randomUUID()}`, o.seed + 7, book));
       const amount = Math.max(o.connections, Math.min(oursNeed - book.holds.length, 20_000));
-      await runAutocannon({ title: 'more holds', baseUrl: ours.baseUrl, connections: o.connections, amount, requests: more.requests });
+      await runAutocannon({
+        title: 'more holds',
+        baseUrl: ours.baseUrl,
+        connections: o.connections,
+        amount,
+        requests: more.requests,
+      });
       await more.resend(ours.baseUrl);
     }
     const oursHolds = book.holds.splice(0);
@@ -436,10 +572,19 @@ export async function runHotPath(
     for (const op of ['commit', 'release'] as const) {
       for (let r = 0; r < o.rounds; r++, used++) {
         for (const side of ['ours', 'bare'] as const) {
-          const list = side === 'ours' ? perRun(oursHolds, used, Math.floor(oursHolds.length / (o.rounds * 2))) : perRun(bareHolds, used, need);
-          const run = await measured(side, `${side} ${op}`, enders(op, list, targets[side].book), { amount: list.length, duration: o.seconds * 3 });
+          const list =
+            side === 'ours'
+              ? perRun(oursHolds, used, Math.floor(oursHolds.length / (o.rounds * 2)))
+              : perRun(bareHolds, used, need);
+          const run = await measured(side, `${side} ${op}`, enders(op, list, targets[side].book), {
+            amount: list.length,
+            duration: o.seconds * 3,
+          });
           push(`${op}:${side}`, run);
-          log(`  ${side} ${op}, round ${r + 1}: ${run.rps}/s, p99 ${run.latency.p99} ms, ${run.script.usecPerCall} µs per ${targets[side].command}`);
+          log(
+            `  ${side} ${op}, round ${r + 1}: ${run.rps}/s, p99 ${run.latency.p99} ms, ` +
+              `${run.script.usecPerCall} µs per ${targets[side].command}`,
+          );
         }
       }
     }
@@ -450,7 +595,8 @@ export async function runHotPath(
       const calls = list.reduce((s, x) => s + x.script.calls, 0);
       const usec = list.reduce((s, x) => s + x.script.usecPerCall * x.script.calls, 0);
       const statusCounts: Record<string, number> = {};
-      for (const x of list) for (const [c, v] of Object.entries(x.statusCounts)) statusCounts[c] = (statusCounts[c] ?? 0) + v;
+      for (const x of list)
+        for (const [c, v] of Object.entries(x.statusCounts)) statusCounts[c] = (statusCounts[c] ?? 0) + v;
       const raw = list.flatMap((x) => x.raw ?? []).sort((a, b) => a - b);
       const p99 = raw.length ? raw[Math.min(raw.length - 1, Math.ceil(0.99 * raw.length) - 1)]! : 0;
       const cpuApi = list.reduce((s, x) => s + (x.cpu.api?.[0] ?? 0) * x.seconds, 0) / seconds;
@@ -486,7 +632,11 @@ export async function runHotPath(
 
     // Half the measured peak, paced; the p99 from the service's own histogram.
     const rate = Math.max(1, Math.round(http[0]!.ours.rps / 2));
-    log(`reserve at half the peak, ${rate}/s paced, ${o.seconds * o.rounds} s; p99 from quota_http_request_duration_seconds`);
+    log(
+      `reserve at half the peak, ${rate}/s paced, ` +
+        `${o.seconds * o.rounds} s; p99 from ` +
+        `quota_http_request_duration_seconds`,
+    );
     const selector = { route: '/v1/products/:productId/reservations', method: 'POST', statusClass: '2xx' };
     const pacedSent = (side: 'ours' | 'bare' | 'other') => {
       const next = reserves(`${side}-half-${randomUUID()}`, o.seed + 11, targets[side].book);
@@ -495,13 +645,26 @@ export async function runHotPath(
         makeRequest: (i: number) => {
           const s = next();
           sent.set(i, s);
-          return { method: 'POST' as const, path: s.path, headers: { ...jsonHeaders, 'idempotency-key': s.key }, body: s.body };
+          return {
+            method: 'POST' as const,
+            path: s.path,
+            headers: { ...jsonHeaders, 'idempotency-key': s.key },
+            body: s.body,
+          };
         },
         onResponse: (i: number, status: number, body: string) => sent.get(i)?.onAnswer(status, body),
       };
     };
     const pacedOf = (side: 'ours' | 'bare' | 'other') =>
-      runPaced({ title: `${side} reserve at ${rate}/s`, baseUrl: targets[side].url, rate, seconds: o.seconds * o.rounds, warmupSeconds: o.smoke ? 0.5 : 1, maxSockets: o.connections, ...pacedSent(side) });
+      runPaced({
+        title: `${side} reserve at ${rate}/s`,
+        baseUrl: targets[side].url,
+        rate,
+        seconds: o.seconds * o.rounds,
+        warmupSeconds: o.smoke ? 0.5 : 1,
+        maxSockets: o.connections,
+        ...pacedSent(side),
+      });
     const before = await scrapeBuckets(ours.baseUrl, selector);
     const oursPaced = await pacedOf('ours');
     const after = await scrapeBuckets(ours.baseUrl, selector);
@@ -510,11 +673,27 @@ export async function runHotPath(
     if (other) {
       const b = await scrapeBuckets(other.baseUrl, selector);
       const run = await pacedOf('other');
-      otherHalf = { inService: latencyBetween(b, await scrapeBuckets(other.baseUrl, selector)), generatorP99Ms: run.latency.p99 };
-      log(`  the compared build at the same rate: in-service p99 ${otherHalf.inService.p99Ms} ms, generator p99 ${run.latency.p99} ms`);
+      otherHalf = {
+        inService: latencyBetween(b, await scrapeBuckets(other.baseUrl, selector)),
+        generatorP99Ms: run.latency.p99,
+      };
+      log(
+        `  the compared build at the same rate: in-service p99 ` +
+          `${otherHalf.inService.p99Ms} ms, generator p99 ${run.latency.p99} ms`,
+      );
     }
-    half = { rate, inService: latencyBetween(before, after), generatorP99Ms: { ours: oursPaced.latency.p99, bare: barePaced.latency.p99 }, statusCounts: oursPaced.statusCounts };
-    log(`  in-service p99 ${half.inService.p99Ms} ms (bucket ${half.inService.p99BucketMs.join('-')} ms) over ${half.inService.count} reserves; generator p99 ours ${oursPaced.latency.p99} ms, bare ${barePaced.latency.p99} ms`);
+    half = {
+      rate,
+      inService: latencyBetween(before, after),
+      generatorP99Ms: { ours: oursPaced.latency.p99, bare: barePaced.latency.p99 },
+      statusCounts: oursPaced.statusCounts,
+    };
+    log(
+      `  in-service p99 ${half.inService.p99Ms} ms (bucket ` +
+        `${half.inService.p99BucketMs.join('-')} ms) over ${half.inService.count} ` +
+        `reserves; generator p99 ours ${oursPaced.latency.p99} ms, bare ` +
+        `${barePaced.latency.p99} ms`,
+    );
 
     await Promise.all([ours.cluster.stop(), bare.stop(), other?.cluster.stop()]);
     if (other) {
@@ -525,7 +704,10 @@ export async function runHotPath(
         reserve: it,
         rpsRatioToBare: r3(it.rps / http[0]!.bare.rps),
         apiCpuUsecPerRequest: r1(cpuPer),
-        oursOverIt: { rps: r3(http[0]!.ours.rps / it.rps), apiCpuUsecPerRequest: r3(http[0]!.apiCpuUsecPerRequest.ours / cpuPer) },
+        oursOverIt: {
+          rps: r3(http[0]!.ours.rps / it.rps),
+          apiCpuUsecPerRequest: r3(http[0]!.apiCpuUsecPerRequest.ours / cpuPer),
+        },
         half: otherHalf,
       };
     }
@@ -534,7 +716,12 @@ export async function runHotPath(
       redis,
       keys: stack.keys,
       productIds: [THROUGHPUT_PRODUCT],
-      expected: new Map([[THROUGHPUT_PRODUCT, { held: book.held, committed: book.committed, lineHeld: book.lineHeld, lineDrawn: book.lineDrawn }]]),
+      expected: new Map([
+        [
+          THROUGHPUT_PRODUCT,
+          { held: book.held, committed: book.committed, lineHeld: book.lineHeld, lineDrawn: book.lineDrawn },
+        ],
+      ]),
       sampledOvers: [],
       samples: 0,
       unexpectedAnswers: book.unexpected,

@@ -28,8 +28,18 @@ const base = '/v1/products/:productId/reservations';
 app.post(base, async (req, res) => {
   const { customerId, amount } = req.body as { customerId: string; amount: number };
   const reservationId = randomUUID();
-  const code = (await redis.call('EVALSHA', shas.reserve, ...minimalArgs.reserve(reservationId, req.get('idempotency-key')!, customerId, amount))) as string;
-  res.status(code === 'OK' ? 201 : 409).json({ reservationId, productId: req.params.productId, customerId, amount, status: code === 'OK' ? 'held' : code });
+  const code = (await redis.call(
+    'EVALSHA',
+    shas.reserve,
+    ...minimalArgs.reserve(reservationId, req.get('idempotency-key')!, customerId, amount),
+  )) as string;
+  res.status(code === 'OK' ? 201 : 409).json({
+    reservationId,
+    productId: req.params.productId,
+    customerId,
+    amount,
+    status: code === 'OK' ? 'held' : code,
+  });
 });
 
 const ENDED = { commit: 'committed', release: 'released' } as const;

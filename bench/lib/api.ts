@@ -16,7 +16,8 @@ export function apiClient(baseUrl: string) {
 
     async putProduct(productId: string, config: Record<string, unknown>): Promise<void> {
       const r = await api.admin('PUT', `/v1/products/${productId}`, config);
-      if (r.status !== 201 && r.status !== 200) throw new Error(`PUT product ${productId}: ${r.status} ${JSON.stringify(r.body)}`);
+      if (r.status !== 201 && r.status !== 200)
+        throw new Error(`PUT product ${productId}: ${r.status} ${JSON.stringify(r.body)}`);
     },
 
     /** Waits until /readyz answers 200. */

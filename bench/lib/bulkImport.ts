@@ -62,11 +62,19 @@ export async function bulkImport(baseUrl: string, jobs: ImportJob[], title: stri
   return { rows: total, upserted, rejected, seconds, rowsPerSecond: Math.round(total / seconds) };
 }
 
-async function streamOne(baseUrl: string, job: ImportJob, progress: (rows: number) => void): Promise<{ upserted: number; rejectedCount: number }> {
+async function streamOne(
+  baseUrl: string,
+  job: ImportJob,
+  progress: (rows: number) => void,
+): Promise<{ upserted: number; rejectedCount: number }> {
   const url = new URL(`/v1/products/${job.productId}/customers:bulk`, baseUrl);
   const req = request(url, {
     method: 'POST',
-    headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' },
+    headers: {
+      authorization: `Bearer ${ADMIN_KEY}`,
+      'content-type': 'application/x-ndjson',
+      'transfer-encoding': 'chunked',
+    },
   });
   const answered = new Promise<{ status: number; text: string }>((resolve, reject) => {
     req.once('response', (res) => {
@@ -87,6 +95,10 @@ async function streamOne(baseUrl: string, job: ImportJob, progress: (rows: numbe
   const { status, text } = await answered;
   if (status !== 200) throw new Error(`bulk import of ${job.productId}: ${status} ${text.slice(0, 500)}`);
   const body = JSON.parse(text) as { upserted: number; rejectedCount: number; rejected: unknown[] };
-  if (body.rejectedCount > 0) throw new Error(`bulk import of ${job.productId}: ${body.rejectedCount} rows rejected, e.g. ${JSON.stringify(body.rejected.slice(0, 3))}`);
+  if (body.rejectedCount > 0)
+    throw new Error(
+      `bulk import of ${job.productId}: ${body.rejectedCount} rows ` +
+        `rejected, e.g. ${JSON.stringify(body.rejected.slice(0, 3))}`,
+    );
   return body;
 }

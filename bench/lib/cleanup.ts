@@ -56,7 +56,10 @@ export function installSignalHandlers(): void {
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return;
     stopping = true;
-    console.error(`\nbench: ${signal}: stopping everything it started (the processes' logs stay in the work folder named at the start)`);
+    console.error(
+      `\nbench: ${signal}: stopping everything it started (the ` +
+        `processes' logs stay in the work folder named at the start)`,
+    );
     // Loads still running lose their connections now: that is expected, not a crash.
     process.on('unhandledRejection', () => {});
     void runCleanup().finally(() => process.exit(130));

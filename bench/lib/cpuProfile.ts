@@ -36,7 +36,10 @@ function areaOf(url: string, functionName: string): string {
   const ours = /\/dist\/src\/([^/]+)/.exec(url);
   if (ours) return `our code: src/${ours[1]!.replace(/\.js$/, '')}`;
   if (url.startsWith('node:')) {
-    const mod = url.slice(5).replace(/^internal\//, '').split('/')[0]!;
+    const mod = url
+      .slice(5)
+      .replace(/^internal\//, '')
+      .split('/')[0]!;
     return `node: ${mod}`;
   }
   return url;

@@ -38,7 +38,11 @@ const EXPECTED_REFUSALS = new Set(['POOL_EXHAUSTED', 'CUSTOMER_LIMIT_EXCEEDED'])
 
 export const reservePath = (productId: string) => `/v1/products/${productId}/reservations`;
 export const reserveBody = (i: ReserveIntent) =>
-  JSON.stringify(i.ttlSeconds === undefined ? { customerId: i.customerId, amount: i.amount } : { customerId: i.customerId, amount: i.amount, ttlSeconds: i.ttlSeconds });
+  JSON.stringify(
+    i.ttlSeconds === undefined
+      ? { customerId: i.customerId, amount: i.amount }
+      : { customerId: i.customerId, amount: i.amount, ttlSeconds: i.ttlSeconds },
+  );
 export const jsonHeaders = { authorization: `Bearer ${CLIENT_KEY}`, 'content-type': 'application/json' };
 
 export function createGrantBook() {
@@ -92,7 +96,12 @@ export function createGrantBook() {
       p.granted += intent.amount;
       p.holds++;
       p.perLine.set(intent.customerId, (p.perLine.get(intent.customerId) ?? 0) + intent.amount);
-      const grant = { productId: intent.productId, reservationId: String(body.reservationId), customerId: intent.customerId, amount: intent.amount };
+      const grant = {
+        productId: intent.productId,
+        reservationId: String(body.reservationId),
+        customerId: intent.customerId,
+        amount: intent.amount,
+      };
       grants.push(grant);
       return grant;
     }
@@ -114,7 +123,9 @@ export function createGrantBook() {
       for (const intent of [...outstanding.values()]) {
         replays++;
         try {
-          const r = await api.client('POST', reservePath(intent.productId), reserveBody(intent), { 'idempotency-key': intent.key });
+          const r = await api.client('POST', reservePath(intent.productId), reserveBody(intent), {
+            'idempotency-key': intent.key,
+          });
           if (r.headers.get('idempotent-replayed') === 'true') replayedStored++;
           const grant = answer(intent.key, r.status, r.text);
           if (grant) onGrant?.(grant);
@@ -142,7 +153,16 @@ export function createGrantBook() {
         granted += p.granted;
         holds += p.holds;
       }
-      return { requests, granted, holds, refusals: { ...refusals }, lostAnswers, replays, replayedStored, unexpected: unexpected.length };
+      return {
+        requests,
+        granted,
+        holds,
+        refusals: { ...refusals },
+        lostAnswers,
+        replays,
+        replayedStored,
+        unexpected: unexpected.length,
+      };
     },
   };
 }
@@ -158,7 +178,11 @@ interface ReserveContext {
  * its answer. With one request in flight per connection, the connection's
  * context carries the key from setupRequest to onResponse.
  */
-export function reserveRequest(book: GrantBook, next: () => ReserveIntent | undefined, onGrant?: (g: Grant, ctx: object) => void): autocannon.Request {
+export function reserveRequest(
+  book: GrantBook,
+  next: () => ReserveIntent | undefined,
+  onGrant?: (g: Grant, ctx: object) => void,
+): autocannon.Request {
   return {
     method: 'POST',
     setupRequest(req, context) {

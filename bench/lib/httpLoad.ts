@@ -64,25 +64,30 @@ export function runAutocannon(run: AutocannonRun): Promise<LoadResult> {
         if (err) return reject(err instanceof Error ? err : new Error(String(err)));
         const seconds = (performance.now() - started) / 1000;
         const latencies = series.latencies();
-        resolve(withRaw(latencies, {
-          title: run.title,
-          connections: run.connections,
-          seconds: round(seconds, 3),
-          responses: latencies.length,
-          rps: Math.round(latencies.length / seconds),
-          latency: summarize(latencies),
-          statusCounts,
-          errors: result.errors,
-          timeouts: result.timeouts,
-          series: series.series(seconds),
-        }));
+        resolve(
+          withRaw(latencies, {
+            title: run.title,
+            connections: run.connections,
+            seconds: round(seconds, 3),
+            responses: latencies.length,
+            rps: Math.round(latencies.length / seconds),
+            latency: summarize(latencies),
+            statusCounts,
+            errors: result.errors,
+            timeouts: result.timeouts,
+            series: series.series(seconds),
+          }),
+        );
       },
     );
     // The tracker's `response` event carries the client first (the typings leave it out).
-    (instance as unknown as NodeJS.EventEmitter).on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
-      series.record(ms);
-      statusCounts[status] = (statusCounts[status] ?? 0) + 1;
-    });
+    (instance as unknown as NodeJS.EventEmitter).on(
+      'response',
+      (_client: unknown, status: number, _bytes: number, ms: number) => {
+        series.record(ms);
+        statusCounts[status] = (statusCounts[status] ?? 0) + 1;
+      },
+    );
   });
 }
 
@@ -128,22 +133,26 @@ export async function runPaced(run: PacedRun & { warmupSeconds: number }): Promi
       if (total === 0) return resolve({ errors, lateStarts, seconds: 0 });
       const done = () => {
         pending--;
-        if (issued >= total && pending === 0) resolve({ errors, lateStarts, seconds: (performance.now() - started) / 1000 });
+        if (issued >= total && pending === 0)
+          resolve({ errors, lateStarts, seconds: (performance.now() - started) / 1000 });
       };
       const send = (i: number, scheduledAt: number) => {
         const r = run.makeRequest(i);
         const url = urls[i % urls.length]!;
         pending++;
-        const req = request({ host: url.hostname, port: url.port, method: r.method, path: r.path, headers: r.headers, agent }, (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.once('end', () => {
-            const status = res.statusCode ?? 0;
-            record(performance.now() - scheduledAt, status);
-            run.onResponse?.(i, status, Buffer.concat(chunks).toString('utf8'));
-            done();
-          });
-        });
+        const req = request(
+          { host: url.hostname, port: url.port, method: r.method, path: r.path, headers: r.headers, agent },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.once('end', () => {
+              const status = res.statusCode ?? 0;
+              record(performance.now() - scheduledAt, status);
+              run.onResponse?.(i, status, Buffer.concat(chunks).toString('utf8'));
+              done();
+            });
+          },
+        );
         req.once('error', () => {
           errors++;
           done();
@@ -198,7 +207,8 @@ export function mergeRuns<T extends LoadResult>(title: string, runs: T[]): T {
   const raw = runs.flatMap((r) => r.raw ?? []);
   const seconds = runs.reduce((s, r) => s + r.seconds, 0);
   const statusCounts: Record<string, number> = {};
-  for (const r of runs) for (const [k, v] of Object.entries(r.statusCounts)) statusCounts[k] = (statusCounts[k] ?? 0) + v;
+  for (const r of runs)
+    for (const [k, v] of Object.entries(r.statusCounts)) statusCounts[k] = (statusCounts[k] ?? 0) + v;
   let t = 0;
   const series = runs.flatMap((r) => {
     const shifted = r.series.map((p) => ({ ...p, t: round(t + p.t, 2) }));
@@ -217,6 +227,9 @@ export function mergeRuns<T extends LoadResult>(title: string, runs: T[]): T {
     timeouts: runs.reduce((s, r) => s + r.timeouts, 0),
     series,
   };
-  if ('lateStarts' in first) Object.assign(merged, { lateStarts: runs.reduce((s, r) => s + ((r as unknown as PacedResult).lateStarts ?? 0), 0) });
+  if ('lateStarts' in first)
+    Object.assign(merged, {
+      lateStarts: runs.reduce((s, r) => s + ((r as unknown as PacedResult).lateStarts ?? 0), 0),
+    });
   return withRaw(raw, merged) as T;
 }

@@ -46,7 +46,11 @@ class Failures {
   check(name: string, okDetail: string): Check {
     return this.count === 0
       ? { name, ok: true, detail: okDetail }
-      : { name, ok: false, detail: `${this.count} failure(s): ${this.list.join('; ')}${this.count > this.list.length ? '; …' : ''}` };
+      : {
+          name,
+          ok: false,
+          detail: `${this.count} failure(s): ${this.list.join('; ')}${this.count > this.list.length ? '; …' : ''}`,
+        };
   }
 }
 
@@ -84,8 +88,17 @@ export async function checkProducts(input: ProductCheckInput): Promise<ProductCh
   for (const o of input.sampledOvers) oversold.add(`sampled during the load: ${o}`);
   for (const productId of productIds) {
     const pool = pools.get(productId)!;
-    if (pool.held + pool.committed > pool.capacity || pool.held < 0 || pool.committed < 0 || pool.settled < 0 || pool.settled > pool.committed) {
-      oversold.add(`${productId}: held ${pool.held} + committed ${pool.committed} (settled ${pool.settled}) vs capacity ${pool.capacity}`);
+    if (
+      pool.held + pool.committed > pool.capacity ||
+      pool.held < 0 ||
+      pool.committed < 0 ||
+      pool.settled < 0 ||
+      pool.settled > pool.committed
+    ) {
+      oversold.add(
+        `${productId}: held ${pool.held} + committed ${pool.committed} ` +
+          `(settled ${pool.settled}) vs capacity ${pool.capacity}`,
+      );
     }
 
     const productLines = allLines.get(productId)!;
@@ -99,32 +112,41 @@ export async function checkProducts(input: ProductCheckInput): Promise<ProductCh
     const e = expected.get(productId);
     if (e) {
       if (pool.held !== e.held) counters.add(`${productId}: pool held ${pool.held}, answers granted ${e.held}`);
-      if (e.committed !== undefined && pool.committed !== e.committed) counters.add(`${productId}: pool committed ${pool.committed}, answers committed ${e.committed}`);
+      if (e.committed !== undefined && pool.committed !== e.committed)
+        counters.add(`${productId}: pool committed ${pool.committed}, answers committed ${e.committed}`);
       for (const [c, l] of productLines) {
         const heldWanted = e.lineHeld.get(c) ?? 0;
-        if (l.held !== heldWanted) counters.add(`${productId}/${c}: line held ${l.held}, answers granted ${heldWanted}`);
+        if (l.held !== heldWanted)
+          counters.add(`${productId}/${c}: line held ${l.held}, answers granted ${heldWanted}`);
         if (e.lineDrawn) {
           const drawnWanted = e.lineDrawn.get(c) ?? 0;
-          if (l.drawn !== drawnWanted) counters.add(`${productId}/${c}: line drawn ${l.drawn}, answers committed ${drawnWanted}`);
+          if (l.drawn !== drawnWanted)
+            counters.add(`${productId}/${c}: line drawn ${l.drawn}, answers committed ${drawnWanted}`);
         }
       }
-      for (const c of e.lineHeld.keys()) if (!productLines.has(c)) counters.add(`${productId}/${c}: granted, but the line is gone`);
+      for (const c of e.lineHeld.keys())
+        if (!productLines.has(c)) counters.add(`${productId}/${c}: granted, but the line is gone`);
     }
 
     const a = allAudits.get(productId)!;
     audits.set(productId, a);
     recordCount += a.records;
     if (a.held !== pool.held) audit.add(`${productId}: pool held ${pool.held}, records say ${a.held}`);
-    if (a.committed !== pool.committed) audit.add(`${productId}: pool committed ${pool.committed}, records say ${a.committed}`);
+    if (a.committed !== pool.committed)
+      audit.add(`${productId}: pool committed ${pool.committed}, records say ${a.committed}`);
     if (a.settled !== pool.settled) audit.add(`${productId}: pool settled ${pool.settled}, records say ${a.settled}`);
     for (const [c, l] of productLines) {
       const recorded = lineBooks(a, c); // no repayments in the bench: drawn is every committed amount
       if (recorded.held !== l.held) audit.add(`${productId}/${c}: line held ${l.held}, records say ${recorded.held}`);
-      if (recorded.committed !== l.drawn) audit.add(`${productId}/${c}: line drawn ${l.drawn}, records say ${recorded.committed}`);
+      if (recorded.committed !== l.drawn)
+        audit.add(`${productId}/${c}: line drawn ${l.drawn}, records say ${recorded.committed}`);
     }
     const index = await statusIndexSizes(redis, keys, productId);
     for (const [status, size] of Object.entries(index)) {
-      if ((a.byStatus[status] ?? 0) !== size) audit.add(`${productId}: status:${status} index has ${size} ids, records in that status: ${a.byStatus[status] ?? 0}`);
+      if ((a.byStatus[status] ?? 0) !== size)
+        audit.add(
+          `${productId}: status:${status} index has ${size} ids, records in that status: ${a.byStatus[status] ?? 0}`,
+        );
     }
   }
 
@@ -135,10 +157,19 @@ export async function checkProducts(input: ProductCheckInput): Promise<ProductCh
   return {
     audits,
     checks: [
-      oversold.check('pool-never-oversold', `${n} pool(s); ${input.samples} samples during the load and the end state within capacity`),
+      oversold.check(
+        'pool-never-oversold',
+        `${n} pool(s); ${input.samples} samples during the load and the end state within capacity`,
+      ),
       lines.check('lines-within-limit', `${lineCount} lines within their limits`),
-      counters.check('counters-equal-grants', expected.size > 0 ? `pool and line counters equal what the answers granted` : 'not compared'),
-      audit.check('audit-clean', `${recordCount} reservation records add up to every pool and line counter; status indexes agree`),
+      counters.check(
+        'counters-equal-grants',
+        expected.size > 0 ? `pool and line counters equal what the answers granted` : 'not compared',
+      ),
+      audit.check(
+        'audit-clean',
+        `${recordCount} reservation records add up to every pool and line counter; status indexes agree`,
+      ),
       answers.check('answers-as-expected', 'every answer a matching 201 or an expected refusal; none left unknown'),
     ],
   };

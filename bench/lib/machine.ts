@@ -18,7 +18,9 @@ export interface MachineDescription {
 
 function versionOf(command: string, args: string[]): string {
   try {
-    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split('\n')[0]!;
+    return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim()
+      .split('\n')[0]!;
   } catch {
     return 'not found';
   }
@@ -28,8 +30,17 @@ function versionOf(command: string, args: string[]): string {
 export function cpuTimes(): { total: number; idle: number; iowait: number; steal: number } | undefined {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1, 9).map(Number) as number[];
-    return { total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!, idle: idle!, iowait: iowait!, steal: steal! };
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+      .trim()
+      .split(/\s+/)
+      .slice(1, 9)
+      .map(Number) as number[];
+    return {
+      total: user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!,
+      idle: idle!,
+      iowait: iowait!,
+      steal: steal!,
+    };
   } catch {
     return undefined;
   }

@@ -51,7 +51,10 @@ export async function startCluster(o: ClusterOptions): Promise<ClusterHandle> {
       workers.map(
         (w) =>
           new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`${o.name}: a worker did not listen within 30 s (see ${o.logFile})`)), 30_000);
+            const timer = setTimeout(
+              () => reject(new Error(`${o.name}: a worker did not listen within 30 s (see ${o.logFile})`)),
+              30_000,
+            );
             w.once('listening', () => {
               clearTimeout(timer);
               resolve();
@@ -96,7 +99,12 @@ export interface ChildHandle {
 }
 
 /** Runs `node <script>` with `env`, output to `logFile`. */
-export function startNodeChild(name: string, script: string, env: Record<string, string>, logFile: string): ChildHandle {
+export function startNodeChild(
+  name: string,
+  script: string,
+  env: Record<string, string>,
+  logFile: string,
+): ChildHandle {
   const log = openSync(logFile, 'a');
   const child = spawn(process.execPath, [script], { env: { ...process.env, ...env }, stdio: ['ignore', log, log] });
   trackChild(child.pid);

@@ -29,7 +29,12 @@ export interface LineState {
 }
 
 export async function readPools(redis: RedisClient, keys: Keys, productIds: string[]): Promise<Map<string, PoolState>> {
-  const replies = await pipelinePerNode(redis, productIds, (p) => keys.pool(p), (pipeline, p) => pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled'));
+  const replies = await pipelinePerNode(
+    redis,
+    productIds,
+    (p) => keys.pool(p),
+    (pipeline, p) => pipeline.hmget(keys.pool(p), 'capacity', 'held', 'committed', 'settled'),
+  );
   const out = new Map<string, PoolState>();
   productIds.forEach((p, i) => {
     const value = valueOf(replies[i]![0]);
@@ -60,18 +65,33 @@ async function scanProductHashes(
       cursor = next;
       for (let i = 0; i < flat.length; i += 2) {
         const value = JSON.parse(flat[i + 1]!) as Record<string, string | undefined>;
-        each(p, flat[i]!, fields.map((f) => value[f] ?? null));
+        each(
+          p,
+          flat[i]!,
+          fields.map((f) => value[f] ?? null),
+        );
       }
     } while (cursor !== '0');
   }
 }
 
-export async function readLines(redis: RedisClient, keys: Keys, productIds: string[]): Promise<Map<string, Map<string, LineState>>> {
+export async function readLines(
+  redis: RedisClient,
+  keys: Keys,
+  productIds: string[],
+): Promise<Map<string, Map<string, LineState>>> {
   const out = new Map<string, Map<string, LineState>>(productIds.map((p) => [p, new Map()]));
-  await scanProductHashes(redis, keys, 'lines', productIds, ['limit', 'held', 'drawn', 'settling'], (p, customerId, v) => {
-    const [limit, held, drawn, settling] = v.map((x) => Number(x ?? 0));
-    out.get(p)!.set(customerId, { limit: limit!, held: held!, drawn: drawn!, settling: settling! });
-  });
+  await scanProductHashes(
+    redis,
+    keys,
+    'lines',
+    productIds,
+    ['limit', 'held', 'drawn', 'settling'],
+    (p, customerId, v) => {
+      const [limit, held, drawn, settling] = v.map((x) => Number(x ?? 0));
+      out.get(p)!.set(customerId, { limit: limit!, held: held!, drawn: drawn!, settling: settling! });
+    },
+  );
   return out;
 }
 
@@ -81,24 +101,53 @@ export interface RecordAudit extends Books {
 }
 
 /** Recomputes the counters of each product from its reservation records alone (test/support/books.ts). */
-export async function auditRecords(redis: RedisClient, keys: Keys, productIds: string[], keepStatuses = false): Promise<Map<string, RecordAudit>> {
+export async function auditRecords(
+  redis: RedisClient,
+  keys: Keys,
+  productIds: string[],
+  keepStatuses = false,
+): Promise<Map<string, RecordAudit>> {
   const audits = new Map<string, RecordAudit>(productIds.map((p) => [p, { ...emptyBooks(), statusOf: new Map() }]));
-  await scanProductHashes(redis, keys, 'records', productIds, ['status', 'amount', 'committedAmount', 'customerId'], (p, reservationId, v) => {
-    const a = audits.get(p)!;
-    const [status, amount, committedAmount, customerId] = v as [string, string, string, string];
-    addRecord(a, { status, amount, committedAmount, customerId });
-    if (keepStatuses) a.statusOf.set(reservationId, status);
-  });
+  await scanProductHashes(
+    redis,
+    keys,
+    'records',
+    productIds,
+    ['status', 'amount', 'committedAmount', 'customerId'],
+    (p, reservationId, v) => {
+      const a = audits.get(p)!;
+      const [status, amount, committedAmount, customerId] = v as [string, string, string, string];
+      addRecord(a, { status, amount, committedAmount, customerId });
+      if (keepStatuses) a.statusOf.set(reservationId, status);
+    },
+  );
   return audits;
 }
 
-export const RESERVATION_STATUSES = ['held', 'committed', 'released', 'expired', 'settled', 'reversed', 'settlement_unknown'] as const;
+export const RESERVATION_STATUSES = [
+  'held',
+  'committed',
+  'released',
+  'expired',
+  'settled',
+  'reversed',
+  'settlement_unknown',
+] as const;
 
 /** Size of each per-status index (the sorted sets the scripts keep beside the records). */
-export async function statusIndexSizes(redis: RedisClient, keys: Keys, productId: string): Promise<Record<string, number>> {
-  const [replies] = await pipelinePerNode(redis, [productId], (p) => keys.pool(p), (pipeline, p) => {
-    for (const s of RESERVATION_STATUSES) pipeline.zcard(keys.status(p, s));
-  });
+export async function statusIndexSizes(
+  redis: RedisClient,
+  keys: Keys,
+  productId: string,
+): Promise<Record<string, number>> {
+  const [replies] = await pipelinePerNode(
+    redis,
+    [productId],
+    (p) => keys.pool(p),
+    (pipeline, p) => {
+      for (const s of RESERVATION_STATUSES) pipeline.zcard(keys.status(p, s));
+    },
+  );
   return Object.fromEntries(RESERVATION_STATUSES.map((s, i) => [s, Number(valueOf(replies![i]))]));
 }
 
@@ -123,7 +172,8 @@ export function samplePools(redis: RedisClient, keys: Keys, productIds: string[]
       for (const [p, s] of pools) {
         remaining += s.capacity - s.held - s.committed;
         if (s.held + s.committed > s.capacity || s.held < 0 || s.committed < 0) {
-          if (overs.length < 10) overs.push(`${p}: held ${s.held} + committed ${s.committed} vs capacity ${s.capacity}`);
+          if (overs.length < 10)
+            overs.push(`${p}: held ${s.held} + committed ${s.committed} vs capacity ${s.capacity}`);
         }
       }
       points.push({ t: Math.round(performance.now() - started) / 1000, remaining });

@@ -56,7 +56,12 @@ export interface LedgerProcess {
   deliveries(): Promise<Record<string, { body: { productId: string; amount: number }; deliveries: number }>>;
 }
 
-export async function startLedger(workDir: string, failRate: number, rejectRate: number, seed: number): Promise<LedgerProcess> {
+export async function startLedger(
+  workDir: string,
+  failRate: number,
+  rejectRate: number,
+  seed: number,
+): Promise<LedgerProcess> {
   const port = await freePort();
   const secret = randomBytes(24).toString('hex');
   const child = startNodeChild(
@@ -79,12 +84,20 @@ export async function startLedger(workDir: string, failRate: number, rejectRate:
     if (res.status !== 200) throw new Error(`ledger ${path}: ${res.status}`);
     return res.json();
   };
-  await waitFor('the test ledger to start', () => get('/_stats').then(() => true), { timeoutMs: 15_000, explain: () => `see ${join(workDir, 'ledger.log')}` });
+  await waitFor('the test ledger to start', () => get('/_stats').then(() => true), {
+    timeoutMs: 15_000,
+    explain: () => `see ${join(workDir, 'ledger.log')}`,
+  });
   return { url, secret, child, stats: () => get('/_stats'), deliveries: () => get('/_deliveries') };
 }
 
 /** The service's environment, common to the API and the jobs process. */
-export function serviceEnv(redisUrl: string, ledger: LedgerProcess, workDir: string, logLevel: string): Record<string, string> {
+export function serviceEnv(
+  redisUrl: string,
+  ledger: LedgerProcess,
+  workDir: string,
+  logLevel: string,
+): Record<string, string> {
   return {
     NODE_ENV: 'production',
     HOST: '127.0.0.1',
@@ -108,11 +121,17 @@ export function serviceEnv(redisUrl: string, ledger: LedgerProcess, workDir: str
 /** The background-jobs process (ROLE=worker); resolves once it logged its start. */
 export async function startJobsProcess(env: Record<string, string>, workDir: string): Promise<ChildHandle> {
   const logFile = join(workDir, 'jobs.log');
-  const child = startNodeChild('jobs process (ROLE=worker)', serviceMain, { ...env, ROLE: 'worker', PORT: '0' }, logFile);
+  const child = startNodeChild(
+    'jobs process (ROLE=worker)',
+    serviceMain,
+    { ...env, ROLE: 'worker', PORT: '0' },
+    logFile,
+  );
   await waitFor(
     'the jobs process to start',
     () => {
-      if (child.process.exitCode !== null) throw new Error(`the jobs process exited with ${child.process.exitCode} (see ${logFile})`);
+      if (child.process.exitCode !== null)
+        throw new Error(`the jobs process exited with ${child.process.exitCode} (see ${logFile})`);
       return existsSync(logFile) && readFileSync(logFile, 'utf8').includes('quota-allocator started');
     },
     { timeoutMs: 30_000, explain: () => `see ${logFile}` },
@@ -140,7 +159,9 @@ export async function startApi(
   options: { execArgv?: string[]; separatePorts?: boolean; exec?: string } = {},
 ): Promise<ApiProcesses> {
   const port = await freePort();
-  const separatePorts = options.separatePorts ? await Promise.all(Array.from({ length: workers }, () => freePort())) : undefined;
+  const separatePorts = options.separatePorts
+    ? await Promise.all(Array.from({ length: workers }, () => freePort()))
+    : undefined;
   const cluster = await startCluster({
     name,
     exec: options.exec ?? serviceMain,

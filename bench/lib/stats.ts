@@ -3,7 +3,8 @@
 /** The repository's seeded PRNG: load plans replay from their seed. */
 export { seededRandom as prng } from '../../src/seededRandom.js';
 
-export const randomInt = (random: () => number, min: number, max: number) => min + Math.floor(random() * (max - min + 1));
+export const randomInt = (random: () => number, min: number, max: number) =>
+  min + Math.floor(random() * (max - min + 1));
 
 export interface LatencySummary {
   count: number;
@@ -22,7 +23,14 @@ export function summarize(latencies: ArrayLike<number>): LatencySummary {
   let sum = 0;
   for (const v of sorted) sum += v;
   const at = (q: number) => sorted[Math.min(n - 1, Math.ceil(q * n) - 1)]!;
-  return { count: n, mean: round(sum / n, 3), p50: round(at(0.5), 3), p90: round(at(0.9), 3), p99: round(at(0.99), 3), max: round(sorted[n - 1]!, 3) };
+  return {
+    count: n,
+    mean: round(sum / n, 3),
+    p50: round(at(0.5), 3),
+    p90: round(at(0.9), 3),
+    p99: round(at(0.99), 3),
+    max: round(sorted[n - 1]!, 3),
+  };
 }
 
 export interface SeriesPoint {
@@ -55,7 +63,8 @@ export function perSecondSeries() {
       for (let i = 0; i < n; i++) {
         const b = buckets[i] ?? [];
         // A last, partial second would show a false drop: scale it by its length.
-        const span = durationSeconds !== undefined && i === n - 1 ? Math.max(0.001, Math.min(1, durationSeconds - i)) : 1;
+        const span =
+          durationSeconds !== undefined && i === n - 1 ? Math.max(0.001, Math.min(1, durationSeconds - i)) : 1;
         out.push({ t: round(i + span / 2, 2), rps: Math.round(b.length / span), p99: summarize(b).p99 });
       }
       return out;

@@ -46,7 +46,9 @@ export interface BenchResults {
   http?: HttpFigures;
   /** Issue 11: our reserve, commit and release against the minimal scripts and a bare express app (bench/hotPath/). */
   hotPath?: HotPathResults;
-  /** The same scenarios on one node and on a 3-master Redis Cluster, WAIT 0 and 1 (bench/cluster/clusterComparison.ts). */
+  /**
+   * The same scenarios on one node and on a 3-master Redis Cluster, WAIT 0 and 1 (bench/cluster/clusterComparison.ts).
+   */
   cluster?: ClusterComparison;
   targets: TargetRow[];
   /** Invariant violations and failures: any makes the run exit non-zero. */

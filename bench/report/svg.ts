@@ -30,7 +30,15 @@ function fmt(v: number): string {
   return String(Math.round(v * 10) / 10);
 }
 
-function panel(x: number, y: number, title: string, unit: string, points: { t: number; v: number }[], color: string, yMaxHint?: number): string {
+function panel(
+  x: number,
+  y: number,
+  title: string,
+  unit: string,
+  points: { t: number; v: number }[],
+  color: string,
+  yMaxHint?: number,
+): string {
   const out: string[] = [];
   const tMax = Math.max(1, ...points.map((p) => p.t));
   const vMax = Math.max(yMaxHint ?? 0, ...points.map((p) => p.v), 1) * 1.05;
@@ -64,7 +72,8 @@ function panel(x: number, y: number, title: string, unit: string, points: { t: n
 export function renderChart(heading: string, rows: ChartRow[]): string {
   const height = 50 + rows.length * ROW;
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" ` +
+      `viewBox="0 0 ${W} ${height}" font-family="Helvetica, Arial, sans-serif">`,
     '<style>.t{font-size:13px;font-weight:bold;fill:#222}.h{font-size:16px;font-weight:bold;fill:#111}' +
       '.ax{font-size:10px;fill:#555}.frame{fill:#fafafa;stroke:#bbb}.grid{stroke:#e4e4e4}' +
       '.cap{stroke:#c0392b;stroke-dasharray:4 3}.r{font-size:14px;font-weight:bold;fill:#333}</style>',
@@ -77,7 +86,17 @@ export function renderChart(heading: string, rows: ChartRow[]): string {
     const y = top + 48;
     parts.push(panel(LEFT, y, 'Throughput', 'answers/s', row.throughput, '#2874a6'));
     parts.push(panel(LEFT + PANEL_W + GAP + 30, y, 'p99 latency', 'ms', row.p99, '#ca6f1e'));
-    parts.push(panel(LEFT + 2 * (PANEL_W + GAP + 30), y, 'Pool remaining (dashed: capacity)', 'minor units', row.remaining, '#1e8449', row.capacity));
+    parts.push(
+      panel(
+        LEFT + 2 * (PANEL_W + GAP + 30),
+        y,
+        'Pool remaining (dashed: capacity)',
+        'minor units',
+        row.remaining,
+        '#1e8449',
+        row.capacity,
+      ),
+    );
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';

@@ -24,7 +24,11 @@ export async function runExpiryChurn(ctx: ScenarioContext): Promise<ScenarioResu
   const random = prng(options.seed + 2);
   const customers = options.scenarioLines;
   await ctx.api.putProduct(PRODUCT, { capacity: CAPACITY, holdTtlSeconds: 60 });
-  await bulkImport(ctx.baseUrl, [{ productId: PRODUCT, rows: Array.from({ length: customers }, (_, i) => ({ customerId: `x${i}`, limit: 1e10 })) }], 'churn lines');
+  await bulkImport(
+    ctx.baseUrl,
+    [{ productId: PRODUCT, rows: Array.from({ length: customers }, (_, i) => ({ customerId: `x${i}`, limit: 1e10 })) }],
+    'churn lines',
+  );
 
   const book = createGrantBook();
   let n = 0;
@@ -77,18 +81,24 @@ export async function runExpiryChurn(ctx: ScenarioContext): Promise<ScenarioResu
   checks.push({
     name: 'expired-equals-granted',
     ok: expired === granted.holds && expiredAmount === granted.granted && a.records === granted.holds,
-    detail: `${granted.holds} holds granted for ${granted.granted}; ${expired} records expired for ${expiredAmount}, ${a.records} records in all; last holds gone ${lastHoldsGoneAfter} s after the load`,
+    detail:
+      `${granted.holds} holds granted for ${granted.granted}; ${expired} records expired for ` +
+      `${expiredAmount}, ${a.records} records in all; last holds gone ${lastHoldsGoneAfter} s after the load`,
   });
   const exhausted = book.refusals.POOL_EXHAUSTED ?? 0;
   checks.push({
     name: 'pool-churned',
     ok: exhausted > 0 && granted.granted > CAPACITY,
-    detail: `granted ${granted.granted} in all, ${Math.round((granted.granted / CAPACITY) * 10) / 10}× the pool, as holds expired; ${exhausted} draws refused POOL_EXHAUSTED meanwhile`,
+    detail:
+      `granted ${granted.granted} in all, ${Math.round((granted.granted / CAPACITY) * 10) / 10}× ` +
+      `the pool, as holds expired; ${exhausted} draws refused POOL_EXHAUSTED meanwhile`,
   });
   return {
     name: 'expiry-churn',
     title: 'Expiry churn: 1-second holds left to expire while new ones arrive',
-    description: `${options.churnConnections} connections for ${options.churnSeconds} s, holds of 1 s never committed, pool of ${CAPACITY.toLocaleString('en')}`,
+    description:
+      `${options.churnConnections} connections for ${options.churnSeconds} s, holds ` +
+      `of 1 s never committed, pool of ${CAPACITY.toLocaleString('en')}`,
     load,
     poolPoints: sampled.points,
     capacity: CAPACITY,

@@ -16,7 +16,10 @@ export interface LaunchPlan {
 
 export function launchPlan(customers: number, seed: number): LaunchPlan {
   const random = prng(seed);
-  const lines = Array.from({ length: customers }, (_, i) => ({ customerId: `c${i}`, limit: randomInt(random, 1_000, 10_000) * 100 }));
+  const lines = Array.from({ length: customers }, (_, i) => ({
+    customerId: `c${i}`,
+    limit: randomInt(random, 1_000, 10_000) * 100,
+  }));
   const draws = lines.map((l) => ({ customerId: l.customerId, amount: randomInt(random, 100, 10_000) * 100 }));
   for (let i = draws.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));

@@ -18,7 +18,8 @@ const AMOUNT_MIN = 10;
 const AMOUNT_MAX = 500;
 
 /** The scenario's product ids (the cluster comparison counts how they spread over the masters). */
-export const manyProductIds = (count: number) => Array.from({ length: count }, (_, i) => `mp-${String(i).padStart(3, '0')}`);
+export const manyProductIds = (count: number) =>
+  Array.from({ length: count }, (_, i) => `mp-${String(i).padStart(3, '0')}`);
 
 export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioResult> {
   const { options } = ctx;
@@ -30,7 +31,10 @@ export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioRes
   const meanAmount = ((AMOUNT_MIN + AMOUNT_MAX) / 2) * 100;
   const expectedDemand = (((ctx.expectedRps ?? 1_000) * options.manySeconds) / products.length) * meanAmount;
   for (const p of products) {
-    const rows = Array.from({ length: perProduct }, (_, i) => ({ customerId: `m${i}`, limit: randomInt(random, 100, 1_000) * 100 }));
+    const rows = Array.from({ length: perProduct }, (_, i) => ({
+      customerId: `m${i}`,
+      limit: randomInt(random, 100, 1_000) * 100,
+    }));
     const productCapacity = Math.round(Math.min(rows.reduce((s, r) => s + r.limit, 0) / 4, expectedDemand * 0.4));
     capacity += productCapacity;
     await ctx.api.putProduct(p, { capacity: productCapacity, holdTtlSeconds: 3600 });
@@ -78,7 +82,9 @@ export async function runManyProducts(ctx: ScenarioContext): Promise<ScenarioRes
   return {
     name: 'many-products',
     title: `Many products: load spread over ${products.length} products`,
-    description: `${options.manyConnections} connections for ${options.manySeconds} s, random product and customer (${perProduct} lines each); each pool covers about 40% of the demand expected at the spike's rate`,
+    description:
+      `${options.manyConnections} connections for ${options.manySeconds} s, random product and customer ` +
+      `(${perProduct} lines each); each pool covers about 40% of the demand expected at the spike's rate`,
     load,
     poolPoints: sampled.points,
     capacity,

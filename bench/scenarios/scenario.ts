@@ -26,7 +26,10 @@ export interface ScenarioContext {
   runId: string;
   /** API process ids (CPU use during the load). */
   apiPids: number[];
-  /** Called right before the measured load starts (after the scenario's own set-up): the cluster comparison resets Redis's command stats here. */
+  /**
+   * Called right before the measured load starts (after the scenario's own set-up): the cluster comparison resets
+   * Redis's command stats here.
+   */
   onLoadStart?: () => Promise<void>;
   /** Answers/s the spike reached: sizes later pools so that they run out during the load. */
   expectedRps?: number;

@@ -29,7 +29,9 @@ export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<
       reserveRequest(book, () => {
         const i = next++;
         const d = plan.draws[i];
-        return d && { productId: LAUNCH_PRODUCT, customerId: d.customerId, amount: d.amount, key: `${ctx.runId}-s-${i}` };
+        return (
+          d && { productId: LAUNCH_PRODUCT, customerId: d.customerId, amount: d.amount, key: `${ctx.runId}-s-${i}` }
+        );
       }),
     ],
   });
@@ -42,7 +44,9 @@ export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<
     redis: ctx.redis,
     keys: ctx.keys,
     productIds: [LAUNCH_PRODUCT],
-    expected: new Map([[LAUNCH_PRODUCT, { held: granted.granted, committed: 0, lineHeld: granted.perLine, lineDrawn: new Map() }]]),
+    expected: new Map([
+      [LAUNCH_PRODUCT, { held: granted.granted, committed: 0, lineHeld: granted.perLine, lineDrawn: new Map() }],
+    ]),
     sampledOvers: sampled.overs,
     samples: sampled.samples,
     unexpectedAnswers: book.unexpected,
@@ -51,17 +55,26 @@ export async function runSpike(ctx: ScenarioContext, plan: LaunchPlan): Promise<
   checks.push({
     name: 'pool-ran-out',
     ok: pooled > 0 && plan.demand > plan.capacity,
-    detail: `demand ${plan.demand} vs capacity ${plan.capacity}; ${pooled} draws refused POOL_EXHAUSTED (the scenario did exhaust the pool)`,
+    detail:
+      `demand ${plan.demand} vs capacity ${plan.capacity}; ${pooled} draws ` +
+      `refused POOL_EXHAUSTED (the scenario did exhaust the pool)`,
   });
   const exhaustedAt = sampled.points.find((p) => p.remaining < 10_000)?.t;
   return {
     name: 'spike',
     title: 'Spike: every customer draws at once',
-    description: `${plan.draws.length.toLocaleString('en')} customers draw once each, ${options.spikeConnections} in flight, 100.00–10,000.00 each; the pool covers ${Math.round((plan.capacity / plan.demand) * 100)}% of the demand`,
+    description:
+      `${plan.draws.length.toLocaleString('en')} customers draw once each, ${options.spikeConnections} in flight, ` +
+      `100.00–10,000.00 each; the pool covers ${Math.round((plan.capacity / plan.demand) * 100)}% of the demand`,
     load,
     poolPoints: sampled.points,
     capacity: plan.capacity,
-    totals: { ...book.totals(), capacity: plan.capacity, demand: plan.demand, poolExhaustedAfterSeconds: exhaustedAt ?? null },
+    totals: {
+      ...book.totals(),
+      capacity: plan.capacity,
+      demand: plan.demand,
+      poolExhaustedAfterSeconds: exhaustedAt ?? null,
+    },
     cpu: cpuUse,
     checks,
   };

@@ -51,7 +51,8 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
   let n = 0;
 
   const actionPath = (a: Action) => `/v1/products/${PRODUCT}/reservations/${a.grant.reservationId}/${a.kind}`;
-  const actionBody = (a: Action) => (a.partialAmount === undefined ? '{}' : JSON.stringify({ amount: a.partialAmount }));
+  const actionBody = (a: Action) =>
+    a.partialAmount === undefined ? '{}' : JSON.stringify({ amount: a.partialAmount });
   /** Books a commit/release answer; false when the outcome is unknown (replay it). */
   const bookAction = (a: Action, status: number, text: string): boolean => {
     if (status >= 500 || status === 0) return false;
@@ -61,7 +62,7 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
     } catch {
       body = undefined;
     }
-    const wanted = a.kind === 'commit' ? a.partialAmount ?? a.grant.amount : 0;
+    const wanted = a.kind === 'commit' ? (a.partialAmount ?? a.grant.amount) : 0;
     // A replayed commit may find the reservation already settled or reversed: still this commit's answer.
     const okStatuses = a.kind === 'commit' ? ['committed', 'settled', 'reversed', 'settlement_unknown'] : ['released'];
     if (status === 200 && okStatuses.includes(body?.status) && body.committedAmount === wanted) {
@@ -76,7 +77,12 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
   const requests: autocannon.Request[] = [
     reserveRequest(
       book,
-      () => ({ productId: PRODUCT, customerId: `s${randomInt(random, 0, customers - 1)}`, amount: randomInt(random, 1, 1_000) * 100, key: `${ctx.runId}-t-${n++}` }),
+      () => ({
+        productId: PRODUCT,
+        customerId: `s${randomInt(random, 0, customers - 1)}`,
+        amount: randomInt(random, 1, 1_000) * 100,
+        key: `${ctx.runId}-t-${n++}`,
+      }),
       (grant, context) => {
         (context as ChainContext).grant = grant;
       },
@@ -92,7 +98,13 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
         const partialAmount = roll < 0.15 && grant.amount > 1 ? randomInt(random, 1, grant.amount - 1) : undefined;
         const a: Action = { grant, kind, partialAmount };
         actions.set(grant.reservationId, a);
-        return { ...req, method: 'POST', path: actionPath(a), headers: { ...req.headers, ...jsonHeaders }, body: actionBody(a) };
+        return {
+          ...req,
+          method: 'POST',
+          path: actionPath(a),
+          headers: { ...req.headers, ...jsonHeaders },
+          body: actionBody(a),
+        };
       },
       onResponse(status, body, context) {
         const grant = (context as ChainContext).grant;
@@ -104,13 +116,23 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
 
   const sampler = samplePools(stack.redis, stack.keys, [PRODUCT], 100);
   const cpu = cpuMeter({ api: ctx.apiPids, redis: [stack.server.process.pid!] });
-  const load = await runAutocannon({ title: 'steady', baseUrl: ctx.baseUrl, connections: options.steadyConnections, duration: options.steadySeconds, requests });
+  const load = await runAutocannon({
+    title: 'steady',
+    baseUrl: ctx.baseUrl,
+    connections: options.steadyConnections,
+    duration: options.steadySeconds,
+    requests,
+  });
   const cpuUse = cpu.stop();
   await book.replayOutstanding(ctx.api);
   // Commits and releases whose answer was lost: sent again (both are idempotent by state).
   for (const a of actions.values()) {
     for (let attempt = 0; !a.outcome && attempt < 5; attempt++) {
-      const res = await fetch(ctx.baseUrl + actionPath(a), { method: 'POST', headers: jsonHeaders, body: actionBody(a) }).catch(() => undefined);
+      const res = await fetch(ctx.baseUrl + actionPath(a), {
+        method: 'POST',
+        headers: jsonHeaders,
+        body: actionBody(a),
+      }).catch(() => undefined);
       if (res && bookAction(a, res.status, await res.text())) break;
       await sleep(500);
     }
@@ -174,19 +196,22 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
     if (status === 'settled') {
       settled++;
       if (!delivery) settlement.push(`${id}: settled, but not in the ledger`);
-      else if (delivery.body.amount !== amount) settlement.push(`${id}: settled ${amount}, ledger has ${delivery.body.amount}`);
+      else if (delivery.body.amount !== amount)
+        settlement.push(`${id}: settled ${amount}, ledger has ${delivery.body.amount}`);
     } else if (status === 'reversed') {
       reversed++;
       if (delivery) settlement.push(`${id}: reversed, but the ledger applied it`);
     } else settlement.push(`${id}: ${status} after ${drainSeconds} s of drain`);
   }
-  for (const id of applied.keys()) if (!committedIds.has(id)) settlement.push(`${id}: in the ledger, but never committed by an answer`);
+  for (const id of applied.keys())
+    if (!committedIds.has(id)) settlement.push(`${id}: in the ledger, but never committed by an answer`);
   const settleCheck: Check = {
     name: 'commits-settled-or-reversed',
     ok: settlement.length === 0,
     detail:
       settlement.length === 0
-        ? `${commits} commits: ${settled} settled (each in the ledger once, same amount), ${reversed} reversed; drained in ${drainSeconds} s`
+        ? `${commits} commits: ${settled} settled (each in the ledger once, same ` +
+          `amount), ${reversed} reversed; drained in ${drainSeconds} s`
         : `${settlement.length} failure(s): ${settlement.slice(0, 5).join('; ')}`,
   };
   checks.push(settleCheck);
@@ -194,7 +219,9 @@ export async function runSteady(ctx: ScenarioContext): Promise<ScenarioResult> {
   return {
     name: 'steady',
     title: 'Steady: reserve, then commit or release, with settlement',
-    description: `${options.steadyConnections} connections for ${options.steadySeconds} s over ${customers.toLocaleString('en')} lines; ledger fails 20% of attempts and rejects 2% of customers`,
+    description:
+      `${options.steadyConnections} connections for ${options.steadySeconds} s over ` +
+      `${customers.toLocaleString('en')} lines; ledger fails 20% of attempts and rejects 2% of customers`,
     load,
     poolPoints: sampled.points,
     capacity: CAPACITY,

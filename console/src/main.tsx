@@ -83,14 +83,23 @@ function App({ resumed }: { resumed: Session | null }) {
       </header>
       <nav class="tabs" aria-label="Views">
         {views.map((v) => (
-          <button type="button" key={v.id} aria-current={view === v.id ? 'page' : undefined} onClick={() => setView(v.id)}>
+          <button
+            type="button"
+            key={v.id}
+            aria-current={view === v.id ? 'page' : undefined}
+            onClick={() => setView(v.id)}
+          >
             {v.label}
           </button>
         ))}
       </nav>
-      {view === 'customers' && <CustomerLookup client={client} role={session.role} language={language} onUnauthenticated={signOut} />}
+      {view === 'customers' && (
+        <CustomerLookup client={client} role={session.role} language={language} onUnauthenticated={signOut} />
+      )}
       {view === 'products' && <Products client={client} role={session.role} onUnauthenticated={signOut} />}
-      {view === 'settlements' && session.role === 'admin' && <Settlements client={client} onUnauthenticated={signOut} />}
+      {view === 'settlements' && session.role === 'admin' && (
+        <Settlements client={client} onUnauthenticated={signOut} />
+      )}
     </>
   );
 }

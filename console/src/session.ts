@@ -39,7 +39,9 @@ export async function signIn(apiKey: string): Promise<SignInResult> {
   const key = apiKey.trim();
   if (!key) return { ok: false, message: 'Enter an API key.' };
   try {
-    const probe = await makeClient(key, 'en').admin.listReservations(ROLE_PROBE_PRODUCT, 'settlement_unknown', { limit: 1 });
+    const probe = await makeClient(key, 'en').admin.listReservations(ROLE_PROBE_PRODUCT, 'settlement_unknown', {
+      limit: 1,
+    });
     if (probe.ok) return { ok: true, session: { apiKey: key, role: 'admin' } };
     const code: string = probe.problem.code;
     if (code === 'UNAUTHENTICATED') return { ok: false, message: 'This API key is not known to the service.' };
@@ -72,6 +74,7 @@ export function saveLanguage(language: Language): void {
 }
 
 export function describeError(err: unknown): string {
-  if (err instanceof QuotaClientError) return `The service could not be reached or answered unexpectedly (${err.kind}): ${err.message}`;
+  if (err instanceof QuotaClientError)
+    return `The service could not be reached or answered unexpectedly (${err.kind}): ${err.message}`;
   return err instanceof Error ? err.message : String(err);
 }

@@ -47,8 +47,10 @@ function expressionAllowed(node) {
   if (ts.isImportTypeNode?.(parent) || ts.isLiteralTypeNode(parent) || ts.isModuleDeclaration(parent)) return false;
   if (ts.isJsxAttribute(parent) || ts.isEnumMember(parent)) return false;
   if (ts.isAsExpression(parent) || ts.isSatisfiesExpression?.(parent)) return false;
-  if ((ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent) || ts.isMethodDeclaration(parent)) &&
-    parent.name === node) {
+  if (
+    (ts.isPropertyAssignment(parent) || ts.isPropertyDeclaration(parent) || ts.isMethodDeclaration(parent)) &&
+    parent.name === node
+  ) {
     return false;
   }
   if (ts.isExpressionStatement(parent)) return false; // a directive ('use strict')
@@ -90,7 +92,10 @@ function split(node, sf, width) {
       addLiteral(text.slice(literalStart + 1, span.literal.getEnd() - (tail ? 1 : 2)));
       expressionStart = span.literal.getEnd();
     }
-    pieces = pack(units.filter((u) => u !== ''), width);
+    pieces = pack(
+      units.filter((u) => u !== ''),
+      width,
+    );
   }
   if (pieces.join('') !== raw.slice(1, -1)) throw new Error(`${sf.fileName}: a split changed the literal ${raw}`);
   return pieces.length > 1 ? pieces.map((p) => quote + p + quote) : undefined;

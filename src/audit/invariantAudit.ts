@@ -92,7 +92,10 @@ export interface PoolDifference extends PoolCheck {
 export interface ProductAudit {
   productId: string;
   outcome: ProductAuditOutcome;
-  /** What the gauge shows: differing pool fields (last comparison) + line differences (held over one rotation) + status mismatches. */
+  /**
+   * What the gauge shows: differing pool fields (last comparison) + line differences (held over one rotation) + status
+   * mismatches.
+   */
   violations: number;
   /** Pool fields that differ (this run's comparison). */
   pool: PoolDifference[];
@@ -194,7 +197,11 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
       if (mem.passesAborted !== null) audit.passesAborted += Math.max(0, step.passesAborted - mem.passesAborted);
       mem.passesAborted = step.passesAborted;
       if (step.reset) {
-        logger.warn({ productId }, `invariant audit: ${productId}: status:settled changed behind the checkpoint (a clock step?); settled sums rebuilt from zero`);
+        logger.warn(
+          { productId },
+          `invariant audit: ${productId}: status:settled changed behind the ` +
+            `checkpoint (a clock step?); settled sums rebuilt from zero`,
+        );
       }
       if (step.kind === 'behind') {
         if (++behindCalls >= limits.maxCallsPerProduct) break;
@@ -213,7 +220,11 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
         break;
       }
       if (step.kind === 'pass_aborted') {
-        logger.warn({ productId }, `invariant audit: ${productId}: pool comparison pass aborted: the events it needed were trimmed from the stream before it read them; a new pass starts`);
+        logger.warn(
+          { productId },
+          `invariant audit: ${productId}: pool comparison pass aborted: the events it needed ` +
+            `were trimmed from the stream before it read them; a new pass starts`,
+        );
       }
       if (++passCalls >= limits.maxPassCalls) break;
     }
@@ -227,26 +238,42 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     mem.comparedAt = audit.comparedAt;
 
     if (compared) {
-      audit.pool = compared.pool.filter((c) => c.expected !== c.actual).map((c) => ({ ...c, difference: c.actual - c.expected }));
+      audit.pool = compared.pool
+        .filter((c) => c.expected !== c.actual)
+        .map((c) => ({ ...c, difference: c.actual - c.expected }));
       if (compared.pass) audit.pass = compared.pass;
       mem.lastPoolDifferences = audit.pool.length;
     } else if (step.kind === 'behind') {
       audit.settledTotal = step.settledTotal;
       logger.info(
         { productId, settledCount: step.settledCount, settledTotal: step.settledTotal, folded: audit.folded },
-        `invariant audit: ${productId}: catching up on settled records (${step.settledCount} of ${step.settledTotal} folded in); compared once caught up`,
+        `invariant audit: ${productId}: catching up on settled records ` +
+          `(${step.settledCount} of ${step.settledTotal} folded in); compared once caught up`,
       );
     } else {
-      logger.info({ productId, calls: passCalls }, `invariant audit: ${productId}: pool comparison pass under way; it goes on next run`);
+      logger.info(
+        { productId, calls: passCalls },
+        `invariant audit: ${productId}: pool comparison pass under way; it goes on next run`,
+      );
     }
     // Not compared this run: what the last comparison found still stands.
     const heldLines = new Set([...mem.previousRotation.keys(), ...mem.currentRotation.keys()]);
     audit.violations = mem.lastPoolDifferences + heldLines.size + audit.mismatchCount;
     if (audit.linesUnchecked > 0) {
-      logger.warn({ productId, linesUnchecked: audit.linesUnchecked }, `invariant audit: ${productId}: ${audit.linesUnchecked} customer(s) have too many records to check their line in one bounded call`);
+      logger.warn(
+        { productId, linesUnchecked: audit.linesUnchecked },
+        `invariant audit: ${productId}: ${audit.linesUnchecked} customer(s) have ` +
+          `too many records to check their line in one bounded call`,
+      );
     }
     const differs = audit.pool.length > 0 || audit.lines.length > 0 || audit.mismatchCount > 0;
-    audit.outcome = differs ? 'violations' : compared ? 'consistent' : step.kind === 'behind' ? 'catching_up' : 'comparing';
+    audit.outcome = differs
+      ? 'violations'
+      : compared
+        ? 'consistent'
+        : step.kind === 'behind'
+          ? 'catching_up'
+          : 'comparing';
     if (differs) logViolations(audit);
     return audit;
   }
@@ -255,12 +282,26 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
     const signed = (n: number) => (n > 0 ? `+${n}` : String(n));
     const parts = [
       ...a.pool.map((d) => `pool.${d.field} expected ${d.expected} actual ${d.actual} (${signed(d.difference)})`),
-      ...a.lines.slice(0, 20).map((d) => `line ${d.customerId} ${d.field} expected ${d.expected} actual ${d.actual} (${signed(d.actual - d.expected)})`),
+      ...a.lines
+        .slice(0, 20)
+        .map(
+          (d) =>
+            `line ${d.customerId} ${d.field} expected ${d.expected} actual ` +
+            `${d.actual} (${signed(d.actual - d.expected)})`,
+        ),
     ];
     if (a.lines.length > 20) parts.push(`and ${a.lines.length - 20} more line differences`);
     if (a.mismatchCount > 0) parts.push(`${a.mismatchCount} records whose status disagrees with their status set`);
     logger.error(
-      { productId: a.productId, pool: a.pool, lines: a.lines.slice(0, 100), lineDifferences: a.lines.length, mismatches: a.mismatches, mismatchCount: a.mismatchCount, pass: a.pass },
+      {
+        productId: a.productId,
+        pool: a.pool,
+        lines: a.lines.slice(0, 100),
+        lineDifferences: a.lines.length,
+        mismatches: a.mismatches,
+        mismatchCount: a.mismatchCount,
+        pass: a.pass,
+      },
       `invariant audit: product ${a.productId} counters differ from its reservation records: ${parts.join('; ')}`,
     );
   }
@@ -299,16 +340,35 @@ export function createInvariantAudit(deps: InvariantAuditDeps) {
         logger.warn({ err, productId }, `invariant audit: ${productId}: audit call failed; the next run retries`);
         const mem = memory.get(productId);
         products.push({
-          productId, outcome: 'failed', violations: mem?.lastPoolDifferences ?? 0, pool: [], lines: [], linesChecked: 0,
-          linesUnchecked: 0, mismatches: [], mismatchCount: 0, calls: 0, folded: 0, settledCount: 0, passesAborted: 0,
-          comparedAt: mem?.comparedAt ?? null, seconds: 0, longestCallSeconds: 0, longestScriptSeconds: 0,
+          productId,
+          outcome: 'failed',
+          violations: mem?.lastPoolDifferences ?? 0,
+          pool: [],
+          lines: [],
+          linesChecked: 0,
+          linesUnchecked: 0,
+          mismatches: [],
+          mismatchCount: 0,
+          calls: 0,
+          folded: 0,
+          settledCount: 0,
+          passesAborted: 0,
+          comparedAt: mem?.comparedAt ?? null,
+          seconds: 0,
+          longestCallSeconds: 0,
+          longestScriptSeconds: 0,
         });
       }
     });
     for (const productId of memory.keys()) if (!seen.has(productId)) memory.delete(productId);
     const byProduct = new Map<string, { violations: number; comparedAt: number | null; passesAborted: number }>();
     for (const p of products) {
-      if (p.outcome !== 'not_found') byProduct.set(p.productId, { violations: p.violations, comparedAt: p.comparedAt, passesAborted: p.passesAborted });
+      if (p.outcome !== 'not_found')
+        byProduct.set(p.productId, {
+          violations: p.violations,
+          comparedAt: p.comparedAt,
+          passesAborted: p.passesAborted,
+        });
     }
     metrics.audit(byProduct);
     return { products, violations: products.reduce((sum, p) => sum + p.violations, 0), seconds: seconds(started) };

@@ -6,7 +6,9 @@
 export interface AuditStepOptions {
   /** Settled records folded into the running sum per call at most. */
   settledBatch: number;
-  /** Live records (held + committed + settlement_unknown) compared in one call at most; more: a pass over several calls. */
+  /**
+   * Live records (held + committed + settlement_unknown) compared in one call at most; more: a pass over several calls.
+   */
   liveLimit: number;
   /** Lines compared per call at most. */
   lineWindow: number;
@@ -14,7 +16,10 @@ export interface AuditStepOptions {
   walkBatch?: number;
   /** Events a pass call folds at most. Default 2,000. */
   eventBatch?: number;
-  /** Records read for the line window per call, about (a customer with more than twice this is not checked). Default 500. */
+  /**
+   * Records read for the line window per call, about (a customer with more than twice this is not checked). Default
+   * 500.
+   */
   lineRecords?: number;
 }
 
@@ -136,7 +141,12 @@ export function decodeAuditStep(code: string, now: number, p: Payload): AuditSte
         ...progress,
         ...window,
         kind: 'pass',
-        pass: { startedAt: Number(pass.startedAt), set: String(pass.set), events: Number(pass.events), calls: Number(pass.calls) },
+        pass: {
+          startedAt: Number(pass.startedAt),
+          set: String(pass.set),
+          events: Number(pass.events),
+          calls: Number(pass.calls),
+        },
       };
     }
     case 'PASS_ABORTED':

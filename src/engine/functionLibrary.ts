@@ -24,7 +24,8 @@ export interface RedisCaller {
 }
 
 /** The nodes a library must be on: every master of a Cluster, else the client itself. */
-const targetsOf = (client: RedisCaller): RedisCaller[] => (typeof client.nodes === 'function' ? client.nodes('master') : [client]);
+const targetsOf = (client: RedisCaller): RedisCaller[] =>
+  typeof client.nodes === 'function' ? client.nodes('master') : [client];
 
 export interface FunctionLibrary {
   name: string;
@@ -46,7 +47,8 @@ export function buildFunctionLibrary(luaDir = findLuaDir()): FunctionLibrary {
   for (const s of scripts.values()) {
     const fn = `${NAME_PLACEHOLDER}_${luaIdentifier(s.name)}`;
     parts.push(
-      `-- ${s.name}-${s.numberOfKeys}.lua\nlocal function ${luaIdentifier(s.name)}(KEYS, ARGV)\n${withoutIncludeLines(s.file)}\nend\n` +
+      `-- ${s.name}-${s.numberOfKeys}.lua\nlocal function ` +
+        `${luaIdentifier(s.name)}(KEYS, ARGV)\n${withoutIncludeLines(s.file)}\nend\n` +
         `redis.register_function('${fn}', ${luaIdentifier(s.name)})`,
     );
   }

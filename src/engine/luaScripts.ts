@@ -70,7 +70,9 @@ export function createIncludeReader(luaDir: string): (name: string) => string {
 export function loadLuaScripts(luaDir = findLuaDir()): Map<string, LuaScript> {
   const readInclude = createIncludeReader(luaDir);
   const scripts = new Map<string, LuaScript>();
-  for (const fileName of readdirSync(luaDir).filter((f) => f.endsWith('.lua')).sort()) {
+  for (const fileName of readdirSync(luaDir)
+    .filter((f) => f.endsWith('.lua'))
+    .sort()) {
     const match = /^(.+)-(\d+)\.lua$/.exec(fileName);
     if (!match) throw new Error(`lua/${fileName}: a script file is named <name>-<number of keys>.lua`);
     const name = match[1]!;

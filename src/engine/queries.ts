@@ -27,24 +27,47 @@ export function createQueries(redis: RedisClient, keys: Keys) {
      * score never changes while an id is in the set); `offset` (by rank) is
      * still taken when no cursor is given.
      */
-    async listReservations(productId: string, status: ReservationStatus, page: { cursor?: string | undefined; offset: number; limit: number }) {
+    async listReservations(
+      productId: string,
+      status: ReservationStatus,
+      page: { cursor?: string | undefined; offset: number; limit: number },
+    ) {
       const key = keys.status(productId, status);
       const { limit } = page;
       let entries: [string, string][]; // [id, score], one more than the page to know whether another follows
       const after = page.cursor === undefined ? undefined : decodeStatusCursor(page.cursor);
       if (after) {
         // The rest of the cursor's tie group (same score, ids after it: the set's own order), then higher scores.
-        const ties = (await redis.zrangebyscore(key, after.score, after.score)).filter((id) => id > after.id).slice(0, limit + 1);
+        const ties = (await redis.zrangebyscore(key, after.score, after.score))
+          .filter((id) => id > after.id)
+          .slice(0, limit + 1);
         entries = ties.map((id) => [id, after.score]);
         if (entries.length < limit + 1) {
-          entries.push(...pairs(await redis.zrangebyscore(key, `(${after.score}`, '+inf', 'WITHSCORES', 'LIMIT', 0, limit + 1 - entries.length)));
+          entries.push(
+            ...pairs(
+              await redis.zrangebyscore(
+                key,
+                `(${after.score}`,
+                '+inf',
+                'WITHSCORES',
+                'LIMIT',
+                0,
+                limit + 1 - entries.length,
+              ),
+            ),
+          );
         }
       } else {
         entries = pairs(await redis.zrange(key, page.offset, page.offset + limit, 'WITHSCORES'));
       }
       const pageEntries = entries.slice(0, limit);
       const items: Reservation[] = [];
-      for (const record of await readRecords(redis, keys, productId, pageEntries.map(([id]) => id))) {
+      for (const record of await readRecords(
+        redis,
+        keys,
+        productId,
+        pageEntries.map(([id]) => id),
+      )) {
         if (record?.status) items.push(decodeReservation(record));
       }
       const last = pageEntries.at(-1);
@@ -84,7 +107,12 @@ export function createQueries(redis: RedisClient, keys: Keys) {
       const page = members.slice(0, limit);
       const skip = customerId.length + 15; // '<customerId>:<13-digit createdAt>:'
       const items: Reservation[] = [];
-      for (const record of await readRecords(redis, keys, productId, page.map((m) => m.slice(skip)))) {
+      for (const record of await readRecords(
+        redis,
+        keys,
+        productId,
+        page.map((m) => m.slice(skip)),
+      )) {
         if (record?.status) items.push(decodeReservation(record));
       }
       return { items, nextCursor: members.length > limit ? encodeCursor(page.at(-1)!) : null };

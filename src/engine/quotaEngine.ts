@@ -29,7 +29,13 @@ import {
   type ScriptReply,
   type ScriptSettings,
 } from './scriptCatalogue.js';
-import { createShardedOperations, subPoolOf, type PoolConfigInput, type ScriptCall, type ShardEvents } from './shardedEngine.js';
+import {
+  createShardedOperations,
+  subPoolOf,
+  type PoolConfigInput,
+  type ScriptCall,
+  type ShardEvents,
+} from './shardedEngine.js';
 import type { LineConfig, Outcome, PoolSnapshot, ScriptCode, SettlementOutcome } from './types.js';
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
@@ -84,7 +90,13 @@ export function createQuotaEngine({
       (durableWrites?.covers(name)
         ? // REDIS_WAIT_REPLICAS: FCALL and WAIT in one pipeline on the slot's node (src/redis/durableWrite.ts).
           durableWrites.fcall(redis as RedisClient, library.functionName(name), scriptKeys, args)
-        : redis.call('FCALL', library.functionName(name), scriptKeys.length, ...scriptKeys, ...args)) as Promise<RawReply>;
+        : redis.call(
+            'FCALL',
+            library.functionName(name),
+            scriptKeys.length,
+            ...scriptKeys,
+            ...args,
+          )) as Promise<RawReply>;
     try {
       return await once();
     } catch (err) {
@@ -97,7 +109,11 @@ export function createQuotaEngine({
 
   async function run<Req extends { productId: string }, Res>(entry: ScriptEntry<Req, Res>, req: Req): Promise<Res> {
     const started = process.hrtime.bigint();
-    const [code, now, replayed, payload, holdsExpired] = await fcall(entry.name, keysFor(entry, req, keys), entry.args(req, settings));
+    const [code, now, replayed, payload, holdsExpired] = await fcall(
+      entry.name,
+      keysFor(entry, req, keys),
+      entry.args(req, settings),
+    );
     onScript?.(entry.name, Number(process.hrtime.bigint() - started) / 1e9);
     if (holdsExpired !== '0') onHoldsExpired?.(entry.name, Number(holdsExpired));
     const reply: ScriptReply = {
@@ -119,7 +135,9 @@ export function createQuotaEngine({
   const call: ScriptCall = (name, req) => run(SCRIPTS[name] as ScriptEntry<typeof req, never>, req) as never;
   const shards = createShardedOperations(call, redis, keys, shardEvents);
 
-  /** Where an operation on a product (or a sub-pool key id `<productId>~<suffix>`) runs: tag, real product id, layout. */
+  /**
+   * Where an operation on a product (or a sub-pool key id `<productId>~<suffix>`) runs: tag, real product id, layout.
+   */
   async function route(productId: string) {
     const sub = subPoolOf(productId);
     if (sub) return { productId: sub.productId, tags: null, tag: sub.tag };
@@ -148,7 +166,9 @@ export function createQuotaEngine({
         };
   const listed = <T extends Outcome<PoolSnapshot>>(o: T): T => (o.ok ? { ...o, value: withShardList(o.value) } : o);
 
-  /** The line and its pool, read in one atomic call (what the line's blockers are about); sharded: see shards.readLine. */
+  /**
+   * The line and its pool, read in one atomic call (what the line's blockers are about); sharded: see shards.readLine.
+   */
   async function readLineWithPool(productId: string, customerId: string) {
     const r = await route(productId);
     return r.tags ? shards.readLine(r.productId, customerId, r.tags) : run(SCRIPTS.readLine, { productId, customerId });
@@ -163,7 +183,9 @@ export function createQuotaEngine({
 
     /** PUT (replace config, defaults for what is not given) or PATCH (only what is given). */
     async upsertProduct(productId: string, config: PoolConfigInput, mode: 'put' | 'patch') {
-      const raw = await shards.upsertProduct(productId, config, mode, (plain) => run(SCRIPTS.upsertPool, { productId, config: plain, mode }));
+      const raw = await shards.upsertProduct(productId, config, mode, (plain) =>
+        run(SCRIPTS.upsertPool, { productId, config: plain, mode }),
+      );
       const outcome = raw.ok ? { ...raw, value: { ...raw.value, pool: withShardList(raw.value.pool) } } : raw;
       // Indexed only once the product exists: a PATCH of a missing product or a refused PUT adds nothing.
       // (Every successful PUT or PATCH re-adds it, so a crash between the two is healed by the next one.)
@@ -172,12 +194,21 @@ export function createQuotaEngine({
     },
     async readPool(productId: string) {
       const r = await route(productId);
-      return listed(r.tags ? await shards.readPool(r.productId, r.tags) : await run(SCRIPTS.readPool, { productId: r.productId, tag: r.tag }));
+      return listed(
+        r.tags
+          ? await shards.readPool(r.productId, r.tags)
+          : await run(SCRIPTS.readPool, { productId: r.productId, tag: r.tag }),
+      );
     },
-    /** The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed); a sharded product's summed over its sub-pools. */
+    /**
+     * The pool's counters and settlement backlog, read-only (the metrics scrape: nothing is reclaimed); a sharded
+     * product's summed over its sub-pools.
+     */
     async readPoolCounters(productId: string) {
       const r = await route(productId);
-      return r.tags ? shards.readCounters(r.productId, r.tags) : run(SCRIPTS.readPoolCounters, { productId: r.productId, tag: r.tag });
+      return r.tags
+        ? shards.readCounters(r.productId, r.tags)
+        : run(SCRIPTS.readPoolCounters, { productId: r.productId, tag: r.tag });
     },
     /** Creates or replaces lines of one product in one atomic call (per sub-pool for a sharded product). */
     async upsertLines(productId: string, lines: LineConfig[]) {
@@ -195,7 +226,10 @@ export function createQuotaEngine({
       return decided('reserve', r.tags ? shards.reserve(req, r.tags) : run(SCRIPTS.reserve, req));
     },
     commit: async (productId: string, reservationId: string, amount?: number) =>
-      decided('commit', run(SCRIPTS.commit, { ...(await onReservation(productId, reservationId)), reservationId, amount })),
+      decided(
+        'commit',
+        run(SCRIPTS.commit, { ...(await onReservation(productId, reservationId)), reservationId, amount }),
+      ),
     release: async (productId: string, reservationId: string) =>
       decided('release', run(SCRIPTS.release, { ...(await onReservation(productId, reservationId)), reservationId })),
     getReservation: async (productId: string, reservationId: string) =>
@@ -211,13 +245,23 @@ export function createQuotaEngine({
       outcome: SettlementOutcome | 'attempt',
       reason = '',
       requiredStatus: 'settlement_unknown' | '' = '',
-    ) => onReservation(productId, reservationId).then((at) => run(SCRIPTS.recordSettlement, { ...at, reservationId, outcome, reason, requiredStatus })),
-    /** Sweeper step for one product or sub-pool key id: reclaims up to `limit` due holds, purges ended records past 7 days. */
+    ) =>
+      onReservation(productId, reservationId).then((at) =>
+        run(SCRIPTS.recordSettlement, { ...at, reservationId, outcome, reason, requiredStatus }),
+      ),
+    /**
+     * Sweeper step for one product or sub-pool key id: reclaims up to `limit` due holds, purges ended records past 7
+     * days.
+     */
     reclaimExpired: (productId: string, limit: number) =>
       run(SCRIPTS.reclaimExpired, { productId: subPoolOf(productId)?.productId ?? productId, tag: productId, limit }),
-    /** Backfill: adds existing records to the per-customer index (at most 1,000 ids a call; see scripts/backfill-customer-index.mjs). */
+    /**
+     * Backfill: adds existing records to the per-customer index (at most 1,000 ids a call; see
+     * scripts/backfill-customer-index.mjs).
+     */
     indexRecords(productId: string, reservationIds: string[]) {
-      if (reservationIds.length === 0 || reservationIds.length > 1_000) throw new Error('indexRecords takes 1 to 1,000 ids');
+      if (reservationIds.length === 0 || reservationIds.length > 1_000)
+        throw new Error('indexRecords takes 1 to 1,000 ids');
       return run(SCRIPTS.indexRecords, { productId, reservationIds });
     },
     /** The service's own ledger (no SETTLEMENT_URL): an entry once per reservation (a redelivery keeps the first). */

@@ -74,7 +74,11 @@ export interface ScriptEntry<Req extends { productId: string }, Res> {
 }
 
 /** KEYS for one call, in the entry's order. */
-export function keysFor<Req extends { productId: string }>(entry: ScriptEntry<Req, unknown>, req: Req, keys: Keys): string[] {
+export function keysFor<Req extends { productId: string }>(
+  entry: ScriptEntry<Req, unknown>,
+  req: Req,
+  keys: Keys,
+): string[] {
   return entry.keys.map((role) => {
     // A sharded product's sub-pool i >= 1 lives under its own hash tag (src/engine/shards.ts).
     const p = (req as { tag?: string }).tag ?? req.productId;
@@ -154,7 +158,10 @@ export interface ReserveRequest extends ProductRequest {
   metadata?: Record<string, unknown> | undefined;
   idempotencyKey: string;
   fingerprint: string;
-  /** Sharded product's first try: do not store a refusal (the engine borrows and retries, or stores it with `borrowable`). */
+  /**
+   * Sharded product's first try: do not store a refusal (the engine borrows and retries, or stores it with
+   * `borrowable`).
+   */
   deferRefusals?: boolean;
   /** Sharded product: what other sub-pools could lend this line, counted in a refusal's drawable only. */
   borrowable?: number;
@@ -242,10 +249,10 @@ export const SCRIPTS = {
     args: (r: UpsertPoolRequest, s) => [r.mode, s.reclaimLimit, webhooksFlag(s), ...encodePoolConfig(r.config)],
     codes: ['CREATED', 'UPDATED', 'PRODUCT_NOT_FOUND', 'INVALID_CONFIG'],
     decode: (r, req) =>
-      outcome(['CREATED', 'UPDATED'], (p) => ({ created: r.code === 'CREATED', pool: decodePool(req.productId, p.pool as Payload) }))(
-        r,
-        req,
-      ),
+      outcome(['CREATED', 'UPDATED'], (p) => ({
+        created: r.code === 'CREATED',
+        pool: decodePool(req.productId, p.pool as Payload),
+      }))(r, req),
   }),
 
   readPool: entry({
@@ -253,7 +260,8 @@ export const SCRIPTS = {
     keys: RECLAIM_KEYS,
     args: (_r: ProductRequest, s) => [s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
-    decode: (r, req): Outcome<PoolSnapshot> => outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
+    decode: (r, req): Outcome<PoolSnapshot> =>
+      outcome(['OK'], (p) => decodePool(req.productId, p.pool as Payload))(r, req),
   }),
 
   readPoolCounters: entry({
@@ -298,7 +306,10 @@ export const SCRIPTS = {
     args: (r: LineRequest, s) => [r.customerId, s.reclaimLimit],
     codes: ['OK', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
     decode: (r, req): Outcome<{ line: LineSnapshot; pool: PoolSnapshot }> =>
-      outcome(['OK'], (p) => ({ line: decodeLine(req.productId, p.line as Payload), pool: decodePool(req.productId, p.pool as Payload) }))(r, req),
+      outcome(['OK'], (p) => ({
+        line: decodeLine(req.productId, p.line as Payload),
+        pool: decodePool(req.productId, p.pool as Payload),
+      }))(r, req),
   }),
 
   reserve: entry({
@@ -387,18 +398,13 @@ export const SCRIPTS = {
       r.borrowable ?? '',
     ],
     codes: ['OK', 'REPAYMENT_EXCEEDS_DRAWN', 'IDEMPOTENCY_KEY_REUSED', 'PRODUCT_NOT_FOUND', 'NO_CREDIT_LINE'],
-    decode: (r, req): Outcome<LineSnapshot> => outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
+    decode: (r, req): Outcome<LineSnapshot> =>
+      outcome(['OK'], (p) => decodeLine(req.productId, p.line as Payload))(r, req),
   }),
 
   recordSettlement: entry({
     name: 'record-settlement',
-    keys: [
-      ...RECLAIM_KEYS,
-      'status:committed',
-      'status:settlement_unknown',
-      'status:settled',
-      'status:reversed',
-    ],
+    keys: [...RECLAIM_KEYS, 'status:committed', 'status:settlement_unknown', 'status:settled', 'status:reversed'],
     args: (r: SettlementRequest, s) => [r.reservationId, r.outcome, r.reason, r.requiredStatus, webhooksFlag(s)],
     codes: ['OK', 'PRODUCT_NOT_FOUND', 'RESERVATION_NOT_FOUND', 'RESERVATION_STATE_CONFLICT'],
     decode: (r, req) => outcome(['OK'], (p) => ({ reservation: reservationOf(p), changed: p.changed === '1' }))(r, req),
@@ -455,7 +461,11 @@ export const SCRIPTS = {
     args: (r: ShardTakeRequest) => [r.seq, r.amount, r.from],
     codes: ['OK', 'PRODUCT_NOT_FOUND'],
     decode: (r, req) =>
-      outcome(['OK'], (p) => ({ applied: p.applied === '1', behind: p.behind === '1', allotment: Number(p.allotment) }))(r, req),
+      outcome(['OK'], (p) => ({
+        applied: p.applied === '1',
+        behind: p.behind === '1',
+        allotment: Number(p.allotment),
+      }))(r, req),
   }),
 
   auditProduct: entry({

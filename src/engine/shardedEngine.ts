@@ -25,7 +25,16 @@ import {
   shardOfReservation,
   subPoolOf,
 } from './shards.js';
-import type { LineConfig, LineSnapshot, Outcome, PoolConfig, PoolCounters, PoolSnapshot, RefusalCode, ShardView } from './types.js';
+import type {
+  LineConfig,
+  LineSnapshot,
+  Outcome,
+  PoolConfig,
+  PoolCounters,
+  PoolSnapshot,
+  RefusalCode,
+  ShardView,
+} from './types.js';
 
 type Scripts = typeof SCRIPTS;
 /** A sub-pool's allotment (its pool `capacity`) and use. */
@@ -41,7 +50,9 @@ export interface ShardEvents {
   onBorrow?: (productId: string, outcome: 'granted' | 'refused') => void;
 }
 
-/** How many borrow rounds a reserve tries before its refusal is final (each round moves quota or proves there is none). */
+/**
+ * How many borrow rounds a reserve tries before its refusal is final (each round moves quota or proves there is none).
+ */
 const BORROW_ROUNDS = 16;
 /** How long a sub-pool found short of quota takes the cheap refusal path first (reserveWhenShort). */
 const SHORT_HINT_MS = 5_000;
@@ -123,8 +134,19 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /** Credits one pending transfer (idempotent) and clears it on the giver. */
-  async function complete(productId: string, tags: string[], t: Pending, reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery') {
-    const taken = await call('shardTake', { productId, tag: tags[t.to]!, seq: String(t.seq), amount: t.amount, from: String(t.from) });
+  async function complete(
+    productId: string,
+    tags: string[],
+    t: Pending,
+    reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery',
+  ) {
+    const taken = await call('shardTake', {
+      productId,
+      tag: tags[t.to]!,
+      seq: String(t.seq),
+      amount: t.amount,
+      from: String(t.from),
+    });
     if (!taken.ok) throw new Error(`shard transfer ${productId} ${t.from}->${t.to}#${t.seq}: ${taken.code}`);
     if (taken.value.behind) return false;
     // Cleared only once credited: a crash in between leaves it pending, and a repeat credit is a no-op.
@@ -134,7 +156,11 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /** Completes every transfer in transit of a product, in per-pair sequence order. Returns how many it cleared. */
-  async function completePending(productId: string, tags?: string[], reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery' = 'recovery') {
+  async function completePending(
+    productId: string,
+    tags?: string[],
+    reason: 'borrow' | 'rebalance' | 'capacity' | 'recovery' = 'recovery',
+  ) {
     const layout = tags ?? (await tagsOf(productId));
     if (layout.length === 1) return 0;
     let cleared = 0;
@@ -173,7 +199,8 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     }
     return { pools: snapshots, now };
   }
-  const readSubPools = async (productId: string, tags: string[]) => (await readSubPoolsAt(productId, tags))?.pools ?? null;
+  const readSubPools = async (productId: string, tags: string[]) =>
+    (await readSubPoolsAt(productId, tags))?.pools ?? null;
 
   const used = (p: Counters) => p.held + p.committed;
   const freeOf = (p: Counters) => Math.max(0, p.capacity - used(p));
@@ -194,7 +221,13 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   }
 
   /** The product's snapshot: totals of the sub-pools, config of sub-pool 0, capacity the product's, and the list. */
-  function productSnapshot(productId: string, pools: PoolSnapshot[], productCapacity: number, inTransit: number, withheld: number): PoolSnapshot {
+  function productSnapshot(
+    productId: string,
+    pools: PoolSnapshot[],
+    productCapacity: number,
+    inTransit: number,
+    withheld: number,
+  ): PoolSnapshot {
     const p0 = pools[0]!;
     const held = pools.reduce((s, p) => s + p.held, 0);
     const committed = pools.reduce((s, p) => s + p.committed, 0);
@@ -234,7 +267,12 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     const inTransit = pending.reduce((s, t) => s + t.amount, 0);
     const held = withheld.reduce((s, w) => s + Number(w ?? 0), 0);
     // `now`: the latest of the sub-pools' clocks (each read expired its due holds at its own instant).
-    return { ok: true, value: productSnapshot(productId, pools, meta.productCapacity, inTransit, held), now, replayed: false };
+    return {
+      ok: true,
+      value: productSnapshot(productId, pools, meta.productCapacity, inTransit, held),
+      now,
+      replayed: false,
+    };
   }
 
   // ---- borrowing -----------------------------------------------------------------
@@ -318,7 +356,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
           if (given === 0 && received === 0 && issued === 0 && applied === 0) continue;
           pairs++;
           if (received > given || applied > issued) {
-            violations.push(`${i}->${j}: credited ${received} (sequence ${applied}) without its debit: given ${given} (sequence ${issued})`);
+            violations.push(
+              `${i}->${j}: credited ${received} (sequence ${applied}) without ` +
+                `its debit: given ${given} (sequence ${issued})`,
+            );
             credits.push({ from: i, to: j, excess: Math.max(0, received - given), issued });
           }
         }
@@ -332,11 +373,21 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         await completePending(productId, tags, 'recovery');
         continue;
       }
-      if (!balanced) violations.push(`allotments ${allotments} + withheld ${withheld} + in transit ${inTransit} != capacity ${meta!.productCapacity}`);
+      if (!balanced)
+        violations.push(
+          `allotments ${allotments} + withheld ${withheld} + in transit ` +
+            `${inTransit} != capacity ${meta!.productCapacity}`,
+        );
       found ??= violations;
       if (!repair || credits.length === 0 || attempt >= 2) return { violations, found, pairs, repaired };
       for (const c of credits) {
-        const out = await call('shardTake', { productId, tag: tags[c.to]!, seq: String(c.issued), amount: c.excess, from: `repair:${c.from}` });
+        const out = await call('shardTake', {
+          productId,
+          tag: tags[c.to]!,
+          seq: String(c.issued),
+          amount: c.excess,
+          from: `repair:${c.from}`,
+        });
         if (out.ok) repaired++;
       }
     }
@@ -382,8 +433,16 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
    * product could cover it (or anything unusual: a transfer in transit, withheld quota, no line),
    * and the full path runs.
    */
-  async function reserveWhenShort(productId: string, tags: string[], own: number, req: ReqOf<'reserve'> & { tag: string }) {
-    const [state, lineJson] = await Promise.all([readState(productId, tags), redis.call('HGET', keys.lines(req.tag), req.customerId) as Promise<string | null>]);
+  async function reserveWhenShort(
+    productId: string,
+    tags: string[],
+    own: number,
+    req: ReqOf<'reserve'> & { tag: string },
+  ) {
+    const [state, lineJson] = await Promise.all([
+      readState(productId, tags),
+      redis.call('HGET', keys.lines(req.tag), req.customerId) as Promise<string | null>,
+    ]);
     if (!state || !lineJson || state.pending.length > 0 || state.withheld.some((w) => w > 0)) return null;
     const tier = (JSON.parse(lineJson) as { tier?: string | null }).tier || null;
     if (productFreeFor(state, tier) >= req.amount) return null;
@@ -418,20 +477,28 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       if (meta && wanted !== undefined && wanted !== meta.shards) {
         return invalidShards(Date.now(), `cannot change once the product exists (it has ${meta.shards})`);
       }
-      if (!meta && mode === 'put' && wanted !== undefined && wanted > 1) return createSharded(productId, config, wanted);
+      if (!meta && mode === 'put' && wanted !== undefined && wanted > 1)
+        return createSharded(productId, config, wanted);
       if (!meta || meta.shards === 1) return plain(config);
       return updateSharded(productId, meta.tags, config, mode);
     },
 
     readPool: (productId: string, tags: string[]) => readProduct(productId, tags),
 
-    /** The metrics scrape's counters for the product: every sub-pool's summed, capacity the product's (read-only, like each sub-pool's). */
+    /**
+     * The metrics scrape's counters for the product: every sub-pool's summed, capacity the product's (read-only, like
+     * each sub-pool's).
+     */
     async readCounters(productId: string, tags: string[]): Promise<Outcome<PoolCounters>> {
-      const [parts, meta] = await Promise.all([Promise.all(tags.map((tag) => call('readPoolCounters', { productId, tag }))), readMeta(productId)]);
+      const [parts, meta] = await Promise.all([
+        Promise.all(tags.map((tag) => call('readPoolCounters', { productId, tag }))),
+        readMeta(productId),
+      ]);
       const first = parts[0]!;
       if (!meta || !first.ok || !parts.every((p) => p.ok)) return first;
       const values = parts.map((p) => (p as typeof first).value);
-      const sum = (f: 'held' | 'committed' | 'settled' | 'backlog' | 'unknown') => values.reduce((total, v) => total + v[f], 0);
+      const sum = (f: 'held' | 'committed' | 'settled' | 'backlog' | 'unknown') =>
+        values.reduce((total, v) => total + v[f], 0);
       const oldest = Math.min(...values.map((v) => v.oldestCommittedAt ?? Infinity));
       const available = Math.max(0, meta.productCapacity - sum('held') - sum('committed'));
       // Every sub-pool's availableToAllTiers is its available less the same reserve.
@@ -454,7 +521,12 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
 
     async reserve<T extends ReqOf<'reserve'>>(r: T, tags: string[]): Promise<ResOf<'reserve'>> {
       const own = shardOfCustomer(r.customerId, tags.length);
-      const req = { ...r, tag: tags[own]!, reservationId: reservationIdFor(r.reservationId, own), customerScoped: true };
+      const req = {
+        ...r,
+        tag: tags[own]!,
+        reservationId: reservationIdFor(r.reservationId, own),
+        customerScoped: true,
+      };
       const shortSince = short.get(req.tag);
       if (shortSince !== undefined && Date.now() - shortSince < SHORT_HINT_MS) {
         const answered = await reserveWhenShort(r.productId, tags, own, req);
@@ -462,7 +534,8 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       }
       let out = await call('reserve', { ...req, deferRefusals: true });
       if (out.ok) short.delete(req.tag);
-      if (out.ok || out.replayed || !out.context.line) return out; // granted, replayed, or no line/product (never stored)
+      // granted, replayed, or no line/product (never stored)
+      if (out.ok || out.replayed || !out.context.line) return out;
       const tier = out.context.line.tier;
       let known: number | null = null;
       if (out.code === 'POOL_EXHAUSTED') {
@@ -487,7 +560,11 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
      * The line with `drawable` counting what borrowing would bring (each sub-pool read exactly; not one
      * snapshot), and its sub-pool's pool (the config its blockers are about: the same in every sub-pool).
      */
-    async readLine(productId: string, customerId: string, tags: string[]): Promise<Outcome<{ line: LineSnapshot; pool: PoolSnapshot }>> {
+    async readLine(
+      productId: string,
+      customerId: string,
+      tags: string[],
+    ): Promise<Outcome<{ line: LineSnapshot; pool: PoolSnapshot }>> {
       const own = shardOfCustomer(customerId, tags.length);
       const read = await call('readLine', { productId, customerId, tag: tags[own]! });
       if (!read.ok) return read;
@@ -498,7 +575,8 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     /** A repayment on the customer's sub-pool; its line answer with the product's drawable. */
     async repay(req: ReqOf<'repay'>, tags: string[]): Promise<ResOf<'repay'>> {
       const own = shardOfCustomer(req.customerId, tags.length);
-      // The tier is the line's: read it first (a repayment is not the hot path), so the stored answer's drawable is the product's.
+      // The tier is the line's: read it first (a repayment is not the hot path), so the stored answer's drawable is the
+      // product's.
       const before = await call('readLine', { productId: req.productId, customerId: req.customerId, tag: tags[own]! });
       const tier = before.ok ? before.value.line.tier : null;
       const lend = await borrowable(req.productId, tags, own, tier);
@@ -555,12 +633,17 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
   type ProductState = NonNullable<Awaited<ReturnType<typeof readState>>>;
 
   async function peek(tags: string[]) {
-    const replies = await pipelinePerNode(redis as RedisClient, tags, (tag) => keys.pool(tag), (pipeline, tag) => {
-      pipeline.time();
-      pipeline.hmget(keys.pool(tag), 'capacity', 'held', 'committed', 'withheld', 'reserveAmount', 'reserveTiers');
-      pipeline.zrange(keys.status(tag, 'held'), 0, 0, 'WITHSCORES');
-      pipeline.hlen(keys.xferPending(tag));
-    });
+    const replies = await pipelinePerNode(
+      redis as RedisClient,
+      tags,
+      (tag) => keys.pool(tag),
+      (pipeline, tag) => {
+        pipeline.time();
+        pipeline.hmget(keys.pool(tag), 'capacity', 'held', 'committed', 'withheld', 'reserveAmount', 'reserveTiers');
+        pipeline.zrange(keys.status(tag, 'held'), 0, 0, 'WITHSCORES');
+        pipeline.hlen(keys.xferPending(tag));
+      },
+    );
     const out = [];
     for (const r of replies) {
       const [sec, micro] = valueOf(r[0]!) as [string, string];
@@ -595,7 +678,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return state;
   }
 
-  /** The product's free quota for this tier: every sub-pool's (after the withheld returns a borrow would make) plus quota in transit, less the reserve for other tiers. */
+  /**
+   * The product's free quota for this tier: every sub-pool's (after the withheld returns a borrow would make) plus
+   * quota in transit, less the reserve for other tiers.
+   */
   function productFreeFor({ pools, pending, withheld, reserve }: ProductState, tier: string | null | undefined) {
     const inTransit = pending.reduce((sum, t) => sum + t.amount, 0);
     const after = pools.map((p) => ({ ...p }));
@@ -604,7 +690,10 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return Math.max(0, free - (isPriority(reserve, tier) ? 0 : (reserve?.amount ?? 0)));
   }
 
-  /** What sub-pool `own` could get for this tier beyond what it can grant on its own (a refusal's or a repayment's drawable adds it). */
+  /**
+   * What sub-pool `own` could get for this tier beyond what it can grant on its own (a refusal's or a repayment's
+   * drawable adds it).
+   */
   function borrowableFrom(state: ProductState, own: number, tier: string | null | undefined) {
     const priority = isPriority(state.reserve, tier);
     return productFreeFor(state, tier) - freeForTier(state.pools, own, priority, state.reserve?.amount ?? 0);
@@ -620,10 +709,16 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
    * the line's sub-pool as the same script call read it (then the line and its sub-pool are one instant,
    * and each other sub-pool is counted once, from one later read).
    */
-  async function productLine(productId: string, tags: string[], line: LineSnapshot, ownPool?: PoolSnapshot): Promise<LineSnapshot> {
+  async function productLine(
+    productId: string,
+    tags: string[],
+    line: LineSnapshot,
+    ownPool?: PoolSnapshot,
+  ): Promise<LineSnapshot> {
     const own = shardOfCustomer(line.customerId, tags.length);
     const state = await readState(productId, tags);
-    const pool = ownPool ?? (await call('readPool', { productId, tag: tags[own]! }).then((o) => (o.ok ? o.value : null)));
+    const pool =
+      ownPool ?? (await call('readPool', { productId, tag: tags[own]! }).then((o) => (o.ok ? o.value : null)));
     if (!state || !pool) return line;
     state.pools[own] = pool;
     return withProductDrawable(line, pool, productFreeFor(state, line.tier));
@@ -642,7 +737,6 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     return { ...line, drawable, blockers };
   }
 
-
   async function createSharded(productId: string, config: Partial<PoolConfig>, shards: number) {
     const tags = chooseShardTags(productId, shards);
     const capacity = config.capacity ?? 0;
@@ -659,7 +753,16 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
       if (!out.ok) return out;
       await redis.call('SADD', keys.subPoolIndex(), tags[i]!);
     }
-    await redis.call('HSET', keys.pool(productId), 'shards', String(shards), 'shardTags', tags.join(','), 'productCapacity', String(capacity));
+    await redis.call(
+      'HSET',
+      keys.pool(productId),
+      'shards',
+      String(shards),
+      'shardTags',
+      tags.join(','),
+      'productCapacity',
+      String(capacity),
+    );
     const out = await call('upsertPool', { productId, mode: 'put', config: { ...full, capacity: allotments[0]! } });
     if (!out.ok) {
       await redis.call('HDEL', keys.pool(productId), 'shards', 'shardTags', 'productCapacity');
@@ -683,7 +786,9 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     }
     if (capacity !== undefined) await resize(productId, tags, capacity);
     const pool = await readProduct(productId, tags);
-    return pool.ok ? { ok: true as const, value: { created: false, pool: pool.value }, now: pool.now, replayed: false } : pool;
+    return pool.ok
+      ? { ok: true as const, value: { created: false, pool: pool.value }, now: pool.now, replayed: false }
+      : pool;
   }
 
   /**
@@ -773,13 +878,15 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
         want -= w;
       }
     }
-    if (frees.every((f) => f >= 0n)) for (let j = 0; j < pools.length; j++) if (left[j]! > 0n) plan.push({ from: j, to: j, amount: Number(left[j]!) });
+    if (frees.every((f) => f >= 0n))
+      for (let j = 0; j < pools.length; j++) if (left[j]! > 0n) plan.push({ from: j, to: j, amount: Number(left[j]!) });
     return plan;
   }
 
-
   async function withheldOf(tags: string[]) {
-    const raw = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (string | null)[];
+    const raw = (await Promise.all(tags.map((tag) => redis.call('HGET', keys.pool(tag), 'withheld')))) as (
+      string | null
+    )[];
     return raw.map((w) => Number(w ?? 0));
   }
 
@@ -787,13 +894,23 @@ export function createShardedOperations(call: ScriptCall, redis: RedisCaller, ke
     const withheld = await withheldOf(tags);
     if (withheld.every((w) => w === 0)) return false;
     const pending = await pendingOf(productId, tags);
-    const plan = planReturns(pools, withheld, pending.reduce((s, t) => s + t.amount, 0));
+    const plan = planReturns(
+      pools,
+      withheld,
+      pending.reduce((s, t) => s + t.amount, 0),
+    );
     for (const r of plan) {
       if (r.from === r.to) {
         await call('shardTake', { productId, tag: tags[r.to]!, seq: '', amount: r.amount, from: 'withheld' });
         continue;
       }
-      const given = await call('shardGive', { productId, tag: tags[r.from]!, amount: r.amount, to: String(r.to), mode: 'withheld' });
+      const given = await call('shardGive', {
+        productId,
+        tag: tags[r.from]!,
+        amount: r.amount,
+        to: String(r.to),
+        mode: 'withheld',
+      });
       if (given.ok && given.value.given > 0) {
         const t = { from: r.from, to: r.to, seq: Number(given.value.seq), amount: given.value.given };
         if (!(await complete(productId, tags, t, 'capacity'))) await completePending(productId, tags, 'capacity');

@@ -20,7 +20,9 @@ export type { ReservationStatus };
 export const REFUSAL_CODES = SCRIPT_REFUSAL_CODES;
 export type RefusalCode = (typeof REFUSAL_CODES)[number];
 
-/** Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, PASS, PASS_ABORTED). */
+/**
+ * Codes that are not refusals: success (OK, CREATED, UPDATED) and the audit's progress (BEHIND, PASS, PASS_ABORTED).
+ */
 export const PROGRESS_CODES = ['OK', 'CREATED', 'UPDATED', 'BEHIND', 'PASS', 'PASS_ABORTED'] as const;
 export type ScriptCode = RefusalCode | (typeof PROGRESS_CODES)[number];
 export const SCRIPT_CODES: readonly ScriptCode[] = [...PROGRESS_CODES, ...REFUSAL_CODES];
@@ -63,7 +65,10 @@ export interface PoolSnapshot extends PoolConfig {
   shards?: ShardView[];
   /** Sharded products: quota moved out of one sub-pool and not yet credited to another. */
   inTransit?: number;
-  /** Sharded products: allotment held back after capacity was lowered below use (returned once no sub-pool is below its use). */
+  /**
+   * Sharded products: allotment held back after capacity was lowered below use (returned once no sub-pool is below its
+   * use).
+   */
   withheld?: number;
 }
 
@@ -136,8 +141,10 @@ export interface RefusalContext {
  * A pool's counters as the metrics scrape reads them (lua/read-pool-counters-3.lua):
  * the snapshot's numbers, computed by the same Lua view, but nothing reclaimed first.
  */
-export interface PoolCounters
-  extends Pick<PoolSnapshot, 'capacity' | 'held' | 'committed' | 'settled' | 'available' | 'availableToAllTiers'> {
+export interface PoolCounters extends Pick<
+  PoolSnapshot,
+  'capacity' | 'held' | 'committed' | 'settled' | 'available' | 'availableToAllTiers'
+> {
   /** Committed reservations awaiting settlement. */
   backlog: number;
   /** When the oldest of them was committed (ms, Redis clock); null: none. */

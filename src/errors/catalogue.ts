@@ -118,7 +118,10 @@ export interface CodeEntry {
 }
 
 const reasonOf = (p: DetailParams) => p.statusReason ?? p.line?.statusReason ?? null;
-const en = (title: string, detail?: Texts['detail']): Texts => ({ title, detail: detail ?? ((p) => p.message ?? title) });
+const en = (title: string, detail?: Texts['detail']): Texts => ({
+  title,
+  detail: detail ?? ((p) => p.message ?? title),
+});
 const zh = (title: string, detail: Texts['detail']): Texts => ({ title, detail });
 
 export const CATALOGUE = {
@@ -128,7 +131,9 @@ export const CATALOGUE = {
     operations: 'every',
     en: en('The request is not valid'),
     zh: zh('请求内容有误', (p) =>
-      p.fields && p.fields.length > 0 ? `请求中有内容不符合要求（${p.fields.join('、')}），请检查后重试。` : '请求中有内容不符合要求，请检查后重试。',
+      p.fields && p.fields.length > 0
+        ? `请求中有内容不符合要求（${p.fields.join('、')}），请检查后重试。`
+        : '请求中有内容不符合要求，请检查后重试。',
     ),
   },
   UNAUTHENTICATED: {
@@ -171,28 +176,40 @@ export const CATALOGUE = {
     source: 'http',
     operations: [],
     en: en('No such route'),
-    zh: zh('请求的地址不存在', (p) => (p.method && p.path ? `没有这个接口：${p.method} ${p.path}。` : '没有这个接口。')),
+    zh: zh('请求的地址不存在', (p) =>
+      p.method && p.path ? `没有这个接口：${p.method} ${p.path}。` : '没有这个接口。',
+    ),
   },
   METHOD_NOT_ALLOWED: {
     status: 405,
     source: 'http',
     operations: [],
     en: en('This path does not take this method'),
-    zh: zh('不支持该请求方式', (p) => `${p.path ?? '该地址'} 不支持 ${p.method ?? '这种请求方式'}，可用的方式：${(p.allow ?? []).join('、')}。`),
+    zh: zh(
+      '不支持该请求方式',
+      (p) => `${p.path ?? '该地址'} 不支持 ${p.method ?? '这种请求方式'}，可用的方式：${(p.allow ?? []).join('、')}。`,
+    ),
   },
   REQUEST_TIMEOUT: {
     status: 408,
     source: 'http',
     operations: WITH_BODY,
     en: en('The request body did not arrive in time'),
-    zh: zh('请求超时', (p) => `请求内容没有在 ${Math.ceil((p.timeoutMs ?? 10_000) / 1000)} 秒内送达，本次请求没有做任何处理，可以立即重试。`),
+    zh: zh(
+      '请求超时',
+      (p) =>
+        `请求内容没有在 ${Math.ceil((p.timeoutMs ?? 10_000) / 1000)} 秒内送达，本次请求没有做任何处理，可以立即重试。`,
+    ),
   },
   POOL_EXHAUSTED: {
     status: 409,
     source: 'script',
     operations: ['reserve'],
     blocker: 9,
-    en: en('The pool cannot cover this amount', (p, f) => `the pool can cover at most ${f.money(p.drawable)} for this customer now`),
+    en: en(
+      'The pool cannot cover this amount',
+      (p, f) => `the pool can cover at most ${f.money(p.drawable)} for this customer now`,
+    ),
     zh: zh('本期活动额度不足', (p, f) =>
       p.drawable
         ? `本期活动的额度快用完了，目前您最多还能借 ${f.money(p.drawable)}。可以减少借款金额，或稍后再试：其他人释放的额度会重新开放。`
@@ -204,9 +221,14 @@ export const CATALOGUE = {
     source: 'script',
     operations: ['reserve'],
     blocker: 8,
-    en: en("The customer's credit line cannot cover this amount", (p, f) => `the credit line has ${f.money(p.line?.available)} available`),
+    en: en(
+      "The customer's credit line cannot cover this amount",
+      (p, f) => `the credit line has ${f.money(p.line?.available)} available`,
+    ),
     zh: zh('超出您的可用额度', (p, f) =>
-      p.line ? `您目前的可用额度为 ${f.money(p.line.available)}，不足以借这笔金额。按时还款后额度会恢复。` : '您目前的可用额度不足以借这笔金额。按时还款后额度会恢复。',
+      p.line
+        ? `您目前的可用额度为 ${f.money(p.line.available)}，不足以借这笔金额。按时还款后额度会恢复。`
+        : '您目前的可用额度不足以借这笔金额。按时还款后额度会恢复。',
     ),
   },
   ACCOUNT_PENDING_ACTIVATION: {
@@ -215,7 +237,10 @@ export const CATALOGUE = {
     operations: ['reserve'],
     blocker: 4,
     en: en('The account is pending activation', (p) => withReason('the account is pending activation', reasonOf(p))),
-    zh: zh('账户待激活', (p) => `您的账户正在等待激活，暂时无法借款${zhReason(reasonOf(p))}。激活完成后即可借款，如有疑问请联系客服。`),
+    zh: zh(
+      '账户待激活',
+      (p) => `您的账户正在等待激活，暂时无法借款${zhReason(reasonOf(p))}。激活完成后即可借款，如有疑问请联系客服。`,
+    ),
   },
   ACCOUNT_FROZEN: {
     status: 409,
@@ -239,9 +264,14 @@ export const CATALOGUE = {
     operations: ['reserve'],
     blocker: 3,
     retryAfter: 'always',
-    en: en('The product is not open yet', (p, f) => `the product opens at ${p.retryAt === undefined ? 'a later time' : f.time(p.retryAt)}`),
+    en: en(
+      'The product is not open yet',
+      (p, f) => `the product opens at ${p.retryAt === undefined ? 'a later time' : f.time(p.retryAt)}`,
+    ),
     zh: zh('产品尚未开放', (p, f) =>
-      p.retryAt === undefined ? '这款产品还没有开放借款，请稍后再来。' : `这款产品将于${f.time(p.retryAt)}开放借款，请届时再来。`,
+      p.retryAt === undefined
+        ? '这款产品还没有开放借款，请稍后再来。'
+        : `这款产品将于${f.time(p.retryAt)}开放借款，请届时再来。`,
     ),
   },
   PRODUCT_CLOSED: {
@@ -258,27 +288,31 @@ export const CATALOGUE = {
     operations: ['reserve'],
     blocker: 2,
     retryAfter: 'sometimes',
-    en: en(
-      'The product is paused',
-      (p, f) => {
-        const until = p.retryAt === undefined ? '' : ` until ${f.time(p.retryAt)}`;
-        return `the product is paused${until}${p.pauseReason ? `: ${p.pauseReason}` : ''}`;
-      },
-    ),
+    en: en('The product is paused', (p, f) => {
+      const until = p.retryAt === undefined ? '' : ` until ${f.time(p.retryAt)}`;
+      return `the product is paused${until}${p.pauseReason ? `: ${p.pauseReason}` : ''}`;
+    }),
     zh: zh(
       '产品暂停借款',
       (p, f) =>
         `这款产品暂停借款${zhReason(p.pauseReason ?? null)}，` +
-        (p.retryAt === undefined ? '恢复时间另行通知，请留意消息后再试。' : `预计于${f.time(p.retryAt)}恢复，请届时再试。`),
+        (p.retryAt === undefined
+          ? '恢复时间另行通知，请留意消息后再试。'
+          : `预计于${f.time(p.retryAt)}恢复，请届时再试。`),
     ),
   },
   RESERVATION_EXPIRED: {
     status: 409,
     source: 'script',
     operations: ['commit'],
-    en: en('The hold has expired', (p, f) => `the hold expired at ${p.reservation ? f.time(p.reservation.expiresAt) : 'an earlier time'}`),
+    en: en(
+      'The hold has expired',
+      (p, f) => `the hold expired at ${p.reservation ? f.time(p.reservation.expiresAt) : 'an earlier time'}`,
+    ),
     zh: zh('额度保留已过期', (p, f) =>
-      p.reservation ? `为您保留的额度已于${f.time(p.reservation.expiresAt)}过期，如仍需借款请重新申请。` : '为您保留的额度已过期，如仍需借款请重新申请。',
+      p.reservation
+        ? `为您保留的额度已于${f.time(p.reservation.expiresAt)}过期，如仍需借款请重新申请。`
+        : '为您保留的额度已过期，如仍需借款请重新申请。',
     ),
   },
   RESERVATION_RELEASED: {
@@ -294,7 +328,9 @@ export const CATALOGUE = {
     operations: ['commit', 'release'],
     en: en(
       'The reservation is already committed',
-      (p, f) => `the reservation is ${p.reservation?.status ?? 'committed'} with ${f.money(p.reservation?.committedAmount)} committed`,
+      (p, f) =>
+        `the reservation is ${p.reservation?.status ?? 'committed'} with ` +
+        `${f.money(p.reservation?.committedAmount)} committed`,
     ),
     zh: zh('这笔借款已确认', (p, f) =>
       p.reservation
@@ -306,8 +342,14 @@ export const CATALOGUE = {
     status: 409,
     source: 'script',
     operations: ['resolveSettlement', 'redriveSettlement'],
-    en: en('The reservation is not in a state that allows this', (p, f) => p.message ?? `the reservation is ${f.reservationStatus(p.reservation?.status)}`),
-    zh: zh('当前状态下无法进行此操作', (p, f) => `这笔借款目前的状态是“${f.reservationStatus(p.reservation?.status)}”，无法进行此操作。`),
+    en: en(
+      'The reservation is not in a state that allows this',
+      (p, f) => p.message ?? `the reservation is ${f.reservationStatus(p.reservation?.status)}`,
+    ),
+    zh: zh(
+      '当前状态下无法进行此操作',
+      (p, f) => `这笔借款目前的状态是“${f.reservationStatus(p.reservation?.status)}”，无法进行此操作。`,
+    ),
   },
   AMOUNT_OUT_OF_RANGE: {
     status: 422,
@@ -336,22 +378,36 @@ export const CATALOGUE = {
     status: 422,
     source: 'script',
     operations: ['repay'],
-    en: en('The repayment is larger than the settled drawn amount', (p, f) => `at most ${f.money(p.repayable)} of settled money can be repaid now`),
-    zh: zh('还款金额超过待还金额', (p, f) => `目前最多可以还 ${f.money(p.repayable)}（已放款的部分），请调整还款金额。`),
+    en: en(
+      'The repayment is larger than the settled drawn amount',
+      (p, f) => `at most ${f.money(p.repayable)} of settled money can be repaid now`,
+    ),
+    zh: zh(
+      '还款金额超过待还金额',
+      (p, f) => `目前最多可以还 ${f.money(p.repayable)}（已放款的部分），请调整还款金额。`,
+    ),
   },
   IDEMPOTENCY_KEY_REUSED: {
     status: 422,
     source: 'script',
     operations: ['reserve', 'repay'],
-    en: en('The idempotency key was used with another request', () => 'this Idempotency-Key was first used with a different request body'),
-    zh: zh('请求编号重复', () => '这个请求编号（Idempotency-Key）已经用于另一笔内容不同的请求，请换一个新的编号再提交。'),
+    en: en(
+      'The idempotency key was used with another request',
+      () => 'this Idempotency-Key was first used with a different request body',
+    ),
+    zh: zh(
+      '请求编号重复',
+      () => '这个请求编号（Idempotency-Key）已经用于另一笔内容不同的请求，请换一个新的编号再提交。',
+    ),
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,
     source: 'http',
     operations: WITH_BODY,
     en: en('The body is too large'),
-    zh: zh('请求内容过大', (p) => (p.limitBytes ? `请求内容不能超过 ${p.limitBytes} 字节。` : '请求内容超过了允许的大小。')),
+    zh: zh('请求内容过大', (p) =>
+      p.limitBytes ? `请求内容不能超过 ${p.limitBytes} 字节。` : '请求内容超过了允许的大小。',
+    ),
   },
   RATE_LIMITED: {
     status: 429,
@@ -366,7 +422,10 @@ export const CATALOGUE = {
     source: 'http',
     operations: 'every',
     en: en('Internal error'),
-    zh: zh('系统内部错误', (p) => `系统出现了内部错误，请稍后再试。如果问题一直存在，请提供请求编号 ${p.requestId ?? ''} 联系客服。`),
+    zh: zh(
+      '系统内部错误',
+      (p) => `系统出现了内部错误，请稍后再试。如果问题一直存在，请提供请求编号 ${p.requestId ?? ''} 联系客服。`,
+    ),
   },
   UNAVAILABLE: {
     status: 503,
@@ -414,13 +473,18 @@ export const BLOCKER_CODES = entries
 /** The codes an operation can answer (role-wide ones included), in catalogue order. */
 export function codesOf(operation: OperationId, role: 'admin' | 'client'): ErrorCode[] {
   return entries
-    .filter(([, e]) => e.operations === 'every' || (e.operations === 'admin' ? role === 'admin' : e.operations.includes(operation)))
+    .filter(
+      ([, e]) =>
+        e.operations === 'every' || (e.operations === 'admin' ? role === 'admin' : e.operations.includes(operation)),
+    )
     .map(([c]) => c);
 }
 
 /** The codes of an operation that a script decides (its metric labels). */
 export function scriptCodesOf(operation: OperationId): ErrorCode[] {
-  return entries.filter(([, e]) => e.source === 'script' && Array.isArray(e.operations) && e.operations.includes(operation)).map(([c]) => c);
+  return entries
+    .filter(([, e]) => e.source === 'script' && Array.isArray(e.operations) && e.operations.includes(operation))
+    .map(([c]) => c);
 }
 
 /** The title and detail of a code in a language. */

@@ -16,7 +16,12 @@ export interface ApiKeyStore {
   close(): void;
 }
 
-export function createApiKeyStore(options: { initial: readonly ApiKey[]; file?: string | undefined; logger: Logger; pollMs?: number }): ApiKeyStore {
+export function createApiKeyStore(options: {
+  initial: readonly ApiKey[];
+  file?: string | undefined;
+  logger: Logger;
+  pollMs?: number;
+}): ApiKeyStore {
   const { file, logger } = options;
   let keys = options.initial;
 
@@ -28,7 +33,10 @@ export function createApiKeyStore(options: { initial: readonly ApiKey[]; file?: 
       logger.info({ file, reason, keys: next.map((k) => `${k.role}:${k.name}`) }, 'API keys reloaded');
       return true;
     } catch (err) {
-      logger.error({ file, reason, error: (err as Error).message }, 'API keys file not reloaded; the keys in force stay');
+      logger.error(
+        { file, reason, error: (err as Error).message },
+        'API keys file not reloaded; the keys in force stay',
+      );
       return false;
     }
   }

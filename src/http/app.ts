@@ -93,7 +93,9 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
   let inFlight = 0;
   return (_req, res, next) => {
     if (inFlight >= maxInFlight) {
-      return sendProblem(res, problem('UNAVAILABLE', { message: 'this instance is shedding load; retry shortly' }), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'this instance is shedding load; retry shortly' }), {
+        retryAfterSeconds: 1,
+      });
     }
     inFlight++;
     let counted = true;
@@ -126,7 +128,12 @@ export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Ex
   const app = express();
   app.disable('x-powered-by');
   app.use(opsRoutes(readiness, metrics));
-  app.use((_req, res) => sendProblem(res, problem('ROUTE_NOT_FOUND', { message: 'the worker role serves only /healthz, /readyz and /metrics' })));
+  app.use((_req, res) =>
+    sendProblem(
+      res,
+      problem('ROUTE_NOT_FOUND', { message: 'the worker role serves only /healthz, /readyz and /metrics' }),
+    ),
+  );
   return app;
 }
 
@@ -151,7 +158,8 @@ export function createApp(deps: AppDeps): express.Express {
   outsideApi.use(openApiRoutes(deps.publicUrl));
   outsideApi.use('/console', consoleRoutes()); // the operators' page, outside /v1 auth: it signs in with a key
   // (`stack` keeps these routes visible to routeFallback's 405 table and the OpenAPI test.)
-  const skippedUnderV1: express.RequestHandler = (req, res, next) => (req.url.startsWith('/v1/') ? next() : outsideApi(req, res, next));
+  const skippedUnderV1: express.RequestHandler = (req, res, next) =>
+    req.url.startsWith('/v1/') ? next() : outsideApi(req, res, next);
   app.use(Object.assign(skippedUnderV1, { stack: outsideApi.stack }));
   if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
   app.use(requestDeadline(REQUEST_DEADLINE_MS));
@@ -192,18 +200,39 @@ export function createApp(deps: AppDeps): express.Express {
     const requestError = err as { type?: string; status?: number; statusCode?: number };
     const status = requestError.status ?? requestError.statusCode;
     if (requestError.type === 'entity.too.large' || status === 413) {
-      return sendProblem(res, problem('PAYLOAD_TOO_LARGE', { message: `the body may be at most ${deps.bodyLimitBytes} bytes`, limitBytes: deps.bodyLimitBytes }));
+      return sendProblem(
+        res,
+        problem('PAYLOAD_TOO_LARGE', {
+          message: `the body may be at most ${deps.bodyLimitBytes} bytes`,
+          limitBytes: deps.bodyLimitBytes,
+        }),
+      );
     }
     if (err instanceof URIError || (status !== undefined && status >= 400 && status < 500)) {
       const { field, message } = describeRequestError(err, requestError.type);
-      return sendProblem(res, problem('INVALID_REQUEST', { message: `${field}: ${message}`, fields: [field] }, { errors: [{ field, message }] }));
+      return sendProblem(
+        res,
+        problem(
+          'INVALID_REQUEST',
+          { message: `${field}: ${message}`, fields: [field] },
+          { errors: [{ field, message }] },
+        ),
+      );
     }
     if (isRedisUnavailable(err)) {
       logger.warn({ err, requestId: res.locals.requestId }, 'redis unavailable');
-      return sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store is not answering; retry shortly' }), { retryAfterSeconds: 1 });
+      return sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store is not answering; retry shortly' }), {
+        retryAfterSeconds: 1,
+      });
     }
     logger.error({ err, requestId: res.locals.requestId }, 'unexpected error');
-    sendProblem(res, problem('INTERNAL', { message: `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`, requestId: String(res.getHeader('X-Request-Id')) }));
+    sendProblem(
+      res,
+      problem('INTERNAL', {
+        message: `an internal error occurred; quote request id ${String(res.getHeader('X-Request-Id'))}`,
+        requestId: String(res.getHeader('X-Request-Id')),
+      }),
+    );
   });
 
   return app;
@@ -216,7 +245,8 @@ function describeRequestError(err: unknown, type: string | undefined): { field: 
   return { field: 'body', message: 'could not be read (bad encoding or framing)' };
 }
 
-// NOREPLICAS: also REDIS_WAIT_REPLICAS not confirmed in time (src/redis/durableWrite.ts); the Cluster ones: a failover in progress.
+// NOREPLICAS: also REDIS_WAIT_REPLICAS not confirmed in time (src/redis/durableWrite.ts); the Cluster ones: a failover
+// in progress.
 const UNAVAILABLE_MESSAGES = new RegExp(
   [
     'Command timed out',

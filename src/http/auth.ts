@@ -25,7 +25,10 @@ interface KnownKey {
  * `apiKeys`: the keys, or a function giving the keys in force now (a reloadable
  * store); their digests are recomputed only when that list changes.
  */
-export function createAuth(apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]), rateLimits?: Pick<RateLimits, 'checkKey'>) {
+export function createAuth(
+  apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]),
+  rateLimits?: Pick<RateLimits, 'checkKey'>,
+) {
   const source = typeof apiKeys === 'function' ? apiKeys : () => apiKeys;
   let compiledFrom: readonly ApiKey[] | undefined;
   let compiled: KnownKey[] = [];
@@ -48,7 +51,10 @@ export function createAuth(apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]
     return colon >= 0 && colon < credentials.length - 1 ? credentials.slice(colon + 1) : undefined;
   }
 
-  function callerOf(header: string | undefined, allowBasic: boolean): { role: Role; name: string; keyId: string } | undefined {
+  function callerOf(
+    header: string | undefined,
+    allowBasic: boolean,
+  ): { role: Role; name: string; keyId: string } | undefined {
     const key = presentedKey(header, allowBasic);
     if (key === undefined) return undefined;
     const presented = digest(key);
@@ -68,7 +74,9 @@ export function createAuth(apiKeys: readonly ApiKey[] | (() => readonly ApiKey[]
       const callerRole = caller?.role;
       if (!caller || !callerRole) {
         res.setHeader('WWW-Authenticate', browser ? 'Basic realm="quota-allocator admin", charset="UTF-8"' : 'Bearer');
-        const how = browser ? 'Authorization: Bearer <key>, or Basic auth with the key as the password' : 'Authorization: Bearer <key>';
+        const how = browser
+          ? 'Authorization: Bearer <key>, or Basic auth with the key as the password'
+          : 'Authorization: Bearer <key>';
         return sendProblem(res, problem('UNAUTHENTICATED', { message: `send ${how} with a known key` }));
       }
       // The request log line names the key (never the key itself): who did what, refusals included.

@@ -42,7 +42,10 @@ export function consoleRoutes(dir = findConsoleDir()): express.Router {
   });
   if (!dir) {
     router.use((_req, res) => {
-      res.status(503).type('text/plain').send('The console is not built: run `npm run build` (or `node scripts/build-console.mjs`).\n');
+      res
+        .status(503)
+        .type('text/plain')
+        .send('The console is not built: run `npm run build` (or `node scripts/build-console.mjs`).\n');
     });
     return router;
   }

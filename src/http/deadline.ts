@@ -41,9 +41,15 @@ export function requestDeadline(ms: number): express.RequestHandler {
     const fire = () => {
       if (res.headersSent) return;
       res.locals.deadlinePassed = true;
-      sendProblem(res, problem('UNAVAILABLE', { message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)' }), {
-        retryAfterSeconds: 1,
-      });
+      sendProblem(
+        res,
+        problem('UNAVAILABLE', {
+          message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)',
+        }),
+        {
+          retryAfterSeconds: 1,
+        },
+      );
     };
     const control: DeadlineControl = {
       pause: () => clearTimeout(timer),
@@ -66,7 +72,12 @@ export function requestDeadline(ms: number): express.RequestHandler {
  * of the body is not worth reading); the route never sees a body, so nothing
  * is done.
  */
-export function withBodyTimeout<T>(res: Response, timeoutMs: number, read: () => Promise<T>, late: () => unknown): Promise<T> {
+export function withBodyTimeout<T>(
+  res: Response,
+  timeoutMs: number,
+  read: () => Promise<T>,
+  late: () => unknown,
+): Promise<T> {
   // The whole body is already here (a small body arrives with its headers): it cannot be late,
   // and reading it takes no time worth pausing the answer deadline for.
   if (res.req.complete) return read();

@@ -40,7 +40,11 @@ export function lineView(line: LineSnapshot, pool: PoolSnapshot, language: Langu
       drawable: line.drawable,
       ...(retryAt === undefined ? {} : { retryAt }),
     };
-    const { title, detail } = textsOf(code as Exclude<RefusalCode, 'TTL_OUT_OF_RANGE' | 'INVALID_CONFIG'>, params, language);
+    const { title, detail } = textsOf(
+      code as Exclude<RefusalCode, 'TTL_OUT_OF_RANGE' | 'INVALID_CONFIG'>,
+      params,
+      language,
+    );
     return { code, title, detail, ...(retryAt === undefined ? {} : { retryAt: isoTime(retryAt) }) };
   });
   return { ...lineJson(line), blockerDetails };

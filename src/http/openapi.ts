@@ -19,7 +19,14 @@ import {
 import type { Role } from '../config.js';
 import { LINE_STATUSES, PRODUCT_STATUSES } from '../engine/types.js';
 import type { LineJson, PoolJson, ReservationEventJson, ReservationJson } from '../wireFormat.js';
-import { BLOCKER_CODES, CATALOGUE, codesOf, ERROR_CODES, type ErrorCode, type OperationId } from '../errors/catalogue.js';
+import {
+  BLOCKER_CODES,
+  CATALOGUE,
+  codesOf,
+  ERROR_CODES,
+  type ErrorCode,
+  type OperationId,
+} from '../errors/catalogue.js';
 import type { LineView } from './lineView.js';
 import type { Problem } from './problems.js';
 import {
@@ -50,26 +57,29 @@ const errorCode = z.enum(ERROR_CODES).meta({
   id: 'ErrorCode',
   description: [
     'Stable machine-readable reason (title and detail follow Accept-Language; the code never does):',
-    ...ERROR_CODES.map((c) => `- \`${c}\` (${CATALOGUE[c].status}): ${CATALOGUE[c].en.title} / ${CATALOGUE[c].zh.title}`),
+    ...ERROR_CODES.map(
+      (c) => `- \`${c}\` (${CATALOGUE[c].status}): ${CATALOGUE[c].en.title} / ${CATALOGUE[c].zh.title}`,
+    ),
   ].join('\n'),
 });
 
 const problemShape = {
-    type: z.string().meta({ example: 'urn:quota-allocator:problem:POOL_EXHAUSTED' }),
-    title: z.string(),
-    status: z.int(),
-    code: errorCode,
-    detail: z.string(),
-    drawable: counter.optional().describe('quota rejections: the largest amount a reserve would accept now (0 if none)'),
-    errors: z
-      .array(z.object({ field: z.string(), message: z.string() }))
-      .optional()
-      .describe('400 only: each field that failed validation, e.g. `body.amount`, `header.Idempotency-Key`'),
-    requestId: z.string().optional().describe('5xx only: the X-Request-Id to quote'),
+  type: z.string().meta({ example: 'urn:quota-allocator:problem:POOL_EXHAUSTED' }),
+  title: z.string(),
+  status: z.int(),
+  code: errorCode,
+  detail: z.string(),
+  drawable: counter.optional().describe('quota rejections: the largest amount a reserve would accept now (0 if none)'),
+  errors: z
+    .array(z.object({ field: z.string(), message: z.string() }))
+    .optional()
+    .describe('400 only: each field that failed validation, e.g. `body.amount`, `header.Idempotency-Key`'),
+  requestId: z.string().optional().describe('5xx only: the X-Request-Id to quote'),
 };
-const problemBody = z
-  .looseObject(problemShape)
-  .meta({ id: 'Problem', description: 'application/problem+json (RFC 9457) with a stable `code`' }) satisfies z.ZodType<Problem>;
+const problemBody = z.looseObject(problemShape).meta({
+  id: 'Problem',
+  description: 'application/problem+json (RFC 9457) with a stable `code`',
+}) satisfies z.ZodType<Problem>;
 
 /** A Problem whose `code` is one of `codes` (so a client narrows the code by status). */
 const problemWith = (codes: [ErrorCode, ...ErrorCode[]]) => problemBody.and(z.looseObject({ code: z.enum(codes) }));
@@ -97,23 +107,26 @@ const poolSnapshot = z
   })
   .meta({ id: 'PoolSnapshot', description: "A product pool's config and counters" }) satisfies z.ZodType<PoolJson>;
 
-
 const lineShape = {
-    productId: z.string(),
-    customerId: z.string(),
-    limit: counter,
-    status: z.enum(LINE_STATUSES),
-    statusReason: z.string().nullable(),
-    tier: z.string().nullable(),
-    held: counter,
-    drawn: counter.describe('committed minus repaid minus reversed'),
-    settling: counter.describe('the part of drawn not yet settled'),
-    available: counter.describe('max(0, limit - held - drawn)'),
-    drawable: counter.describe('the largest amount a reserve would accept right now, 0 if none'),
-    blockers: z.array(z.enum(BLOCKER_CODES)).describe('the codes that would refuse a reserve of minAmount now; empty exactly when drawable > 0'),
-    retryAt: time.nullable().describe('when every blocker has lifted, when all of them end at a known time (opensAt, resumeAt); else null'),
-    createdAt: time,
-    updatedAt: time,
+  productId: z.string(),
+  customerId: z.string(),
+  limit: counter,
+  status: z.enum(LINE_STATUSES),
+  statusReason: z.string().nullable(),
+  tier: z.string().nullable(),
+  held: counter,
+  drawn: counter.describe('committed minus repaid minus reversed'),
+  settling: counter.describe('the part of drawn not yet settled'),
+  available: counter.describe('max(0, limit - held - drawn)'),
+  drawable: counter.describe('the largest amount a reserve would accept right now, 0 if none'),
+  blockers: z
+    .array(z.enum(BLOCKER_CODES))
+    .describe('the codes that would refuse a reserve of minAmount now; empty exactly when drawable > 0'),
+  retryAt: time
+    .nullable()
+    .describe('when every blocker has lifted, when all of them end at a known time (opensAt, resumeAt); else null'),
+  createdAt: time,
+  updatedAt: time,
 };
 const lineSnapshot = z
   .looseObject(lineShape)
@@ -123,7 +136,9 @@ const blockerDetail = z
   .object({
     code: z.enum(BLOCKER_CODES),
     title: z.string().describe('in the language Accept-Language asks for'),
-    detail: z.string().describe('what blocks and what the customer can do: the statusReason, or when the blocker lifts'),
+    detail: z
+      .string()
+      .describe('what blocks and what the customer can do: the statusReason, or when the blocker lifts'),
     retryAt: time.optional().describe('when this blocker lifts, when known (opensAt, resumeAt)'),
   })
   .meta({ id: 'BlockerDetail' });
@@ -131,9 +146,14 @@ const blockerDetail = z
 const lineView = z
   .looseObject({
     ...lineShape,
-    blockerDetails: z.array(blockerDetail).describe('one per entry of `blockers`, in the same order, in the chosen language'),
+    blockerDetails: z
+      .array(blockerDetail)
+      .describe('one per entry of `blockers`, in the same order, in the chosen language'),
   })
-  .meta({ id: 'LineView', description: 'A line snapshot with each blocker explained (GET of a line)' }) satisfies z.ZodType<LineView>;
+  .meta({
+    id: 'LineView',
+    description: 'A line snapshot with each blocker explained (GET of a line)',
+  }) satisfies z.ZodType<LineView>;
 
 const reservation = z
   .looseObject({
@@ -185,19 +205,23 @@ const readinessBody = z.looseObject({
 
 const json = (schema: z.ZodType) => ({ content: { 'application/json': { schema } } });
 const idempotencyKey = {
-  header: z.object({ 'Idempotency-Key': idempotencyKeyHeader.describe('1 to 64 characters of [A-Za-z0-9._-]; makes a retry safe') }),
+  header: z.object({
+    'Idempotency-Key': idempotencyKeyHeader.describe('1 to 64 characters of [A-Za-z0-9._-]; makes a retry safe'),
+  }),
 };
 /** Problems answer title and detail in Simplified Chinese or English (contract: Languages). */
 const acceptLanguage = z.object({
   'Accept-Language': z
     .string()
     .optional()
-    .describe('`zh`, `zh-CN` or `zh-Hans` (or a weighted list whose best match is one of them): titles and details in Simplified Chinese; else English'),
+    .describe(
+      '`zh`, `zh-CN` or `zh-Hans` (or a weighted list whose best match is one of ' +
+        'them): titles and details in Simplified Chinese; else English',
+    ),
 });
 const retryAfter = z.int().min(1).describe('whole seconds, rounded up');
 const location = z.string().describe('the path of the created resource');
 const replayed = z.literal('true').optional().describe('present on an answer replayed for a repeated Idempotency-Key');
-
 
 /** One problem+json response per status, listing the codes it can carry. */
 function problemResponses(codes: ErrorCode[]): ZodOpenApiResponsesObject {
@@ -206,16 +230,18 @@ function problemResponses(codes: ErrorCode[]): ZodOpenApiResponsesObject {
     const status = CATALOGUE[code].status;
     byStatus.set(status, [...(byStatus.get(status) ?? []), code]);
   }
-  const responses = [...byStatus].sort(([a], [b]) => a - b).map(([status, group]) => {
-    const always = group.every((c) => 'retryAfter' in CATALOGUE[c] && CATALOGUE[c].retryAfter === 'always');
-    const sometimes = group.some((c) => 'retryAfter' in CATALOGUE[c]);
-    const response: ZodOpenApiResponseObject = {
-      description: group.map((c) => `\`${c}\`: ${CATALOGUE[c].en.title}`).join('; '),
-      content: { 'application/problem+json': { schema: problemWith(group as [ErrorCode, ...ErrorCode[]]) } },
-    };
-    if (sometimes) response.headers = z.object({ 'Retry-After': always ? retryAfter : retryAfter.optional() });
-    return [String(status), response] as const;
-  });
+  const responses = [...byStatus]
+    .sort(([a], [b]) => a - b)
+    .map(([status, group]) => {
+      const always = group.every((c) => 'retryAfter' in CATALOGUE[c] && CATALOGUE[c].retryAfter === 'always');
+      const sometimes = group.some((c) => 'retryAfter' in CATALOGUE[c]);
+      const response: ZodOpenApiResponseObject = {
+        description: group.map((c) => `\`${c}\`: ${CATALOGUE[c].en.title}`).join('; '),
+        content: { 'application/problem+json': { schema: problemWith(group as [ErrorCode, ...ErrorCode[]]) } },
+      };
+      if (sometimes) response.headers = z.object({ 'Retry-After': always ? retryAfter : retryAfter.optional() });
+      return [String(status), response] as const;
+    });
   return Object.fromEntries(responses);
 }
 
@@ -235,8 +261,10 @@ function noAuth(op: ZodOpenApiOperationObject): ZodOpenApiOperationObject {
 }
 
 const IDEMPOTENCY =
-  'A repeat with the same Idempotency-Key and the same body returns the first answer (2xx, 409, 422), with `Idempotent-Replayed: true`; ' +
-  'the same key with another body is `422 IDEMPOTENCY_KEY_REUSED`. Keys are scoped to the product and the operation and kept 24 hours.';
+  'A repeat with the same Idempotency-Key and the same body returns the first ' +
+  'answer (2xx, 409, 422), with `Idempotent-Replayed: true`; ' +
+  ('the same key with another body is `422 IDEMPOTENCY_KEY_REUSED`. Keys are ' +
+    'scoped to the product and the operation and kept 24 hours.');
 
 const product = '/v1/products/{productId}';
 const line = `${product}/customers/{customerId}`;
@@ -252,7 +280,12 @@ const paths: ZodOpenApiPathsObject = {
       tags: ['products'],
       summary: 'Every product, as pool snapshots, ordered by productId, a page at a time',
       requestParams: { query: pageQuery },
-      responses: { 200: { description: 'a page of pool snapshots', ...json(z.looseObject({ items: z.array(poolSnapshot), nextCursor })) } },
+      responses: {
+        200: {
+          description: 'a page of pool snapshots',
+          ...json(z.looseObject({ items: z.array(poolSnapshot), nextCursor })),
+        },
+      },
     }),
   },
   [`${line}/reservations`]: {
@@ -260,9 +293,16 @@ const paths: ZodOpenApiPathsObject = {
       operationId: 'listCustomerReservations',
       tags: ['reservations'],
       summary: "One customer's reservations in this product, newest first, every state, a page at a time",
-      description: 'A customer with none (or no line) gets an empty list. Released and expired holds are kept 7 days after they end.',
+      description:
+        'A customer with none (or no line) gets an empty list. Released ' +
+        'and expired holds are kept 7 days after they end.',
       requestParams: { path: lineParams, query: pageQuery },
-      responses: { 200: { description: 'a page of reservations', ...json(z.looseObject({ items: z.array(reservation), nextCursor })) } },
+      responses: {
+        200: {
+          description: 'a page of reservations',
+          ...json(z.looseObject({ items: z.array(reservation), nextCursor })),
+        },
+      },
     }),
   },
   [product]: {
@@ -299,7 +339,8 @@ const paths: ZodOpenApiPathsObject = {
       tags: ['lines'],
       summary: 'Create or replace many credit lines from an NDJSON stream',
       description:
-        'One `BulkLineRow` object (see components) per line; blank lines are skipped. A bad row is reported in `rejected` ' +
+        'One `BulkLineRow` object (see components) per line; blank lines ' +
+        'are skipped. A bad row is reported in `rejected` ' +
         '(with its line number, counting from 1) and never stops the good ones.',
       requestParams: { path: productParams },
       requestBody: {
@@ -308,7 +349,10 @@ const paths: ZodOpenApiPathsObject = {
           'application/x-ndjson': {
             schema: z
               .array(bulkLineRow.meta({ id: 'BulkLineRow', description: 'One credit line of a bulk import' }))
-              .describe('NDJSON: each BulkLineRow as one JSON object on its own line (not a JSON array); blank lines are skipped'),
+              .describe(
+                'NDJSON: each BulkLineRow as one JSON object on its own line ' +
+                  '(not a JSON array); blank lines are skipped',
+              ),
           },
         },
       },
@@ -343,7 +387,13 @@ const paths: ZodOpenApiPathsObject = {
       description: IDEMPOTENCY,
       requestParams: { path: lineParams, ...idempotencyKey },
       requestBody: { required: true, ...json(repayBody.meta({ id: 'Repayment' })) },
-      responses: { 200: { description: 'the line snapshot', headers: z.object({ 'Idempotent-Replayed': replayed }), ...json(lineSnapshot) } },
+      responses: {
+        200: {
+          description: 'the line snapshot',
+          headers: z.object({ 'Idempotent-Replayed': replayed }),
+          ...json(lineSnapshot),
+        },
+      },
     }),
   },
   [reservations]: {
@@ -392,15 +442,16 @@ const paths: ZodOpenApiPathsObject = {
   },
   [`${oneReservation}/commit`]: {
     post: secured('client', {
-        operationId: 'commit',
-        tags: ['reservations'],
-        summary: 'Commit all of the hold, or part of it (the rest is released at once)',
-        description: 'Idempotent by state: a repeat with no amount or the amount already committed answers 200 with the current state.',
-        requestParams: { path: reservationParams },
-        requestBody: { required: false, ...json(commitBody.meta({ id: 'CommitRequest' })) },
-        responses: { 200: { description: 'the reservation', ...json(reservation) } },
-      },
-    ),
+      operationId: 'commit',
+      tags: ['reservations'],
+      summary: 'Commit all of the hold, or part of it (the rest is released at once)',
+      description:
+        'Idempotent by state: a repeat with no amount or the amount ' +
+        'already committed answers 200 with the current state.',
+      requestParams: { path: reservationParams },
+      requestBody: { required: false, ...json(commitBody.meta({ id: 'CommitRequest' })) },
+      responses: { 200: { description: 'the reservation', ...json(reservation) } },
+    }),
   },
   [`${oneReservation}/release`]: {
     post: secured('client', {
@@ -430,7 +481,10 @@ const paths: ZodOpenApiPathsObject = {
       summary: 'Queue settlement again for a committed reservation',
       requestParams: { path: reservationParams },
       responses: {
-        202: { description: 'queued', ...json(z.looseObject({ reservation, job: z.string().describe('the settlement job id') })) },
+        202: {
+          description: 'queued',
+          ...json(z.looseObject({ reservation, job: z.string().describe('the settlement job id') })),
+        },
       },
     }),
   },
@@ -441,7 +495,10 @@ const paths: ZodOpenApiPathsObject = {
       summary: "A reservation's recorded transitions (its audit trail)",
       requestParams: { path: reservationParams },
       responses: {
-        200: { description: 'the transitions, oldest first', ...json(z.looseObject({ reservationId: z.string(), events: z.array(reservationEvent) })) },
+        200: {
+          description: 'the transitions, oldest first',
+          ...json(z.looseObject({ reservationId: z.string(), events: z.array(reservationEvent) })),
+        },
       },
     }),
   },
@@ -456,7 +513,9 @@ const paths: ZodOpenApiPathsObject = {
           description: 'a page of ledger entries',
           ...json(
             z.looseObject({
-              entries: z.array(z.record(z.string(), z.unknown())).describe('the settlement instructions as recorded, with `recordedAt`'),
+              entries: z
+                .array(z.record(z.string(), z.unknown()))
+                .describe('the settlement instructions as recorded, with `recordedAt`'),
               nextCursor: z.string().nullable().describe('null on the last page'),
             }),
           ),
@@ -477,7 +536,11 @@ const paths: ZodOpenApiPathsObject = {
     },
   },
   '/healthz': {
-    get: noAuth({ operationId: 'healthz', summary: 'Liveness', responses: { 200: { description: 'alive', ...json(healthBody) } } }),
+    get: noAuth({
+      operationId: 'healthz',
+      summary: 'Liveness',
+      responses: { 200: { description: 'alive', ...json(healthBody) } },
+    }),
   },
   '/readyz': {
     get: noAuth({
@@ -493,7 +556,9 @@ const paths: ZodOpenApiPathsObject = {
     get: noAuth({
       operationId: 'metrics',
       summary: 'Prometheus metrics',
-      responses: { 200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } } },
+      responses: {
+        200: { description: 'Prometheus text exposition format', content: { 'text/plain': { schema: z.string() } } },
+      },
     }),
   },
   '/console': {
@@ -507,7 +572,12 @@ const paths: ZodOpenApiPathsObject = {
     get: noAuth({
       operationId: 'openapi',
       summary: 'This document',
-      responses: { 200: { description: 'OpenAPI 3.1', content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } } } },
+      responses: {
+        200: {
+          description: 'OpenAPI 3.1',
+          content: { 'application/json': { schema: z.looseObject({ openapi: z.string() }) } },
+        },
+      },
     }),
   },
 };
@@ -523,7 +593,8 @@ export function createOpenApiDocument(serverUrl = 'http://127.0.0.1:3000') {
         license: { name: 'Proprietary (package.json: UNLICENSED)', identifier: 'LicenseRef-Proprietary' },
         description:
           'Atomic lending-quota reservations. Amounts are safe integers in minor currency units; times are ISO 8601 ' +
-          '(requests: with a zone; answers: UTC). Every error is application/problem+json with a stable `code` (see `ErrorCode`); ' +
+          ('(requests: with a zone; answers: UTC). Every error is ' +
+            'application/problem+json with a stable `code` (see `ErrorCode`); ') +
           'anything retryable sets `Retry-After`. Every answer carries `X-Request-Id`.',
       },
       tags: [
@@ -548,7 +619,8 @@ export function createOpenApiDocument(serverUrl = 'http://127.0.0.1:3000') {
           dashboardBasic: {
             type: 'http',
             scheme: 'basic',
-            description: '/admin/queues only: an API key as the password, any user name (so a browser can open the dashboard).',
+            description:
+              '/admin/queues only: an API key as the password, any user name (so a browser can open the dashboard).',
           },
         },
       },

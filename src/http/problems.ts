@@ -34,7 +34,11 @@ export interface ProblemDraft {
   extensions: Record<string, unknown>;
 }
 
-export function problem(code: ErrorCode, params: DetailParams = {}, extensions: Record<string, unknown> = {}): ProblemDraft {
+export function problem(
+  code: ErrorCode,
+  params: DetailParams = {},
+  extensions: Record<string, unknown> = {},
+): ProblemDraft {
   return { code, params, extensions };
 }
 
@@ -42,7 +46,14 @@ export function problem(code: ErrorCode, params: DetailParams = {}, extensions: 
 export function renderProblem(draft: ProblemDraft, language: Language): Problem {
   const { code, params, extensions } = draft;
   const { title, detail } = textsOf(code, params, language);
-  return { type: `urn:quota-allocator:problem:${code}`, title, status: CATALOGUE[code].status, code, detail, ...extensions };
+  return {
+    type: `urn:quota-allocator:problem:${code}`,
+    title,
+    status: CATALOGUE[code].status,
+    code,
+    detail,
+    ...extensions,
+  };
 }
 
 /** The language a request asks for. */
@@ -69,5 +80,8 @@ export function sendProblem(res: Response, draft: ProblemDraft, options: Problem
   // Only server errors carry the request id in the body: 4xx bodies must stay
   // byte-identical when an idempotent answer is replayed (the header has it anyway).
   const requestId = body.status >= 500 ? res.getHeader('X-Request-Id') : undefined;
-  res.status(body.status).type('application/problem+json').json(requestId ? { ...body, requestId } : body);
+  res
+    .status(body.status)
+    .type('application/problem+json')
+    .json(requestId ? { ...body, requestId } : body);
 }

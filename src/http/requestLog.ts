@@ -40,7 +40,12 @@ export function parseRequestLogPolicy(value: string): RequestLogPolicy | undefin
 }
 
 /** The level a finished request is logged at, or undefined for no line. */
-export function requestLogLevel(settings: RequestLogSettings, status: number, durationMs: number, random: () => number = Math.random): 'error' | 'warn' | 'info' | undefined {
+export function requestLogLevel(
+  settings: RequestLogSettings,
+  status: number,
+  durationMs: number,
+  random: () => number = Math.random,
+): 'error' | 'warn' | 'info' | undefined {
   if (status >= 500) return 'error';
   if (durationMs >= settings.slowMs) return 'warn';
   const { policy } = settings;
@@ -51,7 +56,12 @@ export function requestLogLevel(settings: RequestLogSettings, status: number, du
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-export function requestLog(logger: Logger, metrics: Metrics, readiness: Readiness, settings: RequestLogSettings): RequestHandler {
+export function requestLog(
+  logger: Logger,
+  metrics: Metrics,
+  readiness: Readiness,
+  settings: RequestLogSettings,
+): RequestHandler {
   return (req, res, next) => {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -68,7 +78,15 @@ export function requestLog(logger: Logger, metrics: Metrics, readiness: Readines
       metrics.observeHttp(route, req.method, status, ms / 1000);
       const level = requestLogLevel(settings, status, ms);
       if (!level) return;
-      const line = { requestId, method: req.method, url: req.originalUrl, route, status, durationMs: Math.round(ms * 10) / 10, key: res.locals.keyName as string | undefined };
+      const line = {
+        requestId,
+        method: req.method,
+        url: req.originalUrl,
+        route,
+        status,
+        durationMs: Math.round(ms * 10) / 10,
+        key: res.locals.keyName as string | undefined,
+      };
       logger[level](line, 'request');
     });
     next();

@@ -7,7 +7,14 @@ import type { z } from 'zod';
 import type { Outcome, Refusal } from '../engine/types.js';
 import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
-import { problem, renderProblem, sendProblem, type ErrorCode, type ProblemDraft, type ProblemOptions } from './problems.js';
+import {
+  problem,
+  renderProblem,
+  sendProblem,
+  type ErrorCode,
+  type ProblemDraft,
+  type ProblemOptions,
+} from './problems.js';
 
 /** A request problem found before the engine is called (400, 413...). */
 export class HttpProblem extends Error {
@@ -27,7 +34,10 @@ export function invalid(detail: string, errors?: { field: string; message: strin
 /** Parses `value` or throws 400 INVALID_REQUEST naming each failing field. */
 export function parse<S extends z.ZodType>(schema: S, value: unknown, where: string): z.output<S> {
   const protoPath = protoKeyPath(value, where);
-  if (protoPath) throw invalid(`${protoPath}: a "__proto__" key is not accepted`, [{ field: protoPath, message: 'a "__proto__" key is not accepted' }]);
+  if (protoPath)
+    throw invalid(`${protoPath}: a "__proto__" key is not accepted`, [
+      { field: protoPath, message: 'a "__proto__" key is not accepted' },
+    ]);
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   const errors = result.error.issues.flatMap((i) =>
@@ -55,7 +65,8 @@ function protoKeyPath(value: unknown, root: string): string | undefined {
     if (depth >= MAX_JSON_DEPTH) throw tooDeep(root);
     if (Object.hasOwn(node, '__proto__')) return `${path}.__proto__`;
     for (const [key, child] of Object.entries(node)) {
-      if (child !== null && typeof child === 'object') stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
+      if (child !== null && typeof child === 'object')
+        stack.push({ value: child, path: `${path}.${key}`, depth: depth + 1 });
     }
   }
   return undefined;
@@ -77,7 +88,12 @@ export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 
 /** 408: the body did not arrive in time; nothing was done. */
 export function bodyTimedOut(timeoutMs: number): HttpProblem {
-  return new HttpProblem(problem('REQUEST_TIMEOUT', { message: `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`, timeoutMs }));
+  return new HttpProblem(
+    problem('REQUEST_TIMEOUT', {
+      message: `the request body did not arrive within ${timeoutMs} ms; nothing was done, retry at once`,
+      timeoutMs,
+    }),
+  );
 }
 
 export type JsonBodyReader = (req: Request, res: Response) => Promise<unknown>;
@@ -91,7 +107,10 @@ const JSON_TYPES = ['application/json', 'application/*+json'];
  * is not declared JSON is a 400 (ignoring it would turn `{ amount }` sent as
  * a form into a commit of the whole hold).
  */
-export function createJsonBodyReader(limitBytes: number, bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS): JsonBodyReader {
+export function createJsonBodyReader(
+  limitBytes: number,
+  bodyTimeoutMs: number = DEFAULT_BODY_TIMEOUT_MS,
+): JsonBodyReader {
   const json = express.json({
     limit: limitBytes,
     strict: true,
@@ -147,7 +166,9 @@ export function sendRefusal(res: Response, refusal: Refusal): void {
     ]);
   }
   if (code === 'INVALID_CONFIG') {
-    throw invalid(`body.${context.field}: ${context.reason}`, [{ field: `body.${context.field}`, message: String(context.reason) }]);
+    throw invalid(`body.${context.field}: ${context.reason}`, [
+      { field: `body.${context.field}`, message: String(context.reason) },
+    ]);
   }
   const errorCode: ErrorCode = code;
   const extensions: Record<string, unknown> = {};

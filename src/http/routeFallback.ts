@@ -23,7 +23,8 @@ export function allowedMethods(app: express.Express, path: string): string[] {
     for (const layer of stack) {
       if (layer.route) {
         if (!layer.match(path)) continue;
-        for (const [method, on] of Object.entries(layer.route.methods)) if (on && method !== '_all') methods.add(method.toUpperCase());
+        for (const [method, on] of Object.entries(layer.route.methods))
+          if (on && method !== '_all') methods.add(method.toUpperCase());
       } else if (layer.handle?.stack && layer.match(path)) {
         visit(layer.handle.stack);
       }
@@ -41,9 +42,20 @@ export function routeFallback(app: express.Express, requireRole: RequireRole): R
     const allow = allowedMethods(app, path).filter((m) => m !== req.method);
     if (allow.length > 0) {
       res.setHeader('Allow', allow.join(', '));
-      return sendProblem(res, problem('METHOD_NOT_ALLOWED', { message: `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`, method: req.method, path, allow }));
+      return sendProblem(
+        res,
+        problem('METHOD_NOT_ALLOWED', {
+          message: `${req.method} is not allowed on ${path}; allowed: ${allow.join(', ')}`,
+          method: req.method,
+          path,
+          allow,
+        }),
+      );
     }
-    sendProblem(res, problem('ROUTE_NOT_FOUND', { message: `no route for ${req.method} ${path}`, method: req.method, path }));
+    sendProblem(
+      res,
+      problem('ROUTE_NOT_FOUND', { message: `no route for ${req.method} ${path}`, method: req.method, path }),
+    );
   };
   const underV1 = (path: string) => path === '/v1' || path.startsWith('/v1/');
   return (req, res, next) => {

@@ -30,7 +30,10 @@ const poolFields = {
   status: z.enum(PRODUCT_STATUSES).optional(),
   pauseReason: reasonText.nullable().optional(),
   resumeAt: isoTime.nullable().optional(),
-  priorityReserve: z.strictObject({ tiers: z.array(id).min(1).max(32), amount: limitAmount }).nullable().optional(),
+  priorityReserve: z
+    .strictObject({ tiers: z.array(id).min(1).max(32), amount: limitAmount })
+    .nullable()
+    .optional(),
   /** Sharded products: sub-pools, fixed at creation (src/engine/shards.ts). */
   shards: z.int().min(1).max(64).optional(),
 };
@@ -51,13 +54,21 @@ export const bulkLineRow = z.strictObject({ customerId: id, ...lineFields });
 
 const metadata = z
   .record(z.string(), z.unknown())
-  .refine((m) => Buffer.byteLength(JSON.stringify(m), 'utf8') <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON`)
+  .refine(
+    (m) => Buffer.byteLength(JSON.stringify(m), 'utf8') <= MAX_METADATA_BYTES,
+    `at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON`,
+  )
   .describe(`a JSON object of at most ${MAX_METADATA_BYTES} bytes as UTF-8 JSON, passed to settlement`);
 
 export const reserveBody = z.strictObject({
   customerId: id,
   amount,
-  ttlSeconds: z.int().min(1).max(MAX_HOLD_TTL_SECONDS).optional().describe("from 1 to the product's holdTtlSeconds, its default"),
+  ttlSeconds: z
+    .int()
+    .min(1)
+    .max(MAX_HOLD_TTL_SECONDS)
+    .optional()
+    .describe("from 1 to the product's holdTtlSeconds, its default"),
   metadata: metadata.optional(),
 });
 export const commitBody = z.strictObject({ amount: amount.optional() });
@@ -81,9 +92,15 @@ export const RESERVATION_STATUSES = [
 ] as const satisfies readonly ReservationStatus[];
 
 // Operator routes (src/http/routes/admin.ts).
-export const resolveBody = z.strictObject({ outcome: z.enum(['settled', 'reversed']), reason: z.string().max(256).optional() });
+export const resolveBody = z.strictObject({
+  outcome: z.enum(['settled', 'reversed']),
+  reason: z.string().max(256).optional(),
+});
 /** An opaque page cursor: the `nextCursor` of the previous page. */
-export const pageCursor = z.string().regex(/^[A-Za-z0-9_-]{1,400}$/, 'must be the nextCursor of the previous page').describe('the `nextCursor` of the previous page');
+export const pageCursor = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{1,400}$/, 'must be the nextCursor of the previous page')
+  .describe('the `nextCursor` of the previous page');
 export const pageLimit = z.coerce.number().int().min(1).max(500).default(100).describe('items per page, 1 to 500');
 /** `cursor` / `limit` paging (GET /v1/products, a customer's reservations). */
 export const pageQuery = z.object({ cursor: pageCursor.optional(), limit: pageLimit });
@@ -100,7 +117,10 @@ export const ledgerQuery = z.object({
     .string()
     .regex(/^\d{1,20}$/, 'must be a cursor from an earlier page')
     // zod runs refinements after a failed regex too: only digits reach BigInt.
-    .refine((c) => !/^\d{1,20}$/.test(c) || BigInt(c) <= 0xffff_ffff_ffff_ffffn, 'must be a cursor from an earlier page')
+    .refine(
+      (c) => !/^\d{1,20}$/.test(c) || BigInt(c) <= 0xffff_ffff_ffff_ffffn,
+      'must be a cursor from an earlier page',
+    )
     .default('0'),
   count: z.coerce.number().int().min(1).max(1000).default(100),
 });

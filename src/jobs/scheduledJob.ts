@@ -38,7 +38,11 @@ export function createScheduledJob(options: ScheduledJobOptions) {
 
   const assertScheduler = async () => {
     await queue.setGlobalConcurrency(1);
-    await queue.upsertJobScheduler(name, { every: options.everyMs }, { name, opts: { removeOnComplete: true, removeOnFail: 100 } });
+    await queue.upsertJobScheduler(
+      name,
+      { every: options.everyMs },
+      { name, opts: { removeOnComplete: true, removeOnFail: 100 } },
+    );
   };
   /** A next run this far in the past means the scheduler's job is gone (a partial loss). */
   const staleAfterMs = 10 * options.everyMs + 60_000;
@@ -67,7 +71,9 @@ export function createScheduledJob(options: ScheduledJobOptions) {
         connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
-        ...(options.lockMs ? { lockDuration: options.lockMs, stalledInterval: Math.max(1_000, Math.floor(options.lockMs / 2)) } : {}),
+        ...(options.lockMs
+          ? { lockDuration: options.lockMs, stalledInterval: Math.max(1_000, Math.floor(options.lockMs / 2)) }
+          : {}),
       });
       worker.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
       worker.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));

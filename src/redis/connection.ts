@@ -33,12 +33,22 @@ export async function connectApiRedis(url: string): Promise<Redis> {
 
 /** For BullMQ Workers: block and retry forever rather than drop a job on a blip. */
 export function workerConnectionOptions(url: string): RedisOptions {
-  return { ...redisUrlOptions(url), maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectBackoff };
+  return {
+    ...redisUrlOptions(url),
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    retryStrategy: reconnectBackoff,
+  };
 }
 
 /** For BullMQ Queues (producers): fail fast, as the API does, and never wait on a hung Redis. */
 export function queueConnectionOptions(url: string): RedisOptions {
-  return { ...redisUrlOptions(url), enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: reconnectBackoff };
+  return {
+    ...redisUrlOptions(url),
+    enableOfflineQueue: false,
+    commandTimeout: COMMAND_TIMEOUT_MS,
+    retryStrategy: reconnectBackoff,
+  };
 }
 
 function redisUrlOptions(url: string): RedisOptions {

@@ -29,13 +29,29 @@ export async function checkDurability(redis: RedisClient, logger: Logger): Promi
     appendfsync: await read('appendfsync'),
     problems: [],
   };
-  if (report.maxmemoryPolicy === null) report.problems.push('could not read the Redis config (CONFIG GET refused): check maxmemory-policy and AOF yourself');
+  if (report.maxmemoryPolicy === null)
+    report.problems.push(
+      'could not read the Redis config (CONFIG GET refused): check maxmemory-policy and AOF yourself',
+    );
   else {
-    if (report.maxmemoryPolicy !== 'noeviction') report.problems.push(`maxmemory-policy is ${report.maxmemoryPolicy}: under memory pressure Redis may evict quota state; set noeviction`);
-    if (report.appendonly !== 'yes') report.problems.push('AOF is off: acknowledged holds and draws since the last snapshot are lost if Redis restarts; set appendonly yes');
-    else if (report.appendfsync !== 'always') report.problems.push(`appendfsync is ${report.appendfsync}: up to about a second of acknowledged writes can be lost on a crash of the Redis host`);
+    if (report.maxmemoryPolicy !== 'noeviction')
+      report.problems.push(
+        `maxmemory-policy is ${report.maxmemoryPolicy}: under memory ` +
+          `pressure Redis may evict quota state; set noeviction`,
+      );
+    if (report.appendonly !== 'yes')
+      report.problems.push(
+        'AOF is off: acknowledged holds and draws since the last ' +
+          'snapshot are lost if Redis restarts; set appendonly yes',
+      );
+    else if (report.appendfsync !== 'always')
+      report.problems.push(
+        `appendfsync is ${report.appendfsync}: up to about a second of ` +
+          `acknowledged writes can be lost on a crash of the Redis host`,
+      );
   }
-  if (report.problems.length === 0) logger.info({ redis: report }, 'redis durability: noeviction, AOF on with appendfsync always');
+  if (report.problems.length === 0)
+    logger.info({ redis: report }, 'redis durability: noeviction, AOF on with appendfsync always');
   else for (const p of report.problems) logger.warn({ redis: report }, `redis durability: ${p}`);
   return report;
 }

@@ -28,7 +28,9 @@ import { assertClusterReady, isCluster, type RedisClient } from './topology.js';
 
 type Arg = string | number;
 
-/** Every script whose call changes state a client is answered about (reads that only reclaim expired holds do not WAIT). */
+/**
+ * Every script whose call changes state a client is answered about (reads that only reclaim expired holds do not WAIT).
+ */
 export const WRITING_SCRIPTS: ReadonlySet<string> = new Set([
   'reserve',
   'commit',
@@ -51,7 +53,10 @@ export class ReplicasUnconfirmedError extends Error {
     readonly confirmed: number,
     readonly timeoutMs: number,
   ) {
-    super(`NOREPLICAS the write was confirmed by ${confirmed} of the ${asked} replica(s) asked within ${timeoutMs} ms; it may stand: retry to learn its outcome`);
+    super(
+      `NOREPLICAS the write was confirmed by ${confirmed} of the ${asked} replica(s) ` +
+        `asked within ${timeoutMs} ms; it may stand: retry to learn its outcome`,
+    );
   }
 }
 
@@ -83,7 +88,9 @@ export function createDurableWrites(options: DurableWritesOptions) {
   const unconfirmed = options.registry
     ? new Counter({
         name: 'quota_redis_replicas_unconfirmed_writes_total',
-        help: 'Writes answered 503 because fewer replicas than REDIS_WAIT_REPLICAS confirmed them in time (the write may stand)',
+        help:
+          'Writes answered 503 because fewer replicas than ' +
+          'REDIS_WAIT_REPLICAS confirmed them in time (the write may stand)',
         registers: [options.registry],
       })
     : undefined;
@@ -100,7 +107,11 @@ export function createDurableWrites(options: DurableWritesOptions) {
   async function call(client: RedisClient, command: string, args: Arg[], firstKey: string): Promise<unknown> {
     for (let attempt = 0; ; attempt++) {
       assertClusterReady(client);
-      const replies = ((await client.pipeline().call(command, ...args).call('WAIT', replicas, timeoutMs).exec()) ?? []) as [Error | null, unknown][];
+      const replies = ((await client
+        .pipeline()
+        .call(command, ...args)
+        .call('WAIT', replicas, timeoutMs)
+        .exec()) ?? []) as [Error | null, unknown][];
       const [err, reply] = replies[0] ?? [new Error('no reply to the script call'), null];
       if (err) {
         // Redis answered these without running the command (a stale slot map after a failover): safe to send again.
@@ -119,7 +130,9 @@ export function createDurableWrites(options: DurableWritesOptions) {
           lastLog = now;
           logger.warn(
             { asked: replicas, confirmed: Number(confirmed), timeoutMs, node: nodeOf(client, firstKey) },
-            `redis: a write was confirmed by ${confirmed} of ${replicas} replica(s) within ${timeoutMs} ms: writes answer 503 until the master has enough replicas attached (a replica down, or a failover whose failed node is not back yet)`,
+            `redis: a write was confirmed by ${confirmed} of ${replicas} replica(s) within ` +
+              `${timeoutMs} ms: writes answer 503 until the master has enough replicas attached ` +
+              `(a replica down, or a failover whose failed node is not back yet)`,
           );
         }
         throw new ReplicasUnconfirmedError(replicas, Number(confirmed), timeoutMs);
@@ -135,7 +148,10 @@ export function createDurableWrites(options: DurableWritesOptions) {
       return replicas > 0 && WRITING_SCRIPTS.has(scriptName);
     },
     call,
-    /** FCALL + WAIT on the next pooled connection (a missing function throws; the engine loads the library and calls again). */
+    /**
+     * FCALL + WAIT on the next pooled connection (a missing function throws; the engine loads the library and calls
+     * again).
+     */
     fcall(client: RedisClient, functionName: string, keys: string[], args: Arg[]): Promise<unknown> {
       return call(pick(client), 'fcall', [functionName, keys.length, ...keys, ...args], keys[0] ?? '');
     },
@@ -150,10 +166,15 @@ function nodeOf(client: RedisClient, key: string): string {
 }
 
 function refreshSlots(cluster: Cluster): Promise<void> {
-  return new Promise((resolve) => (cluster as unknown as { refreshSlotsCache(cb: () => void): void }).refreshSlotsCache(() => resolve()));
+  return new Promise((resolve) =>
+    (cluster as unknown as { refreshSlotsCache(cb: () => void): void }).refreshSlotsCache(() => resolve()),
+  );
 }
 
-/** quota_redis_replicas_attached{node}: each master's attached replicas (INFO replication connected_slaves), read at scrape time. */
+/**
+ * quota_redis_replicas_attached{node}: each master's attached replicas (INFO replication connected_slaves), read at
+ * scrape time.
+ */
 function registerReplicasGauge(registry: Registry, client: RedisClient): void {
   new Gauge({
     name: 'quota_redis_replicas_attached',

@@ -33,16 +33,25 @@ export function createKeys(prefix: string) {
     auditPass: (productId: string) => `${product(productId)}auditpass`,
     idempotency: (productId: string, operation: IdempotentOperation, key: string) =>
       `${product(productId)}idem:${operation}:${key}`,
-    /** Sharded products (src/engine/shards.ts): transfers this sub-pool gave that are not yet credited (lua/shard-give-7.lua). */
+    /**
+     * Sharded products (src/engine/shards.ts): transfers this sub-pool gave that are not yet credited
+     * (lua/shard-give-7.lua).
+     */
     xferPending: (productId: string) => `${product(productId)}xfer:pending`,
-    /** Sharded products: the key ids (`<productId>~<suffix>`) of every sub-pool but 0 (the background jobs' extra work list). */
+    /**
+     * Sharded products: the key ids (`<productId>~<suffix>`) of every sub-pool but 0 (the background jobs' extra work
+     * list).
+     */
     subPoolIndex: () => `${prefix}:subpools`,
     /** Rate-limit windows (not quota state): per API key (a hash of it), per customer of a product. */
     rateLimitKey: (keyId: string) => `${prefix}:rl:key:${keyId}`,
     rateLimitCustomer: (productId: string, customerId: string) => `${product(productId)}rl:${customerId}`,
     /** Every product id ever configured: the sweeper's work list (its own slot; not quota state). */
     productIndex: () => `${prefix}:products`,
-    /** When webhooks were first turned on (ms): a product's webhook consumer group starts there (src/webhooks/webhookOutbox.ts). */
+    /**
+     * When webhooks were first turned on (ms): a product's webhook consumer group starts there
+     * (src/webhooks/webhookOutbox.ts).
+     */
     webhooksSince: () => `${prefix}:webhooks:since`,
     /** BullMQ prefix; the hash tag keeps each queue's keys on one slot. */
     queuePrefix: () => `{${prefix}-q}`,

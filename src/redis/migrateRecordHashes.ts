@@ -57,6 +57,8 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   if (!config.redisUrl) throw new Error('set REDIS_URL to the Redis to migrate');
   const redis = new Redis(config.redisUrl);
   migrateRecordHashes(redis, createKeys(config.keyPrefix))
-    .then((r) => console.log(`migrated ${r.lines} lines and ${r.records} reservation records of ${r.products} products`))
+    .then((r) =>
+      console.log(`migrated ${r.lines} lines and ${r.records} reservation records of ${r.products} products`),
+    )
     .finally(() => redis.disconnect());
 }

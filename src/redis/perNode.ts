@@ -43,7 +43,8 @@ export async function pipelinePerNode<T>(
       await Promise.all(
         indexes.map(async (itemIndex, j) => {
           const mine = replies?.[j];
-          answers[itemIndex] = mine && mine.every(([err]) => !err) ? mine : await readAgainAlone(client, items[itemIndex]!, add);
+          answers[itemIndex] =
+            mine && mine.every(([err]) => !err) ? mine : await readAgainAlone(client, items[itemIndex]!, add);
         }),
       );
     }),
@@ -51,7 +52,11 @@ export async function pipelinePerNode<T>(
   return answers;
 }
 
-async function runGroup<T>(client: RedisClient, items: readonly T[], add: (p: ChainableCommander, item: T) => void): Promise<Reply[][]> {
+async function runGroup<T>(
+  client: RedisClient,
+  items: readonly T[],
+  add: (p: ChainableCommander, item: T) => void,
+): Promise<Reply[][]> {
   assertClusterReady(client);
   const pipeline = client.pipeline();
   const counts = items.map((item) => {
@@ -70,7 +75,11 @@ async function runGroup<T>(client: RedisClient, items: readonly T[], add: (p: Ch
 }
 
 /** One item's commands through the Cluster client (which follows MOVED); throws when they fail again. */
-async function readAgainAlone<T>(client: RedisClient, item: T, add: (p: ChainableCommander, item: T) => void): Promise<Reply[]> {
+async function readAgainAlone<T>(
+  client: RedisClient,
+  item: T,
+  add: (p: ChainableCommander, item: T) => void,
+): Promise<Reply[]> {
   const [replies] = await runGroup(client, [item], add);
   const failed = replies!.find(([err]) => err);
   if (failed) throw failed[0];

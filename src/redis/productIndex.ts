@@ -13,7 +13,11 @@ import type { RedisClient } from './topology.js';
 const PAGE = 500;
 
 /** Visits every product id ever configured (the background jobs' work list), a page at a time. */
-export async function forEachProduct(redis: RedisClient, keys: Keys, visit: (productId: string) => Promise<void>): Promise<void> {
+export async function forEachProduct(
+  redis: RedisClient,
+  keys: Keys,
+  visit: (productId: string) => Promise<void>,
+): Promise<void> {
   await forEachProductPage(redis, keys, async (productIds) => {
     for (const productId of productIds) await visit(productId);
   });
@@ -51,7 +55,11 @@ export async function forEachProductWithDue(
  * products' sub-pools 1..N-1 (`<productId>~<suffix>`, src/engine/shards.ts), so every sub-pool's
  * holds are swept, relayed and audited like a product's.
  */
-export async function forEachProductPage(redis: RedisClient, keys: Keys, visit: (productIds: string[]) => Promise<void>): Promise<void> {
+export async function forEachProductPage(
+  redis: RedisClient,
+  keys: Keys,
+  visit: (productIds: string[]) => Promise<void>,
+): Promise<void> {
   for (const index of [keys.productIndex(), keys.subPoolIndex()]) {
     let cursor = '0';
     do {

@@ -25,7 +25,9 @@ export async function freePort(): Promise<number> {
     server.on('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -40,21 +42,40 @@ export interface RedisServerOptions {
 
 export class RedisServerMissingError extends Error {
   constructor() {
-    super('redis-server is not installed: install it (Debian/Ubuntu: apt-get install -y redis-server; macOS: brew install redis) or set REDIS_URL to a Redis you run');
+    super(
+      'redis-server is not installed: install it (Debian/Ubuntu: apt-get install -y ' +
+        'redis-server; macOS: brew install redis) or set REDIS_URL to a Redis you run',
+    );
   }
 }
 
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServerHandle> {
   const port = options.port ?? (await freePort());
   const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'qa-redis-'));
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--daemonize', 'no',
-    '--maxmemory-policy', 'noeviction', '--appendonly', options.appendOnly ? 'yes' : 'no'];
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--maxmemory-policy',
+    'noeviction',
+    '--appendonly',
+    options.appendOnly ? 'yes' : 'no',
+  ];
   if (options.appendOnly) args.push('--appendfsync', 'always');
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'inherit'] });
   // Wait until the binary is running (or could not be found) before pinging it.
   await new Promise<void>((resolve, reject) => {
     child.once('spawn', resolve);
-    child.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'ENOENT' ? new RedisServerMissingError() : err));
+    child.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'ENOENT' ? new RedisServerMissingError() : err),
+    );
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const killOnExit = () => child.kill('SIGKILL');
@@ -84,7 +105,8 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
 async function waitForPing(url: string, child: ChildProcess): Promise<void> {
   const deadline = Date.now() + 10_000;
   for (;;) {
-    if (child.exitCode !== null || child.pid === undefined) throw new Error(`redis-server did not start (exit code ${child.exitCode})`);
+    if (child.exitCode !== null || child.pid === undefined)
+      throw new Error(`redis-server did not start (exit code ${child.exitCode})`);
     const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => {});
     try {

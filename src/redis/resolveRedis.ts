@@ -15,14 +15,19 @@ export interface ResolvedRedis {
   privateServer?: RedisServerHandle;
 }
 
-export async function resolveRedis(redisUrl: string | undefined, dataDir: string, logger: Logger): Promise<ResolvedRedis> {
+export async function resolveRedis(
+  redisUrl: string | undefined,
+  dataDir: string,
+  logger: Logger,
+): Promise<ResolvedRedis> {
   if (redisUrl) return { url: redisUrl };
   const dir = resolve(dataDir, 'redis');
   mkdirSync(dir, { recursive: true });
   const privateServer = await startRedisServer({ appendOnly: true, dir });
   logger.warn(
     { url: privateServer.url, dir },
-    'no REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: started a private redis-server (AOF on, appendfsync always, data in DATA_DIR); configure a Redis in production',
+    'no REDIS_URL, REDIS_CLUSTER_NODES or REDIS_SENTINELS: started a private redis-server (AOF ' +
+      'on, appendfsync always, data in DATA_DIR); configure a Redis in production',
   );
   return { url: privateServer.url, privateServer };
 }

@@ -11,12 +11,22 @@ export type StoredRecord = Record<string, string>;
 
 const parse = (json: string | null): StoredRecord | null => (json === null ? null : (JSON.parse(json) as StoredRecord));
 
-export async function readRecord(redis: RedisClient, keys: Keys, productId: string, reservationId: string): Promise<StoredRecord | null> {
+export async function readRecord(
+  redis: RedisClient,
+  keys: Keys,
+  productId: string,
+  reservationId: string,
+): Promise<StoredRecord | null> {
   return parse(await redis.hget(keys.records(productId), reservationId));
 }
 
 /** Records by id, in order (null where none). */
-export async function readRecords(redis: RedisClient, keys: Keys, productId: string, ids: string[]): Promise<(StoredRecord | null)[]> {
+export async function readRecords(
+  redis: RedisClient,
+  keys: Keys,
+  productId: string,
+  ids: string[],
+): Promise<(StoredRecord | null)[]> {
   if (ids.length === 0) return [];
   return (await redis.hmget(keys.records(productId), ...ids)).map(parse);
 }
@@ -26,6 +36,11 @@ export async function readAllRecords(redis: RedisClient, keys: Keys, productId: 
   return Object.values(await redis.hgetall(keys.records(productId))).map((json) => JSON.parse(json) as StoredRecord);
 }
 
-export async function readLine(redis: RedisClient, keys: Keys, productId: string, customerId: string): Promise<StoredRecord | null> {
+export async function readLine(
+  redis: RedisClient,
+  keys: Keys,
+  productId: string,
+  customerId: string,
+): Promise<StoredRecord | null> {
   return parse(await redis.hget(keys.lines(productId), customerId));
 }

@@ -130,11 +130,22 @@ function withPassword(options: RedisOptions, password: string | undefined): Redi
 }
 
 /** Builds the clients for the configured topology and connects the API's; resolves once Redis answers. */
-export async function openRedisTopology(config: RedisTopologyConfig, dataDir: string, logger: Logger): Promise<RedisTopology> {
+export async function openRedisTopology(
+  config: RedisTopologyConfig,
+  dataDir: string,
+  logger: Logger,
+): Promise<RedisTopology> {
   const clusters: Cluster[] = [];
   const extra: RedisClient[] = [];
   const closeClusters = async () => {
-    await Promise.all([...clusters, ...extra].map((c) => c.quit().then(() => undefined, () => c.disconnect())));
+    await Promise.all(
+      [...clusters, ...extra].map((c) =>
+        c.quit().then(
+          () => undefined,
+          () => c.disconnect(),
+        ),
+      ),
+    );
   };
   /** The extra clients that connected (an optimisation: one that does not is left out and logged). */
   const moreClientsOf = (make: () => RedisClient, where: string) => async (n: number) => {
@@ -145,7 +156,10 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
         connectOrExplain(c, where).then(
           () => c,
           (err: unknown) => {
-            logger.warn({ err }, 'redis: an extra connection for confirmed writes did not connect; going on with fewer');
+            logger.warn(
+              { err },
+              'redis: an extra connection for confirmed writes did not connect; going on with fewer',
+            );
             return undefined;
           },
         ),
@@ -200,7 +214,8 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   }
 
   if (config.kind === 'sentinel') {
-    const where = `master "${config.name}" through sentinels ${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
+    const where =
+      `master "${config.name}" through sentinels ` + `${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
     const base = sentinelOptions(config.sentinels, config.name, config.password);
     const make = () => {
       const c = new Redis({ ...apiRedisOptions(), ...base });
@@ -215,8 +230,18 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
       client,
       moreClients: moreClientsOf(make, `the Redis ${where} (REDIS_SENTINELS)`),
       bullmq: {
-        queue: () => ({ ...base, enableOfflineQueue: false, commandTimeout: COMMAND_TIMEOUT_MS, retryStrategy: reconnectBackoff }),
-        worker: () => ({ ...base, maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: reconnectBackoff }),
+        queue: () => ({
+          ...base,
+          enableOfflineQueue: false,
+          commandTimeout: COMMAND_TIMEOUT_MS,
+          retryStrategy: reconnectBackoff,
+        }),
+        worker: () => ({
+          ...base,
+          maxRetriesPerRequest: null,
+          enableOfflineQueue: true,
+          retryStrategy: reconnectBackoff,
+        }),
       },
       async close() {
         await closeClusters();
@@ -233,7 +258,8 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
     return c;
   };
   const client = make();
-  const where = config.kind === 'single' ? `Redis at REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
+  const where =
+    config.kind === 'single' ? `Redis at REDIS_URL (${redactUrl(url)})` : `the private redis-server at ${url}`;
   try {
     await connectOrExplain(client, where);
   } catch (err) {
@@ -242,7 +268,9 @@ export async function openRedisTopology(config: RedisTopologyConfig, dataDir: st
   }
   return {
     kind: privateServer ? 'private' : 'single',
-    description: privateServer ? `private redis-server at ${url} (data in DATA_DIR)` : `one Redis node at ${redactUrl(url)}`,
+    description: privateServer
+      ? `private redis-server at ${url} (data in DATA_DIR)`
+      : `one Redis node at ${redactUrl(url)}`,
     client,
     bullmq: {
       queue: () => withPassword(queueConnectionOptions(url), password),

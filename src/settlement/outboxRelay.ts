@@ -37,13 +37,23 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
     await forEachProductWithDue(redis, keys, 'committed', cutoff, async (productId) => {
       let offset = 0;
       for (;;) {
-        const ids = await redis.zrangebyscore(keys.status(productId, 'committed'), '-inf', cutoff, 'LIMIT', offset, PAGE);
+        const ids = await redis.zrangebyscore(
+          keys.status(productId, 'committed'),
+          '-inf',
+          cutoff,
+          'LIMIT',
+          offset,
+          PAGE,
+        );
         for (const reservationId of ids) {
           // A sharded product's sub-pool key id is `<productId>~<suffix>`; its reservation ids carry the shard.
           const action = await deps.settlementQueue.ensureJob(productId.split('~')[0]!, reservationId);
           if (action !== 'live') {
             relayed++;
-            logger.warn({ productId, reservationId, action }, 'outbox relay: committed reservation had no live settlement job');
+            logger.warn(
+              { productId, reservationId, action },
+              'outbox relay: committed reservation had no live settlement job',
+            );
           }
         }
         if (ids.length < PAGE) break;

@@ -54,7 +54,10 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
       metrics.settled((result.now - result.value.reservation.committedAt) / 1000);
     }
     const log = outcome === 'settled' ? logger.info.bind(logger) : logger.warn.bind(logger);
-    log({ productId, reservationId, outcome, changed, reason: reason || undefined, attempt: job.attemptsMade + 1 }, `settlement ${outcome}`);
+    log(
+      { productId, reservationId, outcome, changed, reason: reason || undefined, attempt: job.attemptsMade + 1 },
+      `settlement ${outcome}`,
+    );
     return { outcome, changed };
   }
 
@@ -75,7 +78,8 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
 
     const lookup = await ledger.lookup(productId, reservationId);
     if (lookup.kind === 'settled') return record(job, 'settled', 'ledger confirms it received it');
-    if (lookup.kind === 'absent') return record(job, 'reversed', `ledger confirms it never received it (last error: ${delivery.reason})`);
+    if (lookup.kind === 'absent')
+      return record(job, 'reversed', `ledger confirms it never received it (last error: ${delivery.reason})`);
     return record(job, 'unknown', `${delivery.reason}; ${lookup.reason}`);
   }
 
@@ -92,7 +96,10 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
       });
       worker.on('error', (err) => logger.warn({ err }, 'settlement worker error'));
       worker.on('failed', (job, err) =>
-        logger.warn({ err: err.message, reservationId: job?.id, attempt: job?.attemptsMade }, 'settlement attempt failed'),
+        logger.warn(
+          { err: err.message, reservationId: job?.id, attempt: job?.attemptsMade },
+          'settlement attempt failed',
+        ),
       );
     },
     async stop() {

@@ -59,11 +59,18 @@ export function expiredReservationOf(fields: Record<string, string>): string | u
  * of their own, written with the record). `expiredRecord` is the stored
  * record JSON of an expired reservation (it no longer changes), if still kept.
  */
-export function eventOf(keyId: string, streamId: string, fields: Record<string, string>, expiredRecord?: string | null): PendingEvent | null {
-  // A sharded product's sub-pool i >= 1 has its own stream (key id `<productId>~<suffix>`): its events are the product's.
+export function eventOf(
+  keyId: string,
+  streamId: string,
+  fields: Record<string, string>,
+  expiredRecord?: string | null,
+): PendingEvent | null {
+  // A sharded product's sub-pool i >= 1 has its own stream (key id `<productId>~<suffix>`): its events are the
+  // product's.
   const productId = subPoolOf(keyId)?.productId ?? keyId;
   const base = { id: eventId(keyId, streamId), occurredAt: isoTime(Number(fields.at)), productId };
-  if (productId !== keyId && fields.webhook?.startsWith('product.')) return null; // a sub-pool's allotment, not the product's config
+  // a sub-pool's allotment, not the product's config
+  if (productId !== keyId && fields.webhook?.startsWith('product.')) return null;
   const expiredId = expiredReservationOf(fields);
   if (expiredId !== undefined) {
     const data = expiredRecord
@@ -81,7 +88,11 @@ export function eventOf(keyId: string, streamId: string, fields: Record<string, 
   }
   if (type.startsWith('line.')) {
     const customerId = String(raw.customerId);
-    const data = { customerId, before: lineJson(decodeLine(productId, raw.before as Raw)), after: lineJson(decodeLine(productId, raw.after as Raw)) };
+    const data = {
+      customerId,
+      before: lineJson(decodeLine(productId, raw.before as Raw)),
+      after: lineJson(decodeLine(productId, raw.after as Raw)),
+    };
     return { streamId, subject: `line:${customerId}`, event: { ...base, type, data } };
   }
   return { streamId, subject: 'product', event: { ...base, type, data: poolJson(decodePool(productId, raw)) } };

@@ -22,7 +22,10 @@ interface Backlog {
 /** Scrapes within this window share one read. */
 const SNAPSHOT_TTL_MS = 500;
 
-export function createWebhookMetrics(registry: Registry, state?: { redis: RedisClient; keys: Keys; outbox: WebhookOutbox }) {
+export function createWebhookMetrics(
+  registry: Registry,
+  state?: { redis: RedisClient; keys: Keys; outbox: WebhookOutbox },
+) {
   const deliveries = new Counter({
     name: 'quota_webhook_deliveries_total',
     help: 'Webhook deliveries by outcome (delivered: 2xx; failed: another status; error: timeout or connection error)',
@@ -48,7 +51,9 @@ export function createWebhookMetrics(registry: Registry, state?: { redis: RedisC
   };
   new Gauge({
     name: 'quota_webhook_backlog',
-    help: 'Events-stream entries not yet delivered as webhooks: stage=outbox not yet read by a drain, stage=in_flight read and not yet delivered (retrying)',
+    help:
+      'Events-stream entries not yet delivered as webhooks: stage=outbox not yet read ' +
+      'by a drain, stage=in_flight read and not yet delivered (retrying)',
     labelNames: ['stage'] as const,
     registers: [registry],
     async collect() {

@@ -49,7 +49,11 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
   /** How many entries the stream ever held up to `id` (so the group's `lag` counts only what follows). */
   async function entriesUpTo(key: string, id: string): Promise<number> {
     // One snapshot (MULTI on one key's slot): entries added since, and those still kept after `id`.
-    const replies = ((await redis.multi().xinfo('STREAM', key).xrange(key, `(${id}`, '+', 'COUNT', AFTER_LIMIT).exec()) ?? []) as [Error | null, unknown][];
+    const replies = ((await redis
+      .multi()
+      .xinfo('STREAM', key)
+      .xrange(key, `(${id}`, '+', 'COUNT', AFTER_LIMIT)
+      .exec()) ?? []) as [Error | null, unknown][];
     const [infoErr, info] = replies[0] ?? [null, null];
     const after = replies[1]?.[1] ?? [];
     if (infoErr || !info) return 0; // no stream yet
@@ -69,9 +73,16 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
   }
 
   async function readGroup(productId: string, count: number, from: '0' | '>'): Promise<OutboxEntry[]> {
-    const answer = (await redis.xreadgroup('GROUP', WEBHOOK_GROUP, CONSUMER, 'COUNT', count, 'STREAMS', keys.events(productId), from)) as
-      | [string, OutboxEntry[]][]
-      | null;
+    const answer = (await redis.xreadgroup(
+      'GROUP',
+      WEBHOOK_GROUP,
+      CONSUMER,
+      'COUNT',
+      count,
+      'STREAMS',
+      keys.events(productId),
+      from,
+    )) as [string, OutboxEntry[]][] | null;
     return answer?.[0]?.[1] ?? [];
   }
 
@@ -86,7 +97,9 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
       try {
         // Pending entries are older than every new one: together they are still in stream order.
         const pending = await readGroup(productId, count, '0');
-        return pending.length < count ? [...pending, ...(await readGroup(productId, count - pending.length, '>'))] : pending;
+        return pending.length < count
+          ? [...pending, ...(await readGroup(productId, count - pending.length, '>'))]
+          : pending;
       } catch (err) {
         if (!isError(err, 'NOGROUP')) throw err;
         await ensureGroup(productId); // Redis lost its data, or the first drain of the product
@@ -103,9 +116,19 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
     /** Each product's backlog: two pipelined reads for the lot (per node on a Cluster). */
     async backlog(productIds: string[]): Promise<ProductBacklog[]> {
       // XINFO answers an error for a stream that does not exist: ask only about those that do.
-      const exists = await pipelinePerNode(redis, productIds, (p) => keys.events(p), (pipeline, p) => pipeline.exists(keys.events(p)));
+      const exists = await pipelinePerNode(
+        redis,
+        productIds,
+        (p) => keys.events(p),
+        (pipeline, p) => pipeline.exists(keys.events(p)),
+      );
       const present = productIds.filter((_, i) => valueOf(exists[i]?.[0]) === 1);
-      const answers = await pipelinePerNode(redis, present, (p) => keys.events(p), (pipeline, p) => pipeline.xinfo('GROUPS', keys.events(p)));
+      const answers = await pipelinePerNode(
+        redis,
+        present,
+        (p) => keys.events(p),
+        (pipeline, p) => pipeline.xinfo('GROUPS', keys.events(p)),
+      );
       const groupsOf = new Map(present.map((p, i) => [p, valueOf(answers[i]?.[0]) as unknown[][]]));
       return productIds.map((productId) => {
         const group = (groupsOf.get(productId) ?? []).map(pairs).find((g) => g.name === WEBHOOK_GROUP);
@@ -122,10 +145,15 @@ export function createWebhookOutbox(redis: RedisClient, keys: Keys) {
     /** Stream id of each product's oldest undelivered entry, if any (pipelined). */
     async oldestUndelivered(backlogs: ProductBacklog[]): Promise<string[]> {
       const asked = backlogs.filter((b) => !b.missing && (b.pending > 0 || (b.lag ?? 1) > 0));
-      const answers = await pipelinePerNode(redis, asked, (b) => keys.events(b.productId), (pipeline, b) => {
-        if (b.pending > 0) pipeline.xpending(keys.events(b.productId), WEBHOOK_GROUP);
-        else pipeline.xrange(keys.events(b.productId), `(${b.lastDeliveredId}`, '+', 'COUNT', 1);
-      });
+      const answers = await pipelinePerNode(
+        redis,
+        asked,
+        (b) => keys.events(b.productId),
+        (pipeline, b) => {
+          if (b.pending > 0) pipeline.xpending(keys.events(b.productId), WEBHOOK_GROUP);
+          else pipeline.xrange(keys.events(b.productId), `(${b.lastDeliveredId}`, '+', 'COUNT', 1);
+        },
+      );
       const ids: string[] = [];
       asked.forEach((b, i) => {
         const value = valueOf(answers[i]?.[0]);

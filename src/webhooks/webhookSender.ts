@@ -37,7 +37,11 @@ export function createWebhookSender(options: WebhookSenderOptions): WebhookSende
       if (response.status >= 200 && response.status < 300) return { outcome: 'delivered' };
       return { outcome: 'failed', reason: `HTTP ${response.status}` };
     } catch (err) {
-      return { outcome: 'error', reason: (err as Error).name === 'TimeoutError' ? `no answer within ${options.timeoutMs} ms` : (err as Error).message };
+      return {
+        outcome: 'error',
+        reason:
+          (err as Error).name === 'TimeoutError' ? `no answer within ${options.timeoutMs} ms` : (err as Error).message,
+      };
     }
   };
 }

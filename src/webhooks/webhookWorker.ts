@@ -49,10 +49,16 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
     const lost = parsed.filter((e) => e.fields === null).map((e) => e.id);
     if (lost.length > 0) {
       metrics.lost(lost.length);
-      logger.error({ productId, entries: lost }, 'webhook outbox entries were trimmed from the events stream before delivery');
+      logger.error(
+        { productId, entries: lost },
+        'webhook outbox entries were trimmed from the events stream before delivery',
+      );
     }
     const expiredIds = parsed.map((e) => (e.fields ? expiredReservationOf(e.fields) : undefined));
-    const records = await outbox.records(productId, expiredIds.filter((id): id is string => id !== undefined));
+    const records = await outbox.records(
+      productId,
+      expiredIds.filter((id): id is string => id !== undefined),
+    );
     let r = 0;
     const events: PendingEvent[] = [];
     const skip: string[] = [...lost];
@@ -68,13 +74,19 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
   }
 
   /** Delivers a subject's events in order; stops at its first failure. */
-  async function deliverSubject(productId: string, events: PendingEvent[]): Promise<{ delivered: number; complete: boolean }> {
+  async function deliverSubject(
+    productId: string,
+    events: PendingEvent[],
+  ): Promise<{ delivered: number; complete: boolean }> {
     let delivered = 0;
     for (const e of events) {
       const result = await send(e.event);
       metrics.delivery(result.outcome);
       if (result.outcome !== 'delivered') {
-        logger.warn({ productId, eventId: e.event.id, type: e.event.type, reason: result.reason }, 'webhook delivery failed; retried later');
+        logger.warn(
+          { productId, eventId: e.event.id, type: e.event.type, reason: result.reason },
+          'webhook delivery failed; retried later',
+        );
         return { delivered, complete: false };
       }
       await outbox.ack(productId, [e.streamId]);
@@ -92,7 +104,9 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
       const events = await eventsOf(productId, entries);
       const bySubject = new Map<string, PendingEvent[]>();
       for (const e of events) bySubject.set(e.subject, [...(bySubject.get(e.subject) ?? []), e]);
-      const results = await mapLimited([...bySubject.values()], options.concurrency, (list) => deliverSubject(productId, list));
+      const results = await mapLimited([...bySubject.values()], options.concurrency, (list) =>
+        deliverSubject(productId, list),
+      );
       delivered += results.reduce((sum, r) => sum + r.delivered, 0);
       if (results.some((r) => !r.complete)) return { delivered, complete: false };
     }

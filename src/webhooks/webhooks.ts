@@ -49,7 +49,16 @@ export function createWebhooks(deps: WebhooksDeps) {
       })
     : undefined;
   const relay = deps.runsJobs
-    ? createWebhookRelay({ bullmq, redis, keys, outbox, queue, logger, intervalMs: config.relayIntervalMs, lockMs: config.lockMs })
+    ? createWebhookRelay({
+        bullmq,
+        redis,
+        keys,
+        outbox,
+        queue,
+        logger,
+        intervalMs: config.relayIntervalMs,
+        lockMs: config.lockMs,
+      })
     : undefined;
   return {
     queue: queue.queue,

@@ -21,7 +21,10 @@ let service: RunningService;
 let base: string;
 
 beforeAll(async () => {
-  writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0001\nclient:web:web-key-0001\n');
+  writeFileSync(
+    keysFile,
+    'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0001\nclient:web:web-key-0001\n',
+  );
   const config = parseConfig({
     PORT: '0',
     HOST: '127.0.0.1',
@@ -51,7 +54,8 @@ it('accepts every named key of a role and logs the key name, never the key', asy
   const p = uniqueId('p');
   const put = await call('alice-key-0001', 'PUT', `/v1/products/${p}`, { capacity: 5 });
   expect(put.status).toBe(201);
-  for (const key of ['android-key-0001', 'web-key-0001']) expect((await call(key, 'GET', `/v1/products/${p}`)).status).toBe(200);
+  for (const key of ['android-key-0001', 'web-key-0001'])
+    expect((await call(key, 'GET', `/v1/products/${p}`)).status).toBe(200);
   expect((await call('android-key-0001', 'PUT', `/v1/products/${p}`, { capacity: 6 })).status).toBe(403);
   await sleep(50);
   const requests = lines.filter((l) => l.msg === 'request' && String(l.url).includes(p));
@@ -64,27 +68,36 @@ it('accepts every named key of a role and logs the key name, never the key', asy
   expect(JSON.stringify(lines)).not.toMatch(/alice-key-0001|android-key-0001|web-key-0001/);
 });
 
-it('rotates keys without a restart: SIGHUP (reloadApiKeys) and a changed file; a broken file keeps the keys in force', async () => {
-  const p = uniqueId('p');
-  expect((await call('alice-key-0001', 'PUT', `/v1/products/${p}`, { capacity: 5 })).status).toBe(201);
+it(
+  'rotates keys without a restart: SIGHUP (reloadApiKeys) and a ' +
+    'changed file; a broken file keeps the keys in force',
+  async () => {
+    const p = uniqueId('p');
+    expect((await call('alice-key-0001', 'PUT', `/v1/products/${p}`, { capacity: 5 })).status).toBe(201);
 
-  // Rotation: the android app gets a new key; both work during the overlap, then the old one goes.
-  writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0002\nclient:android-app-old:android-key-0001\n');
-  expect(service.reloadApiKeys()).toBe(true);
-  expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
-  expect((await call('android-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(200);
-  expect((await call('web-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(401);
+    // Rotation: the android app gets a new key; both work during the overlap, then the old one goes.
+    writeFileSync(
+      keysFile,
+      'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0002\nclient:android-app-old:android-key-0001\n',
+    );
+    expect(service.reloadApiKeys()).toBe(true);
+    expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
+    expect((await call('android-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(200);
+    expect((await call('web-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(401);
 
-  // A typo in the file: refused, logged, the keys in force stay.
-  writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nsuperuser:android-key-0002\n');
-  expect(service.reloadApiKeys()).toBe(false);
-  expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
-  expect(lines.some((l) => l.msg === 'API keys file not reloaded; the keys in force stay')).toBe(true);
+    // A typo in the file: refused, logged, the keys in force stay.
+    writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nsuperuser:android-key-0002\n');
+    expect(service.reloadApiKeys()).toBe(false);
+    expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
+    expect(lines.some((l) => l.msg === 'API keys file not reloaded; the keys in force stay')).toBe(true);
 
-  // The file watched: a change is picked up without any signal.
-  writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0002\n');
-  const deadline = Date.now() + 8_000;
-  while (Date.now() < deadline && (await call('android-key-0001', 'GET', `/v1/products/${p}`)).status !== 401) await sleep(200);
-  expect((await call('android-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(401);
-  expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
-}, 20_000);
+    // The file watched: a change is picked up without any signal.
+    writeFileSync(keysFile, 'admin:ops-alice:alice-key-0001\nclient:android-app:android-key-0002\n');
+    const deadline = Date.now() + 8_000;
+    while (Date.now() < deadline && (await call('android-key-0001', 'GET', `/v1/products/${p}`)).status !== 401)
+      await sleep(200);
+    expect((await call('android-key-0001', 'GET', `/v1/products/${p}`)).status).toBe(401);
+    expect((await call('android-key-0002', 'GET', `/v1/products/${p}`)).status).toBe(200);
+  },
+  20_000,
+);

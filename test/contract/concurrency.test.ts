@@ -25,7 +25,6 @@ const MAX_AMOUNT = 1_000;
 /** Expected demand is about REQUESTS * MAX_AMOUNT / 2 = 10,000,000; the pool covers 40% of it. */
 const CAPACITY = 4_000_000;
 
-
 interface LoadRequest {
   path: string;
   body: unknown;
@@ -82,9 +81,15 @@ const { parentPort, workerData } = require('node:worker_threads');
 })();
 `;
 
-function runLoad(requests: LoadRequest[], inFlight: number): Promise<{ answers: Answer[]; peak: number; retried503: number; seconds: number }> {
+function runLoad(
+  requests: LoadRequest[],
+  inFlight: number,
+): Promise<{ answers: Answer[]; peak: number; retried503: number; seconds: number }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(LOAD_WORKER, { eval: true, workerData: { baseUrl: svc.baseUrl, key: CLIENT_KEY, requests, inFlight } });
+    const worker = new Worker(LOAD_WORKER, {
+      eval: true,
+      workerData: { baseUrl: svc.baseUrl, key: CLIENT_KEY, requests, inFlight },
+    });
     worker.once('message', (m) => {
       resolve(m);
       void worker.terminate();
@@ -118,14 +123,24 @@ async function auditReservations(productId: string): Promise<Books> {
 }
 
 async function readPoolHash(productId: string) {
-  const [held, committed, capacity] = await redis.hmget(createKeys(svc.keyPrefix).pool(productId), 'held', 'committed', 'capacity');
+  const [held, committed, capacity] = await redis.hmget(
+    createKeys(svc.keyPrefix).pool(productId),
+    'held',
+    'committed',
+    'capacity',
+  );
   return { held: Number(held), committed: Number(committed), capacity: Number(capacity) };
 }
 
 /** Samples the pool counters every few ms until stopped: invariant 1 at (many) instants. */
 function samplePool(productId: string) {
   const key = createKeys(svc.keyPrefix).pool(productId);
-  const out = { count: 0, min: Number.POSITIVE_INFINITY, max: Number.NEGATIVE_INFINITY, heldMin: Number.POSITIVE_INFINITY };
+  const out = {
+    count: 0,
+    min: Number.POSITIVE_INFINITY,
+    max: Number.NEGATIVE_INFINITY,
+    heldMin: Number.POSITIVE_INFINITY,
+  };
   let running = true;
   const loop = (async () => {
     while (running) {
@@ -164,7 +179,9 @@ it(
     const productId = uniqueId('peak');
 
     // ---- setup: the product and 2,000 lines (bulk NDJSON import) ----
-    expect((await svc.admin('PUT', `/v1/products/${productId}`, { capacity: CAPACITY, holdTtlSeconds: 3600 })).status).toBe(201);
+    expect(
+      (await svc.admin('PUT', `/v1/products/${productId}`, { capacity: CAPACITY, holdTtlSeconds: 3600 })).status,
+    ).toBe(201);
     const customers = Array.from({ length: CUSTOMERS }, (_, i) => `c${i}`);
     // Expected demand per customer is 10 requests * 500 = 5,000: limits of 1,000..8,000 exhaust many lines.
     const limits = new Map(customers.map((c) => [c, 1_000 + Math.floor(random() * 7_001)]));
@@ -215,13 +232,17 @@ it(
         grantedTotal += r.amount;
         grantedPerLine.set(r.customerId, (grantedPerLine.get(r.customerId) ?? 0) + r.amount);
         grants.push({ reservationId: a.body.reservationId, customerId: r.customerId, amount: r.amount });
-      } else if (a.status === 409 && (a.body?.code === 'POOL_EXHAUSTED' || a.body?.code === 'CUSTOMER_LIMIT_EXCEEDED')) {
+      } else if (
+        a.status === 409 &&
+        (a.body?.code === 'POOL_EXHAUSTED' || a.body?.code === 'CUSTOMER_LIMIT_EXCEEDED')
+      ) {
         refused++;
         if (a.body.code === 'POOL_EXHAUSTED') poolExhausted++;
         else limitExceeded++;
         // A refusal says what could be drawn, and it is less than what was asked.
         expect(typeof a.body.drawable).toBe('number');
-        if (!(a.body.drawable < r.amount)) unexpected.push(`#${i} ${a.body.code}: drawable ${a.body.drawable} >= amount ${r.amount}`);
+        if (!(a.body.drawable < r.amount))
+          unexpected.push(`#${i} ${a.body.code}: drawable ${a.body.drawable} >= amount ${r.amount}`);
       } else {
         unexpected.push(`#${i}: ${a.status} ${JSON.stringify(a.body)}`);
       }
@@ -234,16 +255,21 @@ it(
       return l.limit - l.held - l.drawn < MAX_AMOUNT;
     }).length;
     console.log(
-      `[concurrency] reserve phase: ${REQUESTS} requests in ${seconds.toFixed(2)} s = ${Math.round(REQUESTS / seconds)} requests/s, ` +
+      `[concurrency] reserve phase: ${REQUESTS} requests in ` +
+        `${seconds.toFixed(2)} s = ${Math.round(REQUESTS / seconds)} requests/s, ` +
         `peak in flight ${peak}; 503s retried with the same key ${retried503}`,
     );
     console.log(
       `[concurrency] demand ${demand}, capacity ${CAPACITY}, granted ${grantedTotal} in ${created} holds (201); ` +
         `refused ${refused} (409): POOL_EXHAUSTED ${poolExhausted}, CUSTOMER_LIMIT_EXCEEDED ${limitExceeded}; ` +
-        `pool held ${pool.held}, available ${CAPACITY - pool.held}; lines with < ${MAX_AMOUNT} left: ${exhaustedLines}/${CUSTOMERS}`,
+        (`pool held ${pool.held}, available ${CAPACITY - pool.held}; lines ` +
+          `with < ${MAX_AMOUNT} left: ${exhaustedLines}/${CUSTOMERS}`),
     );
 
-    console.log(`[concurrency] pool sampled ${samples1.count} times during the peak: held + committed between ${samples1.min} and ${samples1.max}`);
+    console.log(
+      `[concurrency] pool sampled ${samples1.count} times during the peak: ` +
+        `held + committed between ${samples1.min} and ${samples1.max}`,
+    );
     expect(unexpected.slice(0, 20)).toEqual([]);
     // At every sampled instant: never negative, never above capacity.
     expect(samples1.min).toBeGreaterThanOrEqual(0);
@@ -262,7 +288,8 @@ it(
     // POOL_EXHAUSTED asked for more than what is still available at the end.
     const poolLeft = CAPACITY - pool.held;
     for (let i = 0; i < REQUESTS; i++) {
-      if (answers[i]!.body?.code === 'POOL_EXHAUSTED') expect(plan[i]!.amount, `request #${i}`).toBeGreaterThan(poolLeft);
+      if (answers[i]!.body?.code === 'POOL_EXHAUSTED')
+        expect(plan[i]!.amount, `request #${i}`).toBeGreaterThan(poolLeft);
     }
 
     // Lines: per line, granted == held <= limit, and every CUSTOMER_LIMIT_EXCEEDED
@@ -322,16 +349,20 @@ it(
       const ans = settleAnswers[i]!;
       // A commit retried after a 503 may find its first attempt already settled by the worker.
       const ok = a.action === 'commit' ? DRAWN_STATES.has(ans.body?.status) : ans.body?.status === 'released';
-      if (ans.status !== 200 || !ok) wrong.push(`${a.action} ${a.reservationId}: ${ans.status} ${JSON.stringify(ans.body)}`);
-      else if (a.action === 'commit' && ans.body.committedAmount !== a.commitAmount) wrong.push(`commit ${a.reservationId}: committedAmount ${ans.body.committedAmount}`);
+      if (ans.status !== 200 || !ok)
+        wrong.push(`${a.action} ${a.reservationId}: ${ans.status} ${JSON.stringify(ans.body)}`);
+      else if (a.action === 'commit' && ans.body.committedAmount !== a.commitAmount)
+        wrong.push(`commit ${a.reservationId}: committedAmount ${ans.body.committedAmount}`);
     });
 
     const pool2 = await readPoolHash(productId);
     const lines2 = await readLineHashes(productId, customers);
     console.log(
-      `[concurrency] settle phase: ${actions.length} commits/releases in ${seconds2.toFixed(2)} s = ${Math.round(actions.length / seconds2)} requests/s; ` +
+      `[concurrency] settle phase: ${actions.length} commits/releases in ` +
+        `${seconds2.toFixed(2)} s = ${Math.round(actions.length / seconds2)} requests/s; ` +
         `committed ${committedTotal} in ${actions.filter((a) => a.action === 'commit').length} commits, ` +
-        `released ${actions.filter((a) => a.action === 'release').length}; pool held ${pool2.held}, committed ${pool2.committed}`,
+        (`released ${actions.filter((a) => a.action === 'release').length}; ` +
+          `pool held ${pool2.held}, committed ${pool2.committed}`),
     );
     expect(wrong.slice(0, 20)).toEqual([]);
     expect(pool2.held).toBe(0);
@@ -345,7 +376,9 @@ it(
 
     // Conservation audit after commit/release.
     const audit2 = await auditReservations(productId);
-    console.log(`[concurrency] audit: ${audit2.records} reservation records, statuses ${JSON.stringify(audit2.byStatus)}`);
+    console.log(
+      `[concurrency] audit: ${audit2.records} reservation records, statuses ${JSON.stringify(audit2.byStatus)}`,
+    );
     expect(audit2.records).toBe(created);
     expect(audit2.held).toBe(pool2.held);
     expect(audit2.committed).toBe(pool2.committed);

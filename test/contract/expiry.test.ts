@@ -24,7 +24,6 @@ beforeAll(() => {
 });
 afterAll(() => redis?.disconnect());
 
-
 /** The Redis server's clock (ms): the clock expiry decisions use. */
 async function redisNow(): Promise<number> {
   const [s, us] = await redis.time();
@@ -64,15 +63,23 @@ async function waitForPoolHeldZero(poolKey: string, expiresAt: number, timeoutMs
   }
 }
 
-/** The instance's quota_expired_holds_reclaimed_total for one script (reclaim-expired: the sweeper), or summed over all. */
+/**
+ * The instance's quota_expired_holds_reclaimed_total for one script (reclaim-expired: the sweeper), or summed over all.
+ */
 async function reclaimedCounter(svc: { baseUrl: string }, script: string | 'all' = 'reclaim-expired'): Promise<number> {
   const text = await (await fetch(`${svc.baseUrl}/metrics`)).text();
   const samples = [...text.matchAll(/^quota_expired_holds_reclaimed_total\{script="([^"]+)"\} (\d+)$/gm)];
-  if (!samples.some(([, s]) => s === 'reclaim-expired')) throw new Error('quota_expired_holds_reclaimed_total not in /metrics');
+  if (!samples.some(([, s]) => s === 'reclaim-expired'))
+    throw new Error('quota_expired_holds_reclaimed_total not in /metrics');
   return samples.filter(([, s]) => script === 'all' || s === script).reduce((sum, [, , v]) => sum + Number(v), 0);
 }
 
-async function setUpProduct(svc: Pick<ServiceContext, 'admin'>, productId: string, capacity: number, lines: Record<string, number>) {
+async function setUpProduct(
+  svc: Pick<ServiceContext, 'admin'>,
+  productId: string,
+  capacity: number,
+  lines: Record<string, number>,
+) {
   expect((await svc.admin('PUT', `/v1/products/${productId}`, { capacity })).status).toBe(201);
   for (const [customerId, limit] of Object.entries(lines)) {
     expect((await svc.admin('PUT', `/v1/products/${productId}/customers/${customerId}`, { limit })).status).toBe(201);
@@ -93,7 +100,12 @@ describe('the background sweeper', () => {
     const ids: string[] = [];
     let expiresAt = 0;
     for (const [i, customerId] of ['c1', 'c2', 'c1'].entries()) {
-      const r = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId, amount: 100, ttlSeconds: 1 }, { 'Idempotency-Key': `k${i}` });
+      const r = await svc.client(
+        'POST',
+        `/v1/products/${p}/reservations`,
+        { customerId, amount: 100, ttlSeconds: 1 },
+        { 'Idempotency-Key': `k${i}` },
+      );
       expect(r.status).toBe(201);
       ids.push(r.body.reservationId);
       expiresAt = Math.max(expiresAt, Date.parse(r.body.expiresAt));
@@ -149,11 +161,17 @@ describe('the background sweeper', () => {
     expect(created).toBe(HOLDS);
     const heldBefore = await hgetNum(poolKey, 'held');
     const liveBefore = await redis.zcard(createKeys(svc.keyPrefix).status(p, 'held'));
-    console.log(`[expiry] ${HOLDS} reserves took ${Math.round(performance.now() - t0)} ms; ${liveBefore} holds (${heldBefore}) live at the end`);
+    console.log(
+      `[expiry] ${HOLDS} reserves took ${Math.round(performance.now() - t0)} ` +
+        `ms; ${liveBefore} holds (${heldBefore}) live at the end`,
+    );
     expect(liveBefore).toBeGreaterThan(HOLDS / 2);
 
     const result = await waitForPoolHeldZero(poolKey, expiresAt, 15_000);
-    console.log(`[expiry] ${HOLDS} holds (${heldBefore} held at the end of the reserves): pool held back to 0 ${result.afterExpiryMs} ms after the last expiry`);
+    console.log(
+      `[expiry] ${HOLDS} holds (${heldBefore} held at the end of the reserves): pool ` +
+        `held back to 0 ${result.afterExpiryMs} ms after the last expiry`,
+    );
     expect(result.held).toBe(0);
     expect(result.min).toBeGreaterThanOrEqual(0);
     expect(result.afterExpiryMs).toBeLessThanOrEqual(RECLAIM_DEADLINE_MS);
@@ -186,10 +204,20 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
     await setUpProduct(svc, p, 100, { c1: 100, c2: 100 });
     const poolKey = createKeys(svc.keyPrefix).pool(p);
 
-    const first = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100, ttlSeconds: 1 }, { 'Idempotency-Key': 'a' });
+    const first = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c1', amount: 100, ttlSeconds: 1 },
+      { 'Idempotency-Key': 'a' },
+    );
     expect(first.status).toBe(201);
     // While the hold lives, neither the line nor the pool can cover more.
-    const early = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c2', amount: 1 }, { 'Idempotency-Key': 'b' });
+    const early = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c2', amount: 1 },
+      { 'Idempotency-Key': 'b' },
+    );
     expect(early.status).toBe(409);
     expect(early.body.code).toBe('POOL_EXHAUSTED');
 
@@ -199,7 +227,12 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
     expect(await hgetNum(poolKey, 'held')).toBe(100);
 
     // ...until the product's own script runs.
-    const after = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c2', amount: 100 }, { 'Idempotency-Key': 'c' });
+    const after = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c2', amount: 100 },
+      { 'Idempotency-Key': 'c' },
+    );
     expect(after.status).toBe(201);
     expect(await hgetNum(poolKey, 'held')).toBe(100);
     expect(await lineNum(createKeys(svc.keyPrefix), p, 'c1', 'held')).toBe(0);
@@ -219,13 +252,28 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
   it("the same line's own limit comes back on a reserve after expiry", async () => {
     const p = uniqueId('p');
     await setUpProduct(svc, p, 1_000, { c1: 100 });
-    const first = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100, ttlSeconds: 1 }, { 'Idempotency-Key': 'a' });
+    const first = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c1', amount: 100, ttlSeconds: 1 },
+      { 'Idempotency-Key': 'a' },
+    );
     expect(first.status).toBe(201);
-    const early = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 1 }, { 'Idempotency-Key': 'b' });
+    const early = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c1', amount: 1 },
+      { 'Idempotency-Key': 'b' },
+    );
     expect(early.body.code).toBe('CUSTOMER_LIMIT_EXCEEDED');
     const expiresAt = Date.parse(first.body.expiresAt);
     while ((await redisNow()) < expiresAt + 50) await sleep(50);
-    const after = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'c' });
+    const after = await svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId: 'c1', amount: 100 },
+      { 'Idempotency-Key': 'c' },
+    );
     expect(after.status).toBe(201);
     expect(await hgetNum(createKeys(svc.keyPrefix).pool(p), 'held')).toBe(100);
     expect(await lineNum(createKeys(svc.keyPrefix), p, 'c1', 'held')).toBe(100);
@@ -235,12 +283,19 @@ describe('lazy reclamation (API-only instance: no sweeper)', () => {
 describe('two instances on one Redis and key prefix', () => {
   const keyPrefix = uniqueId('shared');
   const services: ServiceContext[] = [];
-  const call = (service: ServiceContext, method: string, path: string, body: unknown, key: string, headers: Record<string, string> = {}) =>
-    service.call(method, path, { body, key, headers });
+  const call = (
+    service: ServiceContext,
+    method: string,
+    path: string,
+    body: unknown,
+    key: string,
+    headers: Record<string, string> = {},
+  ) => service.call(method, path, { body, key, headers });
 
   beforeAll(async () => {
     // A short interval makes the two schedulers compete hard.
-    for (let i = 0; i < 2; i++) services.push(await startServiceContext({ KEY_PREFIX: keyPrefix, SWEEP_INTERVAL_MS: '100' }));
+    for (let i = 0; i < 2; i++)
+      services.push(await startServiceContext({ KEY_PREFIX: keyPrefix, SWEEP_INTERVAL_MS: '100' }));
   });
   afterAll(async () => {
     await Promise.all(services.map((s) => s.stop()));
@@ -251,7 +306,10 @@ describe('two instances on one Redis and key prefix', () => {
     const p = uniqueId('p');
     const customers = Array.from({ length: 50 }, (_, i) => `c${i}`);
     expect((await call(a, 'PUT', `/v1/products/${p}`, { capacity: 1_000_000 }, ADMIN_KEY)).status).toBe(201);
-    for (const c of customers) expect((await call(b, 'PUT', `/v1/products/${p}/customers/${c}`, { limit: 100_000 }, ADMIN_KEY)).status).toBe(201);
+    for (const c of customers)
+      expect((await call(b, 'PUT', `/v1/products/${p}/customers/${c}`, { limit: 100_000 }, ADMIN_KEY)).status).toBe(
+        201,
+      );
 
     const poolKey = createKeys(keyPrefix).pool(p);
     const HOLDS = 600;
@@ -259,9 +317,16 @@ describe('two instances on one Redis and key prefix', () => {
     let granted = 0;
     await bounded(HOLDS, 50, async (i) => {
       // 6 s: every reserve lands before the first hold falls due, even on a loaded machine.
-      const r = await call(i % 2 ? a : b, 'POST', `/v1/products/${p}/reservations`, { customerId: customers[i % customers.length], amount: 7, ttlSeconds: 6 }, CLIENT_KEY, {
-        'Idempotency-Key': `k${i}`,
-      });
+      const r = await call(
+        i % 2 ? a : b,
+        'POST',
+        `/v1/products/${p}/reservations`,
+        { customerId: customers[i % customers.length], amount: 7, ttlSeconds: 6 },
+        CLIENT_KEY,
+        {
+          'Idempotency-Key': `k${i}`,
+        },
+      );
       expect(r.status).toBe(201);
       granted++;
       expiresAt = Math.max(expiresAt, Date.parse(r.body.expiresAt));
@@ -286,7 +351,10 @@ describe('two instances on one Redis and key prefix', () => {
 
     try {
       const result = await waitForPoolHeldZero(poolKey, expiresAt, 10_000);
-      console.log(`[expiry] two instances, ${HOLDS} holds: pool held back to 0 ${result.afterExpiryMs} ms after the last expiry; min held seen ${result.min}; max active sweep jobs seen ${maxActive}`);
+      console.log(
+        `[expiry] two instances, ${HOLDS} holds: pool held back to 0 ${result.afterExpiryMs} ms after the ` +
+          `last expiry; min held seen ${result.min}; max active sweep jobs seen ${maxActive}`,
+      );
       expect(result.held).toBe(0);
       expect(result.min).toBeGreaterThanOrEqual(0);
       expect(result.afterExpiryMs).toBeLessThanOrEqual(RECLAIM_DEADLINE_MS);
@@ -314,8 +382,13 @@ describe('two instances on one Redis and key prefix', () => {
     // to exactly the holds that were live when the reserves ended (the rest
     // were reclaimed lazily by later reserves).
     const swept = (await reclaimedCounter(a)) + (await reclaimedCounter(b));
-    const expired = (await readAllRecords(redis, createKeys(keyPrefix), p)).filter((r) => r.status === 'expired').length;
-    console.log(`[expiry] two instances: ${liveBefore} holds live after the reserves, reclaimed by the sweepers ${swept}, expired records ${expired}`);
+    const expired = (await readAllRecords(redis, createKeys(keyPrefix), p)).filter(
+      (r) => r.status === 'expired',
+    ).length;
+    console.log(
+      `[expiry] two instances: ${liveBefore} holds live after the reserves, ` +
+        `reclaimed by the sweepers ${swept}, expired records ${expired}`,
+    );
     expect(expired).toBe(HOLDS);
     expect(swept).toBe(liveBefore);
     // Every call went through a or b, so counting lazy returns too, each expiry is counted exactly once.

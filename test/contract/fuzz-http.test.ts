@@ -41,10 +41,17 @@ const reservationIds: string[] = ['r-none'];
 const stats = { cases: 0, byStatus: {} as Record<number, number>, slow: 0, maxMs: 0 };
 
 beforeAll(async () => {
-  svc = await startServiceContext({ BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS), RELAY_INTERVAL_MS: '300', RELAY_GRACE_MS: '0' });
+  svc = await startServiceContext({
+    BODY_TIMEOUT_MS: String(BODY_TIMEOUT_MS),
+    RELAY_INTERVAL_MS: '300',
+    RELAY_GRACE_MS: '0',
+  });
   product = `fz-${SEED.toString(36)}-${Date.now().toString(36)}`;
-  expect((await svc.admin('PUT', `/v1/products/${product}`, { capacity: 1_000_000, holdTtlSeconds: 600 })).status).toBe(201);
-  for (const c of CUSTOMERS) expect((await svc.admin('PUT', `/v1/products/${product}/customers/${c}`, { limit: 200_000 })).status).toBe(201);
+  expect((await svc.admin('PUT', `/v1/products/${product}`, { capacity: 1_000_000, holdTtlSeconds: 600 })).status).toBe(
+    201,
+  );
+  for (const c of CUSTOMERS)
+    expect((await svc.admin('PUT', `/v1/products/${product}/customers/${c}`, { limit: 200_000 })).status).toBe(201);
   console.log(`fuzz-http: seed ${SEED} (replay: FUZZ_SEED=${SEED}), ${RUNS} cases`);
 });
 afterAll(async () => {
@@ -65,15 +72,44 @@ interface FuzzRequest {
 }
 
 const id = fc.oneof(
-  fc.constantFrom('PRODUCT', 'PRODUCT', 'PRODUCT', 'nope', 'a'.repeat(65), '..', '%2e%2e', '%ZZ', '%00', '%C3%A9t%C3%A9', '%F0%9F%92%B8', 'x:y', ''),
+  fc.constantFrom(
+    'PRODUCT',
+    'PRODUCT',
+    'PRODUCT',
+    'nope',
+    'a'.repeat(65),
+    '..',
+    '%2e%2e',
+    '%ZZ',
+    '%00',
+    '%C3%A9t%C3%A9',
+    '%F0%9F%92%B8',
+    'x:y',
+    '',
+  ),
   fc.stringMatching(/^[A-Za-z0-9._-]{1,12}$/),
 );
 const customer = fc.oneof(fc.constantFrom(...CUSTOMERS, ...CUSTOMERS), id);
-const reservation = fc.oneof(fc.nat(1_000).map((n) => `#${n}`), id);
+const reservation = fc.oneof(
+  fc.nat(1_000).map((n) => `#${n}`),
+  id,
+);
 const query = fc.oneof(
   fc.constant(''),
-  fc.constantFrom('?status=held', '?status=committed&limit=500', '?status=bogus', '?offset=-1&status=held', '?limit=0&status=held'),
-  fc.constantFrom('?cursor=18446744073709551616', '?cursor=0&count=1000', '?cursor=abc', `?cursor=${'9'.repeat(30)}`, '?x=%ZZ'),
+  fc.constantFrom(
+    '?status=held',
+    '?status=committed&limit=500',
+    '?status=bogus',
+    '?offset=-1&status=held',
+    '?limit=0&status=held',
+  ),
+  fc.constantFrom(
+    '?cursor=18446744073709551616',
+    '?cursor=0&count=1000',
+    '?cursor=abc',
+    `?cursor=${'9'.repeat(30)}`,
+    '?x=%ZZ',
+  ),
 );
 const path = fc.oneof(
   { weight: 3, arbitrary: fc.tuple(id).map(([p]) => `/v1/products/${p}`) },
@@ -91,24 +127,61 @@ const path = fc.oneof(
   { weight: 1, arbitrary: fc.tuple(id, query).map(([p, q]) => `/v1/products/${p}/ledger${q}`) },
   {
     weight: 2,
-    arbitrary: fc.constantFrom('/v1', '/v1/', '/v1/nothing', '/v1/products', '/v1//products', '/nothing', '/healthz', '/v1/%E0%A4%A', '/v1/products/%'),
+    arbitrary: fc.constantFrom(
+      '/v1',
+      '/v1/',
+      '/v1/nothing',
+      '/v1/products',
+      '/v1//products',
+      '/nothing',
+      '/healthz',
+      '/v1/%E0%A4%A',
+      '/v1/products/%',
+    ),
   },
 );
 
 /** JSON text nested `depth` levels (arrays or objects), as an attacker would build it. */
 const deepJson = fc
   .tuple(fc.integer({ min: 1, max: 8_000 }), fc.boolean())
-  .map(([depth, arrays]) => (arrays ? `${'['.repeat(depth)}1${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`));
-const hugeNumber = fc.constantFrom('1e400', '-1e400', '123456789012345678901234567890', '9007199254740993', '0.1e-400', '-0', '1.5', '00', 'NaN', 'Infinity');
-const amount = fc.oneof(fc.integer({ min: -5, max: 300 }), fc.double(), hugeNumber.map((n) => ({ raw: n })));
-const jsonOf = (v: unknown) => JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && 'raw' in x ? `@@${x.raw}@@` : x)).replace(/"@@(.*?)@@"/g, '$1');
+  .map(([depth, arrays]) =>
+    arrays ? `${'['.repeat(depth)}1${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`,
+  );
+const hugeNumber = fc.constantFrom(
+  '1e400',
+  '-1e400',
+  '123456789012345678901234567890',
+  '9007199254740993',
+  '0.1e-400',
+  '-0',
+  '1.5',
+  '00',
+  'NaN',
+  'Infinity',
+);
+const amount = fc.oneof(
+  fc.integer({ min: -5, max: 300 }),
+  fc.double(),
+  hugeNumber.map((n) => ({ raw: n })),
+);
+const jsonOf = (v: unknown) =>
+  JSON.stringify(v, (_k, x) => (x && typeof x === 'object' && 'raw' in x ? `@@${x.raw}@@` : x)).replace(
+    /"@@(.*?)@@"/g,
+    '$1',
+  );
 const reserveLike = fc
   .record(
     {
       customerId: customer,
       amount,
-      ttlSeconds: fc.oneof(fc.integer({ min: -1, max: 700 }), hugeNumber.map((n) => ({ raw: n }))),
-      metadata: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.dictionary(fc.string(), fc.string({ unit: 'binary' }), { maxKeys: 50 })),
+      ttlSeconds: fc.oneof(
+        fc.integer({ min: -1, max: 700 }),
+        hugeNumber.map((n) => ({ raw: n })),
+      ),
+      metadata: fc.oneof(
+        fc.jsonValue({ maxDepth: 4 }),
+        fc.dictionary(fc.string(), fc.string({ unit: 'binary' }), { maxKeys: 50 }),
+      ),
       outcome: fc.constantFrom('settled', 'reversed', 'maybe'),
       limit: fc.integer({ min: -1, max: 1_000_000 }),
       capacity: fc.integer({ min: 0, max: 2_000_000 }),
@@ -122,18 +195,49 @@ const bodyText = fc.oneof(
   { weight: 2, arbitrary: fc.json({ maxDepth: 6 }) },
   { weight: 2, arbitrary: deepJson },
   { weight: 1, arbitrary: deepJson.map((d) => `{"customerId":"c0","amount":1,"metadata":{"x":${d}}}`) },
-  { weight: 1, arbitrary: fc.integer({ min: 100, max: 3_000 }).map((n) => `{${Array.from({ length: n }, (_, i) => `"k${i}":${i}`).join(',')}}`) },
-  { weight: 1, arbitrary: fc.constantFrom('{"customerId":"c0","amount":1,"amount":2}', '{"__proto__":{"x":1},"customerId":"c0","amount":1}', '{"constructor":{"prototype":{}}}') },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 100, max: 3_000 })
+      .map((n) => `{${Array.from({ length: n }, (_, i) => `"k${i}":${i}`).join(',')}}`),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      '{"customerId":"c0","amount":1,"amount":2}',
+      '{"__proto__":{"x":1},"customerId":"c0","amount":1}',
+      '{"constructor":{"prototype":{}}}',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 200 }) },
   { weight: 1, arbitrary: reserveLike.chain((t) => fc.nat(t.length).map((n) => t.slice(0, n))) },
-  { weight: 1, arbitrary: fc.integer({ min: 16_000, max: 40_000 }).map((n) => `{"customerId":"c0","amount":1,"metadata":{"x":"${'y'.repeat(n)}"}}`) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .integer({ min: 16_000, max: 40_000 })
+      .map((n) => `{"customerId":"c0","amount":1,"metadata":{"x":"${'y'.repeat(n)}"}}`),
+  },
   { weight: 1, arbitrary: fc.array(reserveLike, { maxLength: 20 }).map((rows) => rows.join('\n')) },
 );
 const body = fc.oneof(
-  { weight: 10, arbitrary: bodyText.map((t) => ({ bytes: Buffer.from(t, 'utf8'), encoding: undefined as string | undefined })) },
-  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((b) => ({ bytes: Buffer.from(b), encoding: undefined as string | undefined })) },
+  {
+    weight: 10,
+    arbitrary: bodyText.map((t) => ({ bytes: Buffer.from(t, 'utf8'), encoding: undefined as string | undefined })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .uint8Array({ maxLength: 300 })
+      .map((b) => ({ bytes: Buffer.from(b), encoding: undefined as string | undefined })),
+  },
   { weight: 1, arbitrary: bodyText.map((t) => ({ bytes: gzipSync(t), encoding: 'gzip' as string | undefined })) },
-  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 100 }).map((b) => ({ bytes: Buffer.from(b), encoding: fc.sample(fc.constantFrom('gzip', 'br', 'deflate', 'x-unknown'), 1)[0] })) },
+  {
+    weight: 1,
+    arbitrary: fc.uint8Array({ maxLength: 100 }).map((b) => ({
+      bytes: Buffer.from(b),
+      encoding: fc.sample(fc.constantFrom('gzip', 'br', 'deflate', 'x-unknown'), 1)[0],
+    })),
+  },
 );
 const headerValue = fc.stringMatching(/^[\x21-\x7e]{0,80}$/);
 const anyRequest: fc.Arbitrary<FuzzRequest> = fc
@@ -141,12 +245,25 @@ const anyRequest: fc.Arbitrary<FuzzRequest> = fc
     method: fc.constantFrom('GET', 'GET', 'POST', 'POST', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'HEAD'),
     path,
     key: fc.constantFrom('none', 'bad', 'client', 'client', 'client', 'admin', 'admin'),
-    contentType: fc.constantFrom('application/json', 'application/json', 'application/json', 'application/problem+json', 'text/plain', 'application/x-ndjson', 'application/json; charset=utf-16', 'application/json; charset=latin1', ''),
+    contentType: fc.constantFrom(
+      'application/json',
+      'application/json',
+      'application/json',
+      'application/problem+json',
+      'text/plain',
+      'application/x-ndjson',
+      'application/json; charset=utf-16',
+      'application/json; charset=latin1',
+      '',
+    ),
     idempotencyKey: fc.option(headerValue, { freq: 4 }),
     language: fc.option(fc.constantFrom('de', 'fr-CH, en;q=0.5', '*', 'xx-INVALID;;', 'en'), { freq: 2 }),
     requestId: fc.option(headerValue, { freq: 3 }),
     body: fc.option(body, { freq: 5 }),
-    slow: fc.oneof({ weight: 19, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.integer({ min: 10, max: 80 }) }),
+    slow: fc.oneof(
+      { weight: 19, arbitrary: fc.constant(null) },
+      { weight: 1, arbitrary: fc.integer({ min: 10, max: 80 }) },
+    ),
   })
   .map((r) => {
     const headers: Record<string, string> = {};
@@ -155,15 +272,27 @@ const anyRequest: fc.Arbitrary<FuzzRequest> = fc
     if (r.idempotencyKey !== null) headers['idempotency-key'] = r.idempotencyKey;
     if (r.language !== null) headers['accept-language'] = r.language;
     if (r.requestId !== null) headers['x-request-id'] = r.requestId;
-    return { method: r.method, path: r.path, key: r.key, headers, body: r.body?.bytes, gapMs: r.body && r.slow !== null ? r.slow : 0 };
+    return {
+      method: r.method,
+      path: r.path,
+      key: r.key,
+      headers,
+      body: r.body?.bytes,
+      gapMs: r.body && r.slow !== null ? r.slow : 0,
+    };
   });
 
-/** Near-valid traffic, so the fuzz reaches the engine: reserves, commits, releases and repayments with small mutations. */
+/**
+ * Near-valid traffic, so the fuzz reaches the engine: reserves, commits, releases and repayments with small mutations.
+ */
 const flowRequest: fc.Arbitrary<FuzzRequest> = fc
   .record({
     op: fc.constantFrom('reserve', 'reserve', 'reserve', 'commit', 'release', 'repay', 'get'),
     customerId: fc.constantFrom(...CUSTOMERS),
-    amount: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 1, max: 300 }) }, { weight: 1, arbitrary: fc.integer({ min: -10, max: 500_000 }) }),
+    amount: fc.oneof(
+      { weight: 5, arbitrary: fc.integer({ min: 1, max: 300 }) },
+      { weight: 1, arbitrary: fc.integer({ min: -10, max: 500_000 }) },
+    ),
     commitAmount: fc.option(fc.integer({ min: 0, max: 400 }), { freq: 2 }),
     reservation: fc.nat(1_000).map((n) => `#${n}`),
     idempotencyKey: fc.oneof(fc.stringMatching(/^[A-Za-z0-9]{8,16}$/), fc.constantFrom('same-key-1', 'same-key-2')),
@@ -175,15 +304,54 @@ const flowRequest: fc.Arbitrary<FuzzRequest> = fc
     const base = `/v1/products/PRODUCT`;
     switch (f.op) {
       case 'reserve':
-        return { method: 'POST', path: `${base}/reservations`, key: 'client', headers, body: json({ customerId: f.customerId, amount: f.amount, ...(f.metadata !== null ? { metadata: { m: f.metadata } } : {}) }), gapMs: 0 };
+        return {
+          method: 'POST',
+          path: `${base}/reservations`,
+          key: 'client',
+          headers,
+          body: json({
+            customerId: f.customerId,
+            amount: f.amount,
+            ...(f.metadata !== null ? { metadata: { m: f.metadata } } : {}),
+          }),
+          gapMs: 0,
+        };
       case 'commit':
-        return { method: 'POST', path: `${base}/reservations/${f.reservation}/commit`, key: 'client', headers, body: f.commitAmount === null ? undefined : json({ amount: f.commitAmount }), gapMs: 0 };
+        return {
+          method: 'POST',
+          path: `${base}/reservations/${f.reservation}/commit`,
+          key: 'client',
+          headers,
+          body: f.commitAmount === null ? undefined : json({ amount: f.commitAmount }),
+          gapMs: 0,
+        };
       case 'release':
-        return { method: 'POST', path: `${base}/reservations/${f.reservation}/release`, key: 'client', headers, body: undefined, gapMs: 0 };
+        return {
+          method: 'POST',
+          path: `${base}/reservations/${f.reservation}/release`,
+          key: 'client',
+          headers,
+          body: undefined,
+          gapMs: 0,
+        };
       case 'repay':
-        return { method: 'POST', path: `${base}/customers/${f.customerId}/repayments`, key: 'client', headers, body: json({ amount: f.amount }), gapMs: 0 };
+        return {
+          method: 'POST',
+          path: `${base}/customers/${f.customerId}/repayments`,
+          key: 'client',
+          headers,
+          body: json({ amount: f.amount }),
+          gapMs: 0,
+        };
       default:
-        return { method: 'GET', path: `${base}/reservations/${f.reservation}`, key: 'client', headers: {}, body: undefined, gapMs: 0 };
+        return {
+          method: 'GET',
+          path: `${base}/reservations/${f.reservation}`,
+          key: 'client',
+          headers: {},
+          body: undefined,
+          gapMs: 0,
+        };
     }
   });
 const fuzzRequest = fc.oneof({ weight: 3, arbitrary: anyRequest }, { weight: 2, arbitrary: flowRequest });
@@ -199,7 +367,9 @@ interface Answer {
 }
 
 function send(req: FuzzRequest): Promise<Answer> {
-  const path = req.path.replaceAll('PRODUCT', product).replace(/#(\d+)/, (_m, n: string) => reservationIds[Number(n) % reservationIds.length]!);
+  const path = req.path
+    .replaceAll('PRODUCT', product)
+    .replace(/#(\d+)/, (_m, n: string) => reservationIds[Number(n) % reservationIds.length]!);
   const headers: Record<string, string> = { ...req.headers };
   const keys = { admin: ADMIN_KEY, client: CLIENT_KEY, bad: 'not-a-key' };
   if (req.key !== 'none') headers.authorization = `Bearer ${keys[req.key]}`;
@@ -210,7 +380,14 @@ function send(req: FuzzRequest): Promise<Answer> {
     const r = httpRequest({ host: url.hostname, port: url.port, method: req.method, path, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - sentAt }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          text: Buffer.concat(chunks).toString('utf8'),
+          ms: performance.now() - sentAt,
+        }),
+      );
       res.on('error', reject);
     });
     r.on('error', reject);
@@ -236,11 +413,12 @@ function judge(req: FuzzRequest, a: Answer): string | undefined {
   if (!DOCUMENTED.has(a.status)) return `undocumented status ${a.status}: ${a.text.slice(0, 300)}`;
   if (a.ms > ANSWER_BOUND_MS) return `answered after ${Math.round(a.ms)} ms`;
   const path = req.path.split('?')[0]!;
-  if (path.startsWith('/v1') && req.key === 'none' || (path.startsWith('/v1') && req.key === 'bad')) {
+  if ((path.startsWith('/v1') && req.key === 'none') || (path.startsWith('/v1') && req.key === 'bad')) {
     if (a.status !== 401 && !(a.status === 400 && /%/.test(path))) return `no valid key but ${a.status}`;
   }
   if (a.status >= 400) {
-    if (!String(a.headers['content-type'] ?? '').startsWith('application/problem+json')) return `error without problem+json: ${a.headers['content-type']}`;
+    if (!String(a.headers['content-type'] ?? '').startsWith('application/problem+json'))
+      return `error without problem+json: ${a.headers['content-type']}`;
     if (req.method === 'HEAD') return undefined;
     let problem: { code?: string; status?: number };
     try {
@@ -249,7 +427,8 @@ function judge(req: FuzzRequest, a: Answer): string | undefined {
       return `error body is not JSON: ${a.text.slice(0, 200)}`;
     }
     const known = problem.code ? PROBLEMS[problem.code as keyof typeof PROBLEMS] : undefined;
-    if (!known || known.status !== a.status || problem.status !== a.status) return `code ${problem.code} does not match status ${a.status}`;
+    if (!known || known.status !== a.status || problem.status !== a.status)
+      return `code ${problem.code} does not match status ${a.status}`;
     if (a.status === 405 && !a.headers.allow) return '405 without Allow';
   }
   return undefined;
@@ -290,7 +469,9 @@ describe('HTTP fuzz', () => {
       probing = false;
       await prober;
       console.log(
-        `fuzz-http: seed ${SEED}, ${stats.cases} cases (${stats.slow} slow bodies), statuses ${JSON.stringify(stats.byStatus)}, slowest answer ${Math.round(stats.maxMs)} ms, /healthz max ${Math.round(Math.max(...probes))} ms over ${probes.length} probes`,
+        `fuzz-http: seed ${SEED}, ${stats.cases} cases (${stats.slow} slow bodies), statuses ` +
+          `${JSON.stringify(stats.byStatus)}, slowest answer ${Math.round(stats.maxMs)} ms, /healthz ` +
+          `max ${Math.round(Math.max(...probes))} ms over ${probes.length} probes`,
       );
     }
     expect(stats.cases).toBe(RUNS);
@@ -300,14 +481,31 @@ describe('HTTP fuzz', () => {
 
     // A few bodies that never finish arrive: 408, nothing done.
     const late = await Promise.all(
-      Array.from({ length: 5 }, () => send({ method: 'POST', path: `/v1/products/PRODUCT/reservations`, key: 'client', headers: { 'content-type': 'application/json', 'idempotency-key': `late-${SEED}` }, body: Buffer.from('{"customerId":"c0","amount":1}'), gapMs: BODY_TIMEOUT_MS + 500 })),
+      Array.from({ length: 5 }, () =>
+        send({
+          method: 'POST',
+          path: `/v1/products/PRODUCT/reservations`,
+          key: 'client',
+          headers: { 'content-type': 'application/json', 'idempotency-key': `late-${SEED}` },
+          body: Buffer.from('{"customerId":"c0","amount":1}'),
+          gapMs: BODY_TIMEOUT_MS + 500,
+        }),
+      ),
     );
     for (const a of late) expect(a.status, a.text).toBe(408);
 
     // The books: once committed draws have settled, the counters equal the sums of the records...
-    await waitUntil('no committed reservation left', () => listAll(svc, product, 'committed'), (items) => items.length === 0, { timeoutMs: 20_000, everyMs: 200 });
+    await waitUntil(
+      'no committed reservation left',
+      () => listAll(svc, product, 'committed'),
+      (items) => items.length === 0,
+      { timeoutMs: 20_000, everyMs: 200 },
+    );
     const pool = (await svc.client('GET', `/v1/products/${product}`)).body;
-    const sum = (items: { amount: number; committedAmount: number }[], f: (r: { amount: number; committedAmount: number }) => number) => items.reduce((a, r) => a + f(r), 0);
+    const sum = (
+      items: { amount: number; committedAmount: number }[],
+      f: (r: { amount: number; committedAmount: number }) => number,
+    ) => items.reduce((a, r) => a + f(r), 0);
     const held = await listAll(svc, product, 'held');
     const settled = await listAll(svc, product, 'settled');
     const unknown = await listAll(svc, product, 'settlement_unknown');
@@ -332,7 +530,9 @@ describe('HTTP fuzz', () => {
       });
       for (let i = 0; i < 3; i++) {
         const report = await audit.auditOnce();
-        expect(report.violations, JSON.stringify(report.products.filter((p) => p.violations > 0)).slice(0, 2000)).toBe(0);
+        expect(report.violations, JSON.stringify(report.products.filter((p) => p.violations > 0)).slice(0, 2000)).toBe(
+          0,
+        );
       }
     } finally {
       redis.disconnect();

@@ -8,7 +8,18 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { ADMIN_KEY, admin, client, expectInvalid, expectProblem, hold, makeLine, makeProduct, raw, uniqueId } from '../support/api.js';
+import {
+  ADMIN_KEY,
+  admin,
+  client,
+  expectInvalid,
+  expectProblem,
+  hold,
+  makeLine,
+  makeProduct,
+  raw,
+  uniqueId,
+} from '../support/api.js';
 
 let svc: ServiceContext;
 let redis: Redis;
@@ -22,7 +33,8 @@ afterAll(async () => {
 });
 
 /** `{"customerId":"c1","amount":1,"metadata":{"x":[[[…1…]]]}}`, `depth` arrays deep. */
-const deepBody = (depth: number) => `{"customerId":"c1","amount":1,"metadata":{"x":${'['.repeat(depth)}1${']'.repeat(depth)}}}`;
+const deepBody = (depth: number) =>
+  `{"customerId":"c1","amount":1,"metadata":{"x":${'['.repeat(depth)}1${']'.repeat(depth)}}}`;
 
 async function timed<T>(f: () => Promise<T>): Promise<{ value: T; ms: number }> {
   const t0 = performance.now();
@@ -58,8 +70,18 @@ describe('1. deep JSON', () => {
     });
     expect(r.status, r.text).toBe(201);
     const deep = `{"amount":${'['.repeat(7000)}1${']'.repeat(7000)}}`;
-    for (const path of [`reservations/${r.body.reservationId}/commit`, `reservations/${r.body.reservationId}/release`, 'customers/c1/repayments']) {
-      expectInvalid(await raw(svc, 'POST', `/v1/products/${p}/${path}`, { body: deep, headers: { 'Idempotency-Key': uniqueId('k') } }), /deeper than 32/);
+    for (const path of [
+      `reservations/${r.body.reservationId}/commit`,
+      `reservations/${r.body.reservationId}/release`,
+      'customers/c1/repayments',
+    ]) {
+      expectInvalid(
+        await raw(svc, 'POST', `/v1/products/${p}/${path}`, {
+          body: deep,
+          headers: { 'Idempotency-Key': uniqueId('k') },
+        }),
+        /deeper than 32/,
+      );
     }
   });
 
@@ -71,7 +93,8 @@ describe('1. deep JSON', () => {
       raw(svc, 'POST', `/v1/products/${p}/reservations`, { body, headers: { 'Idempotency-Key': uniqueId('k') } }),
     );
     const probes: number[] = [];
-    for (let i = 0; i < 10; i++) probes.push((await timed(() => fetch(`${svc.baseUrl}/healthz`).then((r) => r.text()))).ms);
+    for (let i = 0; i < 10; i++)
+      probes.push((await timed(() => fetch(`${svc.baseUrl}/healthz`).then((r) => r.text()))).ms);
     const answers = await Promise.all(attacks);
     for (const a of answers) expect(a.status, a.text).toBe(400);
     expect(Math.max(...probes), `healthz latencies ${probes.map(Math.round).join(',')}`).toBeLessThan(250);
@@ -87,7 +110,11 @@ describe('3. bulk import', () => {
       `{"customerId":"c3","limit":${'{"a":'.repeat(40)}1${'}'.repeat(40)}}`,
       '{"customerId":"c4","limit":100}',
     ];
-    const res = await raw(svc, 'POST', `/v1/products/${p}/customers:bulk`, { key: ADMIN_KEY, body: rows.join('\n'), contentType: 'application/x-ndjson' });
+    const res = await raw(svc, 'POST', `/v1/products/${p}/customers:bulk`, {
+      key: ADMIN_KEY,
+      body: rows.join('\n'),
+      contentType: 'application/x-ndjson',
+    });
     expect(res.status, res.text.slice(0, 300)).toBe(200);
     expect(res.body.upserted).toBe(2);
     expect(res.body.rejected.map((r: { line: number; code: string }) => [r.line, r.code])).toEqual([
@@ -95,7 +122,8 @@ describe('3. bulk import', () => {
       [3, 'INVALID_REQUEST'],
     ]);
     expect(res.body.rejected[0].detail).toMatch(/deeper than 32/);
-    for (const c of ['c1', 'c4']) expect((await client(svc, 'GET', `/v1/products/${p}/customers/${c}`)).status).toBe(200);
+    for (const c of ['c1', 'c4'])
+      expect((await client(svc, 'GET', `/v1/products/${p}/customers/${c}`)).status).toBe(200);
   });
 });
 
@@ -111,7 +139,11 @@ describe('6. small ones', () => {
 
   it('admin listings, ledger and events of an unknown product are 404 PRODUCT_NOT_FOUND', async () => {
     const missing = uniqueId('nope');
-    expectProblem(await admin(svc, 'GET', `/v1/products/${missing}/reservations?status=held`), 404, 'PRODUCT_NOT_FOUND');
+    expectProblem(
+      await admin(svc, 'GET', `/v1/products/${missing}/reservations?status=held`),
+      404,
+      'PRODUCT_NOT_FOUND',
+    );
     expectProblem(await admin(svc, 'GET', `/v1/products/${missing}/ledger`), 404, 'PRODUCT_NOT_FOUND');
     expectProblem(await admin(svc, 'GET', `/v1/products/${missing}/reservations/r1/events`), 404, 'PRODUCT_NOT_FOUND');
     // A known product keeps its answers.
@@ -139,19 +171,22 @@ describe('6. small ones', () => {
     }
   });
 
-  it('with a key: an unknown path is 404 ROUTE_NOT_FOUND, a known path with another method 405 with Allow', async () => {
-    const p = await makeProduct(svc, { capacity: 10 });
-    expectProblem(await client(svc, 'GET', '/v1/nothing-here'), 404, 'ROUTE_NOT_FOUND');
-    const del = await client(svc, 'DELETE', `/v1/products/${p}`);
-    expectProblem(del, 405, 'METHOD_NOT_ALLOWED');
-    expect(del.headers.get('allow')).toBe('GET, HEAD, PATCH, PUT');
-    const get = await client(svc, 'GET', `/v1/products/${p}/reservations/r1/commit`);
-    expectProblem(get, 405, 'METHOD_NOT_ALLOWED');
-    expect(get.headers.get('allow')).toBe('POST');
-    const options = await raw(svc, 'OPTIONS', `/v1/products/${p}/customers/c1`);
-    expectProblem(options, 405, 'METHOD_NOT_ALLOWED');
-    expect(options.headers.get('allow')).toBe('GET, HEAD, PUT');
-  });
+  it(
+    'with a key: an unknown path is 404 ROUTE_NOT_FOUND, a ' + 'known path with another method 405 with Allow',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 10 });
+      expectProblem(await client(svc, 'GET', '/v1/nothing-here'), 404, 'ROUTE_NOT_FOUND');
+      const del = await client(svc, 'DELETE', `/v1/products/${p}`);
+      expectProblem(del, 405, 'METHOD_NOT_ALLOWED');
+      expect(del.headers.get('allow')).toBe('GET, HEAD, PATCH, PUT');
+      const get = await client(svc, 'GET', `/v1/products/${p}/reservations/r1/commit`);
+      expectProblem(get, 405, 'METHOD_NOT_ALLOWED');
+      expect(get.headers.get('allow')).toBe('POST');
+      const options = await raw(svc, 'OPTIONS', `/v1/products/${p}/customers/c1`);
+      expectProblem(options, 405, 'METHOD_NOT_ALLOWED');
+      expect(options.headers.get('allow')).toBe('GET, HEAD, PUT');
+    },
+  );
 
   it('a PATCH of a missing product or a refused PUT does not add the id to the product index', async () => {
     const keys = createKeys(svc.keyPrefix);

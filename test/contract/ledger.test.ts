@@ -26,7 +26,15 @@ async function open(options: Partial<LedgerServerOptions> = {}): Promise<LedgerS
 }
 
 function settlement(reservationId: string, customerId = 'cust-1', extra: Record<string, unknown> = {}) {
-  return { reservationId, productId: 'prod-1', customerId, amount: 5000, committedAt: '2025-01-01T00:00:00.000Z', metadata: { tier: 'gold' }, ...extra };
+  return {
+    reservationId,
+    productId: 'prod-1',
+    customerId,
+    amount: 5000,
+    committedAt: '2025-01-01T00:00:00.000Z',
+    metadata: { tier: 'gold' },
+    ...extra,
+  };
 }
 
 interface PostOptions {
@@ -38,7 +46,11 @@ interface PostOptions {
 }
 
 /** POSTs like the worker will: raw JSON bytes, Idempotency-Key, X-Signature over those bytes. */
-async function post(ledger: LedgerServer, body: { reservationId: string } & Record<string, unknown>, o: PostOptions = {}) {
+async function post(
+  ledger: LedgerServer,
+  body: { reservationId: string } & Record<string, unknown>,
+  o: PostOptions = {},
+) {
   const raw = o.raw ?? JSON.stringify(body);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   const key = o.key === undefined ? body.reservationId : o.key;
@@ -82,7 +94,12 @@ describe('ledger server', () => {
     for (const path of ['/r1', '/settlements/r1']) {
       const found = await get(ledger, path);
       expect(found.status).toBe(200);
-      expect(found.json).toMatchObject({ status: 'applied', reservationId: 'r1', body: settlement('r1'), deliveries: 1 });
+      expect(found.json).toMatchObject({
+        status: 'applied',
+        reservationId: 'r1',
+        body: settlement('r1'),
+        deliveries: 1,
+      });
     }
     expect((await get(ledger, '/never-sent')).status).toBe(404);
     expect((await get(ledger, '/settlements/never-sent')).status).toBe(404);
@@ -101,10 +118,14 @@ describe('ledger server', () => {
     const ledger = await open();
     const body = settlement('r1');
     expect((await post(ledger, body, { signature: null })).status).toBe(401);
-    expect((await post(ledger, body, { signature: signBody('wrong-secret-0123456', JSON.stringify(body)) })).status).toBe(401);
+    expect(
+      (await post(ledger, body, { signature: signBody('wrong-secret-0123456', JSON.stringify(body)) })).status,
+    ).toBe(401);
     // Same JSON, other bytes: the HMAC covers the raw body, not its meaning.
     const pretty = JSON.stringify(body, null, 2);
-    expect((await post(ledger, body, { raw: pretty, signature: signBody(SECRET, JSON.stringify(body)) })).status).toBe(401);
+    expect((await post(ledger, body, { raw: pretty, signature: signBody(SECRET, JSON.stringify(body)) })).status).toBe(
+      401,
+    );
     expect((await post(ledger, body, { raw: pretty })).status).toBe(200);
     expect(ledger.stats()).toMatchObject({ posts: 4, badSignature: 3, applied: 1 });
   });
@@ -317,7 +338,10 @@ describe('fault injection', () => {
     expect(() => createLedgerServer({ secret: SECRET, hangRate: -1 })).toThrow();
     const bad = await fetch(ledger.url + '/_control', { method: 'POST', body: JSON.stringify({ failrate: 0.5 }) });
     expect(bad.status).toBe(400);
-    const ok = await fetch(ledger.url + '/_control', { method: 'POST', body: JSON.stringify({ rejectCustomers: ['x'], latencyMs: 5 }) });
+    const ok = await fetch(ledger.url + '/_control', {
+      method: 'POST',
+      body: JSON.stringify({ rejectCustomers: ['x'], latencyMs: 5 }),
+    });
     expect(ok.status).toBe(200);
     expect(ledger.control({})).toMatchObject({ rejectCustomers: ['x'], latencyMs: 5, failRate: 0 });
     expect((await get(ledger, '/_control')).json).toMatchObject({ rejectCustomers: ['x'], latencyMs: 5 });
@@ -326,10 +350,25 @@ describe('fault injection', () => {
 
 describe('ledger CLI configuration', () => {
   it('reads the environment with defaults', () => {
-    const { options, logLevel } = parseLedgerEnv({ SETTLEMENT_SECRET: SECRET, LEDGER_FAIL_RATE: '0.1', LEDGER_HANG_RATE: '0.2' });
+    const { options, logLevel } = parseLedgerEnv({
+      SETTLEMENT_SECRET: SECRET,
+      LEDGER_FAIL_RATE: '0.1',
+      LEDGER_HANG_RATE: '0.2',
+    });
     expect(logLevel).toBe('info');
-    expect(options).toMatchObject({ port: 4000, secret: SECRET, failRate: 0.1, rejectRate: 0, hangRate: 0.2, hangAfterRecordMs: 30_000, seed: 1 });
-    expect(parseLedgerEnv({ SETTLEMENT_SECRET: SECRET, LEDGER_HANG_MS: '500' }).options).toMatchObject({ hangRate: 1, hangAfterRecordMs: 500 });
+    expect(options).toMatchObject({
+      port: 4000,
+      secret: SECRET,
+      failRate: 0.1,
+      rejectRate: 0,
+      hangRate: 0.2,
+      hangAfterRecordMs: 30_000,
+      seed: 1,
+    });
+    expect(parseLedgerEnv({ SETTLEMENT_SECRET: SECRET, LEDGER_HANG_MS: '500' }).options).toMatchObject({
+      hangRate: 1,
+      hangAfterRecordMs: 500,
+    });
   });
 
   it.each([
@@ -345,7 +384,7 @@ describe('ledger CLI configuration', () => {
   });
 });
 
-describe('the worker\'s ledger client (src/settlement/ledgerClient.ts)', () => {
+describe("the worker's ledger client (src/settlement/ledgerClient.ts)", () => {
   it('delivers to the real ledger: settled, then found by the look-up', async () => {
     const ledger = await open();
     const client = createHttpLedgerClient({ url: ledger.url, secret: SECRET, timeoutMs: 2_000 });
@@ -366,7 +405,10 @@ describe('the worker\'s ledger client (src/settlement/ledgerClient.ts)', () => {
     try {
       const url = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
       const client = createHttpLedgerClient({ url, secret: SECRET, timeoutMs: 2_000 });
-      expect(await client.deliver(settlement('r-redirected'))).toMatchObject({ kind: 'unknown', reason: expect.stringMatching(/303/) });
+      expect(await client.deliver(settlement('r-redirected'))).toMatchObject({
+        kind: 'unknown',
+        reason: expect.stringMatching(/303/),
+      });
       expect(await client.lookup('prod-1', 'r-redirected')).toMatchObject({ kind: 'unknown' });
       expect(ledger.stats().applied).toBe(1);
     } finally {

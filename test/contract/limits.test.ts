@@ -11,7 +11,8 @@ import { ADMIN_KEY, startServiceContext, type ServiceContext } from '../support/
 async function productWithLines(svc: ServiceContext, customers: string[]): Promise<string> {
   const p = uniqueId('p');
   expect((await svc.admin('PUT', `/v1/products/${p}`, { capacity: 1_000_000 })).status).toBe(201);
-  for (const c of customers) expect((await svc.admin('PUT', `/v1/products/${p}/customers/${c}`, { limit: 100_000 })).status).toBe(201);
+  for (const c of customers)
+    expect((await svc.admin('PUT', `/v1/products/${p}/customers/${c}`, { limit: 100_000 })).status).toBe(201);
   return p;
 }
 
@@ -27,30 +28,60 @@ describe('rate limits', () => {
   });
   afterAll(() => svc.stop());
 
-  it('answers 429 with Retry-After past the per-customer rate; other customers and retries later are served', async () => {
-    const p = await productWithLines(svc, ['c1', 'c2']);
-    await startOfSecond();
-    const answers = [];
-    for (let i = 0; i < 5; i++) {
-      answers.push(await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 1 }, { 'Idempotency-Key': `k${i}` }));
-    }
-    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 429, 429]);
-    expect(answers[3]!.body).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
-    expect(answers[3]!.headers.get('content-type')).toContain('application/problem+json');
-    expect(Number(answers[3]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect((await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c2', amount: 1 }, { 'Idempotency-Key': 'other' })).status).toBe(201);
+  it(
+    'answers 429 with Retry-After past the per-customer rate; ' + 'other customers and retries later are served',
+    async () => {
+      const p = await productWithLines(svc, ['c1', 'c2']);
+      await startOfSecond();
+      const answers = [];
+      for (let i = 0; i < 5; i++) {
+        answers.push(
+          await svc.client(
+            'POST',
+            `/v1/products/${p}/reservations`,
+            { customerId: 'c1', amount: 1 },
+            { 'Idempotency-Key': `k${i}` },
+          ),
+        );
+      }
+      expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 429, 429]);
+      expect(answers[3]!.body).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
+      expect(answers[3]!.headers.get('content-type')).toContain('application/problem+json');
+      expect(Number(answers[3]!.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      expect(
+        (
+          await svc.client(
+            'POST',
+            `/v1/products/${p}/reservations`,
+            { customerId: 'c2', amount: 1 },
+            { 'Idempotency-Key': 'other' },
+          )
+        ).status,
+      ).toBe(201);
 
-    // Not stored: the same key succeeds once the window has passed.
-    await startOfSecond();
-    expect((await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 1 }, { 'Idempotency-Key': 'k3' })).status).toBe(201);
-    const line = await svc.client('GET', `/v1/products/${p}/customers/c1`);
-    expect(line.body.held).toBe(4);
-  });
+      // Not stored: the same key succeeds once the window has passed.
+      await startOfSecond();
+      expect(
+        (
+          await svc.client(
+            'POST',
+            `/v1/products/${p}/reservations`,
+            { customerId: 'c1', amount: 1 },
+            { 'Idempotency-Key': 'k3' },
+          )
+        ).status,
+      ).toBe(201);
+      const line = await svc.client('GET', `/v1/products/${p}/customers/c1`);
+      expect(line.body.held).toBe(4);
+    },
+  );
 
   it('answers 429 past the per-key rate, per key', async () => {
     const p = await productWithLines(svc, []);
     await startOfSecond();
-    const statuses = await Promise.all(Array.from({ length: 30 }, () => svc.client('GET', `/v1/products/${p}`).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, () => svc.client('GET', `/v1/products/${p}`).then((r) => r.status)),
+    );
     expect(statuses.filter((s) => s === 200)).toHaveLength(20);
     expect(statuses.filter((s) => s === 429)).toHaveLength(10);
     // Another key has its own window.

@@ -186,7 +186,10 @@ describe('the document and the app agree', () => {
 
   it('reserve and repayment require the Idempotency-Key header', () => {
     const paths = doc.paths ?? {};
-    for (const path of ['/v1/products/{productId}/reservations', '/v1/products/{productId}/customers/{customerId}/repayments']) {
+    for (const path of [
+      '/v1/products/{productId}/reservations',
+      '/v1/products/{productId}/customers/{customerId}/repayments',
+    ]) {
       const parameters = (paths[path]?.post?.parameters ?? []) as oas31.ParameterObject[];
       expect(parameters.find((p) => p.in === 'header' && p.name === 'Idempotency-Key')?.required, path).toBe(true);
     }

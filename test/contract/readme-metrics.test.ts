@@ -29,9 +29,23 @@ it('exports every metric the README documents', async () => {
   const p = uniqueId('p');
   expect((await svc.admin('PUT', `/v1/products/${p}`, { capacity: 100 })).status).toBe(201);
   expect((await svc.admin('PUT', `/v1/products/${p}/customers/c1`, { limit: 50 })).status).toBe(201);
-  const r = await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 20 }, { 'Idempotency-Key': 'k1' });
+  const r = await svc.client(
+    'POST',
+    `/v1/products/${p}/reservations`,
+    { customerId: 'c1', amount: 20 },
+    { 'Idempotency-Key': 'k1' },
+  );
   expect((await svc.client('POST', `/v1/products/${p}/reservations/${r.body.reservationId}/commit`)).status).toBe(200);
-  expect((await svc.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 40 }, { 'Idempotency-Key': 'k2' })).status).toBe(409);
+  expect(
+    (
+      await svc.client(
+        'POST',
+        `/v1/products/${p}/reservations`,
+        { customerId: 'c1', amount: 40 },
+        { 'Idempotency-Key': 'k2' },
+      )
+    ).status,
+  ).toBe(409);
 
   let text = '';
   const deadline = Date.now() + 10_000;
@@ -47,7 +61,8 @@ it('exports every metric the README documents', async () => {
     exported.add(name!);
     exported.add(name!.replace(/_(bucket|sum|count)$/, '')); // a histogram's series
   }
-  for (const name of documented) expect(exported.has(name) || exported.has(name.replace(/_total$/, '')), name).toBe(true);
+  for (const name of documented)
+    expect(exported.has(name) || exported.has(name.replace(/_total$/, '')), name).toBe(true);
   expect(text).toContain(`quota_pool_committed{product="${p}"} 20`);
   expect(text).toMatch(/quota_settlement_latency_seconds_count [1-9]/);
   expect(text).toMatch(/quota_audit_runs_total [1-9]/);

@@ -32,13 +32,17 @@ beforeAll(async () => {
 });
 afterAll(() => service.stop());
 
-it('logs one line per request and returns the caller\'s X-Request-Id, or a new one', async () => {
+it("logs one line per request and returns the caller's X-Request-Id, or a new one", async () => {
   const p = uniqueId('p');
   const given = await fetch(`${base}/v1/products/${p}`, { headers: { ...auth, 'x-request-id': 'trace-abc.123' } });
   expect(given.status).toBe(404);
   expect(given.headers.get('x-request-id')).toBe('trace-abc.123');
 
-  const made = await fetch(`${base}/v1/products/${p}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: '{"capacity":5}' });
+  const made = await fetch(`${base}/v1/products/${p}`, {
+    method: 'PUT',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: '{"capacity":5}',
+  });
   expect(made.status).toBe(201);
   const madeId = made.headers.get('x-request-id');
   expect(madeId).toMatch(/^[0-9a-f-]{36}$/);
@@ -49,7 +53,12 @@ it('logs one line per request and returns the caller\'s X-Request-Id, or a new o
   await new Promise((resolve) => setTimeout(resolve, 50));
   const requestLines = lines.filter((l) => l.msg === 'request');
   const first = requestLines.find((l) => l.requestId === 'trace-abc.123');
-  expect(first).toMatchObject({ method: 'GET', route: '/v1/products/:productId', status: 404, url: `/v1/products/${p}` });
+  expect(first).toMatchObject({
+    method: 'GET',
+    route: '/v1/products/:productId',
+    status: 404,
+    url: `/v1/products/${p}`,
+  });
   expect(typeof first?.durationMs).toBe('number');
   expect(requestLines.filter((l) => l.requestId === madeId)).toHaveLength(1);
   expect(requestLines.find((l) => l.requestId === madeId)).toMatchObject({ method: 'PUT', status: 201 });
@@ -58,9 +67,13 @@ it('logs one line per request and returns the caller\'s X-Request-Id, or a new o
 it('LOG_REQUESTS: errors by default, all, or a fraction; anything else is refused at start', () => {
   const base = { QUOTA_API_KEYS: 'admin:log-test-admin-key-0001' };
   expect(parseConfig(base).requestLog).toEqual({ policy: { mode: 'errors' }, slowMs: 500 });
-  expect(parseConfig({ ...base, LOG_REQUESTS: 'all', LOG_SLOW_REQUEST_MS: '250' }).requestLog).toEqual({ policy: { mode: 'all' }, slowMs: 250 });
+  expect(parseConfig({ ...base, LOG_REQUESTS: 'all', LOG_SLOW_REQUEST_MS: '250' }).requestLog).toEqual({
+    policy: { mode: 'all' },
+    slowMs: 250,
+  });
   expect(parseConfig({ ...base, LOG_REQUESTS: '0.01' }).requestLog.policy).toEqual({ mode: 'sampled', fraction: 0.01 });
-  for (const bad of ['1', '0', '1.5', 'some', '-0.1']) expect(() => parseConfig({ ...base, LOG_REQUESTS: bad })).toThrow(/LOG_REQUESTS/);
+  for (const bad of ['1', '0', '1.5', 'some', '-0.1'])
+    expect(() => parseConfig({ ...base, LOG_REQUESTS: bad })).toThrow(/LOG_REQUESTS/);
 });
 
 it('whatever the setting, 5xx answers (error) and slow requests (warn) are logged; the rest as the policy says', () => {

@@ -113,7 +113,9 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     await makeLine(svc, p, 'c1', 5_000);
     const id = await commitWithoutEnqueue(p, 'c1', 900);
     await Promise.all(
-      [1, 2, 3, 4].map((i) => queue.add('settle', { productId: p, reservationId: id }, { jobId: `${id}-dup-${i}`, attempts: 3 })),
+      [1, 2, 3, 4].map((i) =>
+        queue.add('settle', { productId: p, reservationId: id }, { jobId: `${id}-dup-${i}`, attempts: 3 }),
+      ),
     );
     expect((await waitStatus(svc, p, id)).status).toBe('settled');
     for (const i of [1, 2, 3, 4]) expect((await waitJobFinished(queue, `${id}-dup-${i}`)).state).toBe('completed');
@@ -166,7 +168,10 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     const r = await reserve(svc, p, 'c1', 1_234);
     // A job under the reservation's id runs while it is still held: it finishes doing nothing.
     await queue.add('settle', { productId: p, reservationId: r.reservationId }, { jobId: r.reservationId });
-    expect(await waitJobFinished(queue, r.reservationId)).toEqual({ state: 'completed', returnvalue: { skipped: 'held' } });
+    expect(await waitJobFinished(queue, r.reservationId)).toEqual({
+      state: 'completed',
+      returnvalue: { skipped: 'held' },
+    });
     // Committed over HTTP: the API's enqueue is a no-op (same job id); the relay must notice.
     await svc.client('POST', `/v1/products/${p}/reservations/${r.reservationId}/commit`, {});
     expect((await waitStatus(svc, p, r.reservationId, 10_000)).status).toBe('settled');
@@ -221,7 +226,8 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     await makeLine(svc, p, 'c1', 5_000);
     const r = await reserveAndCommit(svc, p, 'c1', 800);
     expect((await waitStatus(svc, p, r.reservationId)).status).toBe('settled');
-    const events: any[] = (await svc.admin('GET', `/v1/products/${p}/reservations/${r.reservationId}/events`)).body.events;
+    const events: any[] = (await svc.admin('GET', `/v1/products/${p}/reservations/${r.reservationId}/events`)).body
+      .events;
     expect(events.map((e) => e.to)).toEqual(['held', 'committed', 'settled']);
     for (const e of events) {
       expect(typeof e.reason, `the ${e.to} event should carry a reason: ${JSON.stringify(e)}`).toBe('string');
@@ -238,7 +244,11 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
       ids.push(r.reservationId);
       await waitStatus(svc, p, r.reservationId); // settle one by one: a known order of transitions
     }
-    const pages = [await listPage(svc, p, 'settled', 0, 3), await listPage(svc, p, 'settled', 3, 3), await listPage(svc, p, 'settled', 6, 3)];
+    const pages = [
+      await listPage(svc, p, 'settled', 0, 3),
+      await listPage(svc, p, 'settled', 3, 3),
+      await listPage(svc, p, 'settled', 6, 3),
+    ];
     expect(pages.map((pg) => pg.items.length)).toEqual([3, 3, 1]);
     expect(pages.map((pg) => pg.nextOffset)).toEqual([3, 6, null]);
     expect(pages.flatMap((pg) => pg.items.map((x) => x.reservationId))).toEqual(ids);
@@ -266,25 +276,33 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     expect((await svc.call('GET', '/admin/queues/api/queues', { key: null })).status).toBe(401);
   });
 
-  it('bull-board takes the admin key as a Basic auth password, so a browser can open it; asks for it with a Basic challenge', async () => {
-    const basic = (user: string, key: string) => ({ authorization: `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}` });
-    const anonymous = await fetch(`${svc.baseUrl}/admin/queues`);
-    expect(anonymous.status).toBe(401);
-    expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm="quota-allocator admin"/);
+  it(
+    'bull-board takes the admin key as a Basic auth password, so a ' +
+      'browser can open it; asks for it with a Basic challenge',
+    async () => {
+      const basic = (user: string, key: string) => ({
+        authorization: `Basic ${Buffer.from(`${user}:${key}`).toString('base64')}`,
+      });
+      const anonymous = await fetch(`${svc.baseUrl}/admin/queues`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toMatch(/^Basic realm="quota-allocator admin"/);
 
-    const page = await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', ADMIN_KEY) });
-    expect(page.status).toBe(200);
-    expect(page.headers.get('content-type')).toMatch(/text\/html/);
-    expect((await fetch(`${svc.baseUrl}/admin/queues/api/queues`, { headers: basic('', ADMIN_KEY) })).status).toBe(200);
-    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', CLIENT_KEY) })).status).toBe(403);
-    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', 'wrong') })).status).toBe(401);
-    expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic(ADMIN_KEY, '') })).status).toBe(401);
+      const page = await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', ADMIN_KEY) });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('content-type')).toMatch(/text\/html/);
+      expect((await fetch(`${svc.baseUrl}/admin/queues/api/queues`, { headers: basic('', ADMIN_KEY) })).status).toBe(
+        200,
+      );
+      expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', CLIENT_KEY) })).status).toBe(403);
+      expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic('ops', 'wrong') })).status).toBe(401);
+      expect((await fetch(`${svc.baseUrl}/admin/queues`, { headers: basic(ADMIN_KEY, '') })).status).toBe(401);
 
-    // The API itself stays Bearer only: Basic credentials there are no key at all.
-    const api = await fetch(`${svc.baseUrl}/v1/products/none`, { headers: basic('ops', ADMIN_KEY) });
-    expect(api.status).toBe(401);
-    expect(api.headers.get('www-authenticate')).toBe('Bearer');
-  });
+      // The API itself stays Bearer only: Basic credentials there are no key at all.
+      const api = await fetch(`${svc.baseUrl}/v1/products/none`, { headers: basic('ops', ADMIN_KEY) });
+      expect(api.status).toBe(401);
+      expect(api.headers.get('www-authenticate')).toBe('Bearer');
+    },
+  );
 });
 
 describe('without SETTLEMENT_URL: the internal ledger', () => {
@@ -296,19 +314,28 @@ describe('without SETTLEMENT_URL: the internal ledger', () => {
     await svc?.stop();
   });
 
-  it('commits settle through the queue into the service\'s own ledger, each listed once', async () => {
+  it("commits settle through the queue into the service's own ledger, each listed once", async () => {
     const p = await makeProduct(svc, 100_000);
     await makeLine(svc, p, 'c1', 50_000);
     await makeLine(svc, p, 'c2', 50_000);
     const committed = [];
-    for (let i = 0; i < 6; i++) committed.push(await reserveAndCommit(svc, p, i % 2 ? 'c2' : 'c1', 1_000 + i, i === 0 ? 600 : undefined));
+    for (let i = 0; i < 6; i++)
+      committed.push(await reserveAndCommit(svc, p, i % 2 ? 'c2' : 'c1', 1_000 + i, i === 0 ? 600 : undefined));
     for (const r of committed) expect((await waitStatus(svc, p, r.reservationId)).status).toBe('settled');
 
     // A duplicate job changes nothing in the internal ledger either.
     const queue = settlementQueueOf(svc);
     try {
-      await queue.add('settle', { productId: p, reservationId: committed[0].reservationId }, { jobId: uniqueId('dup') });
-      await waitUntil('the duplicate job', async () => (await queue.getJobCounts('completed')).completed ?? 0, (n) => n >= committed.length + 1);
+      await queue.add(
+        'settle',
+        { productId: p, reservationId: committed[0].reservationId },
+        { jobId: uniqueId('dup') },
+      );
+      await waitUntil(
+        'the duplicate job',
+        async () => (await queue.getJobCounts('completed')).completed ?? 0,
+        (n) => n >= committed.length + 1,
+      );
     } finally {
       await queue.close();
     }
@@ -327,7 +354,9 @@ describe('without SETTLEMENT_URL: the internal ledger', () => {
     const total = committed.reduce((s, r) => s + r.committedAmount, 0);
     expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: total, settled: total });
     expect((await svc.client('GET', `/v1/products/${p}/ledger`)).status).toBe(403);
-    expect(await metric(svc, 'quota_settlement_outcomes_total{outcome="settled",changed="true"}')).toBe(committed.length);
+    expect(await metric(svc, 'quota_settlement_outcomes_total{outcome="settled",changed="true"}')).toBe(
+      committed.length,
+    );
   });
 });
 
@@ -344,9 +373,22 @@ describe('engine.recordSettlement is state-checked', () => {
     const { engine } = ctx;
     const p = uniqueId('p');
     expect((await engine.upsertProduct(p, { capacity: 10_000 }, 'put')).ok).toBe(true);
-    expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 5_000, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+    expect(
+      (
+        await engine.upsertLines(p, [
+          { customerId: 'c1', limit: 5_000, status: 'active', statusReason: null, tier: null },
+        ])
+      ).ok,
+    ).toBe(true);
     const id = uniqueId('r');
-    const r = await engine.reserve({ productId: p, customerId: 'c1', reservationId: id, amount, idempotencyKey: uniqueId('k'), fingerprint: 'f' });
+    const r = await engine.reserve({
+      productId: p,
+      customerId: 'c1',
+      reservationId: id,
+      amount,
+      idempotencyKey: uniqueId('k'),
+      fingerprint: 'f',
+    });
     expect(r.ok, JSON.stringify(r)).toBe(true);
     expect((await engine.commit(p, id)).ok).toBe(true);
     return { p, id };
@@ -356,7 +398,12 @@ describe('engine.recordSettlement is state-checked', () => {
     const pool = await ctx.engine.readPool(p);
     const line = await ctx.engine.readLine(p, 'c1');
     if (!pool.ok || !line.ok) throw new Error('read failed');
-    return { committed: pool.value.committed, settled: pool.value.settled, drawn: line.value.drawn, settling: line.value.settling };
+    return {
+      committed: pool.value.committed,
+      settled: pool.value.settled,
+      drawn: line.value.drawn,
+      settling: line.value.settling,
+    };
   }
 
   it('settled twice: the second is changed: false, the counters moved once', async () => {

@@ -26,7 +26,11 @@ import {
 
 const ATTEMPTS = 4;
 const TIMEOUT_MS = 1_000;
-const env = { SETTLEMENT_ATTEMPTS: String(ATTEMPTS), SETTLEMENT_BACKOFF_MS: '50', SETTLEMENT_TIMEOUT_MS: String(TIMEOUT_MS) };
+const env = {
+  SETTLEMENT_ATTEMPTS: String(ATTEMPTS),
+  SETTLEMENT_BACKOFF_MS: '50',
+  SETTLEMENT_TIMEOUT_MS: String(TIMEOUT_MS),
+};
 
 async function eventsOf(svc: ServiceContext, p: string, id: string): Promise<any[]> {
   const res = await svc.admin('GET', `/v1/products/${p}/reservations/${id}/events`);
@@ -46,24 +50,27 @@ describe('a ledger that records, then hangs past the worker timeout', () => {
     await ledger?.stop();
   });
 
-  it('ends settled (the ledger GET confirms it), never reversed; attempts and lastError show the timeouts', async () => {
-    const p = await makeProduct(svc, 10_000);
-    await makeLine(svc, p, 'c1', 5_000);
-    const r = await reserveAndCommit(svc, p, 'c1', 1_200);
-    const done = await waitStatus(svc, p, r.reservationId);
+  it(
+    'ends settled (the ledger GET confirms it), never ' + 'reversed; attempts and lastError show the timeouts',
+    async () => {
+      const p = await makeProduct(svc, 10_000);
+      await makeLine(svc, p, 'c1', 5_000);
+      const r = await reserveAndCommit(svc, p, 'c1', 1_200);
+      const done = await waitStatus(svc, p, r.reservationId);
 
-    expect(done.status).toBe('settled');
-    expect(done.attempts).toBe(ATTEMPTS);
-    expect(done.lastError).toMatch(/time|abort/i);
-    const stats = ledger.stats();
-    expect(stats).toMatchObject({ applied: 1, duplicates: ATTEMPTS - 1, hung: ATTEMPTS, gets: 1, rejected: 0 });
-    expect(ledger.deliveries().get(r.reservationId)?.body.amount).toBe(1_200);
+      expect(done.status).toBe('settled');
+      expect(done.attempts).toBe(ATTEMPTS);
+      expect(done.lastError).toMatch(/time|abort/i);
+      const stats = ledger.stats();
+      expect(stats).toMatchObject({ applied: 1, duplicates: ATTEMPTS - 1, hung: ATTEMPTS, gets: 1, rejected: 0 });
+      expect(ledger.deliveries().get(r.reservationId)?.body.amount).toBe(1_200);
 
-    const events = await eventsOf(svc, p, r.reservationId);
-    expect(events.map((e) => e.to)).toEqual(['held', 'committed', 'settled']);
-    expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 1_200, settled: 1_200, available: 8_800 });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ held: 0, drawn: 1_200, settling: 0, available: 3_800 });
-  });
+      const events = await eventsOf(svc, p, r.reservationId);
+      expect(events.map((e) => e.to)).toEqual(['held', 'committed', 'settled']);
+      expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 1_200, settled: 1_200, available: 8_800 });
+      expect(await getLine(svc, p, 'c1')).toMatchObject({ held: 0, drawn: 1_200, settling: 0, available: 3_800 });
+    },
+  );
 });
 
 describe('a ledger that loses the first answer, then answers duplicates with 409', () => {
@@ -82,7 +89,12 @@ describe('a ledger that loses the first answer, then answers duplicates with 409
     const p = await makeProduct(svc, 10_000);
     await makeLine(svc, p, 'c1', 5_000);
     const r = await reserveAndCommit(svc, p, 'c1', 700);
-    await waitUntil('the first delivery to hang', async () => ledger.stats().hung, (n) => n >= 1, { timeoutMs: 5_000, everyMs: 5 });
+    await waitUntil(
+      'the first delivery to hang',
+      async () => ledger.stats().hung,
+      (n) => n >= 1,
+      { timeoutMs: 5_000, everyMs: 5 },
+    );
     ledger.control({ hangAfterRecordMs: 0 });
     const done = await waitStatus(svc, p, r.reservationId);
 
@@ -162,12 +174,16 @@ describe('a ledger that never records', () => {
       expect(d.lastError).toMatch(/unreachable|lookup failed/);
     }
     expect(ledger.stats()).toMatchObject({ applied: 0, refused: 2 * ATTEMPTS + 2, gets: 2 });
-    expect(await metric(svc, 'quota_settlement_outcomes_total{outcome="unknown",changed="true"}')).toBe(unknownBefore + 2);
+    expect(await metric(svc, 'quota_settlement_outcomes_total{outcome="unknown",changed="true"}')).toBe(
+      unknownBefore + 2,
+    );
     // Unknown: the quota stays drawn and settling until someone decides.
     expect(await getPool(svc, p)).toMatchObject({ committed: 1_400, settled: 0 });
     expect(await getLine(svc, p, 'c1')).toMatchObject({ drawn: 1_400, settling: 1_400 });
     const listed = await svc.admin('GET', `/v1/products/${p}/reservations?status=settlement_unknown`);
-    expect(new Set(listed.body.items.map((x: any) => x.reservationId))).toEqual(new Set([r1.reservationId, r2.reservationId]));
+    expect(new Set(listed.body.items.map((x: any) => x.reservationId))).toEqual(
+      new Set([r1.reservationId, r2.reservationId]),
+    );
 
     // A client key may not resolve: 403, nothing changes.
     const forbidden = await resolve(p, r1.reservationId, { outcome: 'settled' }, CLIENT_KEY);
@@ -189,28 +205,31 @@ describe('a ledger that never records', () => {
     expect(events[3].reason).toBe('bank confirms receipt');
   });
 
-  it('resolve on a reservation not in settlement_unknown: 409 RESERVATION_STATE_CONFLICT, nothing changes', async () => {
-    ledger.reset();
-    ledger.control({ failRate: 0, failFirstAttempts: false, down: false });
-    const p = await makeProduct(svc, 10_000);
-    await makeLine(svc, p, 'c1', 5_000);
-    const held = await reserve(svc, p, 'c1', 100);
-    const settled = await reserveAndCommit(svc, p, 'c1', 250);
-    expect((await waitStatus(svc, p, settled.reservationId)).status).toBe('settled');
+  it(
+    'resolve on a reservation not in settlement_unknown: 409 ' + 'RESERVATION_STATE_CONFLICT, nothing changes',
+    async () => {
+      ledger.reset();
+      ledger.control({ failRate: 0, failFirstAttempts: false, down: false });
+      const p = await makeProduct(svc, 10_000);
+      await makeLine(svc, p, 'c1', 5_000);
+      const held = await reserve(svc, p, 'c1', 100);
+      const settled = await reserveAndCommit(svc, p, 'c1', 250);
+      expect((await waitStatus(svc, p, settled.reservationId)).status).toBe('settled');
 
-    for (const [id, outcome] of [
-      [held.reservationId, 'settled'],
-      [held.reservationId, 'reversed'],
-      [settled.reservationId, 'reversed'],
-    ] as const) {
-      const res = await resolve(p, id, { outcome });
-      expect(res.status, `${outcome} on ${id}: ${JSON.stringify(res.body)}`).toBe(409);
-      expect(res.body.code).toBe('RESERVATION_STATE_CONFLICT');
-    }
-    expect((await getReservation(svc, p, held.reservationId)).status).toBe('held');
-    expect((await getReservation(svc, p, settled.reservationId)).status).toBe('settled');
-    expect(await getPool(svc, p)).toMatchObject({ held: 100, committed: 250, settled: 250 });
-  });
+      for (const [id, outcome] of [
+        [held.reservationId, 'settled'],
+        [held.reservationId, 'reversed'],
+        [settled.reservationId, 'reversed'],
+      ] as const) {
+        const res = await resolve(p, id, { outcome });
+        expect(res.status, `${outcome} on ${id}: ${JSON.stringify(res.body)}`).toBe(409);
+        expect(res.body.code).toBe('RESERVATION_STATE_CONFLICT');
+      }
+      expect((await getReservation(svc, p, held.reservationId)).status).toBe('held');
+      expect((await getReservation(svc, p, settled.reservationId)).status).toBe('settled');
+      expect(await getPool(svc, p)).toMatchObject({ held: 100, committed: 250, settled: 250 });
+    },
+  );
 
   // CONTRACT.md: "on a reservation not in settlement_unknown it answers 409 RESERVATION_STATE_CONFLICT".
   it('resolve { outcome: "settled" } on a reservation the worker already settled: 409 too', async () => {

@@ -20,16 +20,24 @@ import { startServiceContext, type ServiceContext } from '../support/serviceCont
 describe('a start against a Redis that does not answer fails, naming the variable', () => {
   it('REDIS_CLUSTER_NODES', async () => {
     const port = await freePort();
-    await expect(openRedisTopology({ kind: 'cluster', nodes: [{ host: '127.0.0.1', port }], password: undefined }, '.', createLogger('silent'))).rejects.toThrow(
-      /REDIS_CLUSTER_NODES\) does not answer/,
-    );
+    await expect(
+      openRedisTopology(
+        { kind: 'cluster', nodes: [{ host: '127.0.0.1', port }], password: undefined },
+        '.',
+        createLogger('silent'),
+      ),
+    ).rejects.toThrow(/REDIS_CLUSTER_NODES\) does not answer/);
   });
 
   it('REDIS_SENTINELS (within its 10 s connect deadline, not forever)', async () => {
     const port = await freePort();
     const started = Date.now();
     await expect(
-      openRedisTopology({ kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port }], name: 'm', password: undefined }, '.', createLogger('silent')),
+      openRedisTopology(
+        { kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port }], name: 'm', password: undefined },
+        '.',
+        createLogger('silent'),
+      ),
     ).rejects.toThrow(/REDIS_SENTINELS\) does not answer/);
     expect(Date.now() - started).toBeLessThan(12_000);
   }, 20_000);
@@ -42,24 +50,30 @@ describe('REDIS_WAIT_REPLICAS on a master without replicas', () => {
   });
   afterAll(() => redis.disconnect());
 
-  it('WAIT in the same round trip: not confirmed -> ReplicasUnconfirmedError (a 503 for the API), and the write stands', async () => {
-    const durable = createDurableWrites({ replicas: 1, timeoutMs: 50, logger: createLogger('silent') });
-    const key = uniqueId('dw');
-    const error = await durable.call(redis, 'set', [key, 'v'], key).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(ReplicasUnconfirmedError);
-    expect((error as ReplicasUnconfirmedError).confirmed).toBe(0);
-    expect(isRedisUnavailable(error)).toBe(true);
-    expect(await redis.get(key)).toBe('v');
-    // Zero replicas asked: nothing to wait for.
-    const none = createDurableWrites({ replicas: 0, timeoutMs: 50, logger: createLogger('silent') });
-    expect(none.covers('reserve')).toBe(false);
-    expect(await none.call(redis, 'set', [key, 'w'], key)).toBe('OK');
-  });
+  it(
+    'WAIT in the same round trip: not confirmed -> ' +
+      'ReplicasUnconfirmedError (a 503 for the API), and the write stands',
+    async () => {
+      const durable = createDurableWrites({ replicas: 1, timeoutMs: 50, logger: createLogger('silent') });
+      const key = uniqueId('dw');
+      const error = await durable.call(redis, 'set', [key, 'v'], key).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ReplicasUnconfirmedError);
+      expect((error as ReplicasUnconfirmedError).confirmed).toBe(0);
+      expect(isRedisUnavailable(error)).toBe(true);
+      expect(await redis.get(key)).toBe('v');
+      // Zero replicas asked: nothing to wait for.
+      const none = createDurableWrites({ replicas: 0, timeoutMs: 50, logger: createLogger('silent') });
+      expect(none.covers('reserve')).toBe(false);
+      expect(await none.call(redis, 'set', [key, 'w'], key)).toBe('OK');
+    },
+  );
 
   it('covers every writing script and no read', () => {
     const durable = createDurableWrites({ replicas: 1, timeoutMs: 50, logger: createLogger('silent') });
-    for (const s of ['reserve', 'commit', 'release', 'repay', 'upsert-pool', 'upsert-lines', 'record-settlement']) expect(durable.covers(s)).toBe(true);
-    for (const s of ['read-pool', 'read-line', 'get-reservation', 'reclaim-expired', 'audit-product']) expect(durable.covers(s)).toBe(false);
+    for (const s of ['reserve', 'commit', 'release', 'repay', 'upsert-pool', 'upsert-lines', 'record-settlement'])
+      expect(durable.covers(s)).toBe(true);
+    for (const s of ['read-pool', 'read-line', 'get-reservation', 'reclaim-expired', 'audit-product'])
+      expect(durable.covers(s)).toBe(false);
   });
 });
 
@@ -79,24 +93,28 @@ describe('through the API: REDIS_WAIT_REPLICAS=1 against a master without replic
     await waiting?.stop();
   });
 
-  it('a reserve answers 503 UNAVAILABLE with Retry-After, its retry too; the hold stands; reads still answer; the metric and gauge say why', async () => {
-    const productId = await makeProduct(plain, { capacity: 1_000 });
-    await makeLine(plain, productId, 'c1');
-    const key = uniqueId('k');
-    const first = await reserve(waiting, productId, { customerId: 'c1', amount: 10 }, key);
-    expectProblem(first, 503, 'UNAVAILABLE');
-    expect(retryAfterOf(first)).toBeGreaterThanOrEqual(1);
-    const again = await reserve(waiting, productId, { customerId: 'c1', amount: 10 }, key);
-    expectProblem(again, 503, 'UNAVAILABLE');
-    // The write stood (once): the instance without WAIT replays it.
-    const replay = await reserve(plain, productId, { customerId: 'c1', amount: 10 }, key);
-    expect(replay.status).toBe(201);
-    const pool = await waiting.client('GET', `/v1/products/${productId}`);
-    expect(pool.status).toBe(200);
-    expect(pool.body.held).toBe(10);
-    const metrics = String((await waiting.call('GET', '/metrics', { key: null })).body);
-    expect(metrics).toMatch(/^quota_redis_replicas_unconfirmed_writes_total 2$/m);
-    expect(metrics).toMatch(/^quota_redis_replicas_attached\{node="master"\} 0$/m);
-    expect(metrics).toMatch(/^quota_redis_wait_replicas 1$/m);
-  });
+  it(
+    'a reserve answers 503 UNAVAILABLE with Retry-After, its retry too; the ' +
+      'hold stands; reads still answer; the metric and gauge say why',
+    async () => {
+      const productId = await makeProduct(plain, { capacity: 1_000 });
+      await makeLine(plain, productId, 'c1');
+      const key = uniqueId('k');
+      const first = await reserve(waiting, productId, { customerId: 'c1', amount: 10 }, key);
+      expectProblem(first, 503, 'UNAVAILABLE');
+      expect(retryAfterOf(first)).toBeGreaterThanOrEqual(1);
+      const again = await reserve(waiting, productId, { customerId: 'c1', amount: 10 }, key);
+      expectProblem(again, 503, 'UNAVAILABLE');
+      // The write stood (once): the instance without WAIT replays it.
+      const replay = await reserve(plain, productId, { customerId: 'c1', amount: 10 }, key);
+      expect(replay.status).toBe(201);
+      const pool = await waiting.client('GET', `/v1/products/${productId}`);
+      expect(pool.status).toBe(200);
+      expect(pool.body.held).toBe(10);
+      const metrics = String((await waiting.call('GET', '/metrics', { key: null })).body);
+      expect(metrics).toMatch(/^quota_redis_replicas_unconfirmed_writes_total 2$/m);
+      expect(metrics).toMatch(/^quota_redis_replicas_attached\{node="master"\} 0$/m);
+      expect(metrics).toMatch(/^quota_redis_wait_replicas 1$/m);
+    },
+  );
 });

@@ -34,8 +34,18 @@ const libraries = async (client: Redis) =>
 
 async function productWithHold(engine: QuotaEngine, p: string) {
   expect((await engine.upsertProduct(p, { capacity: 100 }, 'put')).ok).toBe(true);
-  expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 100, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
-  const r = await engine.reserve({ productId: p, customerId: 'c1', reservationId: uniqueId('r'), amount: 10, idempotencyKey: uniqueId('k'), fingerprint: 'f' });
+  expect(
+    (await engine.upsertLines(p, [{ customerId: 'c1', limit: 100, status: 'active', statusReason: null, tier: null }]))
+      .ok,
+  ).toBe(true);
+  const r = await engine.reserve({
+    productId: p,
+    customerId: 'c1',
+    reservationId: uniqueId('r'),
+    amount: 10,
+    idempotencyKey: uniqueId('k'),
+    fingerprint: 'f',
+  });
   expect(r.ok).toBe(true);
   return r;
 }
@@ -67,7 +77,14 @@ describe('the functions library', () => {
     // A write after a flush is applied exactly once.
     await redis.call('FUNCTION', 'FLUSH');
     await productWithHold(engine, uniqueId('p'));
-    const second = await engine.reserve({ productId: p, customerId: 'c1', reservationId: 'once', amount: 5, idempotencyKey: 'once', fingerprint: 'f' });
+    const second = await engine.reserve({
+      productId: p,
+      customerId: 'c1',
+      reservationId: 'once',
+      amount: 5,
+      idempotencyKey: 'once',
+      fingerprint: 'f',
+    });
     expect(second.ok).toBe(true);
     expect((await engine.readPool(p)).ok && (await engine.readPool(p))).toMatchObject({ value: { held: 15 } });
   });
@@ -91,8 +108,21 @@ describe('the functions library', () => {
       // The next version's engine, calling its own functions on the same keys.
       const p = uniqueId('p');
       await productWithHold(old, p);
-      const nextEngine = { call: (name: string, nKeys: number, ...rest: (string | number)[]) => redis.call('FCALL', next.functionName(name), nKeys, ...rest) };
-      const reply = (await nextEngine.call('read-pool', 6, keys.pool(p), keys.records(p), keys.lines(p), keys.events(p), keys.status(p, 'held'), keys.status(p, 'expired'), 100)) as string[];
+      const nextEngine = {
+        call: (name: string, nKeys: number, ...rest: (string | number)[]) =>
+          redis.call('FCALL', next.functionName(name), nKeys, ...rest),
+      };
+      const reply = (await nextEngine.call(
+        'read-pool',
+        6,
+        keys.pool(p),
+        keys.records(p),
+        keys.lines(p),
+        keys.events(p),
+        keys.status(p, 'held'),
+        keys.status(p, 'expired'),
+        100,
+      )) as string[];
       expect(reply[0]).toBe('OK');
       expect(JSON.parse(reply[3]!).pool.held).toBe('10');
 
@@ -103,24 +133,31 @@ describe('the functions library', () => {
     }
   });
 
-  it('a Cluster client (anything with nodes()) gets the library on every master, and is loaded only when all have it', async () => {
-    const otherServer = await startRedisServer();
-    const other = new Redis(otherServer.url);
-    try {
-      const library = buildFunctionLibrary();
-      await redis.call('FUNCTION', 'FLUSH');
-      const clusterLike = { call: () => Promise.reject(new Error('keyless commands go to the nodes')), nodes: () => [redis, other] };
-      await loadFunctions(other, library);
-      expect(await functionsLoaded(clusterLike, library)).toBe(false); // one master lacks it
-      await loadFunctions(clusterLike, library);
-      expect(await functionsLoaded(redis, library)).toBe(true);
-      expect(await functionsLoaded(other, library)).toBe(true);
-      expect(await functionsLoaded(clusterLike, library)).toBe(true);
-    } finally {
-      other.disconnect();
-      await otherServer.stop();
-    }
-  });
+  it(
+    'a Cluster client (anything with nodes()) gets the library on ' +
+      'every master, and is loaded only when all have it',
+    async () => {
+      const otherServer = await startRedisServer();
+      const other = new Redis(otherServer.url);
+      try {
+        const library = buildFunctionLibrary();
+        await redis.call('FUNCTION', 'FLUSH');
+        const clusterLike = {
+          call: () => Promise.reject(new Error('keyless commands go to the nodes')),
+          nodes: () => [redis, other],
+        };
+        await loadFunctions(other, library);
+        expect(await functionsLoaded(clusterLike, library)).toBe(false); // one master lacks it
+        await loadFunctions(clusterLike, library);
+        expect(await functionsLoaded(redis, library)).toBe(true);
+        expect(await functionsLoaded(other, library)).toBe(true);
+        expect(await functionsLoaded(clusterLike, library)).toBe(true);
+      } finally {
+        other.disconnect();
+        await otherServer.stop();
+      }
+    },
+  );
 
   it('reaches a replica by replication: a promoted replica runs the scripts before anyone loads them', async () => {
     const replicaServer = await startRedisServer();
@@ -129,7 +166,8 @@ describe('the functions library', () => {
       await redis.call('FUNCTION', 'FLUSH');
       await replica.call('REPLICAOF', '127.0.0.1', String(master.port));
       // The first sync waits repl-diskless-sync-delay (5 s by default).
-      for (let i = 0; i < 600 && !/master_link_status:up/.test(await replica.info('replication')); i++) await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 600 && !/master_link_status:up/.test(await replica.info('replication')); i++)
+        await new Promise((r) => setTimeout(r, 50));
       expect(await replica.info('replication')).toMatch(/master_link_status:up/);
 
       const keys = createKeys(uniqueId('t'));

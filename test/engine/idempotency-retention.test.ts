@@ -18,7 +18,10 @@ afterAll(() => ctx.close());
 async function product(engine = ctx.engine) {
   const p = uniqueId('p');
   expect((await engine.upsertProduct(p, { capacity: 1_000, maxAmount: 500 }, 'put')).ok).toBe(true);
-  expect((await engine.upsertLines(p, [{ customerId: 'c1', limit: 550, status: 'active', statusReason: null, tier: null }])).ok).toBe(true);
+  expect(
+    (await engine.upsertLines(p, [{ customerId: 'c1', limit: 550, status: 'active', statusReason: null, tier: null }]))
+      .ok,
+  ).toBe(true);
   return p;
 }
 
@@ -43,7 +46,13 @@ describe('stored answers are kept by outcome', () => {
     expect(refusedLine).toMatchObject({ ok: false, code: 'CUSTOMER_LIMIT_EXCEEDED' });
     const reused = await engine.reserve(reserveOf(p, 'ok', 100, 'another body'));
     expect(reused).toMatchObject({ ok: false, code: 'IDEMPOTENCY_KEY_REUSED' });
-    const repayRefused = await engine.repay({ productId: p, customerId: 'c1', amount: 1, idempotencyKey: 'repay', fingerprint: 'f' });
+    const repayRefused = await engine.repay({
+      productId: p,
+      customerId: 'c1',
+      amount: 1,
+      idempotencyKey: 'repay',
+      fingerprint: 'f',
+    });
     expect(repayRefused).toMatchObject({ ok: false, code: 'REPAYMENT_EXCEEDS_DRAWN' });
 
     const ttl = (op: 'reserve' | 'repay', key: string) => redis.ttl(keys.idempotency(p, op, key));
@@ -66,7 +75,10 @@ describe('stored answers are kept by outcome', () => {
   it('the refusal TTL is the engine setting (IDEMPOTENCY_REFUSAL_TTL_SECONDS)', async () => {
     const engine = createQuotaEngine({ redis: ctx.redis, keys: ctx.keys, idempotencyRefusalTtlSeconds: 7_200 });
     const p = await product(engine);
-    expect(await engine.reserve(reserveOf(p, 'refused', 501))).toMatchObject({ ok: false, code: 'AMOUNT_OUT_OF_RANGE' });
+    expect(await engine.reserve(reserveOf(p, 'refused', 501))).toMatchObject({
+      ok: false,
+      code: 'AMOUNT_OUT_OF_RANGE',
+    });
     const t = await ctx.redis.ttl(ctx.keys.idempotency(p, 'reserve', 'refused'));
     expect(t).toBeGreaterThan(7_200 - 60);
     expect(t).toBeLessThanOrEqual(7_200);
@@ -79,7 +91,10 @@ describe('sizing', () => {
     const p = await product();
     // A 36-character idempotency key and reservation id, as clients and the service make them.
     const key = '7f0c9a4e-3b1d-4c55-9a8e-2f6d1b0c7e91';
-    const ok = await engine.reserve({ ...reserveOf(p, key, 100), reservationId: 'b3f1e2d4-5a6b-4c7d-8e9f-0a1b2c3d4e5f' });
+    const ok = await engine.reserve({
+      ...reserveOf(p, key, 100),
+      reservationId: 'b3f1e2d4-5a6b-4c7d-8e9f-0a1b2c3d4e5f',
+    });
     expect(ok.ok).toBe(true);
     const refusalKey = '0e1d2c3b-4a59-4687-9a0b-1c2d3e4f5a6b';
     expect((await engine.reserve(reserveOf(p, refusalKey, 600))).ok).toBe(false);
@@ -105,8 +120,25 @@ describe('sizing', () => {
     // Per event: 1,000 entries shaped like the scripts' (lua/includes/statuses.lua), in a stream of their own.
     const stream = `${keys.events(p)}-sizing`;
     for (let i = 0; i < 1_000; i++) {
-      await redis.xadd(stream, 'MAXLEN', '~', '100000', '*', 'reservationId', `b3f1e2d4-5a6b-4c7d-8e9f-${String(i).padStart(12, '0')}`,
-        'from', 'held', 'to', 'committed', 'amount', '125000', 'reason', 'committed', 'at', String(Date.now()));
+      await redis.xadd(
+        stream,
+        'MAXLEN',
+        '~',
+        '100000',
+        '*',
+        'reservationId',
+        `b3f1e2d4-5a6b-4c7d-8e9f-${String(i).padStart(12, '0')}`,
+        'from',
+        'held',
+        'to',
+        'committed',
+        'amount',
+        '125000',
+        'reason',
+        'committed',
+        'at',
+        String(Date.now()),
+      );
     }
     const perEvent = Math.round((await usage(stream)) / 1_000);
     await redis.del(stream);
@@ -128,7 +160,9 @@ describe('sizing', () => {
     await redis.del(zset, hash);
     console.log(
       `[sizing] stored 2xx reserve answer ${storedOk} B; stored refusal ${storedRefusal} B; ` +
-        `reservation record ${record.bytes} B (JSON ${record.json} B, metadata 46 B); line ${line.bytes} B (JSON ${line.json} B); event ${perEvent} B; status-set entry ${perStatusEntry} B; audit customer field ${perAuditField} B`,
+        (`reservation record ${record.bytes} B (JSON ${record.json} B, metadata 46 B); ` +
+          `line ${line.bytes} B (JSON ${line.json} B); event ${perEvent} B; status-set ` +
+          `entry ${perStatusEntry} B; audit customer field ${perAuditField} B`),
     );
     expect(storedOk).toBeGreaterThan(100);
     expect(storedRefusal).toBeGreaterThan(100);

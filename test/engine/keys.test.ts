@@ -32,7 +32,15 @@ describe('key layout', () => {
     const p = uniqueId('p');
     await engine.upsertProduct(p, { capacity: 100 }, 'put');
     await engine.upsertLines(p, [{ customerId: 'c1', limit: 100, status: 'active', statusReason: null, tier: null }]);
-    const r = await engine.reserve({ productId: p, customerId: 'c1', reservationId: 'r1', amount: 10, ttlSeconds: 1, idempotencyKey: 'k1', fingerprint: 'f' });
+    const r = await engine.reserve({
+      productId: p,
+      customerId: 'c1',
+      reservationId: 'r1',
+      amount: 10,
+      ttlSeconds: 1,
+      idempotencyKey: 'k1',
+      fingerprint: 'f',
+    });
     expect(r.ok).toBe(true);
     await engine.repay({ productId: p, customerId: 'c1', amount: 1, idempotencyKey: 'k2', fingerprint: 'g' });
 
@@ -62,37 +70,73 @@ describe('key layout', () => {
     expect(await keysOf(`${keys.prefix}:{${p}}:*`)).toEqual(afterExpiry);
   });
 
-  it('the sweeper deletes released/expired records 7 days after they ended, in bounded batches, and nothing else', async () => {
-    const { engine, keys, redis } = ctx;
-    const p = uniqueId('p');
-    await engine.upsertProduct(p, { capacity: 1_000 }, 'put');
-    await engine.upsertLines(p, [{ customerId: 'c1', limit: 1_000, status: 'active', statusReason: null, tier: null }]);
-    const reserve = (id: string) =>
-      engine.reserve({ productId: p, customerId: 'c1', reservationId: id, amount: 1, idempotencyKey: id, fingerprint: id });
-    for (const id of ['old1', 'old2', 'old3', 'recent', 'kept']) expect((await reserve(id)).ok).toBe(true);
-    for (const id of ['old1', 'old2', 'old3', 'recent']) expect((await engine.release(p, id)).ok).toBe(true);
-    // Age three of them: their entry time (the score) 7 days and a minute ago.
-    const eightDaysAgo = Date.now() - 7 * 86_400_000 - 60_000;
-    for (const id of ['old1', 'old2', 'old3']) await redis.zadd(keys.status(p, 'released'), eightDaysAgo, id);
+  it(
+    'the sweeper deletes released/expired records 7 days after ' + 'they ended, in bounded batches, and nothing else',
+    async () => {
+      const { engine, keys, redis } = ctx;
+      const p = uniqueId('p');
+      await engine.upsertProduct(p, { capacity: 1_000 }, 'put');
+      await engine.upsertLines(p, [
+        { customerId: 'c1', limit: 1_000, status: 'active', statusReason: null, tier: null },
+      ]);
+      const reserve = (id: string) =>
+        engine.reserve({
+          productId: p,
+          customerId: 'c1',
+          reservationId: id,
+          amount: 1,
+          idempotencyKey: id,
+          fingerprint: id,
+        });
+      for (const id of ['old1', 'old2', 'old3', 'recent', 'kept']) expect((await reserve(id)).ok).toBe(true);
+      for (const id of ['old1', 'old2', 'old3', 'recent']) expect((await engine.release(p, id)).ok).toBe(true);
+      // Age three of them: their entry time (the score) 7 days and a minute ago.
+      const eightDaysAgo = Date.now() - 7 * 86_400_000 - 60_000;
+      for (const id of ['old1', 'old2', 'old3']) await redis.zadd(keys.status(p, 'released'), eightDaysAgo, id);
 
-    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 2 });
-    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 1 });
-    expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 0 });
-    expect((await redis.hkeys(keys.records(p))).sort()).toEqual(['kept', 'recent']);
-    expect(await redis.zrange(keys.status(p, 'released'), 0, -1)).toEqual(['recent']);
-    expect((await engine.getReservation(p, 'old1')).ok).toBe(false);
-    // Their per-customer index entries went with them.
-    const indexed = (await redis.zrange(keys.bycustomer(p), 0, -1)).map((m) => m.split(':')[2]);
-    expect(indexed.sort()).toEqual(['kept', 'recent']);
-  });
+      expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 2 });
+      expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 1 });
+      expect(await engine.reclaimExpired(p, 2)).toMatchObject({ purged: 0 });
+      expect((await redis.hkeys(keys.records(p))).sort()).toEqual(['kept', 'recent']);
+      expect(await redis.zrange(keys.status(p, 'released'), 0, -1)).toEqual(['recent']);
+      expect((await engine.getReservation(p, 'old1')).ok).toBe(false);
+      // Their per-customer index entries went with them.
+      const indexed = (await redis.zrange(keys.bycustomer(p), 0, -1)).map((m) => m.split(':')[2]);
+      expect(indexed.sort()).toEqual(['kept', 'recent']);
+    },
+  );
 
   it('the backfill (index-records) indexes existing records once, and only records that exist', async () => {
     const { engine, keys, redis } = ctx;
     const p = uniqueId('p');
     await engine.upsertProduct(p, { capacity: 1_000 }, 'put');
-    await engine.upsertLines(p, ['c1', 'c2'].map((customerId) => ({ customerId, limit: 1_000, status: 'active' as const, statusReason: null, tier: null })));
-    for (const [id, customerId] of [['r1', 'c1'], ['r2', 'c2'], ['r3', 'c1']] as const) {
-      expect((await engine.reserve({ productId: p, customerId, reservationId: id, amount: 1, idempotencyKey: id, fingerprint: id })).ok).toBe(true);
+    await engine.upsertLines(
+      p,
+      ['c1', 'c2'].map((customerId) => ({
+        customerId,
+        limit: 1_000,
+        status: 'active' as const,
+        statusReason: null,
+        tier: null,
+      })),
+    );
+    for (const [id, customerId] of [
+      ['r1', 'c1'],
+      ['r2', 'c2'],
+      ['r3', 'c1'],
+    ] as const) {
+      expect(
+        (
+          await engine.reserve({
+            productId: p,
+            customerId,
+            reservationId: id,
+            amount: 1,
+            idempotencyKey: id,
+            fingerprint: id,
+          })
+        ).ok,
+      ).toBe(true);
     }
     const members = await redis.zrange(keys.bycustomer(p), 0, -1);
     expect(members).toHaveLength(3);

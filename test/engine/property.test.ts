@@ -28,7 +28,14 @@
 import fc from 'fast-check';
 import { isDeepStrictEqual } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LineSnapshot, LineStatus, Outcome, PoolConfig, PoolSnapshot, Reservation } from '../../src/engine/types.js';
+import type {
+  LineSnapshot,
+  LineStatus,
+  Outcome,
+  PoolConfig,
+  PoolSnapshot,
+  Reservation,
+} from '../../src/engine/types.js';
 import {
   QuotaModel,
   type LineView,
@@ -89,7 +96,9 @@ type Op =
       reserveKey: boolean;
     }
   | { t: 'settle'; pick: number; preferCommitted: boolean; outcome: 'settled' | 'reversed' | 'unknown' }
-  /** preferHolder: pick (by c) among the customers holding a live hold, if any (so commits meet frozen/closed lines). */
+  /**
+   * preferHolder: pick (by c) among the customers holding a live hold, if any (so commits meet frozen/closed lines).
+   */
   | { t: 'line'; c: number; preferHolder: boolean; limit: number; status: LineStatus; tier: Tier }
   | { t: 'capacity'; mode: 'abs' | 'usage'; value: number }
   | { t: 'status'; to: 'open' | 'paused' | 'closed'; resume: When }
@@ -168,7 +177,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant('reserve' as const),
       c: customerArb,
-      preferDrawable: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 2, arbitrary: fc.constant(false) }),
+      preferDrawable: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(true) },
+        { weight: 2, arbitrary: fc.constant(false) },
+      ),
       amount: amountArb,
       size: fc.constantFrom('abs', 'abs', 'abs', 'drawable', 'drawable+1', 'pct', 'pct'),
       pct: fc.integer({ min: 1, max: 100 }),
@@ -202,7 +214,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant('repay' as const),
       c: customerArb,
-      preferRepayable: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      preferRepayable: fc.oneof(
+        { weight: 3, arbitrary: fc.constant(true) },
+        { weight: 1, arbitrary: fc.constant(false) },
+      ),
       mode: fc.constantFrom('all', 'all', 'part', 'part', 'over', 'raw'),
       pct: fc.integer({ min: 1, max: 99 }),
       amount: amountArb,
@@ -215,7 +230,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant('settle' as const),
       pick: pickArb,
-      preferCommitted: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      preferCommitted: fc.oneof(
+        { weight: 4, arbitrary: fc.constant(true) },
+        { weight: 1, arbitrary: fc.constant(false) },
+      ),
       outcome: fc.constantFrom('settled', 'settled', 'reversed', 'unknown'),
     }),
   },
@@ -235,7 +253,10 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     arbitrary: fc.record({
       t: fc.constant('capacity' as const),
       mode: fc.constantFrom('abs', 'usage'),
-      value: fc.oneof({ weight: 12, arbitrary: fc.integer({ min: -150, max: 3000 }) }, { weight: 1, arbitrary: fc.constant(HUGE) }),
+      value: fc.oneof(
+        { weight: 12, arbitrary: fc.integer({ min: -150, max: 3000 }) },
+        { weight: 1, arbitrary: fc.constant(HUGE) },
+      ),
     }),
   },
   {
@@ -261,7 +282,11 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   {
     weight: 2,
-    arbitrary: fc.record({ t: fc.constant('range' as const), min: fc.constantFrom(1, 5, 20), max: fc.constantFrom(null, 50, 400) }),
+    arbitrary: fc.record({
+      t: fc.constant('range' as const),
+      min: fc.constantFrom(1, 5, 20),
+      max: fc.constantFrom(null, 50, 400),
+    }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('holdTtl' as const), seconds: fc.constantFrom(2, 3, 300) }) },
   {
@@ -297,7 +322,11 @@ const initArb: fc.Arbitrary<InitialState> = fc.record({
 
 const inputArb = fc.record({ init: initArb, ops: fc.array(opArb, { minLength: 54, maxLength: 64 }) });
 /** Sharded runs: 2 to 4 sub-pools; the same operations, plus moves and interrupted moves between sub-pools. */
-const shardedInputArb = fc.record({ init: initArb, ops: fc.array(opArb, { minLength: 54, maxLength: 64 }), shards: fc.integer({ min: 2, max: 4 }) });
+const shardedInputArb = fc.record({
+  init: initArb,
+  ops: fc.array(opArb, { minLength: 54, maxLength: 64 }),
+  shards: fc.integer({ min: 2, max: 4 }),
+});
 
 // ---------------------------------------------------------------------------
 // Comparison helpers
@@ -309,7 +338,13 @@ const HOUR = 3_600_000;
 
 /** The canonical request body as a JSON value (what the HTTP layer fingerprints). */
 const fingerprintOf = (body: Record<string, unknown>) =>
-  JSON.stringify(Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined).sort(([a], [b]) => a.localeCompare(b))));
+  JSON.stringify(
+    Object.fromEntries(
+      Object.entries(body)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b)),
+    ),
+  );
 
 interface ReserveBody {
   customerId: string;
@@ -323,7 +358,8 @@ interface RepayBody {
 }
 
 /** Everything of an outcome except when it was answered and whether it was a replay. */
-const body = (o: Outcome<unknown>) => (o.ok ? { ok: true, value: o.value } : { ok: false, code: o.code, context: o.context });
+const body = (o: Outcome<unknown>) =>
+  o.ok ? { ok: true, value: o.value } : { ok: false, code: o.code, context: o.context };
 
 let totalSteps = 0;
 let totalRuns = 0;
@@ -392,7 +428,10 @@ class Run {
   private near(what: string, engine: number, model: number, tolerance: number) {
     if (this.slack === 0 || tolerance === 0) return this.check(what, engine, model);
     if (Math.abs(engine - model) > tolerance) {
-      this.errors.push(`${what}: engine=${engine} model=${model} (more than ${tolerance} apart; ${this.slack} fell due while it was read)`);
+      this.errors.push(
+        `${what}: engine=${engine} model=${model} (more than ${tolerance} ` +
+          `apart; ${this.slack} fell due while it was read)`,
+      );
     }
   }
 
@@ -408,7 +447,8 @@ class Run {
     const to = await this.redisNow();
     let amount = 0;
     for (const r of this.model.reservations.values()) {
-      if ((r.status === 'held' || r.status === 'expired') && r.expiresAt > from && r.expiresAt <= to) amount += r.amount;
+      if ((r.status === 'held' || r.status === 'expired') && r.expiresAt > from && r.expiresAt <= to)
+        amount += r.amount;
     }
     if (amount > 0) totalStraddled++;
     return amount;
@@ -449,15 +489,22 @@ class Run {
       const lhs = f + positive - pos(f);
       if (lhs > productFree) {
         const state = { shards: shardsList, withheld: eng.withheld, inTransit: eng.inTransit, capacity: eng.capacity };
-        this.errors.push(`${label}: invariant J broken at sub-pool ${k}: ${lhs} > ${productFree}: ${JSON.stringify(state)}`);
+        this.errors.push(
+          `${label}: invariant J broken at sub-pool ${k}: ${lhs} > ${productFree}: ${JSON.stringify(state)}`,
+        );
       }
     });
     // (Withheld quota after a cut far below use can pass 2^53 in total; exact only below that.)
     if ([allotments, eng.withheld ?? 0, eng.inTransit ?? 0].every((n) => Number.isSafeInteger(n))) {
-      this.check(`${label}: allotments + in transit + withheld = capacity`, allotments + (eng.inTransit ?? 0) + (eng.withheld ?? 0), eng.capacity);
+      this.check(
+        `${label}: allotments + in transit + withheld = capacity`,
+        allotments + (eng.inTransit ?? 0) + (eng.withheld ?? 0),
+        eng.capacity,
+      );
     }
     for (const k of ['capacity', 'committed', 'settled'] as const) this.check(`${label}.${k}`, eng[k], mv[k]);
-    for (const k of ['held', 'available', 'availableToAllTiers'] as const) this.near(`${label}.${k}`, eng[k], mv[k], this.slack);
+    for (const k of ['held', 'available', 'availableToAllTiers'] as const)
+      this.near(`${label}.${k}`, eng[k], mv[k], this.slack);
     const p = this.model.requirePool();
     this.check(`${label}.status`, eng.status, mv.status);
     this.check(`${label}.pauseReason`, eng.pauseReason, p.pauseReason);
@@ -513,11 +560,17 @@ class Run {
     if (!eng.ok && !m.ok && eng.code === m.code) {
       if (m.drawable !== undefined && eng.context.drawable !== undefined) {
         const minAmount = this.model.requirePool().minAmount;
-        this.near(`${label} context.drawable`, eng.context.drawable, m.drawable, this.slack === 0 ? 0 : this.slack + minAmount);
+        this.near(
+          `${label} context.drawable`,
+          eng.context.drawable,
+          m.drawable,
+          this.slack === 0 ? 0 : this.slack + minAmount,
+        );
       } else if (m.drawable !== undefined) this.check(`${label} context.drawable`, eng.context.drawable, m.drawable);
       if (m.retryAt !== undefined) this.check(`${label} context.retryAt`, eng.context.retryAt ?? null, m.retryAt);
       if (m.repayable !== undefined) this.check(`${label} context.repayable`, eng.context.repayable, m.repayable);
-      if (m.reservation && eng.context.reservation) this.compareReservation(`${label} context.reservation`, eng.context.reservation, m.reservation);
+      if (m.reservation && eng.context.reservation)
+        this.compareReservation(`${label} context.reservation`, eng.context.reservation, m.reservation);
     }
   }
 
@@ -531,7 +584,9 @@ class Run {
     const from = this.shards > 1 ? await this.redisNow() : 0;
     const reads = await Promise.all([
       this.engine.readPool(this.productId).then((o) => ({ kind: 'pool' as const, customerId: '', o })),
-      ...CUSTOMERS.map((c) => this.engine.readLine(this.productId, c).then((o) => ({ kind: 'line' as const, customerId: c, o }))),
+      ...CUSTOMERS.map((c) =>
+        this.engine.readLine(this.productId, c).then((o) => ({ kind: 'line' as const, customerId: c, o })),
+      ),
     ]);
     // One connection: Redis ran them in order; sort by `now` anyway so the model's clock only moves forward.
     reads.sort((a, b) => a.o.now - b.o.now);
@@ -613,7 +668,9 @@ class Run {
         await this.reserve(op);
         break;
       case 'commit': {
-        const res = op.bogus ? null : this.pickReservation(op.pick, op.preferHeld ? (r) => r.status === 'held' : undefined);
+        const res = op.bogus
+          ? null
+          : this.pickReservation(op.pick, op.preferHeld ? (r) => r.status === 'held' : undefined);
         const id = res?.reservationId ?? 'r-missing';
         let amount: number | undefined;
         if (res) {
@@ -635,7 +692,9 @@ class Run {
         break;
       }
       case 'release': {
-        const res = op.bogus ? null : this.pickReservation(op.pick, op.preferHeld ? (r) => r.status === 'held' : undefined);
+        const res = op.bogus
+          ? null
+          : this.pickReservation(op.pick, op.preferHeld ? (r) => r.status === 'held' : undefined);
         const id = res?.reservationId ?? 'r-missing';
         const before = res?.status ?? '-';
         const o = await this.engine.release(this.productId, id);
@@ -654,7 +713,12 @@ class Run {
         );
         const id = res?.reservationId ?? 'r-missing';
         const before = res?.status ?? '-';
-        const o = await this.engine.recordSettlement(this.productId, id, op.outcome, op.outcome === 'settled' ? '' : 'test');
+        const o = await this.engine.recordSettlement(
+          this.productId,
+          id,
+          op.outcome,
+          op.outcome === 'settled' ? '' : 'test',
+        );
         const m = this.model.recordSettlement(id, op.outcome, o.now);
         this.note(`recordSettlement ${id} ${op.outcome} [was ${before}] -> ${this.describe(o)}`);
         this.compareAnswer('recordSettlement', o, m, (l, e, mv) => {
@@ -664,7 +728,9 @@ class Run {
         break;
       }
       case 'line': {
-        const holders = CUSTOMERS.filter((c) => [...this.model.reservations.values()].some((r) => r.customerId === c && r.status === 'held'));
+        const holders = CUSTOMERS.filter((c) =>
+          [...this.model.reservations.values()].some((r) => r.customerId === c && r.status === 'held'),
+        );
         const customerId = op.preferHolder && holders.length > 0 ? holders[op.c % holders.length]! : CUSTOMERS[op.c]!;
         await this.upsertLine(customerId, op.limit, op.status, op.tier);
         break;
@@ -673,8 +739,15 @@ class Run {
         const p = this.model.requirePool();
         // At most 2^53-1, as the API takes it (the model's sums above that would not be exact numbers).
         // Below use too, sharded runs included (each sub-pool then withholds quota, returned as uses drain).
-        const capacity = Math.min(HUGE, op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150)));
-        await this.patchPool({ capacity }, 'patch', `patch capacity=${capacity} (held+committed was ${p.held + p.committed})`);
+        const capacity = Math.min(
+          HUGE,
+          op.mode === 'abs' ? Math.max(0, op.value) : Math.max(0, p.held + p.committed + (op.value % 150)),
+        );
+        await this.patchPool(
+          { capacity },
+          'patch',
+          `patch capacity=${capacity} (held+committed was ${p.held + p.committed})`,
+        );
         break;
       }
       case 'status': {
@@ -699,14 +772,26 @@ class Run {
         const opensAt = op.opens === 'none' ? null : op.opens === 'past' ? now - 2 * HOUR : now + HOUR;
         let closesAt = op.closes === 'none' ? null : op.closes === 'past' ? now - HOUR : now + 2 * HOUR;
         if (opensAt !== null && closesAt !== null && closesAt <= opensAt) closesAt = null;
-        await this.patchPool({ opensAt, closesAt }, 'patch', `patch opensAt=${op.opens} closesAt=${closesAt === null ? 'none' : op.closes}`);
+        await this.patchPool(
+          { opensAt, closesAt },
+          'patch',
+          `patch opensAt=${op.opens} closesAt=${closesAt === null ? 'none' : op.closes}`,
+        );
         break;
       }
       case 'priority':
-        await this.patchPool({ priorityReserve: op.reserve }, 'patch', `patch priorityReserve=${JSON.stringify(op.reserve)}`);
+        await this.patchPool(
+          { priorityReserve: op.reserve },
+          'patch',
+          `patch priorityReserve=${JSON.stringify(op.reserve)}`,
+        );
         break;
       case 'range':
-        await this.patchPool({ minAmount: op.min, maxAmount: op.max }, 'patch', `patch minAmount=${op.min} maxAmount=${op.max}`);
+        await this.patchPool(
+          { minAmount: op.min, maxAmount: op.max },
+          'patch',
+          `patch minAmount=${op.min} maxAmount=${op.max}`,
+        );
         break;
       case 'put': {
         const config = { capacity: op.capacity, minAmount: op.min, maxAmount: op.max, holdTtlSeconds: op.holdTtl };
@@ -741,7 +826,17 @@ class Run {
           const keys = ['pool', 'res', 'lines', 'events', 'status:held', 'status:expired', 'xfer:pending'].map(
             (k) => `${this.ctx.keys.prefix}:{${tags[from]}}:${k}`,
           );
-          await this.ctx.redis.call('FCALL', this.engine.library.functionName('shard-give'), 7, ...keys, '', amount, String(to), 'priority', 100);
+          await this.ctx.redis.call(
+            'FCALL',
+            this.engine.library.functionName('shard-give'),
+            7,
+            ...keys,
+            '',
+            amount,
+            String(to),
+            'priority',
+            100,
+          );
         } else {
           await this.engine.shards.move(this.productId, tags, from, to, amount, 'priority', 'rebalance');
         }
@@ -781,7 +876,8 @@ class Run {
     let req: ReserveBody;
     const drawableOf = (c: string) => this.model.lineView(c, this.model.lastNow)?.drawable ?? 0;
     const candidates = CUSTOMERS.filter((c) => drawableOf(c) > 0);
-    const customerId = op.preferDrawable && candidates.length > 0 ? candidates[op.c % candidates.length]! : CUSTOMERS[op.c]!;
+    const customerId =
+      op.preferDrawable && candidates.length > 0 ? candidates[op.c % candidates.length]! : CUSTOMERS[op.c]!;
     const drawable = drawableOf(customerId);
     const amount =
       op.size === 'abs' || drawable === 0
@@ -806,7 +902,13 @@ class Run {
     // A sharded product's reservation ids carry the customer's sub-pool (src/engine/shards.ts).
     const reservationId = reservationIdFor(baseId, shardOfCustomer(req.customerId, this.shards));
     const fingerprint = fingerprintOf({ ...req });
-    const o = await this.engine.reserve({ productId: this.productId, reservationId: baseId, idempotencyKey: key, fingerprint, ...req });
+    const o = await this.engine.reserve({
+      productId: this.productId,
+      reservationId: baseId,
+      idempotencyKey: key,
+      fingerprint,
+      ...req,
+    });
     this.slack = await this.fellDueSince(this.stepStart);
     const mkey = this.modelKey(key, req.customerId);
     const hadStored = this.model.reserveAnswerStored(mkey);
@@ -824,9 +926,13 @@ class Run {
       }
     }
     // A refusal's drawable (within the slack, checked below) is stored with it: replays answer the engine's.
-    if (this.slack > 0 && !o.ok && !o.replayed && o.context.drawable !== undefined) this.model.amendStoredDrawable(mkey, o.context.drawable);
+    if (this.slack > 0 && !o.ok && !o.replayed && o.context.drawable !== undefined)
+      this.model.amendStoredDrawable(mkey, o.context.drawable);
     this.note(
-      `reserve ${req.customerId} amount=${req.amount} ttl=${req.ttlSeconds ?? '-'} meta=${req.metadata ? 'y' : 'n'} key=${key}${op.reuse ? (op.reuse.sameBody ? ' (reused, same body)' : ' (reused, own body)') : ''} rid=${reservationId} -> ${this.describe(o)}`,
+      `reserve ${req.customerId} amount=${req.amount} ttl=${req.ttlSeconds ?? '-'} ` +
+        `meta=${req.metadata ? 'y' : 'n'} ` +
+        `key=${key}${op.reuse ? (op.reuse.sameBody ? ' (reused, same body)' : ' (reused, own body)') : ''} ` +
+        `rid=${reservationId} -> ${this.describe(o)}`,
     );
     if (!('ok' in m)) {
       this.check('reserve code', o.ok ? 'OK' : o.code, m.code);
@@ -851,7 +957,8 @@ class Run {
       return l ? l.drawn - l.settling : 0;
     };
     const candidates = CUSTOMERS.filter((c) => repayableOf(c) > 0);
-    const customerId = op.preferRepayable && candidates.length > 0 ? candidates[op.c % candidates.length]! : CUSTOMERS[op.c]!;
+    const customerId =
+      op.preferRepayable && candidates.length > 0 ? candidates[op.c % candidates.length]! : CUSTOMERS[op.c]!;
     const line = this.model.lines.get(customerId);
     const repayable = line ? line.drawn - line.settling : 0;
     const amount = Math.max(
@@ -876,7 +983,10 @@ class Run {
     const mkey = this.modelKey(key, req.customerId);
     const hadStored = this.model.repayAnswerStored(mkey);
     const m = this.model.repay({ idempotencyKey: mkey, fingerprint, ...req }, o.now);
-    this.note(`repay ${req.customerId} amount=${req.amount} key=${key}${op.reuse ? ' (reused)' : ''} [repayable ${repayable}] -> ${this.describe(o)}`);
+    this.note(
+      `repay ${req.customerId} amount=${req.amount} ` +
+        `key=${key}${op.reuse ? ' (reused)' : ''} [repayable ${repayable}] -> ${this.describe(o)}`,
+    );
     this.compareAnswer('repay', o, m, (l, e, mv) => {
       // A replay answers the first body, not today's state: compared below against the first answer.
       if (!m.replayed) this.compareLine(`${l}.line`, e, mv);
@@ -932,26 +1042,43 @@ class Run {
     }
     this.check('audit: reservation records', records.length, this.model.reservations.size);
     this.check('audit: pool.held = sum of held', Number(rawPool.held), books.held);
-    this.check('audit: pool.committed = sum of committed amounts not reversed', Number(rawPool.committed), books.committed);
+    this.check(
+      'audit: pool.committed = sum of committed amounts not reversed',
+      Number(rawPool.committed),
+      books.committed,
+    );
     this.check('audit: pool.settled = sum of settled amounts', Number(rawPool.settled), books.settled);
     for (const [c, raw] of rawLines) {
       const s = lineBooks(books, c);
       const drawn = Number(raw.drawn);
       const settling = Number(raw.settling);
       this.check(`audit: line ${c}.held = sum of its held`, Number(raw.held), s.held);
-      this.check(`audit: line ${c}.drawn + repaid = sum of its committed amounts`, drawn + (this.model.repaid.get(c) ?? 0), s.committed);
-      if (raw.repaid !== undefined) this.check(`audit: line ${c}.repaid`, Number(raw.repaid), this.model.repaid.get(c) ?? 0);
+      this.check(
+        `audit: line ${c}.drawn + repaid = sum of its committed amounts`,
+        drawn + (this.model.repaid.get(c) ?? 0),
+        s.committed,
+      );
+      if (raw.repaid !== undefined)
+        this.check(`audit: line ${c}.repaid`, Number(raw.repaid), this.model.repaid.get(c) ?? 0);
       this.check(`audit: line ${c}.settling = sum of its unsettled committed amounts`, settling, s.settling);
-      this.check(`audit: line ${c} counters never negative`, [Number(raw.held), drawn, settling].every((n) => n >= 0), true);
+      this.check(
+        `audit: line ${c} counters never negative`,
+        [Number(raw.held), drawn, settling].every((n) => n >= 0),
+        true,
+      );
       this.check(`audit: line ${c} settling <= drawn`, settling <= drawn, true);
     }
-    for (const c of books.lines.keys()) if (!rawLines.has(c)) this.errors.push(`audit: reservations of ${c}, who has no line`);
+    for (const c of books.lines.keys())
+      if (!rawLines.has(c)) this.errors.push(`audit: reservations of ${c}, who has no line`);
     this.check(
       'audit: pool counters never negative',
       [rawPool.held, rawPool.committed, rawPool.settled].every((v) => Number(v) >= 0),
       true,
     );
-    this.note(`audit: ${records.length} reservations, pool held=${rawPool.held} committed=${rawPool.committed} settled=${rawPool.settled}`);
+    this.note(
+      `audit: ${records.length} reservations, pool held=${rawPool.held} ` +
+        `committed=${rawPool.committed} settled=${rawPool.settled}`,
+    );
     this.flush('conservation audit');
   }
 }
@@ -995,10 +1122,15 @@ describe('engine against the contract model', () => {
       markInterruptAsFailure: false,
     });
     if (details.failed) {
-      const replay = `PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/engine/property.test.ts`;
-      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+      const replay =
+        `PROPERTY_SEED=${details.seed} ` +
+        `PROPERTY_PATH="${details.counterexamplePath}" npx vitest run ` +
+        `test/engine/property.test.ts`;
+      const cause =
+        details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
       throw new Error(
-        `${fc.defaultReportMessage(details)}\n\nReplay the (shrunk) failure with:\n  ${replay}\n\nThe failure, with the executed steps of the smallest failing sequence:\n${cause}`,
+        `${fc.defaultReportMessage(details)}\n\nReplay the (shrunk) failure with:\n  ${replay}\n\nThe ` +
+          `failure, with the executed steps of the smallest failing sequence:\n${cause}`,
       );
     }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
@@ -1007,42 +1139,58 @@ describe('engine against the contract model', () => {
         `${totalWaits} waits (${(totalSleepMs / 1000).toFixed(1)} s asleep), ${seconds} s`,
     );
     if (process.env.PROPERTY_STATS === '1') {
-      console.log([...stats].sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k}: ${v}`).join('\n'));
+      console.log(
+        [...stats]
+          .sort(([a], [b]) => a.localeCompare(b))
+          .map(([k, v]) => `${k}: ${v}`)
+          .join('\n'),
+      );
     }
     expect(totalSteps).toBeGreaterThan(0);
   }, 600_000);
 });
 
 describe('sharded products against the same model', () => {
-  it('random sequences on 2 to 4 sub-pools (moves, interrupted moves, capacity changes, expiries) agree with the unsharded model', async () => {
-    const seed = process.env.PROPERTY_SEED !== undefined ? Number(process.env.PROPERTY_SEED) : undefined;
-    const path = process.env.PROPERTY_PATH;
-    const runsBefore = totalRuns;
-    const property = fc.asyncProperty(shardedInputArb, async ({ init, ops, shards }) => {
-      const run = new Run(ctx, shards);
-      await run.setup(init);
-      for (const op of ops) await run.run(op);
-      await run.audit();
-      if (process.env.PROPERTY_DEBUG_LOG) console.log(run.log.join('\n'));
-      totalRuns++;
-    });
-    const details = await fc.check(property, {
-      numRuns: Number(process.env.PROPERTY_SHARDED_RUNS ?? 30),
-      ...(seed !== undefined ? { seed } : {}),
-      ...(path !== undefined ? { path } : {}),
-      endOnFailure: process.env.PROPERTY_NO_SHRINK === '1',
-      interruptAfterTimeLimit: Number(process.env.PROPERTY_TIME_LIMIT_MS ?? 120_000),
-      markInterruptAsFailure: false,
-    });
-    if (details.failed) {
-      const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-      throw new Error(
-        `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} PROPERTY_PATH="${details.counterexamplePath}" npx vitest run test/engine/property.test.ts -t sharded\n\n${cause}`,
+  it(
+    'random sequences on 2 to 4 sub-pools (moves, interrupted moves, ' +
+      'capacity changes, expiries) agree with the unsharded model',
+    async () => {
+      const seed = process.env.PROPERTY_SEED !== undefined ? Number(process.env.PROPERTY_SEED) : undefined;
+      const path = process.env.PROPERTY_PATH;
+      const runsBefore = totalRuns;
+      const property = fc.asyncProperty(shardedInputArb, async ({ init, ops, shards }) => {
+        const run = new Run(ctx, shards);
+        await run.setup(init);
+        for (const op of ops) await run.run(op);
+        await run.audit();
+        if (process.env.PROPERTY_DEBUG_LOG) console.log(run.log.join('\n'));
+        totalRuns++;
+      });
+      const details = await fc.check(property, {
+        numRuns: Number(process.env.PROPERTY_SHARDED_RUNS ?? 30),
+        ...(seed !== undefined ? { seed } : {}),
+        ...(path !== undefined ? { path } : {}),
+        endOnFailure: process.env.PROPERTY_NO_SHRINK === '1',
+        interruptAfterTimeLimit: Number(process.env.PROPERTY_TIME_LIMIT_MS ?? 120_000),
+        markInterruptAsFailure: false,
+      });
+      if (details.failed) {
+        const cause =
+          details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+        throw new Error(
+          `${fc.defaultReportMessage(details)}\n\nReplay: PROPERTY_SEED=${details.seed} ` +
+            (`PROPERTY_PATH="${details.counterexamplePath}" npx vitest run ` +
+              `test/engine/property.test.ts -t sharded\n\n${cause}`),
+        );
+      }
+      console.log(
+        `property (sharded): ${totalRuns - runsBefore} runs; ${totalStraddled} ` +
+          `answers read while a hold fell due (compared within its amount)`,
       );
-    }
-    console.log(`property (sharded): ${totalRuns - runsBefore} runs; ${totalStraddled} answers read while a hold fell due (compared within its amount)`);
-    expect(totalRuns - runsBefore).toBeGreaterThan(0);
-  }, 600_000);
+      expect(totalRuns - runsBefore).toBeGreaterThan(0);
+    },
+    600_000,
+  );
 });
 
 /**
@@ -1060,7 +1208,14 @@ describe('a burst of expiries larger than one call reclaims', () => {
     model.upsertLine(cfg, (await ctx.engine.upsertLines(p, [cfg])).now);
     let last = 0;
     for (let i = 0; i < 150; i++) {
-      const req = { customerId: 'a', reservationId: `r${i}`, amount: 1, ttlSeconds: 1, idempotencyKey: `k${i}`, fingerprint: `f${i}` };
+      const req = {
+        customerId: 'a',
+        reservationId: `r${i}`,
+        amount: 1,
+        ttlSeconds: 1,
+        idempotencyKey: `k${i}`,
+        fingerprint: `f${i}`,
+      };
       const o = await ctx.engine.reserve({ productId: p, ...req });
       expect(model.reserve(req, o.now)).toMatchObject({ ok: true });
       expect(o.ok).toBe(true);
@@ -1076,7 +1231,10 @@ describe('a burst of expiries larger than one call reclaims', () => {
     const req = { customerId: 'a', reservationId: 'big', amount: 150, idempotencyKey: 'kbig', fingerprint: 'fbig' };
     const o = await ctx.engine.reserve({ productId: p, ...req });
     expect(model.reserve(req, o.now)).toMatchObject({ ok: true });
-    expect({ code: o.ok ? 'OK' : o.code, drawable: o.ok ? undefined : o.context.drawable }).toEqual({ code: 'OK', drawable: undefined });
+    expect({ code: o.ok ? 'OK' : o.code, drawable: o.ok ? undefined : o.context.drawable }).toEqual({
+      code: 'OK',
+      drawable: undefined,
+    });
   });
 
   it('the first read after 150 holds expired shows all 150 drawable', async () => {
@@ -1088,17 +1246,36 @@ describe('a burst of expiries larger than one call reclaims', () => {
     expect(pool).toMatchObject({ ok: true, value: { held: 0, available: 150 } });
   });
 
-  it('a refusal for another reason (amount out of range) after 150 holds expired reports all 150 drawable', async () => {
-    const p = uniqueId('p');
-    await burstOf150(p, new QuotaModel(), { maxAmount: 150 });
-    const o = await ctx.engine.reserve({ productId: p, customerId: 'a', reservationId: 'over', amount: 151, idempotencyKey: 'kover', fingerprint: 'fover' });
-    expect({ code: o.ok ? 'OK' : o.code, drawable: o.ok ? undefined : o.context.drawable }).toEqual({ code: 'AMOUNT_OUT_OF_RANGE', drawable: 150 });
-  });
+  it(
+    'a refusal for another reason (amount out of range) after ' + '150 holds expired reports all 150 drawable',
+    async () => {
+      const p = uniqueId('p');
+      await burstOf150(p, new QuotaModel(), { maxAmount: 150 });
+      const o = await ctx.engine.reserve({
+        productId: p,
+        customerId: 'a',
+        reservationId: 'over',
+        amount: 151,
+        idempotencyKey: 'kover',
+        fingerprint: 'fover',
+      });
+      expect({ code: o.ok ? 'OK' : o.code, drawable: o.ok ? undefined : o.context.drawable }).toEqual({
+        code: 'AMOUNT_OUT_OF_RANGE',
+        drawable: 150,
+      });
+    },
+  );
 
   it('a repayment answer after 150 holds expired shows all 150 drawable', async () => {
     const p = uniqueId('p');
     await burstOf150(p, new QuotaModel());
-    const o = await ctx.engine.repay({ productId: p, customerId: 'a', amount: 1, idempotencyKey: 'krepay', fingerprint: 'frepay' });
+    const o = await ctx.engine.repay({
+      productId: p,
+      customerId: 'a',
+      amount: 1,
+      idempotencyKey: 'krepay',
+      fingerprint: 'frepay',
+    });
     // Nothing settled to repay: the (stored) refusal carries the line as it is now.
     expect(o.ok ? 'OK' : o.code).toBe('REPAYMENT_EXCEEDS_DRAWN');
     expect(o.ok ? undefined : o.context.line).toMatchObject({ held: 0, drawable: 150 });

@@ -15,14 +15,28 @@ export type RawResponse<T = any> = HttpAnswer<T>;
 export type RawOptions = HttpOptions;
 
 /** A request with the client key unless `options.key` says otherwise. */
-export const raw = <T = any>(svc: ServiceContext, method: string, path: string, options: RawOptions = {}): Promise<RawResponse<T>> =>
-  svc.call<T>(method, path, options);
+export const raw = <T = any>(
+  svc: ServiceContext,
+  method: string,
+  path: string,
+  options: RawOptions = {},
+): Promise<RawResponse<T>> => svc.call<T>(method, path, options);
 
-export const admin = <T = any>(svc: ServiceContext, method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  svc.admin<T>(method, path, body, headers);
+export const admin = <T = any>(
+  svc: ServiceContext,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => svc.admin<T>(method, path, body, headers);
 
-export const client = <T = any>(svc: ServiceContext, method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
-  svc.client<T>(method, path, body, headers);
+export const client = <T = any>(
+  svc: ServiceContext,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers?: Record<string, string>,
+) => svc.client<T>(method, path, body, headers);
 
 /** Stack-trace-like text that must never reach a client. */
 const STACK_LIKE = /\n\s+at\s|\bat [\w.<>]+ \(|node_modules|\.ts:\d+|\.js:\d+|"stack"/;
@@ -31,9 +45,16 @@ const STACK_LIKE = /\n\s+at\s|\bat [\w.<>]+ \(|node_modules|\.ts:\d+|\.js:\d+|"s
  * Checks an RFC 9457 problem body: media type, the five members, the
  * status and code, a non-empty detail, no stack traces. Returns the body.
  */
-export function expectProblem(res: RawResponse | { status: number; headers: Headers; body: any }, status: number, code: string) {
+export function expectProblem(
+  res: RawResponse | { status: number; headers: Headers; body: any },
+  status: number,
+  code: string,
+) {
   const body = res.body;
-  expect({ status: res.status, code: body?.code }, `expected ${status} ${code}, got ${res.status} ${JSON.stringify(body)}`).toEqual({
+  expect(
+    { status: res.status, code: body?.code },
+    `expected ${status} ${code}, got ${res.status} ${JSON.stringify(body)}`,
+  ).toEqual({
     status,
     code,
   });
@@ -85,14 +106,23 @@ export function expectRetryAfterUntil(res: { headers: Headers }, targetMs: numbe
 export const iso = (ms: number) => new Date(ms).toISOString();
 
 /** PUT a product (admin) and return its id; fails the test unless 201. */
-export async function makeProduct(svc: ServiceContext, config: Record<string, unknown> = { capacity: 1_000_000 }, productId = uniqueId('p')) {
+export async function makeProduct(
+  svc: ServiceContext,
+  config: Record<string, unknown> = { capacity: 1_000_000 },
+  productId = uniqueId('p'),
+) {
   const res = await admin(svc, 'PUT', `/v1/products/${productId}`, config);
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return productId;
 }
 
 /** PUT a line (admin); fails the test unless 201/200. */
-export async function makeLine(svc: ServiceContext, productId: string, customerId: string, config: Record<string, unknown> = { limit: 1_000_000 }) {
+export async function makeLine(
+  svc: ServiceContext,
+  productId: string,
+  customerId: string,
+  config: Record<string, unknown> = { limit: 1_000_000 },
+) {
   const res = await admin(svc, 'PUT', `/v1/products/${productId}/customers/${customerId}`, config);
   expect([200, 201], JSON.stringify(res.body)).toContain(res.status);
   return res.body;
@@ -105,11 +135,23 @@ export async function patchProduct(svc: ServiceContext, productId: string, chang
 }
 
 export function reserve(svc: ServiceContext, productId: string, body: unknown, key: string | null = uniqueId('k')) {
-  return client(svc, 'POST', `/v1/products/${productId}/reservations`, body, key === null ? {} : { 'Idempotency-Key': key });
+  return client(
+    svc,
+    'POST',
+    `/v1/products/${productId}/reservations`,
+    body,
+    key === null ? {} : { 'Idempotency-Key': key },
+  );
 }
 
 /** Reserve that must succeed; returns the reservation. */
-export async function hold(svc: ServiceContext, productId: string, customerId: string, amount: number, extra: Record<string, unknown> = {}) {
+export async function hold(
+  svc: ServiceContext,
+  productId: string,
+  customerId: string,
+  amount: number,
+  extra: Record<string, unknown> = {},
+) {
   const res = await reserve(svc, productId, { customerId, amount, ...extra });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return res.body;
@@ -141,8 +183,20 @@ export async function getReservation(svc: ServiceContext, productId: string, res
   return res.body;
 }
 
-export function repay(svc: ServiceContext, productId: string, customerId: string, body: unknown, key: string | null = uniqueId('k')) {
-  return client(svc, 'POST', `/v1/products/${productId}/customers/${customerId}/repayments`, body, key === null ? {} : { 'Idempotency-Key': key });
+export function repay(
+  svc: ServiceContext,
+  productId: string,
+  customerId: string,
+  body: unknown,
+  key: string | null = uniqueId('k'),
+) {
+  return client(
+    svc,
+    'POST',
+    `/v1/products/${productId}/customers/${customerId}/repayments`,
+    body,
+    key === null ? {} : { 'Idempotency-Key': key },
+  );
 }
 
 export const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;

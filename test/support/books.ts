@@ -39,7 +39,15 @@ export interface Books {
   lines: Map<string, LineBooks>;
 }
 
-export const emptyBooks = (): Books => ({ records: 0, byStatus: {}, amountByStatus: {}, held: 0, committed: 0, settled: 0, lines: new Map() });
+export const emptyBooks = (): Books => ({
+  records: 0,
+  byStatus: {},
+  amountByStatus: {},
+  held: 0,
+  committed: 0,
+  settled: 0,
+  lines: new Map(),
+});
 
 /** Adds one record to the books (for records read a batch at a time). */
 export function addRecord(books: Books, record: RecordFacts): void {
@@ -71,4 +79,5 @@ export function booksOf(records: Iterable<RecordFacts>): Books {
 }
 
 /** A line's recomputed counters (zero for a customer with no records). */
-export const lineBooks = (books: Books, customerId: string): LineBooks => books.lines.get(customerId) ?? { held: 0, committed: 0, settling: 0 };
+export const lineBooks = (books: Books, customerId: string): LineBooks =>
+  books.lines.get(customerId) ?? { held: 0, committed: 0, settling: 0 };

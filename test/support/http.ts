@@ -27,12 +27,19 @@ export interface HttpOptions {
   timeoutMs?: number;
 }
 
-export async function request<T = any>(baseUrl: string, method: string, path: string, options: HttpOptions = {}): Promise<HttpAnswer<T>> {
+export async function request<T = any>(
+  baseUrl: string,
+  method: string,
+  path: string,
+  options: HttpOptions = {},
+): Promise<HttpAnswer<T>> {
   const started = performance.now();
   const headers: Record<string, string> = { ...options.headers };
   if (options.key) headers.authorization ??= `Bearer ${options.key}`;
-  const body = typeof options.body === 'string' || options.body === undefined ? options.body : JSON.stringify(options.body);
-  if (body !== undefined && options.contentType !== null) headers['content-type'] ??= options.contentType ?? 'application/json';
+  const body =
+    typeof options.body === 'string' || options.body === undefined ? options.body : JSON.stringify(options.body);
+  if (body !== undefined && options.contentType !== null)
+    headers['content-type'] ??= options.contentType ?? 'application/json';
   const signal = options.timeoutMs === undefined ? undefined : AbortSignal.timeout(options.timeoutMs);
   const res = await fetch(baseUrl + path, { method, headers, body, signal });
   const text = await res.text();
@@ -61,8 +68,10 @@ export function apiClient(baseUrl: string, keys: ApiKeys) {
     baseUrl,
     keys,
     call,
-    admin: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => call<T>(method, path, { body, headers, key: keys.admin }),
-    client: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) => call<T>(method, path, { body, headers, key: keys.client }),
+    admin: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+      call<T>(method, path, { body, headers, key: keys.admin }),
+    client: <T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+      call<T>(method, path, { body, headers, key: keys.client }),
   };
 }
 

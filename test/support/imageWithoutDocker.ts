@@ -52,9 +52,14 @@ function instructions(dockerfile: string): Instruction[] {
 function ignoredBy(context: string): (path: string) => boolean {
   const file = join(context, '.dockerignore');
   const patterns = existsSync(file)
-    ? readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'))
+    ? readFileSync(file, 'utf8')
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'))
     : [];
-  const regexes = patterns.map((p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`));
+  const regexes = patterns.map(
+    (p) => new RegExp(`^${p.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '[^/]*')}(/|$)`),
+  );
   return (path) => regexes.some((r) => r.test(path));
 }
 
@@ -63,7 +68,11 @@ const envPairs = (args: string) => Object.fromEntries([...args.matchAll(/(\w+)=(
 
 /** The production packages' folders directly under node_modules (`npm ls --omit=dev`). */
 function productionPackages(context: string): string[] {
-  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: context, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], {
+    cwd: context,
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
   const top = new Set<string>();
   for (const path of out.split('\n')) {
     const rel = relative(join(context, 'node_modules'), path.trim());
@@ -93,7 +102,14 @@ export function buildImageWithoutDocker(context: string): Image {
       }
       case 'FROM': {
         const name = /\bAS\s+(\S+)/i.exec(rest)?.[1] ?? String(stages.size);
-        stage = { name, dir: join(root, name), env: { PATH: process.env.PATH ?? '' }, user: undefined, healthcheck: undefined, cmd: [] };
+        stage = {
+          name,
+          dir: join(root, name),
+          env: { PATH: process.env.PATH ?? '' },
+          user: undefined,
+          healthcheck: undefined,
+          cmd: [],
+        };
         mkdirSync(stage.dir, { recursive: true });
         stages.set(name, stage);
         break;
@@ -106,12 +122,19 @@ export function buildImageWithoutDocker(context: string): Image {
         break;
       case 'COPY': {
         const from = /^--from=(\S+)\s+/.exec(rest);
-        const [sources, target] = ((parts) => [parts.slice(0, -1), parts.at(-1)!])((from ? rest.slice(from[0].length) : rest).split(/\s+/));
+        const [sources, target] = ((parts) => [parts.slice(0, -1), parts.at(-1)!])(
+          (from ? rest.slice(from[0].length) : rest).split(/\s+/),
+        );
         for (const source of sources) {
-          const origin = from ? join(stages.get(from[1]!)!.dir, source.replace(/^\/app\/?/, '')) : join(context, source);
-          if (!from && ignored(source)) throw new Error(`COPY ${source}: excluded from the build context by .dockerignore`);
+          const origin = from
+            ? join(stages.get(from[1]!)!.dir, source.replace(/^\/app\/?/, ''))
+            : join(context, source);
+          if (!from && ignored(source))
+            throw new Error(`COPY ${source}: excluded from the build context by .dockerignore`);
           if (!existsSync(origin)) throw new Error(`COPY ${source}: not found (${origin})`);
-          const into = target.endsWith('/') ? join(stage!.dir, target, source.split('/').at(-1)!) : join(stage!.dir, target);
+          const into = target.endsWith('/')
+            ? join(stage!.dir, target, source.split('/').at(-1)!)
+            : join(stage!.dir, target);
           mkdirSync(dirname(into), { recursive: true });
           cpSync(origin, into, { recursive: true, filter: (p) => from !== null || !ignored(relative(context, p)) });
         }

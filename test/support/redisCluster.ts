@@ -33,7 +33,9 @@ export interface LocalCluster {
   masterPorts(): Promise<number[]>;
   /** SIGKILL a node, as a crash would. */
   kill(port: number): Promise<void>;
-  /** Starts a killed node again on its data folder (its nodes.conf): it rejoins, as a replica once another was promoted. */
+  /**
+   * Starts a killed node again on its data folder (its nodes.conf): it rejoins, as a replica once another was promoted.
+   */
   restart(port: number): Promise<void>;
   /** Cluster state ok on every live node; every live replica linked to its master; `replicasPerMaster` each. */
   waitHealthy(replicasPerMaster?: number, timeoutMs?: number): Promise<void>;
@@ -52,9 +54,28 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
   }
   const launch = (node: ClusterNode) => {
     node.process = spawnRedis([
-      '--port', String(node.port), '--bind', '127.0.0.1', '--dir', node.dir, '--daemonize', 'no',
-      '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeout),
-      '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', '--maxmemory-policy', 'noeviction',
+      '--port',
+      String(node.port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      node.dir,
+      '--daemonize',
+      'no',
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      String(nodeTimeout),
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--save',
+      '',
+      '--maxmemory-policy',
+      'noeviction',
     ]);
   };
   const byPort = (port: number) => {
@@ -62,20 +83,27 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
     if (!node) throw new Error(`no cluster node on port ${port}`);
     return node;
   };
-  const live = () => nodes.filter((n) => n.process && n.process.child.exitCode === null && n.process.child.signalCode === null);
+  const live = () =>
+    nodes.filter((n) => n.process && n.process.child.exitCode === null && n.process.child.signalCode === null);
 
   const cluster: LocalCluster = {
     nodes,
     seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
     async masterOf(key) {
       const slot = calculateSlot(key);
-      const slots = await askAnyLive(live(), (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>);
+      const slots = await askAnyLive(
+        live(),
+        (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+      );
       const range = slots.find(([from, to]) => slot >= from && slot <= to);
       if (!range) throw new Error(`slot ${slot} is served by nobody`);
       return Number(range[2][1]);
     },
     async masterPorts() {
-      const slots = await askAnyLive(live(), (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>);
+      const slots = await askAnyLive(
+        live(),
+        (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+      );
       return [...new Set(slots.map((s) => Number(s[2][1])))].sort();
     },
     async kill(port) {
@@ -85,7 +113,9 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
     async restart(port) {
       const node = byPort(port);
       launch(node);
-      await waitFor(`node ${port} to answer`, () => withNode(port, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
+      await waitFor(`node ${port} to answer`, () => withNode(port, async (r) => (await r.ping()) === 'PONG'), {
+        timeoutMs: 10_000,
+      });
     },
     async waitHealthy(replicasPerMaster = 1, timeoutMs = 60_000) {
       await waitFor(
@@ -114,8 +144,17 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
 
   try {
     for (const node of nodes) launch(node);
-    for (const node of nodes) await waitFor(`node ${node.port} to answer`, () => withNode(node.port, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 60_000 });
+    for (const node of nodes)
+      await waitFor(
+        `node ${node.port} to answer`,
+        () => withNode(node.port, async (r) => (await r.ping()) === 'PONG'),
+        { timeoutMs: 10_000 },
+      );
+    await run(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+      { timeout: 60_000 },
+    );
     await cluster.waitHealthy(1, 60_000);
   } catch (err) {
     await cluster.stop();
@@ -136,9 +175,19 @@ async function askAnyLive<T>(live: ClusterNode[], work: Parameters<typeof withNo
   throw lastError ?? new Error('no live cluster node');
 }
 
-/** Product ids whose hash tag lands on each of the given masters (`count` per master), found by trying names in order. */
-export async function productsPerMaster(cluster: LocalCluster, keyOf: (productId: string) => string, count: number, prefix = 'p'): Promise<Map<number, string[]>> {
-  const slots = await askAnyLive(cluster.nodes, (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>);
+/**
+ * Product ids whose hash tag lands on each of the given masters (`count` per master), found by trying names in order.
+ */
+export async function productsPerMaster(
+  cluster: LocalCluster,
+  keyOf: (productId: string) => string,
+  count: number,
+  prefix = 'p',
+): Promise<Map<number, string[]>> {
+  const slots = await askAnyLive(
+    cluster.nodes,
+    (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+  );
   const ownerOf = (key: string) => {
     const slot = calculateSlot(key);
     return Number(slots.find(([from, to]) => slot >= from && slot <= to)![2][1]);

@@ -65,7 +65,13 @@ export async function freePortPair(): Promise<number> {
 
 /** One short-lived connection to one node (no retries: a dead node throws at once). */
 export async function withNode<T>(port: number, work: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000, commandTimeout: 2_000 });
+  const r = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1_000,
+    commandTimeout: 2_000,
+  });
   r.on('error', () => {});
   try {
     await r.connect();

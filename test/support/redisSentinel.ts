@@ -31,8 +31,25 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
   const dataNode = (port: number, extra: string[] = []) => {
     const dir = join(root, String(port));
     mkdirSync(dir);
-    const p = spawnRedis(['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--save', '',
-      '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction', ...extra]);
+    const p = spawnRedis([
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--dir',
+      dir,
+      '--daemonize',
+      'no',
+      '--save',
+      '',
+      '--appendonly',
+      'yes',
+      '--appendfsync',
+      'always',
+      '--maxmemory-policy',
+      'noeviction',
+      ...extra,
+    ]);
     processes.push(p);
     return p;
   };
@@ -44,35 +61,53 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
     const masterPort = await freePortPair();
     const replicaPort = await freePortPair();
     dataNode(masterPort);
-    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG'), { timeoutMs: 10_000 });
+    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG'), {
+      timeoutMs: 10_000,
+    });
     dataNode(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
-    await waitFor('the replica link', () => withNode(replicaPort, async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up'), { timeoutMs: 20_000 });
+    await waitFor(
+      'the replica link',
+      () => withNode(replicaPort, async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up'),
+      { timeoutMs: 20_000 },
+    );
     const sentinelPorts: number[] = [];
     for (let i = 0; i < 3; i++) {
       const port = await freePortPair();
       const dir = join(root, `sentinel-${port}`);
       mkdirSync(dir);
       const conf = join(dir, 'sentinel.conf');
-      writeFileSync(conf, [
-        `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`,
-        `sentinel monitor ${SENTINEL_MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-        `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
-        `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
-        `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`, '',
-      ].join('\n'));
+      writeFileSync(
+        conf,
+        [
+          `port ${port}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          `sentinel monitor ${SENTINEL_MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+          `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
+          `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
+          `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
+          '',
+        ].join('\n'),
+      );
       processes.push(spawnRedis([conf, '--sentinel', '--port', String(port)]));
       sentinelPorts.push(port);
     }
     for (const port of sentinelPorts) {
-      await waitFor(`sentinel ${port} to know the others and the replica`, () =>
-        withNode(port, async (r) => {
-          const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
-          const field = (name: string) => master[master.indexOf(name) + 1];
-          return Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) === 1;
-        }), { timeoutMs: 30_000, everyMs: 200 });
+      await waitFor(
+        `sentinel ${port} to know the others and the replica`,
+        () =>
+          withNode(port, async (r) => {
+            const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
+            const field = (name: string) => master[master.indexOf(name) + 1];
+            return Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) === 1;
+          }),
+        { timeoutMs: 30_000, everyMs: 200 },
+      );
     }
     const currentMaster = () =>
-      withNode(sentinelPorts[0]!, async (r) => Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]));
+      withNode(sentinelPorts[0]!, async (r) =>
+        Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]),
+      );
     return {
       sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),
       name: SENTINEL_MASTER_NAME,

@@ -18,8 +18,18 @@ export interface ServiceContext {
   baseUrl: string;
   keyPrefix: string;
   call<T = any>(method: string, path: string, options?: HttpOptions): Promise<HttpAnswer<T>>;
-  admin<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpAnswer<T>>;
-  client<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<HttpAnswer<T>>;
+  admin<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<HttpAnswer<T>>;
+  client<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<HttpAnswer<T>>;
   stop(): Promise<void>;
 }
 

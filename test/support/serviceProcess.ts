@@ -33,9 +33,11 @@ export async function buildService(label: string): Promise<ServiceBuild> {
   const dir = join(ROOT, 'node_modules', '.cache', `qa-${label}-${process.pid}`);
   const entry = join(dir, 'src', 'main.js');
   const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
-  await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', dir], { cwd: ROOT }).catch((err: { stdout?: string; stderr?: string }) => {
-    console.warn(`[${label}] tsc reported problems:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
-  });
+  await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json', '--outDir', dir], { cwd: ROOT }).catch(
+    (err: { stdout?: string; stderr?: string }) => {
+      console.warn(`[${label}] tsc reported problems:\n${err.stdout ?? ''}${err.stderr ?? ''}`);
+    },
+  );
   if (!existsSync(entry)) throw new Error(`the build did not produce ${entry}`);
   // Outside the repository root's package scope lookup (node_modules stops it): say it is ESM.
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: 'module' }));
@@ -73,7 +75,12 @@ export interface SpawnOptions {
 }
 
 /** Runs `node <entry>` with only PATH, HOME and `env`, in a process group of its own. */
-export function spawnService(entry: string, env: Record<string, string>, name = 'service', options: SpawnOptions = {}): ServiceProcess {
+export function spawnService(
+  entry: string,
+  env: Record<string, string>,
+  name = 'service',
+  options: SpawnOptions = {},
+): ServiceProcess {
   const child = spawn(process.execPath, [entry], {
     cwd: options.cwd ?? ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -137,7 +144,10 @@ export async function killService(svc: ServiceProcess | undefined, signal: NodeJ
 /** The exit, or an error with the output when it does not come within `timeoutMs`. */
 export async function waitExit(svc: ServiceProcess, timeoutMs: number): Promise<Exit> {
   const result = await Promise.race([svc.exited, sleep(timeoutMs).then(() => undefined)]);
-  if (!result) throw new Error(`${svc.name} did not exit within ${timeoutMs} ms\nstdout:\n${svc.stdout()}\nstderr:\n${svc.stderr()}`);
+  if (!result)
+    throw new Error(
+      `${svc.name} did not exit within ${timeoutMs} ms\nstdout:\n${svc.stdout()}\nstderr:\n${svc.stderr()}`,
+    );
   return result;
 }
 
@@ -166,7 +176,10 @@ export function notable(svc: ServiceProcess, max = 40): string {
     }
   });
   const shown = picked.slice(-max).map((l) => (l.length > 600 ? `${l.slice(0, 600)}…` : l));
-  return `--- ${svc.name}: ${picked.length} warn/error lines of ${svc.lines.length}, last ${shown.length}:\n${shown.join('\n')}`;
+  return (
+    `--- ${svc.name}: ${picked.length} warn/error lines of ` +
+    `${svc.lines.length}, last ${shown.length}:\n${shown.join('\n')}`
+  );
 }
 
 /** Waits until the process answers /readyz 200 at `baseUrl`; fails at once if it exits. */

@@ -46,7 +46,11 @@ function ok<T = any>(res: { status: number; body: T }, expected: number | number
   return res.body;
 }
 
-export async function makeProduct(svc: ServiceContext, capacity = 100_000_000, productId = uniqueId('p')): Promise<string> {
+export async function makeProduct(
+  svc: ServiceContext,
+  capacity = 100_000_000,
+  productId = uniqueId('p'),
+): Promise<string> {
   ok(await svc.admin('PUT', `/v1/products/${productId}`, { capacity }), 201, 'PUT product');
   return productId;
 }
@@ -55,20 +59,41 @@ export async function makeLine(svc: ServiceContext, productId: string, customerI
   ok(await svc.admin('PUT', `/v1/products/${productId}/customers/${customerId}`, { limit }), [200, 201], 'PUT line');
 }
 
-export async function reserve(svc: ServiceContext, productId: string, customerId: string, amount: number, metadata?: Record<string, unknown>) {
-  const res = await svc.client('POST', `/v1/products/${productId}/reservations`, { customerId, amount, ...(metadata ? { metadata } : {}) }, {
-    'Idempotency-Key': uniqueId('k'),
-  });
+export async function reserve(
+  svc: ServiceContext,
+  productId: string,
+  customerId: string,
+  amount: number,
+  metadata?: Record<string, unknown>,
+) {
+  const res = await svc.client(
+    'POST',
+    `/v1/products/${productId}/reservations`,
+    { customerId, amount, ...(metadata ? { metadata } : {}) },
+    {
+      'Idempotency-Key': uniqueId('k'),
+    },
+  );
   return ok(res, 201, 'reserve') as any;
 }
 
 export async function commit(svc: ServiceContext, productId: string, reservationId: string, amount?: number) {
-  const res = await svc.client('POST', `/v1/products/${productId}/reservations/${reservationId}/commit`, amount === undefined ? {} : { amount });
+  const res = await svc.client(
+    'POST',
+    `/v1/products/${productId}/reservations/${reservationId}/commit`,
+    amount === undefined ? {} : { amount },
+  );
   return ok(res, 200, 'commit') as any;
 }
 
 /** Reserve then commit over HTTP (the API enqueues the settlement job). */
-export async function reserveAndCommit(svc: ServiceContext, productId: string, customerId: string, amount: number, commitAmount?: number) {
+export async function reserveAndCommit(
+  svc: ServiceContext,
+  productId: string,
+  customerId: string,
+  amount: number,
+  commitAmount?: number,
+) {
   const r = await reserve(svc, productId, customerId, amount, { campaign: 'launch', n: amount });
   const c = await commit(svc, productId, r.reservationId, commitAmount);
   expect(c.status).toBe('committed');
@@ -76,7 +101,11 @@ export async function reserveAndCommit(svc: ServiceContext, productId: string, c
 }
 
 export async function getReservation(svc: ServiceContext, productId: string, reservationId: string) {
-  return ok(await svc.client('GET', `/v1/products/${productId}/reservations/${reservationId}`), 200, 'GET reservation') as any;
+  return ok(
+    await svc.client('GET', `/v1/products/${productId}/reservations/${reservationId}`),
+    200,
+    'GET reservation',
+  ) as any;
 }
 
 export async function getPool(svc: ServiceContext, productId: string) {
@@ -89,7 +118,10 @@ export async function getLine(svc: ServiceContext, productId: string, customerId
 
 /** One page of the admin listing by status. */
 export async function listPage(svc: ServiceContext, productId: string, status: string, offset = 0, limit = 100) {
-  const res = await svc.admin('GET', `/v1/products/${productId}/reservations?status=${status}&offset=${offset}&limit=${limit}`);
+  const res = await svc.admin(
+    'GET',
+    `/v1/products/${productId}/reservations?status=${status}&offset=${offset}&limit=${limit}`,
+  );
   return ok(res, 200, `list ${status}`) as { items: any[]; nextOffset: number | null };
 }
 
@@ -127,7 +159,9 @@ export async function waitStatus(svc: ServiceContext, productId: string, reserva
   );
 }
 
-/** The test ledger's rejectRate rule, recomputed independently: sha256(`${seed}:${customerId}`) as a fraction < rate. */
+/**
+ * The test ledger's rejectRate rule, recomputed independently: sha256(`${seed}:${customerId}`) as a fraction < rate.
+ */
 export function ledgerRejects(seed: number, rate: number, customerId: string): boolean {
   return createHash('sha256').update(`${seed}:${customerId}`).digest().readUInt32BE(0) / 2 ** 32 < rate;
 }
@@ -136,7 +170,10 @@ export function ledgerRejects(seed: number, rate: number, customerId: string): b
 export function settlementQueueOf(svc: ServiceContext): Queue<SettlementJobData> {
   const prefix = createKeys(svc.keyPrefix).queuePrefix();
   expect(prefix).toBe(`{${svc.keyPrefix}-q}`);
-  return new Queue<SettlementJobData>(SETTLEMENT_QUEUE, { connection: queueConnectionOptions(inject('redisUrl')), prefix });
+  return new Queue<SettlementJobData>(SETTLEMENT_QUEUE, {
+    connection: queueConnectionOptions(inject('redisUrl')),
+    prefix,
+  });
 }
 
 /** Value of one Prometheus series in the service's /metrics text (0 when absent). */
@@ -150,7 +187,11 @@ export async function metric(svc: ServiceContext, series: string): Promise<numbe
 }
 
 /** Runs `fn` over `items` with at most `width` in flight. */
-export async function inBatches<T, R>(items: T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+export async function inBatches<T, R>(
+  items: T[],
+  width: number,
+  fn: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   async function lane() {

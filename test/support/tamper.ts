@@ -19,13 +19,26 @@ export const addToLineField = (redis: Redis, keys: Keys, p: string, customerId: 
     l[field] = String(Number(l[field] ?? 0) + delta);
   });
 
-export const setRecordField = (redis: Redis, keys: Keys, p: string, reservationId: string, field: string, value: string) =>
+export const setRecordField = (
+  redis: Redis,
+  keys: Keys,
+  p: string,
+  reservationId: string,
+  field: string,
+  value: string,
+) =>
   edit(redis, keys.records(p), reservationId, (r) => {
     r[field] = value;
   });
 
-export const deleteLine = (redis: Redis, keys: Keys, p: string, customerId: string) => redis.hdel(keys.lines(p), customerId);
+export const deleteLine = (redis: Redis, keys: Keys, p: string, customerId: string) =>
+  redis.hdel(keys.lines(p), customerId);
 
 /** Adds `delta` to a pool counter (held, committed, settled) behind the scripts' back. */
-export const addToPoolField = (redis: Redis, keys: Keys, p: string, field: 'held' | 'committed' | 'settled', delta: number) =>
-  redis.hincrby(keys.pool(p), field, delta);
+export const addToPoolField = (
+  redis: Redis,
+  keys: Keys,
+  p: string,
+  field: 'held' | 'committed' | 'settled',
+  delta: number,
+) => redis.hincrby(keys.pool(p), field, delta);

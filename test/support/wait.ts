@@ -20,7 +20,11 @@ export interface WaitOptions {
  * returns that value. A probe that throws is tried again (a service not up
  * yet); the last error is named if the deadline passes.
  */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false> | T | undefined | false, options: WaitOptions = {}): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
+  options: WaitOptions = {},
+): Promise<T> {
   const { timeoutMs = 30_000, everyMs = 100, explain } = options;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -41,7 +45,12 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 /** Reads until `done` holds for what was read; a timeout names the last value read. */
-export async function waitUntil<T>(what: string, read: () => Promise<T>, done: (value: T) => boolean, options: Omit<WaitOptions, 'explain'> = {}): Promise<T> {
+export async function waitUntil<T>(
+  what: string,
+  read: () => Promise<T>,
+  done: (value: T) => boolean,
+  options: Omit<WaitOptions, 'explain'> = {},
+): Promise<T> {
   let last: T | undefined;
   return waitFor(what, async () => ((last = await read()), done(last) ? { value: last } : undefined), {
     ...options,

@@ -42,13 +42,25 @@ export interface WebhookReceiver {
   close(): Promise<void>;
 }
 
-export async function startWebhookReceiver(options: { secret: string; failRate?: number; seed?: number; latencyMs?: number }): Promise<WebhookReceiver> {
+export async function startWebhookReceiver(options: {
+  secret: string;
+  failRate?: number;
+  seed?: number;
+  latencyMs?: number;
+}): Promise<WebhookReceiver> {
   const random = seededRandom(options.seed ?? 7);
   let failRate = options.failRate ?? 0;
   let latencyMs = options.latencyMs ?? 0;
   const seen = new Set<string>();
   const events: ReceivedEvent[] = [];
-  const stats: ReceiverStats = { deliveries: 0, duplicates: 0, failedBefore: 0, failedAfter: 0, badSignatures: 0, badRequests: 0 };
+  const stats: ReceiverStats = {
+    deliveries: 0,
+    duplicates: 0,
+    failedBefore: 0,
+    failedAfter: 0,
+    badSignatures: 0,
+    badRequests: 0,
+  };
 
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -121,7 +133,10 @@ export function subjectOf(e: ReceivedEvent): string {
 
 /** Stream position of an event (its id is `<productId>:<stream id>`), for order checks. */
 export function positionOf(e: ReceivedEvent): [number, number] {
-  const [ms, seq] = e.id.slice(e.id.lastIndexOf(':') + 1).split('-').map(Number);
+  const [ms, seq] = e.id
+    .slice(e.id.lastIndexOf(':') + 1)
+    .split('-')
+    .map(Number);
   return [ms!, seq!];
 }
 
@@ -133,7 +148,8 @@ export function outOfOrder(events: ReceivedEvent[]): string[] {
     const s = subjectOf(e);
     const pos = positionOf(e);
     const prev = last.get(s);
-    if (prev && (pos[0] < prev[0] || (pos[0] === prev[0] && pos[1] < prev[1]))) bad.push(`${s}: ${e.id} after ${prev.join('-')}`);
+    if (prev && (pos[0] < prev[0] || (pos[0] === prev[0] && pos[1] < prev[1])))
+      bad.push(`${s}: ${e.id} after ${prev.join('-')}`);
     last.set(s, pos);
   }
   return bad;

@@ -74,7 +74,13 @@ afterAll(async () => {
   await svc?.stop();
 });
 
-async function api(method: string, path: string, body?: unknown, key = ADMIN_KEY, headers: Record<string, string> = {}) {
+async function api(
+  method: string,
+  path: string,
+  body?: unknown,
+  key = ADMIN_KEY,
+  headers: Record<string, string> = {},
+) {
   const res = await svc.call(method, path, { body, key, headers });
   expect(res.status, `${method} ${path}: ${JSON.stringify(res.body)}`).toBeLessThan(300);
   return res.body;
@@ -87,7 +93,9 @@ async function product(capacity = 1_000_000): Promise<string> {
 }
 
 async function reserve(productId: string, customerId: string, amount: number) {
-  return api('POST', `/v1/products/${productId}/reservations`, { customerId, amount }, CLIENT_KEY, { 'Idempotency-Key': uniqueId('k') });
+  return api('POST', `/v1/products/${productId}/reservations`, { customerId, amount }, CLIENT_KEY, {
+    'Idempotency-Key': uniqueId('k'),
+  });
 }
 
 async function openSignedIn(key: string): Promise<Page> {
@@ -102,7 +110,8 @@ async function openSignedIn(key: string): Promise<Page> {
 const shot = (page: Page, name: string) => page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
 
 /** The products table's cell for one field of one product (its raw integer in data-value). */
-const cell = (page: Page, productId: string, field: string) => page.locator(`tr[data-product="${productId}"] td[data-field="${field}"]`);
+const cell = (page: Page, productId: string, field: string) =>
+  page.locator(`tr[data-product="${productId}"] td[data-field="${field}"]`);
 
 /** Opens the products view, narrowed to `productId` by the filter, and waits for its row. */
 async function showProduct(page: Page, productId: string) {
@@ -191,65 +200,84 @@ describe('signed in as an admin', () => {
     await page.close();
   });
 
-  it("looks up a frozen customer: the reason in English, then in Chinese, and the customer's holds with their events", async () => {
-    const p = await product(1_000_000);
-    await api('PUT', `/v1/products/${p}/customers/frozen-1`, { limit: 50_000 });
-    const held = await reserve(p, 'frozen-1', 1_200);
-    await api('PUT', `/v1/products/${p}/customers/frozen-1`, { limit: 50_000, status: 'frozen', statusReason: 'risk review 42' });
+  it(
+    'looks up a frozen customer: the reason in English, then in ' +
+      "Chinese, and the customer's holds with their events",
+    async () => {
+      const p = await product(1_000_000);
+      await api('PUT', `/v1/products/${p}/customers/frozen-1`, { limit: 50_000 });
+      const held = await reserve(p, 'frozen-1', 1_200);
+      await api('PUT', `/v1/products/${p}/customers/frozen-1`, {
+        limit: 50_000,
+        status: 'frozen',
+        statusReason: 'risk review 42',
+      });
 
-    const page = await openSignedIn(ADMIN_KEY);
-    await page.getByLabel('Product', { exact: true }).fill(p);
-    await page.getByLabel('Customer', { exact: true }).fill('frozen-1');
-    await page.getByLabel('Customer', { exact: true }).press('Enter');
-    const blocker = page.locator('li[data-code="ACCOUNT_FROZEN"]');
-    await blocker.waitFor();
-    expect(await page.getByTestId('drawable').textContent()).toBe('0');
-    expect(await page.getByTestId('line-status').textContent()).toBe('frozen (risk review 42)');
-    const english = (await blocker.textContent())!;
-    expect(english).toContain('risk review 42');
-    const enLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, { 'Accept-Language': 'en' });
-    const enFromService = (enLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined)?.find((d) => d.code === 'ACCOUNT_FROZEN');
-    console.info(`console: blocker texts from ${enFromService ? "the service's blockerDetails" : "the console's own texts (no blockerDetails)"}`);
-    if (enFromService) {
-      expect(await blocker.getAttribute('data-source')).toBe('service');
-      expect(english).toContain(enFromService.title);
-      expect(english).toContain(enFromService.detail);
-    } else {
-      expect(await blocker.getAttribute('data-source')).toBe('console');
-      expect(english).toContain('Account frozen');
-    }
-    expect(english).not.toMatch(/[\u4e00-\u9fff]/);
-    // The hold taken before the freeze, with its events (admin).
-    const holds = page.getByTestId('holds');
-    await holds.waitFor();
-    const row = holds.locator('tr', { hasText: held.reservationId });
-    expect(await row.textContent()).toContain('held');
-    expect(await row.textContent()).toContain('1,200');
-    expect(await row.locator('ol.events li').count()).toBeGreaterThanOrEqual(1);
-    await shot(page, 'customer-lookup-en');
+      const page = await openSignedIn(ADMIN_KEY);
+      await page.getByLabel('Product', { exact: true }).fill(p);
+      await page.getByLabel('Customer', { exact: true }).fill('frozen-1');
+      await page.getByLabel('Customer', { exact: true }).press('Enter');
+      const blocker = page.locator('li[data-code="ACCOUNT_FROZEN"]');
+      await blocker.waitFor();
+      expect(await page.getByTestId('drawable').textContent()).toBe('0');
+      expect(await page.getByTestId('line-status').textContent()).toBe('frozen (risk review 42)');
+      const english = (await blocker.textContent())!;
+      expect(english).toContain('risk review 42');
+      const enLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, {
+        'Accept-Language': 'en',
+      });
+      const enFromService = (
+        enLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined
+      )?.find((d) => d.code === 'ACCOUNT_FROZEN');
+      console.info(
+        `console: blocker texts from ` +
+          `${enFromService ? "the service's blockerDetails" : "the console's own texts (no blockerDetails)"}`,
+      );
+      if (enFromService) {
+        expect(await blocker.getAttribute('data-source')).toBe('service');
+        expect(english).toContain(enFromService.title);
+        expect(english).toContain(enFromService.detail);
+      } else {
+        expect(await blocker.getAttribute('data-source')).toBe('console');
+        expect(english).toContain('Account frozen');
+      }
+      expect(english).not.toMatch(/[\u4e00-\u9fff]/);
+      // The hold taken before the freeze, with its events (admin).
+      const holds = page.getByTestId('holds');
+      await holds.waitFor();
+      const row = holds.locator('tr', { hasText: held.reservationId });
+      expect(await row.textContent()).toContain('held');
+      expect(await row.textContent()).toContain('1,200');
+      expect(await row.locator('ol.events li').count()).toBeGreaterThanOrEqual(1);
+      await shot(page, 'customer-lookup-en');
 
-    // Chinese: the switch sets Accept-Language and the lookup runs again.
-    await page.getByLabel('Language', { exact: true }).selectOption('zh-CN');
-    await expect.poll(() => blocker.textContent()).toMatch(/[\u4e00-\u9fff]/);
-    const chinese = (await blocker.textContent())!;
-    const zhLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, { 'Accept-Language': 'zh-CN' });
-    const fromService = (zhLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined)?.find((d) => d.code === 'ACCOUNT_FROZEN');
-    if (fromService) {
-      // The service explains it (contract: "Languages"): the console shows its text.
-      expect(await blocker.getAttribute('data-source')).toBe('service');
-      expect(chinese).toContain(fromService.title);
-      expect(chinese).toContain(fromService.detail);
-    } else {
-      expect(await blocker.getAttribute('data-source')).toBe('console');
-      expect(chinese).toContain('账户已冻结');
-      expect(chinese).toContain('risk review 42');
-    }
-    await shot(page, 'customer-lookup-zh');
-    // Back to English for the pages after this one (the choice is kept in the tab).
-    await page.getByLabel('Language', { exact: true }).selectOption('en');
-    await expect.poll(() => blocker.textContent()).not.toMatch(/[\u4e00-\u9fff]/);
-    await page.close();
-  });
+      // Chinese: the switch sets Accept-Language and the lookup runs again.
+      await page.getByLabel('Language', { exact: true }).selectOption('zh-CN');
+      await expect.poll(() => blocker.textContent()).toMatch(/[\u4e00-\u9fff]/);
+      const chinese = (await blocker.textContent())!;
+      const zhLine = await api('GET', `/v1/products/${p}/customers/frozen-1`, undefined, ADMIN_KEY, {
+        'Accept-Language': 'zh-CN',
+      });
+      const fromService = (
+        zhLine.blockerDetails as { code: string; title: string; detail: string }[] | undefined
+      )?.find((d) => d.code === 'ACCOUNT_FROZEN');
+      if (fromService) {
+        // The service explains it (contract: "Languages"): the console shows its text.
+        expect(await blocker.getAttribute('data-source')).toBe('service');
+        expect(chinese).toContain(fromService.title);
+        expect(chinese).toContain(fromService.detail);
+      } else {
+        expect(await blocker.getAttribute('data-source')).toBe('console');
+        expect(chinese).toContain('账户已冻结');
+        expect(chinese).toContain('risk review 42');
+      }
+      await shot(page, 'customer-lookup-zh');
+      // Back to English for the pages after this one (the choice is kept in the tab).
+      await page.getByLabel('Language', { exact: true }).selectOption('en');
+      await expect.poll(() => blocker.textContent()).not.toMatch(/[\u4e00-\u9fff]/);
+      await page.close();
+    },
+  );
 
   it('resolves an unknown settlement', async () => {
     const p = await product(1_000_000);
@@ -282,28 +310,44 @@ describe('signed in as an admin', () => {
 });
 
 describe('with the keyboard alone', () => {
-  it('signs in and looks up a customer: the cursor starts in each first field, labels are tied to inputs, Enter submits', async () => {
-    const p = await product(100_000);
-    await api('PUT', `/v1/products/${p}/customers/c-kb`, { limit: 7_000 });
-    const page = await context.newPage();
-    await page.goto(`${svc.baseUrl}/console`);
-    const focused = () => page.evaluate(() => document.activeElement?.id ?? null);
-    const unlabelled = () => page.evaluate(() => [...document.querySelectorAll('input, select')].filter((e) => (e as HTMLInputElement).labels?.length !== 1).map((e) => e.outerHTML));
-    await expect.poll(focused).toBe('api-key');
-    expect(await unlabelled()).toEqual([]);
-    await page.keyboard.type(ADMIN_KEY);
-    await page.keyboard.press('Enter');
-    await expect.poll(focused).toBe('lookup-product');
-    expect(await unlabelled()).toEqual([]);
-    expect(await page.getByLabel('Product', { exact: true }).getAttribute('id')).toBe('lookup-product');
-    expect(await page.getByLabel('Customer', { exact: true }).getAttribute('id')).toBe('lookup-customer');
-    await page.keyboard.type(p);
-    await page.keyboard.press('Tab');
-    await page.keyboard.type('c-kb');
-    await page.keyboard.press('Enter');
-    await expect.poll(() => page.getByTestId('drawable').textContent().catch(() => null)).toBe('7,000');
-    await page.close();
-  });
+  it(
+    'signs in and looks up a customer: the cursor starts in each ' +
+      'first field, labels are tied to inputs, Enter submits',
+    async () => {
+      const p = await product(100_000);
+      await api('PUT', `/v1/products/${p}/customers/c-kb`, { limit: 7_000 });
+      const page = await context.newPage();
+      await page.goto(`${svc.baseUrl}/console`);
+      const focused = () => page.evaluate(() => document.activeElement?.id ?? null);
+      const unlabelled = () =>
+        page.evaluate(() =>
+          [...document.querySelectorAll('input, select')]
+            .filter((e) => (e as HTMLInputElement).labels?.length !== 1)
+            .map((e) => e.outerHTML),
+        );
+      await expect.poll(focused).toBe('api-key');
+      expect(await unlabelled()).toEqual([]);
+      await page.keyboard.type(ADMIN_KEY);
+      await page.keyboard.press('Enter');
+      await expect.poll(focused).toBe('lookup-product');
+      expect(await unlabelled()).toEqual([]);
+      expect(await page.getByLabel('Product', { exact: true }).getAttribute('id')).toBe('lookup-product');
+      expect(await page.getByLabel('Customer', { exact: true }).getAttribute('id')).toBe('lookup-customer');
+      await page.keyboard.type(p);
+      await page.keyboard.press('Tab');
+      await page.keyboard.type('c-kb');
+      await page.keyboard.press('Enter');
+      await expect
+        .poll(() =>
+          page
+            .getByTestId('drawable')
+            .textContent()
+            .catch(() => null),
+        )
+        .toBe('7,000');
+      await page.close();
+    },
+  );
 });
 
 describe('signed in with a client key', () => {

@@ -46,15 +46,18 @@ class RequiredVariableError extends Error {}
  */
 function interpolate<T>(value: T, env: Record<string, string> = {}): T {
   if (typeof value === 'string') {
-    return value.replace(/\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}/g, (all, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
-      if (all === '$$') return '$';
-      const set = env[name!];
-      if (op === ':-') return set ? set : (fallback ?? '');
-      if (op === '-') return set ?? fallback ?? '';
-      if (op === ':?' && !set) throw new RequiredVariableError(`${name}: ${fallback}`);
-      if (op === '?' && set === undefined) throw new RequiredVariableError(`${name}: ${fallback}`);
-      return set ?? '';
-    }) as T;
+    return value.replace(
+      /\$\$|\$\{(\w+)(?:(:?[-?])([^}]*))?\}/g,
+      (all, name: string | undefined, op: string | undefined, fallback: string | undefined) => {
+        if (all === '$$') return '$';
+        const set = env[name!];
+        if (op === ':-') return set ? set : (fallback ?? '');
+        if (op === '-') return set ?? fallback ?? '';
+        if (op === ':?' && !set) throw new RequiredVariableError(`${name}: ${fallback}`);
+        if (op === '?' && set === undefined) throw new RequiredVariableError(`${name}: ${fallback}`);
+        return set ?? '';
+      },
+    ) as T;
   }
   if (Array.isArray(value)) return value.map((v) => interpolate(v, env)) as T;
   if (value && typeof value === 'object') {
@@ -66,7 +69,8 @@ function interpolate<T>(value: T, env: Record<string, string> = {}): T {
 /** A service's `environment` (map or list form) as a map of strings. */
 function envOf(service: any): Record<string, string> {
   const e = service.environment ?? {};
-  if (Array.isArray(e)) return Object.fromEntries(e.map((line: string) => [line.split('=')[0], line.slice(line.indexOf('=') + 1)]));
+  if (Array.isArray(e))
+    return Object.fromEntries(e.map((line: string) => [line.split('=')[0], line.slice(line.indexOf('=') + 1)]));
   return Object.fromEntries(Object.entries(e).map(([k, v]) => [k, String(v)]));
 }
 
@@ -86,7 +90,11 @@ function healthcheckArgv(test: unknown): string[] {
 function runHealthcheck(argv: string[], env: Record<string, string> = {}): Promise<number> {
   const [cmd, ...args] = argv;
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, { env: { ...process.env, ...env }, stdio: 'ignore', timeout: 10_000 });
+    const child = spawn(cmd === 'node' ? process.execPath : cmd!, args, {
+      env: { ...process.env, ...env },
+      stdio: 'ignore',
+      timeout: 10_000,
+    });
     child.on('error', reject);
     child.on('exit', (code) => resolve(code ?? -1));
   });
@@ -95,8 +103,22 @@ function runHealthcheck(argv: string[], env: Record<string, string> = {}): Promi
 // ---- PromQL: the metric names an expression refers to ---------------------------------------
 
 const PROMQL_WORDS = new Set([
-  'by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'offset', 'bool',
-  'inf', 'nan', 'le', 'start', 'end',
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'and',
+  'or',
+  'unless',
+  'offset',
+  'bool',
+  'inf',
+  'nan',
+  'le',
+  'start',
+  'end',
 ]);
 
 /**
@@ -135,7 +157,12 @@ function parseScrape(text: string) {
 function familyOf(name: string, types: Map<string, string>): string | undefined {
   if (types.has(name)) return name;
   const m = /^(.+)_(bucket|count|sum)$/.exec(name);
-  if (m && ['histogram', 'summary'].includes(types.get(m[1]!) ?? '') && (m[2] !== 'bucket' || types.get(m[1]!) === 'histogram')) return m[1];
+  if (
+    m &&
+    ['histogram', 'summary'].includes(types.get(m[1]!) ?? '') &&
+    (m[2] !== 'bucket' || types.get(m[1]!) === 'histogram')
+  )
+    return m[1];
   return undefined;
 }
 
@@ -166,89 +193,126 @@ const promtool = (args: string[], input?: string) =>
 
 describe('metricNames (PromQL)', () => {
   it('finds metric names and nothing else', () => {
-    expect(metricNames('histogram_quantile(0.99, sum by (le) (rate(quota_http_request_duration_seconds_bucket{route="/v1/x",method="POST"}[1m])))')).toEqual([
-      'quota_http_request_duration_seconds_bucket',
+    expect(
+      metricNames(
+        'histogram_quantile(0.99, sum by (le) ' +
+          '(rate(quota_http_request_duration_seconds_bucket{route="/v1/x",method="POST"}[1m])))',
+      ),
+    ).toEqual(['quota_http_request_duration_seconds_bucket']);
+    expect(
+      metricNames(
+        'max by (product) (quota_pool_available) / max by (product) ' +
+          '(quota_pool_capacity) < 0.05 and max by (product) (quota_pool_capacity) > 0',
+      ),
+    ).toEqual(['quota_pool_available', 'quota_pool_capacity']);
+    expect(metricNames('sum(max by (product) (quota_audit_violations)) or vector(0)')).toEqual([
+      'quota_audit_violations',
     ]);
-    expect(metricNames('max by (product) (quota_pool_available) / max by (product) (quota_pool_capacity) < 0.05 and max by (product) (quota_pool_capacity) > 0')).toEqual([
-      'quota_pool_available',
-      'quota_pool_capacity',
-    ]);
-    expect(metricNames('sum(max by (product) (quota_audit_violations)) or vector(0)')).toEqual(['quota_audit_violations']);
     expect(metricNames('up{job="quota-api"} == 0')).toEqual(['up']);
-    expect(metricNames('rate(x_total{a=~"$product"}[$__rate_interval] offset 5m) * on (instance) group_left (v) y_info')).toEqual(['x_total', 'y_info']);
+    expect(
+      metricNames('rate(x_total{a=~"$product"}[$__rate_interval] offset 5m) * on (instance) group_left (v) y_info'),
+    ).toEqual(['x_total', 'y_info']);
     expect(metricNames('sum(rate(a_total[5m])) / sum(rate(a_total[5m])) > 1e-2')).toEqual(['a_total']);
   });
 });
 
-describe('the images, built and run without Docker (test/support/imageWithoutDocker.ts carries out the Dockerfile)', () => {
-  let image: Image;
-  beforeAll(() => {
-    image = buildImageWithoutDocker(ROOT);
-  }, 300_000);
-  afterAll(() => image?.remove());
+describe(
+  'the images, built and run without Docker ' + '(test/support/imageWithoutDocker.ts carries out the Dockerfile)',
+  () => {
+    let image: Image;
+    beforeAll(() => {
+      image = buildImageWithoutDocker(ROOT);
+    }, 300_000);
+    afterAll(() => image?.remove());
 
-  /** The node images' `node` user is uid 1000; switching needs root (else the test runs as itself). */
-  const asUser = (user: string | undefined): SpawnOptions => {
-    expect(['root', '0', '0:0', undefined], 'the image runs as an unprivileged USER').not.toContain(user);
-    return process.getuid?.() === 0 && user === 'node' ? { uid: 1000, gid: 1000 } : {};
-  };
-  const entryOf = (cmd: string[]) => {
-    expect(cmd[0], 'the exec-form CMD runs node').toBe('node');
-    return cmd[1]!;
-  };
-
-  it('the service image (what `docker build` gives), as its user with production dependencies only: HEALTHCHECK 0, decides (Lua found), serves the console, SIGTERM exits 0', async () => {
-    const runtime = image.last;
-    const port = await freePort();
-    const base = `http://127.0.0.1:${port}`;
-    const env = {
-      ...runtime.env,
-      PORT: String(port),
-      REDIS_URL: inject('redisUrl'),
-      KEY_PREFIX: uniqueId('image'),
-      QUOTA_API_KEYS: apiKeysEnv({ admin: 'image-admin-key-0001', client: 'image-client-key-0001' }),
+    /** The node images' `node` user is uid 1000; switching needs root (else the test runs as itself). */
+    const asUser = (user: string | undefined): SpawnOptions => {
+      expect(['root', '0', '0:0', undefined], 'the image runs as an unprivileged USER').not.toContain(user);
+      return process.getuid?.() === 0 && user === 'node' ? { uid: 1000, gid: 1000 } : {};
     };
-    const svc = spawnService(entryOf(runtime.cmd), env, 'the service image', { cwd: runtime.dir, ...asUser(runtime.user) });
-    try {
-      expect(runtime.healthcheck, 'the image has a HEALTHCHECK').toBeDefined();
-      await waitFor('the HEALTHCHECK to answer 0', async () => (await runHealthcheck(runtime.healthcheck!, env)) === 0, {
-        timeoutMs: 30_000,
-        explain: () => notable(svc),
-      });
-      const api = apiClient(base, { admin: 'image-admin-key-0001', client: 'image-client-key-0001' });
-      expect((await api.admin('PUT', '/v1/products/p1', { capacity: 1_000 })).status).toBe(201);
-      expect((await api.admin('PUT', '/v1/products/p1/customers/c1', { limit: 500 })).status).toBe(201);
-      const hold = await api.client('POST', '/v1/products/p1/reservations', { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'k1' });
-      expect(hold.status, hold.text).toBe(201);
-      const page = await request(base, 'GET', '/console/');
-      expect(page.status).toBe(200);
-      expect(page.headers.get('content-type')).toMatch(/^text\/html/);
-      svc.child.kill('SIGTERM');
-      expect((await waitExit(svc, 15_000)).code, 'exit code after SIGTERM').toBe(0);
-      expect(await runHealthcheck(runtime.healthcheck!, env), 'HEALTHCHECK with nothing listening').toBe(1);
-      expect(existsSync(join(runtime.dir, 'dist', 'testLedger')), 'the service image ships the test ledger').toBe(false);
-    } finally {
-      await killService(svc);
-    }
-  });
+    const entryOf = (cmd: string[]) => {
+      expect(cmd[0], 'the exec-form CMD runs node').toBe('node');
+      return cmd[1]!;
+    };
 
-  it("the test-ledger stage (compose's ledger) starts from its CMD with the compose environment; compose's healthcheck answers 0", async () => {
-    const stage = image.stages.get(services.ledger.build.target)!;
-    expect(stage, `the stage compose targets (${services.ledger.build.target})`).toBeDefined();
-    const port = await freePort();
-    const env = { ...stage.env, ...envOf(services.ledger), LEDGER_PORT: String(port), LEDGER_HOST: '127.0.0.1' };
-    const ledger = spawnService(entryOf(stage.cmd), env, 'the test-ledger image', { cwd: stage.dir, ...asUser(stage.user) });
-    try {
-      const check = healthcheckArgv(services.ledger.healthcheck.test).map((a) => a.replace(':4000/', `:${port}/`));
-      await waitFor("compose's ledger healthcheck to answer 0", async () => (await runHealthcheck(check)) === 0, {
-        timeoutMs: 30_000,
-        explain: () => notable(ledger),
-      });
-    } finally {
-      await killService(ledger);
-    }
-  });
-});
+    it(
+      'the service image (what `docker build` gives), as its user with production dependencies ' +
+        'only: HEALTHCHECK 0, decides (Lua found), serves the console, SIGTERM exits 0',
+      async () => {
+        const runtime = image.last;
+        const port = await freePort();
+        const base = `http://127.0.0.1:${port}`;
+        const env = {
+          ...runtime.env,
+          PORT: String(port),
+          REDIS_URL: inject('redisUrl'),
+          KEY_PREFIX: uniqueId('image'),
+          QUOTA_API_KEYS: apiKeysEnv({ admin: 'image-admin-key-0001', client: 'image-client-key-0001' }),
+        };
+        const svc = spawnService(entryOf(runtime.cmd), env, 'the service image', {
+          cwd: runtime.dir,
+          ...asUser(runtime.user),
+        });
+        try {
+          expect(runtime.healthcheck, 'the image has a HEALTHCHECK').toBeDefined();
+          await waitFor(
+            'the HEALTHCHECK to answer 0',
+            async () => (await runHealthcheck(runtime.healthcheck!, env)) === 0,
+            {
+              timeoutMs: 30_000,
+              explain: () => notable(svc),
+            },
+          );
+          const api = apiClient(base, { admin: 'image-admin-key-0001', client: 'image-client-key-0001' });
+          expect((await api.admin('PUT', '/v1/products/p1', { capacity: 1_000 })).status).toBe(201);
+          expect((await api.admin('PUT', '/v1/products/p1/customers/c1', { limit: 500 })).status).toBe(201);
+          const hold = await api.client(
+            'POST',
+            '/v1/products/p1/reservations',
+            { customerId: 'c1', amount: 100 },
+            { 'Idempotency-Key': 'k1' },
+          );
+          expect(hold.status, hold.text).toBe(201);
+          const page = await request(base, 'GET', '/console/');
+          expect(page.status).toBe(200);
+          expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+          svc.child.kill('SIGTERM');
+          expect((await waitExit(svc, 15_000)).code, 'exit code after SIGTERM').toBe(0);
+          expect(await runHealthcheck(runtime.healthcheck!, env), 'HEALTHCHECK with nothing listening').toBe(1);
+          expect(existsSync(join(runtime.dir, 'dist', 'testLedger')), 'the service image ships the test ledger').toBe(
+            false,
+          );
+        } finally {
+          await killService(svc);
+        }
+      },
+    );
+
+    it(
+      "the test-ledger stage (compose's ledger) starts from its CMD with " +
+        "the compose environment; compose's healthcheck answers 0",
+      async () => {
+        const stage = image.stages.get(services.ledger.build.target)!;
+        expect(stage, `the stage compose targets (${services.ledger.build.target})`).toBeDefined();
+        const port = await freePort();
+        const env = { ...stage.env, ...envOf(services.ledger), LEDGER_PORT: String(port), LEDGER_HOST: '127.0.0.1' };
+        const ledger = spawnService(entryOf(stage.cmd), env, 'the test-ledger image', {
+          cwd: stage.dir,
+          ...asUser(stage.user),
+        });
+        try {
+          const check = healthcheckArgv(services.ledger.healthcheck.test).map((a) => a.replace(':4000/', `:${port}/`));
+          await waitFor("compose's ledger healthcheck to answer 0", async () => (await runHealthcheck(check)) === 0, {
+            timeoutMs: 30_000,
+            explain: () => notable(ledger),
+          });
+        } finally {
+          await killService(ledger);
+        }
+      },
+    );
+  },
+);
 
 describe('docker-compose.yml', () => {
   it('has the whole stack', () => {
@@ -265,7 +329,10 @@ describe('docker-compose.yml', () => {
     expect(flag('appendfsync')).toBe('always');
     expect(flag('maxmemory-policy')).toBe('noeviction');
     // The trade-off switch: REDIS_APPENDFSYNC=everysec.
-    const everysec = interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, REDIS_APPENDFSYNC: 'everysec' }).services.redis.command.map(String);
+    const everysec = interpolate(readYaml('docker-compose.yml'), {
+      ...REQUIRED_ENV,
+      REDIS_APPENDFSYNC: 'everysec',
+    }).services.redis.command.map(String);
     expect(everysec[everysec.indexOf('--appendfsync') + 1]).toBe('everysec');
     expect(redis.volumes).toContain('redis-data:/data');
     expect(Object.keys(compose.volumes)).toContain('redis-data');
@@ -312,7 +379,10 @@ describe('docker-compose.yml', () => {
     expect(envOf(services.worker).SETTLEMENT_SECRET).toBe(envOf(services.ledger).SETTLEMENT_SECRET);
     // A QUOTA_API_KEYS from the environment wins over the default.
     const keys = 'admin:prod-admin-key-1,client:prod-client-key-1';
-    expect(envOf(interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, QUOTA_API_KEYS: keys }).services.api).QUOTA_API_KEYS).toBe(keys);
+    expect(
+      envOf(interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, QUOTA_API_KEYS: keys }).services.api)
+        .QUOTA_API_KEYS,
+    ).toBe(keys);
   });
 
   it("the ledger's environment is a valid test-ledger config on port 4000", () => {
@@ -320,25 +390,29 @@ describe('docker-compose.yml', () => {
     expect(config.options.port).toBe(4000);
   });
 
-  it('healthchecks: every service has one (the worker role serves /healthz too); every depends_on on service_healthy has one', () => {
-    expect(services.worker.healthcheck?.disable).not.toBe(true);
-    for (const name of ['redis', 'api', 'ledger', 'prometheus', 'grafana']) {
-      expect(services[name].healthcheck?.test, name).toBeDefined();
-    }
-    expect(services.api.depends_on.redis.condition).toBe('service_healthy');
-    expect(services.worker.depends_on.redis.condition).toBe('service_healthy');
-    expect(services.worker.depends_on.ledger.condition).toBe('service_healthy');
-    expect(services.grafana.depends_on.prometheus.condition).toBe('service_healthy');
-    for (const [name, service] of Object.entries(services)) {
-      for (const [dep, spec] of Object.entries<any>(service.depends_on ?? {})) {
-        expect(services[dep], `${name} depends on ${dep}`).toBeDefined();
-        if (spec.condition === 'service_healthy') {
-          expect(services[dep].healthcheck?.test, `${name} waits for ${dep} to be healthy`).toBeDefined();
-          expect(services[dep].healthcheck?.disable, `${name} waits for ${dep} to be healthy`).not.toBe(true);
+  it(
+    'healthchecks: every service has one (the worker role serves ' +
+      '/healthz too); every depends_on on service_healthy has one',
+    () => {
+      expect(services.worker.healthcheck?.disable).not.toBe(true);
+      for (const name of ['redis', 'api', 'ledger', 'prometheus', 'grafana']) {
+        expect(services[name].healthcheck?.test, name).toBeDefined();
+      }
+      expect(services.api.depends_on.redis.condition).toBe('service_healthy');
+      expect(services.worker.depends_on.redis.condition).toBe('service_healthy');
+      expect(services.worker.depends_on.ledger.condition).toBe('service_healthy');
+      expect(services.grafana.depends_on.prometheus.condition).toBe('service_healthy');
+      for (const [name, service] of Object.entries(services)) {
+        for (const [dep, spec] of Object.entries<any>(service.depends_on ?? {})) {
+          expect(services[dep], `${name} depends on ${dep}`).toBeDefined();
+          if (spec.condition === 'service_healthy') {
+            expect(services[dep].healthcheck?.test, `${name} waits for ${dep} to be healthy`).toBeDefined();
+            expect(services[dep].healthcheck?.disable, `${name} waits for ${dep} to be healthy`).not.toBe(true);
+          }
         }
       }
-    }
-  });
+    },
+  );
 
   it('prometheus and grafana mount the deploy/ folders that exist, where their configs expect them', () => {
     const mounts = (name: string) =>
@@ -346,25 +420,32 @@ describe('docker-compose.yml', () => {
     const promMount = mounts('prometheus').find(([, target]) => target === '/etc/prometheus');
     expect(promMount?.[0]).toBe('./deploy/prometheus');
     expect(services.prometheus.command).toContain('--config.file=/etc/prometheus/prometheus.yml');
-    for (const [src] of [...mounts('prometheus'), ...mounts('grafana')]) expect(existsSync(join(ROOT, src!)), src).toBe(true);
+    for (const [src] of [...mounts('prometheus'), ...mounts('grafana')])
+      expect(existsSync(join(ROOT, src!)), src).toBe(true);
     const grafanaTargets = Object.fromEntries(mounts('grafana').map(([src, target]) => [target, src]));
     expect(grafanaTargets['/etc/grafana/provisioning']).toBe('./deploy/grafana/provisioning');
     const dashboardsPath = dashboardProviders.providers[0].options.path;
     expect(grafanaTargets[dashboardsPath]).toBe('./deploy/grafana/dashboards');
-    for (const v of ['redis-data', 'prometheus-data', 'grafana-data']) expect(Object.keys(compose.volumes)).toContain(v);
+    for (const v of ['redis-data', 'prometheus-data', 'grafana-data'])
+      expect(Object.keys(compose.volumes)).toContain(v);
   });
 });
 
 describe('docker-compose.yml ships no open doors (issue 10 item 8)', () => {
-  it('refuses to start without QUOTA_API_KEYS, SETTLEMENT_SECRET or a Grafana admin password: no usable default', () => {
-    for (const name of Object.keys(REQUIRED_ENV)) {
-      const env: Record<string, string> = { ...REQUIRED_ENV };
-      delete env[name];
-      expect(() => interpolate(readYaml('docker-compose.yml'), env), name).toThrow(new RegExp(name));
-      expect(() => interpolate(readYaml('docker-compose.yml'), { ...env, [name]: '' }), `${name} empty`).toThrow(RequiredVariableError);
-    }
-    expect(read('docker-compose.yml')).not.toMatch(/change-me|admin\/admin|:-admin\}|compose-dev-settlement-secret/);
-  });
+  it(
+    'refuses to start without QUOTA_API_KEYS, SETTLEMENT_SECRET ' + 'or a Grafana admin password: no usable default',
+    () => {
+      for (const name of Object.keys(REQUIRED_ENV)) {
+        const env: Record<string, string> = { ...REQUIRED_ENV };
+        delete env[name];
+        expect(() => interpolate(readYaml('docker-compose.yml'), env), name).toThrow(new RegExp(name));
+        expect(() => interpolate(readYaml('docker-compose.yml'), { ...env, [name]: '' }), `${name} empty`).toThrow(
+          RequiredVariableError,
+        );
+      }
+      expect(read('docker-compose.yml')).not.toMatch(/change-me|admin\/admin|:-admin\}|compose-dev-settlement-secret/);
+    },
+  );
 
   it("the test ledger's unauthenticated /_control and Prometheus are published on the loopback interface only", () => {
     const published = (name: string) => (services[name].ports ?? []).map(String);
@@ -379,29 +460,43 @@ describe('docker-compose.yml ships no open doors (issue 10 item 8)', () => {
     expect(services.prometheus.command.join(' ')).not.toMatch(/enable-lifecycle|enable-admin-api/);
   });
 
-  it('Redis has a maxmemory with noeviction, so a full Redis refuses writes (503) instead of growing until killed', () => {
-    const cmd: string[] = services.redis.command.map(String);
-    expect(cmd[cmd.indexOf('--maxmemory-policy') + 1]).toBe('noeviction');
-    expect(cmd[cmd.indexOf('--maxmemory') + 1]).toMatch(/^\d+(mb|gb)$/);
-    const sized = interpolate(readYaml('docker-compose.yml'), { ...REQUIRED_ENV, REDIS_MAXMEMORY: '2gb' }).services.redis.command.map(String);
-    expect(sized[sized.indexOf('--maxmemory') + 1]).toBe('2gb');
-  });
+  it(
+    'Redis has a maxmemory with noeviction, so a full Redis ' + 'refuses writes (503) instead of growing until killed',
+    () => {
+      const cmd: string[] = services.redis.command.map(String);
+      expect(cmd[cmd.indexOf('--maxmemory-policy') + 1]).toBe('noeviction');
+      expect(cmd[cmd.indexOf('--maxmemory') + 1]).toMatch(/^\d+(mb|gb)$/);
+      const sized = interpolate(readYaml('docker-compose.yml'), {
+        ...REQUIRED_ENV,
+        REDIS_MAXMEMORY: '2gb',
+      }).services.redis.command.map(String);
+      expect(sized[sized.indexOf('--maxmemory') + 1]).toBe('2gb');
+    },
+  );
 
-  it('the secrets can come from files instead (QUOTA_API_KEYS_FILE, SETTLEMENT_SECRET_FILE): the api config accepts them', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'deploy-secrets-'));
-    try {
-      writeFileSync(join(dir, 'keys'), `${REQUIRED_ENV.QUOTA_API_KEYS.replaceAll(',', '\n')}\n`);
-      writeFileSync(join(dir, 'secret'), `${REQUIRED_ENV.SETTLEMENT_SECRET}\n`);
-      const env = envOf(services.api);
-      delete env.QUOTA_API_KEYS;
-      delete env.SETTLEMENT_SECRET;
-      const config = parseConfig({ ...env, QUOTA_API_KEYS_FILE: join(dir, 'keys'), SETTLEMENT_SECRET_FILE: join(dir, 'secret') });
-      expect(config.apiKeys.map((k) => `${k.role}:${k.name}`)).toEqual(['admin:ops', 'client:android-app']);
-      expect(config.settlementSecret).toBe(REQUIRED_ENV.SETTLEMENT_SECRET);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+  it(
+    'the secrets can come from files instead (QUOTA_API_KEYS_FILE, ' +
+      'SETTLEMENT_SECRET_FILE): the api config accepts them',
+    () => {
+      const dir = mkdtempSync(join(tmpdir(), 'deploy-secrets-'));
+      try {
+        writeFileSync(join(dir, 'keys'), `${REQUIRED_ENV.QUOTA_API_KEYS.replaceAll(',', '\n')}\n`);
+        writeFileSync(join(dir, 'secret'), `${REQUIRED_ENV.SETTLEMENT_SECRET}\n`);
+        const env = envOf(services.api);
+        delete env.QUOTA_API_KEYS;
+        delete env.SETTLEMENT_SECRET;
+        const config = parseConfig({
+          ...env,
+          QUOTA_API_KEYS_FILE: join(dir, 'keys'),
+          SETTLEMENT_SECRET_FILE: join(dir, 'secret'),
+        });
+        expect(config.apiKeys.map((k) => `${k.role}:${k.name}`)).toEqual(['admin:ops', 'client:android-app']);
+        expect(config.settlementSecret).toBe(REQUIRED_ENV.SETTLEMENT_SECRET);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('Prometheus config and alert rules', () => {
@@ -413,7 +508,9 @@ describe('Prometheus config and alert rules', () => {
     expect(job.scrape_interval ?? prometheus.global.scrape_interval).toBe('5s');
     expect(job.static_configs.flatMap((s: any) => s.targets)).toEqual([`api:${envOf(services.api).PORT}`]);
     const worker = prometheus.scrape_configs.find((j: any) => j.job_name === 'quota-worker');
-    expect(worker.static_configs.flatMap((s: any) => s.targets)).toEqual([`worker:${envOf(services.worker).PORT ?? 3000}`]);
+    expect(worker.static_configs.flatMap((s: any) => s.targets)).toEqual([
+      `worker:${envOf(services.worker).PORT ?? 3000}`,
+    ]);
     expect(prometheus.rule_files).toEqual(['alerts.yml']);
     // The role label says which process a series came from.
     expect(job.static_configs.every((c: any) => c.labels?.role === 'api')).toBe(true);
@@ -444,7 +541,9 @@ describe('Prometheus config and alert rules', () => {
     const byName = Object.fromEntries(alertRules.map((r) => [r.alert, r]));
     expect(byName.QuotaAuditViolation.expr).toMatch(/quota_audit_violations\)? > 0/);
     expect(byName.QuotaSettlementUnknown.expr).toMatch(/quota_settlement_unknown\)? > 0/);
-    expect(byName.QuotaAuditNotComparing.expr).toMatch(/time\(\) - quota_audit_last_exact_comparison_timestamp_seconds\)? > 600/);
+    expect(byName.QuotaAuditNotComparing.expr).toMatch(
+      /time\(\) - quota_audit_last_exact_comparison_timestamp_seconds\)? > 600/,
+    );
     expect(byName.QuotaAuditNotComparing.for).toBe('5m');
     expect(byName.QuotaSettlementBacklogStale.expr).toMatch(/quota_settlement_oldest_pending_age_seconds\)? > 300/);
     expect(byName.QuotaSettlementBacklogStale.for).toBe('5m');
@@ -457,7 +556,9 @@ describe('Prometheus config and alert rules', () => {
     expect(byName.QuotaWorkerDown.expr).toBe('up{job="quota-worker"} == 0 or absent(up{job="quota-worker"})');
     expect(byName.QuotaWorkerDown.labels.severity).toBe('critical');
     expect(byName.QuotaWorkerDown.for).toBe('1m');
-    expect(byName.QuotaRedisReplicasMissing.expr).toMatch(/quota_redis_replicas_attached\)? < .*quota_redis_wait_replicas/);
+    expect(byName.QuotaRedisReplicasMissing.expr).toMatch(
+      /quota_redis_replicas_attached\)? < .*quota_redis_wait_replicas/,
+    );
     expect(byName.QuotaRedisWritesUnconfirmed.expr).toMatch(/quota_redis_replicas_unconfirmed_writes_total/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_available\)? \/ .*quota_pool_capacity\)? < 0\.05/);
     expect(byName.QuotaPoolNearlyExhausted.expr).toMatch(/quota_pool_capacity\)? > 0/);
@@ -479,7 +580,12 @@ describe('Prometheus config and alert rules', () => {
 
     it('promtool test rules: each alert fires on the bad case and stays quiet otherwise', () => {
       // Annotations are checked by `check rules` (templates parse); here the expressions, `for` and labels.
-      const bare = { groups: alertsFile.groups.map((g: any) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }: any) => r) })) };
+      const bare = {
+        groups: alertsFile.groups.map((g: any) => ({
+          ...g,
+          rules: g.rules.map(({ annotations: _a, ...r }: any) => r),
+        })),
+      };
       writeFileSync(join(dir, 'alerts.yml'), stringifyYaml(bare));
       const reserve = 'route="/v1/products/:productId/reservations",method="POST"';
       const tests = {
@@ -495,7 +601,10 @@ describe('Prometheus config and alert rules', () => {
               { series: 'quota_redis_up{job="quota-api",instance="api:3000"}', values: '1 1 0x15' },
               { series: 'up{job="quota-api",instance="api:3000"}', values: '1 0x15' },
               { series: 'quota_pool_capacity{product="p1",job="quota-api",instance="api:3000"}', values: '1000x15' },
-              { series: 'quota_pool_available{product="p1",job="quota-api",instance="api:3000"}', values: '1000 500 40x15' },
+              {
+                series: 'quota_pool_available{product="p1",job="quota-api",instance="api:3000"}',
+                values: '1000 500 40x15',
+              },
               { series: 'quota_pool_capacity{product="p2",job="quota-api",instance="api:3000"}', values: '0x15' },
               { series: 'quota_pool_available{product="p2",job="quota-api",instance="api:3000"}', values: '0x15' },
               { series: 'quota_pool_capacity{product="p3",job="quota-api",instance="api:3000"}', values: '1000x15' },
@@ -503,18 +612,38 @@ describe('Prometheus config and alert rules', () => {
             ],
             alert_rule_test: [
               { eval_time: '0m', alertname: 'QuotaAuditViolation', exp_alerts: [] },
-              { eval_time: '2m', alertname: 'QuotaAuditViolation', exp_alerts: [{ exp_labels: { severity: 'critical', product: 'p1' } }] },
+              {
+                eval_time: '2m',
+                alertname: 'QuotaAuditViolation',
+                exp_alerts: [{ exp_labels: { severity: 'critical', product: 'p1' } }],
+              },
               { eval_time: '1m', alertname: 'QuotaSettlementUnknown', exp_alerts: [] },
-              { eval_time: '3m', alertname: 'QuotaSettlementUnknown', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+              {
+                eval_time: '3m',
+                alertname: 'QuotaSettlementUnknown',
+                exp_alerts: [{ exp_labels: { severity: 'warning' } }],
+              },
               { eval_time: '2m', alertname: 'QuotaRedisDown', exp_alerts: [] },
               { eval_time: '4m', alertname: 'QuotaRedisDown', exp_alerts: [{ exp_labels: { severity: 'critical' } }] },
               { eval_time: '0m', alertname: 'QuotaApiDown', exp_alerts: [] },
-              { eval_time: '3m', alertname: 'QuotaApiDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-api', instance: 'api:3000' } }] },
+              {
+                eval_time: '3m',
+                alertname: 'QuotaApiDown',
+                exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-api', instance: 'api:3000' } }],
+              },
               { eval_time: '3m', alertname: 'QuotaPoolNearlyExhausted', exp_alerts: [] },
               // No worker series at all in this group: absent() fires after its minute.
               { eval_time: '0m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
-              { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker' } }] },
-              { eval_time: '5m', alertname: 'QuotaPoolNearlyExhausted', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p1' } }] },
+              {
+                eval_time: '2m',
+                alertname: 'QuotaWorkerDown',
+                exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker' } }],
+              },
+              {
+                eval_time: '5m',
+                alertname: 'QuotaPoolNearlyExhausted',
+                exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p1' } }],
+              },
             ],
           },
           {
@@ -527,7 +656,11 @@ describe('Prometheus config and alert rules', () => {
             ],
             alert_rule_test: [
               { eval_time: '12m', alertname: 'QuotaAuditNotComparing', exp_alerts: [] },
-              { eval_time: '17m', alertname: 'QuotaAuditNotComparing', exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p2' } }] },
+              {
+                eval_time: '17m',
+                alertname: 'QuotaAuditNotComparing',
+                exp_alerts: [{ exp_labels: { severity: 'warning', product: 'p2' } }],
+              },
             ],
           },
           {
@@ -536,23 +669,45 @@ describe('Prometheus config and alert rules', () => {
             input_series: [{ series: 'up{job="quota-worker",instance="worker:3000"}', values: '1 1 1 0 0 0 0' }],
             alert_rule_test: [
               { eval_time: '2m', alertname: 'QuotaWorkerDown', exp_alerts: [] },
-              { eval_time: '5m', alertname: 'QuotaWorkerDown', exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker', instance: 'worker:3000' } }] },
+              {
+                eval_time: '5m',
+                alertname: 'QuotaWorkerDown',
+                exp_alerts: [{ exp_labels: { severity: 'critical', job: 'quota-worker', instance: 'worker:3000' } }],
+              },
             ],
           },
           {
-            // REDIS_WAIT_REPLICAS=1: master m2 loses its replica at minute 2 (a failover); writes go unconfirmed from minute 2.
+            // REDIS_WAIT_REPLICAS=1: master m2 loses its replica at minute 2 (a failover); writes go unconfirmed from
+            // minute 2.
             interval: '1m',
             input_series: [
               { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '1x15' },
-              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '1x15' },
-              { series: 'quota_redis_replicas_attached{node="m2",job="quota-api",instance="api:3000"}', values: '1 1 0x13' },
-              { series: 'quota_redis_replicas_unconfirmed_writes_total{job="quota-api",instance="api:3000"}', values: '0 0 0+30x13' },
+              {
+                series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}',
+                values: '1x15',
+              },
+              {
+                series: 'quota_redis_replicas_attached{node="m2",job="quota-api",instance="api:3000"}',
+                values: '1 1 0x13',
+              },
+              {
+                series: 'quota_redis_replicas_unconfirmed_writes_total{job="quota-api",instance="api:3000"}',
+                values: '0 0 0+30x13',
+              },
             ],
             alert_rule_test: [
               { eval_time: '2m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] },
-              { eval_time: '4m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [{ exp_labels: { severity: 'critical', node: 'm2' } }] },
+              {
+                eval_time: '4m',
+                alertname: 'QuotaRedisReplicasMissing',
+                exp_alerts: [{ exp_labels: { severity: 'critical', node: 'm2' } }],
+              },
               { eval_time: '2m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [] },
-              { eval_time: '6m', alertname: 'QuotaRedisWritesUnconfirmed', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+              {
+                eval_time: '6m',
+                alertname: 'QuotaRedisWritesUnconfirmed',
+                exp_alerts: [{ exp_labels: { severity: 'warning' } }],
+              },
             ],
           },
           {
@@ -560,73 +715,132 @@ describe('Prometheus config and alert rules', () => {
             interval: '1m',
             input_series: [
               { series: 'quota_redis_wait_replicas{job="quota-api",instance="api:3000"}', values: '0x15' },
-              { series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}', values: '0x15' },
+              {
+                series: 'quota_redis_replicas_attached{node="m1",job="quota-api",instance="api:3000"}',
+                values: '0x15',
+              },
             ],
             alert_rule_test: [{ eval_time: '10m', alertname: 'QuotaRedisReplicasMissing', exp_alerts: [] }],
           },
           {
             // Settlement backlog: the oldest pending draw ages 60 s a minute; > 300 s from minute 6, for 5 m.
             interval: '1m',
-            input_series: [{ series: 'quota_settlement_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}', values: '0+60x20' }],
+            input_series: [
+              {
+                series: 'quota_settlement_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}',
+                values: '0+60x20',
+              },
+            ],
             alert_rule_test: [
               { eval_time: '10m', alertname: 'QuotaSettlementBacklogStale', exp_alerts: [] },
-              { eval_time: '12m', alertname: 'QuotaSettlementBacklogStale', exp_alerts: [{ exp_labels: { severity: 'critical' } }] },
+              {
+                eval_time: '12m',
+                alertname: 'QuotaSettlementBacklogStale',
+                exp_alerts: [{ exp_labels: { severity: 'critical' } }],
+              },
             ],
           },
           {
             // Webhooks: a backlog growing 200 a minute (past 1,000 from minute 6), for 10 m; an oldest entry aging.
             interval: '1m',
             input_series: [
-              { series: 'quota_webhook_backlog{stage="outbox",job="quota-api",instance="api:3000"}', values: '0+200x30' },
-              { series: 'quota_webhook_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}', values: '0x30' },
-              { series: 'quota_webhook_events_lost_total{job="quota-worker",instance="worker:3000"}', values: '0 0 0 3x10' },
+              {
+                series: 'quota_webhook_backlog{stage="outbox",job="quota-api",instance="api:3000"}',
+                values: '0+200x30',
+              },
+              {
+                series: 'quota_webhook_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}',
+                values: '0x30',
+              },
+              {
+                series: 'quota_webhook_events_lost_total{job="quota-worker",instance="worker:3000"}',
+                values: '0 0 0 3x10',
+              },
             ],
             alert_rule_test: [
               { eval_time: '12m', alertname: 'QuotaWebhookBacklogGrowing', exp_alerts: [] },
-              { eval_time: '20m', alertname: 'QuotaWebhookBacklogGrowing', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+              {
+                eval_time: '20m',
+                alertname: 'QuotaWebhookBacklogGrowing',
+                exp_alerts: [{ exp_labels: { severity: 'warning' } }],
+              },
               { eval_time: '2m', alertname: 'QuotaWebhookEventsLost', exp_alerts: [] },
-              { eval_time: '4m', alertname: 'QuotaWebhookEventsLost', exp_alerts: [{ exp_labels: { severity: 'critical' } }] },
+              {
+                eval_time: '4m',
+                alertname: 'QuotaWebhookEventsLost',
+                exp_alerts: [{ exp_labels: { severity: 'critical' } }],
+              },
             ],
           },
           {
             // A receiver down: the backlog stays small but its oldest entry ages 60 s a minute (> 300 s from minute 6).
             interval: '1m',
             input_series: [
-              { series: 'quota_webhook_backlog{stage="in_flight",job="quota-api",instance="api:3000"}', values: '5x20' },
-              { series: 'quota_webhook_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}', values: '0+60x20' },
+              {
+                series: 'quota_webhook_backlog{stage="in_flight",job="quota-api",instance="api:3000"}',
+                values: '5x20',
+              },
+              {
+                series: 'quota_webhook_oldest_pending_age_seconds{job="quota-api",instance="api:3000"}',
+                values: '0+60x20',
+              },
             ],
             alert_rule_test: [
               { eval_time: '12m', alertname: 'QuotaWebhookBacklogGrowing', exp_alerts: [] },
-              { eval_time: '18m', alertname: 'QuotaWebhookBacklogGrowing', exp_alerts: [{ exp_labels: { severity: 'warning' } }] },
+              {
+                eval_time: '18m',
+                alertname: 'QuotaWebhookBacklogGrowing',
+                exp_alerts: [{ exp_labels: { severity: 'warning' } }],
+              },
             ],
           },
           {
             // About 2% of API requests answer 5xx; the probes' 503s do not count either way.
             interval: '1m',
             input_series: [
-              { series: `quota_http_request_duration_seconds_count{${reserve},status_class="2xx"}`, values: '0+100x20' },
+              {
+                series: `quota_http_request_duration_seconds_count{${reserve},status_class="2xx"}`,
+                values: '0+100x20',
+              },
               { series: `quota_http_request_duration_seconds_count{${reserve},status_class="5xx"}`, values: '0+2x20' },
-              { series: 'quota_http_request_duration_seconds_count{route="/metrics",method="GET",status_class="2xx"}', values: '0+10000x20' },
+              {
+                series: 'quota_http_request_duration_seconds_count{route="/metrics",method="GET",status_class="2xx"}',
+                values: '0+10000x20',
+              },
             ],
             alert_rule_test: [
               { eval_time: '3m', alertname: 'QuotaHttp5xxRate', exp_alerts: [] },
-              { eval_time: '10m', alertname: 'QuotaHttp5xxRate', exp_alerts: [{ exp_labels: { severity: 'critical' } }] },
+              {
+                eval_time: '10m',
+                alertname: 'QuotaHttp5xxRate',
+                exp_alerts: [{ exp_labels: { severity: 'critical' } }],
+              },
             ],
           },
           {
             // 0.5% of API requests answer 5xx, and /readyz answers 503 a lot: no alert.
             interval: '1m',
             input_series: [
-              { series: `quota_http_request_duration_seconds_count{${reserve},status_class="2xx"}`, values: '0+200x20' },
+              {
+                series: `quota_http_request_duration_seconds_count{${reserve},status_class="2xx"}`,
+                values: '0+200x20',
+              },
               { series: `quota_http_request_duration_seconds_count{${reserve},status_class="5xx"}`, values: '0+1x20' },
-              { series: 'quota_http_request_duration_seconds_count{route="/readyz",method="GET",status_class="5xx"}', values: '0+50x20' },
+              {
+                series: 'quota_http_request_duration_seconds_count{route="/readyz",method="GET",status_class="5xx"}',
+                values: '0+50x20',
+              },
             ],
             alert_rule_test: [{ eval_time: '15m', alertname: 'QuotaHttp5xxRate', exp_alerts: [] }],
           },
         ],
       };
       writeFileSync(join(dir, 'alerts.test.yml'), stringifyYaml(tests));
-      const r = spawnSync(PROMTOOL!, ['test', 'rules', 'alerts.test.yml'], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
+      const r = spawnSync(PROMTOOL!, ['test', 'rules', 'alerts.test.yml'], {
+        cwd: dir,
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(r.status, r.stdout + r.stderr).toBe(0);
     });
 
@@ -684,13 +898,29 @@ describe('Grafana provisioning and dashboard', () => {
       const reserveRoute = 'route="/v1/products/:productId/reservations",method="POST"';
       const quantile = `histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(`;
       expect(has(new RegExp(`${quantile}quota_http_request_duration_seconds_bucket\\{${reserveRoute}\\}`))).toBe(true);
-      expect(has(new RegExp(`histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(quota_settlement_latency_seconds_bucket`))).toBe(true);
+      expect(
+        has(new RegExp(`histogram_quantile\\(${q}, sum by \\(le\\) \\(rate\\(quota_settlement_latency_seconds_bucket`)),
+      ).toBe(true);
     }
-    expect(has(/histogram_quantile\(0\.99, sum by \(le, script\) \(rate\(quota_script_duration_seconds_bucket/)).toBe(true);
-    for (const m of ['quota_pool_available', 'quota_pool_held', 'quota_pool_committed', 'quota_settlement_backlog',
-      'quota_settlement_oldest_pending_age_seconds', 'quota_settlement_outcomes_total', 'quota_settlement_unknown',
-      'quota_audit_violations', 'bullmq_job_count', 'quota_redis_up']) {
-      expect(dashboardExprs.some((e) => metricNames(e).includes(m)), m).toBe(true);
+    expect(has(/histogram_quantile\(0\.99, sum by \(le, script\) \(rate\(quota_script_duration_seconds_bucket/)).toBe(
+      true,
+    );
+    for (const m of [
+      'quota_pool_available',
+      'quota_pool_held',
+      'quota_pool_committed',
+      'quota_settlement_backlog',
+      'quota_settlement_oldest_pending_age_seconds',
+      'quota_settlement_outcomes_total',
+      'quota_settlement_unknown',
+      'quota_audit_violations',
+      'bullmq_job_count',
+      'quota_redis_up',
+    ]) {
+      expect(
+        dashboardExprs.some((e) => metricNames(e).includes(m)),
+        m,
+      ).toBe(true);
     }
   });
 });
@@ -706,14 +936,21 @@ describe('against the running service', () => {
     expect((await svc.admin('PUT', `/v1/products/${p}`, { capacity: 100_000, holdTtlSeconds: 60 })).status).toBe(201);
     expect((await svc.admin('PUT', `/v1/products/${p}/customers/c1`, { limit: 50_000 })).status).toBe(201);
     const reserve = (customerId: string, amount: number) =>
-      svc.client('POST', `/v1/products/${p}/reservations`, { customerId, amount }, { 'Idempotency-Key': uniqueId('k') });
+      svc.client(
+        'POST',
+        `/v1/products/${p}/reservations`,
+        { customerId, amount },
+        { 'Idempotency-Key': uniqueId('k') },
+      );
     const committed = await reserve('c1', 1_000);
     expect(committed.status).toBe(201);
     const id = committed.body.reservationId;
     expect((await svc.client('POST', `/v1/products/${p}/reservations/${id}/commit`, {})).status).toBe(200);
     const released = await reserve('c1', 500);
     expect(released.status).toBe(201);
-    expect((await svc.client('POST', `/v1/products/${p}/reservations/${released.body.reservationId}/release`)).status).toBe(200);
+    expect(
+      (await svc.client('POST', `/v1/products/${p}/reservations/${released.body.reservationId}/release`)).status,
+    ).toBe(200);
     expect((await reserve('c1', 60_000)).body.code).toBe('CUSTOMER_LIMIT_EXCEEDED');
     expect((await reserve('nobody', 100)).body.code).toBe('NO_CREDIT_LINE');
     const repay = (amount: number) =>
@@ -737,8 +974,12 @@ describe('against the running service', () => {
   it('every metric a dashboard panel or an alert refers to is in the scrape', () => {
     const { types, samples } = parseScrape(scrape);
     const referenced = new Map<string, string[]>();
-    for (const [where, exprs] of [['dashboard', dashboardExprs], ['alerts', alertExprs]] as const) {
-      for (const expr of exprs) for (const name of metricNames(expr)) referenced.set(name, [...(referenced.get(name) ?? []), where]);
+    for (const [where, exprs] of [
+      ['dashboard', dashboardExprs],
+      ['alerts', alertExprs],
+    ] as const) {
+      for (const expr of exprs)
+        for (const name of metricNames(expr)) referenced.set(name, [...(referenced.get(name) ?? []), where]);
     }
     expect(referenced.size).toBeGreaterThan(15);
     // `up` is made by Prometheus for each target; it is never in a scrape.
@@ -748,19 +989,27 @@ describe('against the running service', () => {
     const NO_SERIES_YET = new Set(['quota_audit_violations', 'quota_audit_last_exact_comparison_timestamp_seconds']);
     const missing = [...referenced.keys()].filter((n) => !PROMETHEUS_MADE.has(n) && !familyOf(n, types));
     expect(missing, `referenced but not in /metrics: ${missing.join(', ')}`).toEqual([]);
-    const withoutSamples = [...referenced.keys()].filter((n) => !PROMETHEUS_MADE.has(n) && !NO_SERIES_YET.has(n) && !samples.has(n));
+    const withoutSamples = [...referenced.keys()].filter(
+      (n) => !PROMETHEUS_MADE.has(n) && !NO_SERIES_YET.has(n) && !samples.has(n),
+    );
     expect(withoutSamples, `referenced but without a sample after the flow: ${withoutSamples.join(', ')}`).toEqual([]);
   });
 
   it('the scrape shows the flow: decisions, pool gauges for the product, a settled draw, the queue', () => {
     const value = (re: RegExp) => Number(re.exec(scrape)?.[1] ?? NaN);
     expect(value(/^quota_decisions_total\{operation="reserve",result="OK"\} (\S+)/m)).toBeGreaterThanOrEqual(2);
-    expect(value(/^quota_decisions_total\{operation="reserve",result="CUSTOMER_LIMIT_EXCEEDED"\} (\S+)/m)).toBeGreaterThanOrEqual(1);
-    expect(value(/^quota_decisions_total\{operation="repay",result="REPAYMENT_EXCEEDS_DRAWN"\} (\S+)/m)).toBeGreaterThanOrEqual(1);
+    expect(
+      value(/^quota_decisions_total\{operation="reserve",result="CUSTOMER_LIMIT_EXCEEDED"\} (\S+)/m),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      value(/^quota_decisions_total\{operation="repay",result="REPAYMENT_EXCEEDS_DRAWN"\} (\S+)/m),
+    ).toBeGreaterThanOrEqual(1);
     expect(value(new RegExp(`^quota_pool_capacity\\{product="${p}"\\} (\\S+)`, 'm'))).toBe(100_000);
     expect(value(new RegExp(`^quota_pool_available\\{product="${p}"\\} (\\S+)`, 'm'))).toBe(99_000);
     expect(value(/^quota_settlement_latency_seconds_count (\S+)/m)).toBeGreaterThanOrEqual(1);
-    expect(value(/^quota_settlement_outcomes_total\{outcome="settled",changed="true"\} (\S+)/m)).toBeGreaterThanOrEqual(1);
+    expect(value(/^quota_settlement_outcomes_total\{outcome="settled",changed="true"\} (\S+)/m)).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(value(/^quota_redis_up (\S+)/m)).toBe(1);
     expect(scrape).toMatch(/^bullmq_job_count\{queue="settlement", state="completed"\} \d+/m);
     const bucket = String.raw`quota_http_request_duration_seconds_bucket\{le="[^"]+"`;
@@ -773,18 +1022,25 @@ describe('against the running service', () => {
     expect(r.stdout + r.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
   });
 
-  it("the compose api's healthcheck answers 0 when healthy, 1 when not (the image's own: the images describe above)", async () => {
-    const apiCheck = (port: string) => healthcheckArgv(services.api.healthcheck.test).map((a) => a.replace(':3000/', `:${port}/`));
-    expect(await runHealthcheck(apiCheck(String(svc.service.port)))).toBe(0);
-    expect(await runHealthcheck(apiCheck('1'))).toBe(1);
-  });
+  it(
+    "the compose api's healthcheck answers 0 when healthy, 1 when " +
+      "not (the image's own: the images describe above)",
+    async () => {
+      const apiCheck = (port: string) =>
+        healthcheckArgv(services.api.healthcheck.test).map((a) => a.replace(':3000/', `:${port}/`));
+      expect(await runHealthcheck(apiCheck(String(svc.service.port)))).toBe(0);
+      expect(await runHealthcheck(apiCheck('1'))).toBe(1);
+    },
+  );
 
   it("the compose ledger's healthcheck answers 0 against the real test ledger", async () => {
     const config = parseLedgerEnv({ ...envOf(services.ledger), LEDGER_PORT: '0', LEDGER_HOST: '127.0.0.1' });
     const ledger = createLedgerServer(config.options);
     await ledger.start();
     try {
-      const check = healthcheckArgv(services.ledger.healthcheck.test).map((a) => a.replace(':4000/', `:${ledger.port}/`));
+      const check = healthcheckArgv(services.ledger.healthcheck.test).map((a) =>
+        a.replace(':4000/', `:${ledger.port}/`),
+      );
       expect(await runHealthcheck(check)).toBe(0);
     } finally {
       await ledger.stop();

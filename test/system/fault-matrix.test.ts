@@ -24,7 +24,13 @@ import { startRedisServer, type RedisServerHandle } from '../../src/redis/redisS
 import { getReservation, makeLine, makeProduct } from '../support/settlement.js';
 import { uniqueId } from '../support/engineContext.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { buildService, killService, spawnService, type ServiceBuild, type ServiceProcess } from '../support/serviceProcess.js';
+import {
+  buildService,
+  killService,
+  spawnService,
+  type ServiceBuild,
+  type ServiceProcess,
+} from '../support/serviceProcess.js';
 import { sleep, waitUntil } from '../support/wait.js';
 import { readRecord } from '../../src/redis/storedRecords.js';
 
@@ -79,13 +85,24 @@ afterAll(async () => {
   const table = [
     '| fault | acknowledged | lost | recovery | notes |',
     '|---|---|---|---|---|',
-    ...rows.map((r) => `| ${r.fault} | ${r.acknowledged} | ${r.lost} | ${r.recoveryMs === null ? 'n/a' : `${(r.recoveryMs / 1000).toFixed(1)} s`} | ${r.notes} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.fault} | ${r.acknowledged} | ${r.lost} | ` +
+        `${r.recoveryMs === null ? 'n/a' : `${(r.recoveryMs / 1000).toFixed(1)} s`} | ${r.notes} |`,
+    ),
   ];
   console.log(`\nfault matrix\n${table.join('\n')}\n`);
 }, 60_000);
 
 const reserveOnce = (p: string, customerId: string, amount: number, key: string, metadata?: unknown) =>
-  timed(() => svc.client('POST', `/v1/products/${p}/reservations`, { customerId, amount, ...(metadata ? { metadata } : {}) }, { 'Idempotency-Key': key }));
+  timed(() =>
+    svc.client(
+      'POST',
+      `/v1/products/${p}/reservations`,
+      { customerId, amount, ...(metadata ? { metadata } : {}) },
+      { 'Idempotency-Key': key },
+    ),
+  );
 
 async function timed<T>(f: () => Promise<T>): Promise<T & { ms: number }> {
   const t0 = performance.now();
@@ -144,7 +161,9 @@ describe('fault matrix', () => {
     const during = answers.filter((a) => a.status === 201).length;
     rows.push({
       fault: 'Redis paused 3 s (CLIENT PAUSE ALL)',
-      acknowledged: `${during} of 30 reserves during the pause (${30 - during} got 503, max ${Math.round(Math.max(...answers.map((a) => a.ms)))} ms); all 30 after retrying with the same keys`,
+      acknowledged:
+        `${during} of 30 reserves during the pause (${30 - during} got 503, max ` +
+        `${Math.round(Math.max(...answers.map((a) => a.ms)))} ms); all 30 after retrying with the same keys`,
       lost: `${lost.length}`,
       recoveryMs: recovery,
       notes: 'first 201 after the pause ended; no retry created a second hold (pool held = sum of the 30 + probes)',
@@ -161,7 +180,9 @@ describe('fault matrix', () => {
     let other = 0;
     const metadata = { note: 'x'.repeat(900) };
     for (let batch = 0; batch < 80 && refused < 20; batch++) {
-      const answers = await Promise.all(Array.from({ length: 20 }, () => reserveOnce(p, 'c0', 1, uniqueId('oom'), metadata)));
+      const answers = await Promise.all(
+        Array.from({ length: 20 }, () => reserveOnce(p, 'c0', 1, uniqueId('oom'), metadata)),
+      );
       for (const a of answers) {
         if (a.status === 201) acknowledged.set(a.body.reservationId, 1);
         else if (a.status === 503) refused++;
@@ -180,7 +201,9 @@ describe('fault matrix', () => {
       acknowledged: `${acknowledged.size} reserves (then ${refused} got 503 OOM)`,
       lost: `${lost.length}`,
       recoveryMs: recovery,
-      notes: 'recovery: from raising maxmemory to the first 201; refusals were 503 (never 500) within 2 s and changed nothing',
+      notes:
+        'recovery: from raising maxmemory to the first 201; refusals ' +
+        'were 503 (never 500) within 2 s and changed nothing',
     });
   }, 60_000);
 
@@ -202,11 +225,17 @@ describe('fault matrix', () => {
         }),
       );
       s.on('connect', () =>
-        s.write(`POST /v1/products/${p}/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer test-client-key-0001\r\nContent-Type: application/json\r\nIdempotency-Key: ${uniqueId('slow')}\r\nContent-Length: 40\r\n\r\n{"custo`),
+        s.write(
+          `POST /v1/products/${p}/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: ` +
+            `Bearer test-client-key-0001\r\nContent-Type: application/json\r\n` +
+            `Idempotency-Key: ${uniqueId('slow')}\r\nContent-Length: 40\r\n\r\n{"custo`,
+        ),
       );
     }
     const acknowledged = new Map<string, number>();
-    const normal = await Promise.all(Array.from({ length: 60 }, (_, i) => reserveOnce(p, 'c0', 1 + (i % 5), uniqueId('normal'))));
+    const normal = await Promise.all(
+      Array.from({ length: 60 }, (_, i) => reserveOnce(p, 'c0', 1 + (i % 5), uniqueId('normal'))),
+    );
     for (const [i, a] of normal.entries()) {
       expect(a.status).toBe(201);
       acknowledged.set(a.body.reservationId, 1 + (i % 5));
@@ -243,7 +272,12 @@ describe('fault matrix', () => {
     await sleep(1_500);
     const backAt = Date.now();
     await ledger.start();
-    await waitUntil('every commit settled', async () => Promise.all(committed.map((id) => getReservation(svc, p, id))), (rs) => rs.every((r) => r.status === 'settled'), { timeoutMs: 30_000, everyMs: 200 });
+    await waitUntil(
+      'every commit settled',
+      async () => Promise.all(committed.map((id) => getReservation(svc, p, id))),
+      (rs) => rs.every((r) => r.status === 'settled'),
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
     const recovery = Date.now() - backAt;
     const applied = [...ledger.deliveries().values()].filter((e) => e.body.productId === p);
     expect(applied.map((e) => e.reservationId).sort()).toEqual([...committed].sort());
@@ -252,7 +286,9 @@ describe('fault matrix', () => {
       acknowledged: '20 commits (200) while it was down',
       lost: '0',
       recoveryMs: recovery,
-      notes: `all 20 settled, each applied once by the ledger (${applied.reduce((a, e) => a + e.deliveries, 0)} deliveries)`,
+      notes:
+        `all 20 settled, each applied once by the ledger ` +
+        `(${applied.reduce((a, e) => a + e.deliveries, 0)} deliveries)`,
     });
   }, 60_000);
 
@@ -262,7 +298,22 @@ describe('fault matrix', () => {
     const prefix = uniqueId('fmw');
     const api = await startServiceContext({ REDIS_URL: redisServer.url, KEY_PREFIX: prefix, ROLE: 'api' });
     const spawnWorker = () => {
-      worker = spawnService(entry, { REDIS_URL: redisServer.url, KEY_PREFIX: prefix, ROLE: 'worker', PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: 'admin:w-admin-key', LOG_LEVEL: 'warn', SETTLEMENT_LOCK_MS: '2000', RELAY_INTERVAL_MS: '300', RELAY_GRACE_MS: '500' }, 'worker');
+      worker = spawnService(
+        entry,
+        {
+          REDIS_URL: redisServer.url,
+          KEY_PREFIX: prefix,
+          ROLE: 'worker',
+          PORT: '0',
+          HOST: '127.0.0.1',
+          QUOTA_API_KEYS: 'admin:w-admin-key',
+          LOG_LEVEL: 'warn',
+          SETTLEMENT_LOCK_MS: '2000',
+          RELAY_INTERVAL_MS: '300',
+          RELAY_GRACE_MS: '500',
+        },
+        'worker',
+      );
       return worker;
     };
     try {
@@ -271,27 +322,48 @@ describe('fault matrix', () => {
       const first = spawnWorker();
       const committed: string[] = [];
       const commitOne = async () => {
-        const r = await api.client('POST', `/v1/products/${p}/reservations`, { customerId: 'c0', amount: 5 }, { 'Idempotency-Key': uniqueId('w') });
+        const r = await api.client(
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c0', amount: 5 },
+          { 'Idempotency-Key': uniqueId('w') },
+        );
         expect(r.status).toBe(201);
-        expect((await api.client('POST', `/v1/products/${p}/reservations/${r.body.reservationId}/commit`, {})).status).toBe(200);
+        expect(
+          (await api.client('POST', `/v1/products/${p}/reservations/${r.body.reservationId}/commit`, {})).status,
+        ).toBe(200);
         committed.push(r.body.reservationId);
       };
       for (let i = 0; i < 10; i++) await commitOne();
       // Once the worker is at work, a burst of commits and the kill in the middle of it.
-      await waitUntil('the first worker settling', async () => (await getReservation(api, p, committed[0]!)).status, (s) => s === 'settled', { timeoutMs: 20_000, everyMs: 100 });
+      await waitUntil(
+        'the first worker settling',
+        async () => (await getReservation(api, p, committed[0]!)).status,
+        (s) => s === 'settled',
+        { timeoutMs: 20_000, everyMs: 100 },
+      );
       const burst = Promise.all(Array.from({ length: 5 }, commitOne));
       await sleep(20);
-      const settledBeforeKill = (await Promise.all(committed.map((id) => getReservation(api, p, id)))).filter((r) => r.status === 'settled').length;
+      const settledBeforeKill = (await Promise.all(committed.map((id) => getReservation(api, p, id)))).filter(
+        (r) => r.status === 'settled',
+      ).length;
       await killService(first);
       await burst;
       for (let i = 0; i < 10; i++) await commitOne();
       const restartedAt = Date.now();
       spawnWorker();
-      await waitUntil('every commit settled', async () => Promise.all(committed.map((id) => getReservation(api, p, id))), (rs) => rs.every((r) => r.status === 'settled'), { timeoutMs: 45_000, everyMs: 250 });
+      await waitUntil(
+        'every commit settled',
+        async () => Promise.all(committed.map((id) => getReservation(api, p, id))),
+        (rs) => rs.every((r) => r.status === 'settled'),
+        { timeoutMs: 45_000, everyMs: 250 },
+      );
       const recovery = Date.now() - restartedAt;
       rows.push({
         fault: 'worker killed (SIGKILL), restarted',
-        acknowledged: `25 commits (10 before, 5 in a burst cut by the kill, ${settledBeforeKill} settled by the kill; 10 while it was dead)`,
+        acknowledged:
+          `25 commits (10 before, 5 in a burst cut by the kill, ` +
+          `${settledBeforeKill} settled by the kill; 10 while it was dead)`,
         lost: '0',
         recoveryMs: recovery,
         notes: 'all settled into the internal ledger after the restart (includes the worker start-up)',
@@ -309,28 +381,52 @@ describe('fault matrix', () => {
     for (let i = 0; i < 10; i++) before.push((await reserveOnce(p, 'c0', 3, uniqueId('loss'))).body.reservationId);
     await redis.flushall();
     const lostAt = Date.now();
-    const gone = (await Promise.all(before.map((id) => svc.client('GET', `/v1/products/${p}/reservations/${id}`)))).filter((r) => r.status === 404).length;
-    // The operator re-creates the product (its config is not in the service); then a commit must settle, a short hold expire.
+    const gone = (
+      await Promise.all(before.map((id) => svc.client('GET', `/v1/products/${p}/reservations/${id}`)))
+    ).filter((r) => r.status === 404).length;
+    // The operator re-creates the product (its config is not in the service); then a commit must settle, a short hold
+    // expire.
     const p2 = await makeProduct(svc, 1_000_000);
     await makeLine(svc, p2, 'c0');
     const r = await reserveOnce(p2, 'c0', 7, uniqueId('after'));
-    expect((await svc.client('POST', `/v1/products/${p2}/reservations/${r.body.reservationId}/commit`, {})).status).toBe(200);
+    expect(
+      (await svc.client('POST', `/v1/products/${p2}/reservations/${r.body.reservationId}/commit`, {})).status,
+    ).toBe(200);
     expect((await reserveOnce(p, 'c0', 1, uniqueId('h'))).status).toBe(404); // p itself is gone
     // A short hold in a product nobody touches again: only the (re-created) sweeper can expire it.
     const p3 = await makeProduct(svc, 1_000_000);
     await makeLine(svc, p3, 'c0');
-    const shortHold = await svc.client('POST', `/v1/products/${p3}/reservations`, { customerId: 'c0', amount: 1, ttlSeconds: 1 }, { 'Idempotency-Key': uniqueId('h') });
+    const shortHold = await svc.client(
+      'POST',
+      `/v1/products/${p3}/reservations`,
+      { customerId: 'c0', amount: 1, ttlSeconds: 1 },
+      { 'Idempotency-Key': uniqueId('h') },
+    );
     expect(shortHold.status).toBe(201);
     const heldKeys = createKeys(svc.keyPrefix);
-    await waitUntil('the post-loss commit settled', () => getReservation(svc, p2, r.body.reservationId), (x) => x.status === 'settled', { timeoutMs: 30_000, everyMs: 200 });
-    await waitUntil('the short hold expired by the sweeper', async () => (await readRecord(redis, heldKeys, p3, shortHold.body.reservationId))?.status, (status) => status === 'expired', { timeoutMs: 30_000, everyMs: 200 });
+    await waitUntil(
+      'the post-loss commit settled',
+      () => getReservation(svc, p2, r.body.reservationId),
+      (x) => x.status === 'settled',
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
+    await waitUntil(
+      'the short hold expired by the sweeper',
+      async () => (await readRecord(redis, heldKeys, p3, shortHold.body.reservationId))?.status,
+      (status) => status === 'expired',
+      { timeoutMs: 30_000, everyMs: 200 },
+    );
     const recovery = Date.now() - lostAt;
     rows.push({
       fault: 'Redis data loss (FLUSHALL, no persistence to recover from)',
       acknowledged: '10 holds before the loss',
-      lost: `${gone} of 10 (expected: the data is gone; recoverable only from AOF/replica; settled draws stay in the ledger)`,
+      lost:
+        `${gone} of 10 (expected: the data is gone; recoverable only ` +
+        `from AOF/replica; settled draws stay in the ledger)`,
       recoveryMs: recovery,
-      notes: 'recovery = until a commit after the loss settled and an untouched 1 s hold was expired by the re-created sweeper; products must be re-created by the operator',
+      notes:
+        'recovery = until a commit after the loss settled and an untouched 1 s hold was expired ' +
+        'by the re-created sweeper; products must be re-created by the operator',
     });
   }, 60_000);
 });

@@ -25,7 +25,15 @@ import { freePort, startRedisServer, type RedisServerHandle } from '../../src/re
 import { resolveRedis } from '../../src/redis/resolveRedis.js';
 import { uniqueId } from '../support/engineContext.js';
 import { apiKeysEnv, request, type HttpAnswer } from '../support/http.js';
-import { buildService, killAllServices, logLines, spawnService, waitExit, type ServiceBuild, type ServiceProcess } from '../support/serviceProcess.js';
+import {
+  buildService,
+  killAllServices,
+  logLines,
+  spawnService,
+  waitExit,
+  type ServiceBuild,
+  type ServiceProcess,
+} from '../support/serviceProcess.js';
 import { sleep, waitFor } from '../support/wait.js';
 
 const ADMIN_KEY = 'ops-admin-key-0001';
@@ -46,8 +54,14 @@ function captureLogger(): { logger: Logger; lines: Array<Record<string, any>> } 
   return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
-const http = (baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}, key = CLIENT_KEY): Promise<HttpAnswer> =>
-  request(baseUrl, method, path, { body, headers, key, timeoutMs: 10_000 });
+const http = (
+  baseUrl: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+  key = CLIENT_KEY,
+): Promise<HttpAnswer> => request(baseUrl, method, path, { body, headers, key, timeoutMs: 10_000 });
 
 /** One request on a fresh connection (no pooled keep-alive socket): refused or answered. */
 function freshConnectionGet(port: number, path: string): Promise<{ status: number } | { error: string }> {
@@ -115,104 +129,120 @@ describe('the service as a process (node dist/src/main.js)', () => {
       ...extra,
     });
     const baseUrl = `http://127.0.0.1:${port}`;
-    await waitFor('/readyz 200', async () => {
-      if (p.child.exitCode !== null) throw new Error(`exited early: ${p.stderr()}${p.stdout()}`);
-      const r = await http(baseUrl, 'GET', '/readyz');
-      return r.status === 200 ? r : undefined;
-    }, { timeoutMs: 20_000, everyMs: 50 }).catch((err: Error) => {
+    await waitFor(
+      '/readyz 200',
+      async () => {
+        if (p.child.exitCode !== null) throw new Error(`exited early: ${p.stderr()}${p.stdout()}`);
+        const r = await http(baseUrl, 'GET', '/readyz');
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 20_000, everyMs: 50 },
+    ).catch((err: Error) => {
       p.child.kill('SIGKILL');
       throw new Error(`${err.message}\nstdout:\n${p.stdout()}\nstderr:\n${p.stderr()}`);
     });
     return { p, port, baseUrl, keys: createKeys(keyPrefix) };
   }
 
-  it('starts, is ready, says what it found about Redis; SIGTERM lets an in-flight request finish, then exits 0', async () => {
-    const SHUTDOWN_TIMEOUT_MS = 8_000;
-    const { p, port, baseUrl, keys } = await startProcess({ SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
-    try {
-      const ready = await http(baseUrl, 'GET', '/readyz');
-      expect(ready.status).toBe(200);
-      const logs = logLines(p.stdout());
-      expect(logs.some((l) => l.msg === 'quota-allocator started')).toBe(true);
-      expect(logs.some((l) => /redis durability/.test(l.msg ?? ''))).toBe(true);
-
-      // It serves.
-      const productId = uniqueId('p');
-      expect((await http(baseUrl, 'PUT', `/v1/products/${productId}`, { capacity: 1_000 }, {}, ADMIN_KEY)).status).toBe(201);
-
-      // A slow in-flight request: a bulk import whose body is still streaming,
-      // on a keep-alive connection (one socket, reused by the next request).
-      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-      const rows = Array.from({ length: 20 }, (_, i) => JSON.stringify({ customerId: `c${i}`, limit: 100 + i }) + '\n');
-      const upload = httpRequest({
-        host: '127.0.0.1',
-        port,
-        method: 'POST',
-        path: `/v1/products/${productId}/customers:bulk`,
-        agent,
-        headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/x-ndjson' },
-      });
-      const inFlight = answerOf(upload);
-      upload.write(rows.slice(0, 10).join(''));
-      await sleep(300); // the request is in the handler, reading its body
-
-      const signalledAt = performance.now();
-      p.child.kill('SIGTERM');
-      await sleep(300);
-      // Draining: the process is still there for the in-flight request, and
-      // takes no new work (a new connection is refused or told not ready).
-      expect(p.child.exitCode).toBeNull();
-      const probe = await freshConnectionGet(port, '/readyz');
-      console.log(`[operations] /readyz on a new connection while draining: ${JSON.stringify(probe)}`);
-      expect('status' in probe ? probe.status : 503).toBe(503);
-
-      upload.end(rows.slice(10).join(''));
-      const answer = await inFlight;
-      const answeredAt = performance.now();
-      expect(answer.status).toBe(200);
-      expect(JSON.parse(answer.body).upserted).toBe(20);
-
-      // The same keep-alive connection while draining: readiness fails there
-      // too (or the connection is already closed).
-      const readyOnKeptConnection = await answerOf(httpRequest({ host: '127.0.0.1', port, path: '/readyz', agent }).end()).catch(
-        (err: NodeJS.ErrnoException) => ({ status: 0, body: err.code ?? err.message, headers: {} }),
-      );
-      const lastAnswerAt = performance.now();
-      console.log(
-        `[operations] in-flight answer during the drain had Connection: ${answer.headers.connection}; ` +
-          `/readyz on that kept-alive connection afterwards: ${readyOnKeptConnection.status} ${readyOnKeptConnection.body}`,
-      );
-      expect(readyOnKeptConnection.status).not.toBe(200);
-
-      // The client keeps its pooled connection (as HTTP clients and load
-      // balancers do); the drain must close it rather than wait for the client.
-      const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 2_000).finally(() => agent.destroy());
-      const logs2 = logLines(p.stdout());
-      console.log(
-        `[operations] SIGTERM: in-flight request answered ${Math.round(answeredAt - signalledAt)} ms after the signal; ` +
-          `exit code ${exit.code} ${Math.round(exit.at - lastAnswerAt)} ms after the last answer on the kept-alive connection`,
-      );
-      expect(exit.code).toBe(0);
-      expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
-      // "connections close": once its last request is answered, the draining
-      // server closes the connection; the exit does not wait for the client to
-      // drop it or for the keep-alive timeout.
-      expect(exit.at - lastAnswerAt).toBeLessThan(2_000);
-      expect(logs2.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM')).toBe(true);
-      expect(logs2.some((l) => l.msg === 'quota-allocator stopped')).toBe(true);
-
-      // The in-flight request's effect landed.
-      const check = new Redis(redis.url);
+  it(
+    'starts, is ready, says what it found about Redis; SIGTERM ' + 'lets an in-flight request finish, then exits 0',
+    async () => {
+      const SHUTDOWN_TIMEOUT_MS = 8_000;
+      const { p, port, baseUrl, keys } = await startProcess({ SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS) });
       try {
-        expect((await readLine(check, keys, productId, 'c0'))?.limit).toBe('100');
-        expect((await readLine(check, keys, productId, 'c19'))?.limit).toBe('119');
+        const ready = await http(baseUrl, 'GET', '/readyz');
+        expect(ready.status).toBe(200);
+        const logs = logLines(p.stdout());
+        expect(logs.some((l) => l.msg === 'quota-allocator started')).toBe(true);
+        expect(logs.some((l) => /redis durability/.test(l.msg ?? ''))).toBe(true);
+
+        // It serves.
+        const productId = uniqueId('p');
+        expect(
+          (await http(baseUrl, 'PUT', `/v1/products/${productId}`, { capacity: 1_000 }, {}, ADMIN_KEY)).status,
+        ).toBe(201);
+
+        // A slow in-flight request: a bulk import whose body is still streaming,
+        // on a keep-alive connection (one socket, reused by the next request).
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        const rows = Array.from(
+          { length: 20 },
+          (_, i) => JSON.stringify({ customerId: `c${i}`, limit: 100 + i }) + '\n',
+        );
+        const upload = httpRequest({
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: `/v1/products/${productId}/customers:bulk`,
+          agent,
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/x-ndjson' },
+        });
+        const inFlight = answerOf(upload);
+        upload.write(rows.slice(0, 10).join(''));
+        await sleep(300); // the request is in the handler, reading its body
+
+        const signalledAt = performance.now();
+        p.child.kill('SIGTERM');
+        await sleep(300);
+        // Draining: the process is still there for the in-flight request, and
+        // takes no new work (a new connection is refused or told not ready).
+        expect(p.child.exitCode).toBeNull();
+        const probe = await freshConnectionGet(port, '/readyz');
+        console.log(`[operations] /readyz on a new connection while draining: ${JSON.stringify(probe)}`);
+        expect('status' in probe ? probe.status : 503).toBe(503);
+
+        upload.end(rows.slice(10).join(''));
+        const answer = await inFlight;
+        const answeredAt = performance.now();
+        expect(answer.status).toBe(200);
+        expect(JSON.parse(answer.body).upserted).toBe(20);
+
+        // The same keep-alive connection while draining: readiness fails there
+        // too (or the connection is already closed).
+        const readyOnKeptConnection = await answerOf(
+          httpRequest({ host: '127.0.0.1', port, path: '/readyz', agent }).end(),
+        ).catch((err: NodeJS.ErrnoException) => ({ status: 0, body: err.code ?? err.message, headers: {} }));
+        const lastAnswerAt = performance.now();
+        console.log(
+          `[operations] in-flight answer during the drain had Connection: ${answer.headers.connection}; ` +
+            (`/readyz on that kept-alive connection afterwards: ` +
+              `${readyOnKeptConnection.status} ${readyOnKeptConnection.body}`),
+        );
+        expect(readyOnKeptConnection.status).not.toBe(200);
+
+        // The client keeps its pooled connection (as HTTP clients and load
+        // balancers do); the drain must close it rather than wait for the client.
+        const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 2_000).finally(() => agent.destroy());
+        const logs2 = logLines(p.stdout());
+        console.log(
+          `[operations] SIGTERM: in-flight request answered ` +
+            `${Math.round(answeredAt - signalledAt)} ms after the signal; ` +
+            (`exit code ${exit.code} ${Math.round(exit.at - lastAnswerAt)} ms ` +
+              `after the last answer on the kept-alive connection`),
+        );
+        expect(exit.code).toBe(0);
+        expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
+        // "connections close": once its last request is answered, the draining
+        // server closes the connection; the exit does not wait for the client to
+        // drop it or for the keep-alive timeout.
+        expect(exit.at - lastAnswerAt).toBeLessThan(2_000);
+        expect(logs2.some((l) => l.msg === 'shutting down' && l.signal === 'SIGTERM')).toBe(true);
+        expect(logs2.some((l) => l.msg === 'quota-allocator stopped')).toBe(true);
+
+        // The in-flight request's effect landed.
+        const check = new Redis(redis.url);
+        try {
+          expect((await readLine(check, keys, productId, 'c0'))?.limit).toBe('100');
+          expect((await readLine(check, keys, productId, 'c19'))?.limit).toBe('119');
+        } finally {
+          check.disconnect();
+        }
       } finally {
-        check.disconnect();
+        p.child.kill('SIGKILL');
       }
-    } finally {
-      p.child.kill('SIGKILL');
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 
   it('SIGTERM under steady keep-alive traffic: the drain ends cleanly (exit 0) before the hard timeout', async () => {
     // A client (a load balancer, a sidecar) that keeps one connection open and
@@ -243,9 +273,12 @@ describe('the service as a process (node dist/src/main.js)', () => {
       const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 3_000);
       const servedAfterSignal = served.filter((s) => s.at > signalledAt);
       console.log(
-        `[operations] SIGTERM under keep-alive traffic: exit code ${exit.code} after ${Math.round(exit.at - signalledAt)} ms ` +
-          `(hard timeout ${SHUTDOWN_TIMEOUT_MS} ms); ${servedAfterSignal.length} requests served on the kept-alive connection after the signal ` +
-          `(Connection: ${[...new Set(servedAfterSignal.map((s) => s.connection))].join(',') || '-'}); client errors: ${[...new Set(errors)].join(',') || 'none'}`,
+        `[operations] SIGTERM under keep-alive traffic: exit code ` +
+          `${exit.code} after ${Math.round(exit.at - signalledAt)} ms ` +
+          (`(hard timeout ${SHUTDOWN_TIMEOUT_MS} ms); ${servedAfterSignal.length} ` +
+            `requests served on the kept-alive connection after the signal `) +
+          (`(Connection: ${[...new Set(servedAfterSignal.map((s) => s.connection))].join(',') || '-'}); ` +
+            `client errors: ${[...new Set(errors)].join(',') || 'none'}`),
       );
       expect(exit.code).toBe(0);
       expect(exit.at - signalledAt).toBeLessThan(SHUTDOWN_TIMEOUT_MS);
@@ -282,10 +315,14 @@ describe('the service as a process (node dist/src/main.js)', () => {
       expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB')).status).toBe(401);
       writeFileSync(file, 'admin:ops:rotate-key-BBBB\n');
       p.child.kill('SIGHUP');
-      await waitFor('the new key accepted', async () => {
-        const r = await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB');
-        return r.status === 404 ? r : undefined;
-      }, { timeoutMs: 5_000, everyMs: 50 });
+      await waitFor(
+        'the new key accepted',
+        async () => {
+          const r = await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-BBBB');
+          return r.status === 404 ? r : undefined;
+        },
+        { timeoutMs: 5_000, everyMs: 50 },
+      );
       expect((await http(baseUrl, 'GET', '/v1/products/none', undefined, {}, 'rotate-key-AAAA')).status).toBe(401);
       const lines = logLines(p.stdout());
       // The signal did it (the file watch may also have; its line says 'file changed').
@@ -304,7 +341,9 @@ describe('the service as a process (node dist/src/main.js)', () => {
     const abort = new AbortController();
     try {
       const productId = uniqueId('p');
-      expect((await http(baseUrl, 'PUT', `/v1/products/${productId}`, { capacity: 1_000 }, {}, ADMIN_KEY)).status).toBe(201);
+      expect((await http(baseUrl, 'PUT', `/v1/products/${productId}`, { capacity: 1_000 }, {}, ADMIN_KEY)).status).toBe(
+        201,
+      );
       // A body that never ends.
       const stuck = fetch(`${baseUrl}/v1/products/${productId}/customers:bulk`, {
         method: 'POST',
@@ -323,7 +362,10 @@ describe('the service as a process (node dist/src/main.js)', () => {
       p.child.kill('SIGTERM');
       const exit = await waitExit(p, SHUTDOWN_TIMEOUT_MS + 5_000);
       const after = exit.at - signalledAt;
-      console.log(`[operations] stuck request: exit code ${exit.code} ${Math.round(after)} ms after SIGTERM (timeout ${SHUTDOWN_TIMEOUT_MS} ms)`);
+      console.log(
+        `[operations] stuck request: exit code ${exit.code} ` +
+          `${Math.round(after)} ms after SIGTERM (timeout ${SHUTDOWN_TIMEOUT_MS} ms)`,
+      );
       expect(exit.code).not.toBe(0);
       expect(after).toBeGreaterThanOrEqual(SHUTDOWN_TIMEOUT_MS - 100);
       expect(after).toBeLessThan(SHUTDOWN_TIMEOUT_MS + 2_000);
@@ -363,11 +405,19 @@ describe('configuration errors stop the start, naming the variable', () => {
 
   it('a REDIS_URL nobody answers on: the start fails with a message instead of hanging', async () => {
     const port = await freePort();
-    const p = spawnBuilt({ REDIS_URL: `redis://127.0.0.1:${port}`, PORT: '0', HOST: '127.0.0.1', QUOTA_API_KEYS: API_KEYS, LOG_LEVEL: 'info' });
+    const p = spawnBuilt({
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      QUOTA_API_KEYS: API_KEYS,
+      LOG_LEVEL: 'info',
+    });
     try {
       const exit = await waitExit(p, 15_000);
       expect(exit.code).not.toBe(0);
-      expect(p.stdout() + p.stderr()).toMatch(/could not start: Redis at REDIS_URL \(redis:\/\/127\.0\.0\.1:\d+\/?\) does not answer/);
+      expect(p.stdout() + p.stderr()).toMatch(
+        /could not start: Redis at REDIS_URL \(redis:\/\/127\.0\.0\.1:\d+\/?\) does not answer/,
+      );
     } finally {
       p.child.kill('SIGKILL');
     }
@@ -409,160 +459,257 @@ describe('while Redis does not answer', () => {
     expect(r.ms, `${label}: answered within ${ANSWER_WITHIN_MS} ms`).toBeLessThan(ANSWER_WITHIN_MS);
   }
 
-  it('hangs (SIGSTOP): 503 UNAVAILABLE with Retry-After within 2 s, /readyz 503; after SIGCONT it serves again, nothing applied twice', async () => {
-    const redis = await startRedisServer({ appendOnly: true });
-    const pid = redis.process.pid!;
-    let stopped = false;
-    let svc: Running | undefined;
-    const direct = new Redis(redis.url);
-    try {
-      svc = await startOn(redis.url);
-      const { baseUrl, keys } = svc;
-      const p = uniqueId('p');
-      expect((await http(baseUrl, 'PUT', `/v1/products/${p}`, { capacity: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
-      expect((await http(baseUrl, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
-      const before = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'before' });
-      expect(before.status).toBe(201);
+  it(
+    'hangs (SIGSTOP): 503 UNAVAILABLE with Retry-After within 2 s, /readyz ' +
+      '503; after SIGCONT it serves again, nothing applied twice',
+    async () => {
+      const redis = await startRedisServer({ appendOnly: true });
+      const pid = redis.process.pid!;
+      let stopped = false;
+      let svc: Running | undefined;
+      const direct = new Redis(redis.url);
+      try {
+        svc = await startOn(redis.url);
+        const { baseUrl, keys } = svc;
+        const p = uniqueId('p');
+        expect((await http(baseUrl, 'PUT', `/v1/products/${p}`, { capacity: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
+        expect(
+          (await http(baseUrl, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 10_000 }, {}, ADMIN_KEY)).status,
+        ).toBe(201);
+        const before = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 100 },
+          { 'Idempotency-Key': 'before' },
+        );
+        expect(before.status).toBe(201);
 
-      process.kill(pid, 'SIGSTOP');
-      stopped = true;
-      const started = performance.now();
-      const answers = await Promise.all([
-        ...Array.from({ length: 10 }, (_, i) =>
-          http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': `hang-${i}` }),
-        ),
-        http(baseUrl, 'GET', `/v1/products/${p}`),
-        http(baseUrl, 'GET', `/v1/products/${p}/customers/c1`),
-        http(baseUrl, 'POST', `/v1/products/${p}/reservations/${before.body.reservationId}/commit`, {}),
-      ]);
-      const readyz = await http(baseUrl, 'GET', '/readyz', undefined, {}, '');
-      const slowest = Math.max(...answers.map((a) => a.ms));
-      console.log(
-        `[operations] Redis hanging: ${answers.length} requests answered ${[...new Set(answers.map((a) => a.status))].join(',')} ` +
-          `within ${Math.round(slowest)} ms (all together ${Math.round(performance.now() - started)} ms); /readyz ${readyz.status} in ${Math.round(readyz.ms)} ms`,
-      );
-      answers.forEach((a, i) => expectUnavailable(a, `request ${i}`));
-      expect(readyz.status).toBe(503);
-      expect(readyz.ms).toBeLessThan(ANSWER_WITHIN_MS);
-      expect(readyz.body.redis).toBe(false);
+        process.kill(pid, 'SIGSTOP');
+        stopped = true;
+        const started = performance.now();
+        const answers = await Promise.all([
+          ...Array.from({ length: 10 }, (_, i) =>
+            http(
+              baseUrl,
+              'POST',
+              `/v1/products/${p}/reservations`,
+              { customerId: 'c1', amount: 10 },
+              { 'Idempotency-Key': `hang-${i}` },
+            ),
+          ),
+          http(baseUrl, 'GET', `/v1/products/${p}`),
+          http(baseUrl, 'GET', `/v1/products/${p}/customers/c1`),
+          http(baseUrl, 'POST', `/v1/products/${p}/reservations/${before.body.reservationId}/commit`, {}),
+        ]);
+        const readyz = await http(baseUrl, 'GET', '/readyz', undefined, {}, '');
+        const slowest = Math.max(...answers.map((a) => a.ms));
+        console.log(
+          `[operations] Redis hanging: ${answers.length} requests answered ` +
+            `${[...new Set(answers.map((a) => a.status))].join(',')} ` +
+            (`within ${Math.round(slowest)} ms (all together ` +
+              `${Math.round(performance.now() - started)} ms); /readyz ${readyz.status} in ` +
+              `${Math.round(readyz.ms)} ms`),
+        );
+        answers.forEach((a, i) => expectUnavailable(a, `request ${i}`));
+        expect(readyz.status).toBe(503);
+        expect(readyz.ms).toBeLessThan(ANSWER_WITHIN_MS);
+        expect(readyz.body.redis).toBe(false);
 
-      process.kill(pid, 'SIGCONT');
-      stopped = false;
+        process.kill(pid, 'SIGCONT');
+        stopped = false;
 
-      // Back: it serves again.
-      await waitFor('/readyz 200 after SIGCONT', async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined), { timeoutMs: 10_000, everyMs: 50 });
-      const after = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 1 }, { 'Idempotency-Key': 'after' });
-      expect(after.status).toBe(201);
+        // Back: it serves again.
+        await waitFor(
+          '/readyz 200 after SIGCONT',
+          async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined),
+          { timeoutMs: 10_000, everyMs: 50 },
+        );
+        const after = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 1 },
+          { 'Idempotency-Key': 'after' },
+        );
+        expect(after.status).toBe(201);
 
-      // The writes Redis received before it froze ran once when it resumed (the
-      // client had been told 503: outcome unknown); retrying each with its key
-      // gets that one outcome back, never a second hold.
-      const ids = new Set<string>([before.body.reservationId, after.body.reservationId]);
-      let heldExpected = 100 + 1;
-      for (let i = 0; i < 10; i++) {
-        const retry = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': `hang-${i}` });
+        // The writes Redis received before it froze ran once when it resumed (the
+        // client had been told 503: outcome unknown); retrying each with its key
+        // gets that one outcome back, never a second hold.
+        const ids = new Set<string>([before.body.reservationId, after.body.reservationId]);
+        let heldExpected = 100 + 1;
+        for (let i = 0; i < 10; i++) {
+          const retry = await http(
+            baseUrl,
+            'POST',
+            `/v1/products/${p}/reservations`,
+            { customerId: 'c1', amount: 10 },
+            { 'Idempotency-Key': `hang-${i}` },
+          );
+          expect(retry.status).toBe(201);
+          const again = await http(
+            baseUrl,
+            'POST',
+            `/v1/products/${p}/reservations`,
+            { customerId: 'c1', amount: 10 },
+            { 'Idempotency-Key': `hang-${i}` },
+          );
+          expect(again.body.reservationId).toBe(retry.body.reservationId);
+          ids.add(retry.body.reservationId);
+          heldExpected += 10;
+        }
+        expect(ids.size).toBe(12);
+        // The commit sent while Redis hung ran at most once.
+        const committed = (await http(baseUrl, 'GET', `/v1/products/${p}/reservations/${before.body.reservationId}`))
+          .body;
+        const committedAmount = committed.status === 'held' ? 0 : committed.committedAmount;
+        if (committed.status !== 'held') heldExpected -= 100;
+
+        await sleep(500); // nothing arrives late
+        const [held, committedCounter] = (await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number);
+        expect(held).toBe(heldExpected);
+        expect(committedCounter).toBe(committedAmount);
+        const lineHeld = Number((await readLine(direct, keys, p, 'c1'))?.held);
+        expect(lineHeld).toBe(heldExpected);
+        const records = await direct.hlen(keys.records(p));
+        expect(records).toBe(12);
+      } finally {
+        if (stopped) process.kill(pid, 'SIGCONT');
+        direct.disconnect();
+        await svc?.service.stop().catch(() => {});
+        await redis.stop();
+      }
+    },
+    60_000,
+  );
+
+  it(
+    'is down (stopped, then restarted with AOF): 503 UNAVAILABLE at ' +
+      'once, /readyz 503; back after restart, no write replayed',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'qa-ops-redis-'));
+      let redis: RedisServerHandle | undefined = await startRedisServer({ appendOnly: true, dir });
+      const port = redis.port;
+      let svc: Running | undefined;
+      let direct: Redis | undefined;
+      try {
+        svc = await startOn(redis.url);
+        const { baseUrl, keys } = svc;
+        const p = uniqueId('p');
+        expect((await http(baseUrl, 'PUT', `/v1/products/${p}`, { capacity: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
+        expect(
+          (await http(baseUrl, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 10_000 }, {}, ADMIN_KEY)).status,
+        ).toBe(201);
+        const h1 = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 100 },
+          { 'Idempotency-Key': 'h1' },
+        );
+        const h2 = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 200 },
+          { 'Idempotency-Key': 'h2' },
+        );
+        expect([h1.status, h2.status]).toEqual([201, 201]);
+        expect(
+          (await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h2.body.reservationId}/commit`, {})).status,
+        ).toBe(200);
+
+        await redis.stop();
+        redis = undefined;
+
+        const down: HttpAnswer[] = [];
+        for (let i = 0; i < 5; i++) {
+          down.push(
+            await http(
+              baseUrl,
+              'POST',
+              `/v1/products/${p}/reservations`,
+              { customerId: 'c1', amount: 10 },
+              { 'Idempotency-Key': `down-${i}` },
+            ),
+          );
+        }
+        down.push(await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h1.body.reservationId}/release`, {}));
+        down.push(await http(baseUrl, 'GET', `/v1/products/${p}`));
+        const readyz = await http(baseUrl, 'GET', '/readyz');
+        console.log(
+          `[operations] Redis down: answers ` +
+            `${down.map((a) => `${a.status}/${Math.round(a.ms)}ms`).join(' ')}; /readyz ` +
+            `${readyz.status}/${Math.round(readyz.ms)}ms`,
+        );
+        down.forEach((a, i) => expectUnavailable(a, `request ${i}`));
+        expect(readyz.status).toBe(503);
+        expect(readyz.ms).toBeLessThan(ANSWER_WITHIN_MS);
+
+        // Some more time down, with the client's reconnect attempts failing.
+        await sleep(1_500);
+        expectUnavailable(await http(baseUrl, 'GET', `/v1/products/${p}`), 'later');
+
+        redis = await startRedisServer({ appendOnly: true, dir, port });
+        const backAt = performance.now();
+        await waitFor(
+          '/readyz 200 after the restart',
+          async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined),
+          { timeoutMs: 15_000, everyMs: 50 },
+        );
+        console.log(`[operations] Redis restarted: ready again after ${Math.round(performance.now() - backAt)} ms`);
+
+        direct = new Redis(redis.url);
+        // What was acknowledged survived (AOF); nothing sent while down was applied later.
+        await sleep(500);
+        expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([100, 200]);
+        const line = (await readLine(direct, keys, p, 'c1'))!;
+        expect([line.held, line.drawn].map(Number)).toEqual([100, 200]);
+        expect((await readRecord(direct, keys, p, h1.body.reservationId))?.status).toBe('held');
+        for (let i = 0; i < 5; i++) expect(await direct.exists(keys.idempotency(p, 'reserve', `down-${i}`))).toBe(0);
+        expect(await direct.hlen(keys.records(p))).toBe(2);
+
+        // Retrying is evaluated afresh (503 was not stored), and applied once.
+        const retry = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 10 },
+          { 'Idempotency-Key': 'down-0' },
+        );
         expect(retry.status).toBe(201);
-        const again = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': `hang-${i}` });
+        const again = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations`,
+          { customerId: 'c1', amount: 10 },
+          { 'Idempotency-Key': 'down-0' },
+        );
+        expect(again.status).toBe(201);
         expect(again.body.reservationId).toBe(retry.body.reservationId);
-        ids.add(retry.body.reservationId);
-        heldExpected += 10;
+        const release = await http(
+          baseUrl,
+          'POST',
+          `/v1/products/${p}/reservations/${h1.body.reservationId}/release`,
+          {},
+        );
+        expect(release.status).toBe(200);
+        expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([10, 200]);
+        expect(await direct.hlen(keys.records(p))).toBe(3);
+      } finally {
+        direct?.disconnect();
+        if (redis) await svc?.service.stop().catch(() => {});
+        else {
+          // Redis is gone: stop what can be stopped without waiting on it forever.
+          await Promise.race([svc?.service.stop().catch(() => {}), sleep(3_000)]);
+        }
+        await redis?.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
-      expect(ids.size).toBe(12);
-      // The commit sent while Redis hung ran at most once.
-      const committed = (await http(baseUrl, 'GET', `/v1/products/${p}/reservations/${before.body.reservationId}`)).body;
-      const committedAmount = committed.status === 'held' ? 0 : committed.committedAmount;
-      if (committed.status !== 'held') heldExpected -= 100;
-
-      await sleep(500); // nothing arrives late
-      const [held, committedCounter] = (await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number);
-      expect(held).toBe(heldExpected);
-      expect(committedCounter).toBe(committedAmount);
-      const lineHeld = Number((await readLine(direct, keys, p, 'c1'))?.held);
-      expect(lineHeld).toBe(heldExpected);
-      const records = await direct.hlen(keys.records(p));
-      expect(records).toBe(12);
-    } finally {
-      if (stopped) process.kill(pid, 'SIGCONT');
-      direct.disconnect();
-      await svc?.service.stop().catch(() => {});
-      await redis.stop();
-    }
-  }, 60_000);
-
-  it('is down (stopped, then restarted with AOF): 503 UNAVAILABLE at once, /readyz 503; back after restart, no write replayed', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'qa-ops-redis-'));
-    let redis: RedisServerHandle | undefined = await startRedisServer({ appendOnly: true, dir });
-    const port = redis.port;
-    let svc: Running | undefined;
-    let direct: Redis | undefined;
-    try {
-      svc = await startOn(redis.url);
-      const { baseUrl, keys } = svc;
-      const p = uniqueId('p');
-      expect((await http(baseUrl, 'PUT', `/v1/products/${p}`, { capacity: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
-      expect((await http(baseUrl, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 10_000 }, {}, ADMIN_KEY)).status).toBe(201);
-      const h1 = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 100 }, { 'Idempotency-Key': 'h1' });
-      const h2 = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 200 }, { 'Idempotency-Key': 'h2' });
-      expect([h1.status, h2.status]).toEqual([201, 201]);
-      expect((await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h2.body.reservationId}/commit`, {})).status).toBe(200);
-
-      await redis.stop();
-      redis = undefined;
-
-      const down: HttpAnswer[] = [];
-      for (let i = 0; i < 5; i++) {
-        down.push(await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': `down-${i}` }));
-      }
-      down.push(await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h1.body.reservationId}/release`, {}));
-      down.push(await http(baseUrl, 'GET', `/v1/products/${p}`));
-      const readyz = await http(baseUrl, 'GET', '/readyz');
-      console.log(
-        `[operations] Redis down: answers ${down.map((a) => `${a.status}/${Math.round(a.ms)}ms`).join(' ')}; /readyz ${readyz.status}/${Math.round(readyz.ms)}ms`,
-      );
-      down.forEach((a, i) => expectUnavailable(a, `request ${i}`));
-      expect(readyz.status).toBe(503);
-      expect(readyz.ms).toBeLessThan(ANSWER_WITHIN_MS);
-
-      // Some more time down, with the client's reconnect attempts failing.
-      await sleep(1_500);
-      expectUnavailable(await http(baseUrl, 'GET', `/v1/products/${p}`), 'later');
-
-      redis = await startRedisServer({ appendOnly: true, dir, port });
-      const backAt = performance.now();
-      await waitFor('/readyz 200 after the restart', async () => ((await http(baseUrl, 'GET', '/readyz')).status === 200 ? true : undefined), { timeoutMs: 15_000, everyMs: 50 });
-      console.log(`[operations] Redis restarted: ready again after ${Math.round(performance.now() - backAt)} ms`);
-
-      direct = new Redis(redis.url);
-      // What was acknowledged survived (AOF); nothing sent while down was applied later.
-      await sleep(500);
-      expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([100, 200]);
-      const line = (await readLine(direct, keys, p, 'c1'))!;
-      expect([line.held, line.drawn].map(Number)).toEqual([100, 200]);
-      expect((await readRecord(direct, keys, p, h1.body.reservationId))?.status).toBe('held');
-      for (let i = 0; i < 5; i++) expect(await direct.exists(keys.idempotency(p, 'reserve', `down-${i}`))).toBe(0);
-      expect(await direct.hlen(keys.records(p))).toBe(2);
-
-      // Retrying is evaluated afresh (503 was not stored), and applied once.
-      const retry = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': 'down-0' });
-      expect(retry.status).toBe(201);
-      const again = await http(baseUrl, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 10 }, { 'Idempotency-Key': 'down-0' });
-      expect(again.status).toBe(201);
-      expect(again.body.reservationId).toBe(retry.body.reservationId);
-      const release = await http(baseUrl, 'POST', `/v1/products/${p}/reservations/${h1.body.reservationId}/release`, {});
-      expect(release.status).toBe(200);
-      expect((await direct.hmget(keys.pool(p), 'held', 'committed')).map(Number)).toEqual([10, 200]);
-      expect(await direct.hlen(keys.records(p))).toBe(3);
-    } finally {
-      direct?.disconnect();
-      if (redis) await svc?.service.stop().catch(() => {});
-      else {
-        // Redis is gone: stop what can be stopped without waiting on it forever.
-        await Promise.race([svc?.service.stop().catch(() => {}), sleep(3_000)]);
-      }
-      await redis?.stop();
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
+    },
+    60_000,
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -592,7 +739,9 @@ describe('resolveRedis', () => {
       await resolved.privateServer?.stop();
     }
     // Stopped: the process is gone and nothing answers there any more.
-    expect(resolved.privateServer!.process.exitCode !== null || resolved.privateServer!.process.signalCode !== null).toBe(true);
+    expect(
+      resolved.privateServer!.process.exitCode !== null || resolved.privateServer!.process.signalCode !== null,
+    ).toBe(true);
     const probe = new Redis(resolved.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => {});
     await expect(probe.connect()).rejects.toThrow();
@@ -651,7 +800,12 @@ describe('the startup durability check', () => {
 
   it('reports no problem on a Redis with AOF on (appendfsync always) and noeviction', async () => {
     const { report, lines } = await check(true);
-    expect(report).toMatchObject({ appendonly: 'yes', appendfsync: 'always', maxmemoryPolicy: 'noeviction', problems: [] });
+    expect(report).toMatchObject({
+      appendonly: 'yes',
+      appendfsync: 'always',
+      maxmemoryPolicy: 'noeviction',
+      problems: [],
+    });
     expect(lines.some((l) => l.level === 30 && /redis durability/.test(l.msg))).toBe(true);
     expect(lines.some((l) => l.level >= 40)).toBe(false);
   });

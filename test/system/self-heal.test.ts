@@ -44,7 +44,11 @@ afterAll(async () => {
 });
 
 /** waitFor, also saying how long it took. */
-async function timed<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number): Promise<{ value: T; afterMs: number }> {
+async function timed<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+): Promise<{ value: T; afterMs: number }> {
   const t0 = Date.now();
   const value = await waitFor(what, probe, { timeoutMs, everyMs: 200 });
   return { value, afterMs: Date.now() - t0 };
@@ -52,7 +56,9 @@ async function timed<T>(what: string, probe: () => Promise<T | undefined>, timeo
 
 it('after FLUSHALL the sweeper, the outbox relay and the audit run again, without a restart', async () => {
   const keys = createKeys(svc.keyPrefix);
-  const queues = [SWEEP_JOB, RELAY_JOB, AUDIT_JOB].map((name) => new Queue(name, { connection: redis, prefix: keys.queuePrefix() }));
+  const queues = [SWEEP_JOB, RELAY_JOB, AUDIT_JOB].map(
+    (name) => new Queue(name, { connection: redis, prefix: keys.queuePrefix() }),
+  );
   try {
     for (const q of queues) expect(await q.getJobScheduler(q.name), q.name).toBeDefined();
 
@@ -63,7 +69,12 @@ it('after FLUSHALL the sweeper, the outbox relay and the audit run again, withou
     // The operator re-creates what was lost; then traffic goes on.
     const expiring = await makeProduct(svc, { capacity: 100 });
     await makeLine(svc, expiring, 'c1', { limit: 100 });
-    const hold = await svc.client('POST', `/v1/products/${expiring}/reservations`, { customerId: 'c1', amount: 3, ttlSeconds: 1 }, { 'Idempotency-Key': uniqueId('k') });
+    const hold = await svc.client(
+      'POST',
+      `/v1/products/${expiring}/reservations`,
+      { customerId: 'c1', amount: 3, ttlSeconds: 1 },
+      { 'Idempotency-Key': uniqueId('k') },
+    );
     expect(hold.status).toBe(201);
 
     // A commit that landed but whose settlement job was never queued: made behind the service's back.
@@ -71,24 +82,47 @@ it('after FLUSHALL the sweeper, the outbox relay and the audit run again, withou
     await makeLine(svc, committed, 'c1', { limit: 100 });
     const engine = createQuotaEngine({ redis, keys });
     const reservationId = uniqueId('r');
-    const reserved = await engine.reserve({ productId: committed, customerId: 'c1', reservationId, amount: 4, idempotencyKey: uniqueId('k'), fingerprint: 'f' });
+    const reserved = await engine.reserve({
+      productId: committed,
+      customerId: 'c1',
+      reservationId,
+      amount: 4,
+      idempotencyKey: uniqueId('k'),
+      fingerprint: 'f',
+    });
     expect(reserved.ok).toBe(true);
     expect((await engine.commit(committed, reservationId)).ok).toBe(true);
 
-    const schedulers = await timed('the schedulers re-created', async () => {
-      for (const q of queues) if (!(await q.getJobScheduler(q.name))) return undefined;
-      return true;
-    }, 15_000);
+    const schedulers = await timed(
+      'the schedulers re-created',
+      async () => {
+        for (const q of queues) if (!(await q.getJobScheduler(q.name))) return undefined;
+        return true;
+      },
+      15_000,
+    );
     // Nobody touches the first product again: only the sweeper can expire the hold.
-    const expired = await timed('the expired hold reclaimed', async () =>
-      (await readRecord(redis, keys, expiring, hold.body.reservationId))?.status === 'expired' ? true : undefined, 15_000);
-    const settled = await timed('the committed reservation relayed and settled', async () => {
-      const r = await svc.client('GET', `/v1/products/${committed}/reservations/${reservationId}`);
-      return r.body.status === 'settled' ? true : undefined;
-    }, 15_000);
+    const expired = await timed(
+      'the expired hold reclaimed',
+      async () =>
+        (await readRecord(redis, keys, expiring, hold.body.reservationId))?.status === 'expired' ? true : undefined,
+      15_000,
+    );
+    const settled = await timed(
+      'the committed reservation relayed and settled',
+      async () => {
+        const r = await svc.client('GET', `/v1/products/${committed}/reservations/${reservationId}`);
+        return r.body.status === 'settled' ? true : undefined;
+      },
+      15_000,
+    );
     const pool = await svc.client('GET', `/v1/products/${expiring}`);
     expect(pool.body.held).toBe(0);
-    console.log(`self-heal after FLUSHALL: schedulers back ${Date.now() - lostAt} ms after the loss (waited ${schedulers.afterMs} ms); hold reclaimed after ${expired.afterMs} ms more; relay settled after ${settled.afterMs} ms more`);
+    console.log(
+      `self-heal after FLUSHALL: schedulers back ${Date.now() - lostAt} ms after the ` +
+        `loss (waited ${schedulers.afterMs} ms); hold reclaimed after ` +
+        `${expired.afterMs} ms more; relay settled after ${settled.afterMs} ms more`,
+    );
   } finally {
     for (const q of queues) await q.close();
   }

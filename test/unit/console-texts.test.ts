@@ -26,14 +26,26 @@ const line = (over: Partial<Line> = {}): Line => ({
   blockers: ['ACCOUNT_FROZEN'],
   ...over,
 });
-const pool = { minAmount: 100, available: 0, pauseReason: 'bank maintenance', resumeAt: '2026-06-18T12:00:00.000Z' } as Pool;
+const pool = {
+  minAmount: 100,
+  available: 0,
+  pauseReason: 'bank maintenance',
+  resumeAt: '2026-06-18T12:00:00.000Z',
+} as Pool;
 
 describe('explainBlockers', () => {
   it("prefers the service's blockerDetails, in whatever language the service answered", () => {
-    const withDetails = line({ blockerDetails: [{ code: 'ACCOUNT_FROZEN', title: '账户已冻结', detail: '风控审核：risk review 42' }] });
-    expect(explainBlockers(withDetails, pool, 'zh-CN')).toEqual([{ code: 'ACCOUNT_FROZEN', title: '账户已冻结', detail: '风控审核：risk review 42', source: 'service' }]);
+    const withDetails = line({
+      blockerDetails: [{ code: 'ACCOUNT_FROZEN', title: '账户已冻结', detail: '风控审核：risk review 42' }],
+    });
+    expect(explainBlockers(withDetails, pool, 'zh-CN')).toEqual([
+      { code: 'ACCOUNT_FROZEN', title: '账户已冻结', detail: '风控审核：risk review 42', source: 'service' },
+    ]);
     // A blocker the service did not explain falls back to the console's text.
-    const partial = line({ blockers: ['PRODUCT_PAUSED', 'ACCOUNT_FROZEN'], blockerDetails: [{ code: 'ACCOUNT_FROZEN', title: 'Frozen', detail: 'risk review 42' }] });
+    const partial = line({
+      blockers: ['PRODUCT_PAUSED', 'ACCOUNT_FROZEN'],
+      blockerDetails: [{ code: 'ACCOUNT_FROZEN', title: 'Frozen', detail: 'risk review 42' }],
+    });
     expect(explainBlockers(partial, pool, 'en').map((e) => e.source)).toEqual(['console', 'service']);
   });
 
@@ -51,7 +63,11 @@ describe('explainBlockers', () => {
   it("carries the account's reason and the pause's reason and reopening time", () => {
     const frozen = explainBlockers(line(), pool, 'zh-CN')[0]!;
     expect(frozen.detail).toContain('risk review 42');
-    const paused = explainBlockers(line({ status: 'active', statusReason: null, blockers: ['PRODUCT_PAUSED'] }), pool, 'en')[0]!;
+    const paused = explainBlockers(
+      line({ status: 'active', statusReason: null, blockers: ['PRODUCT_PAUSED'] }),
+      pool,
+      'en',
+    )[0]!;
     expect(paused.detail).toContain('bank maintenance');
     expect(paused.detail).toContain('2026-06-18 12:00:00Z');
   });

@@ -6,21 +6,36 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { BLOCKER_CODES, CATALOGUE, ERROR_CODES, OPERATION_IDS, textsOf, type CodeEntry, type ErrorCode } from '../../src/errors/catalogue.js';
+import {
+  BLOCKER_CODES,
+  CATALOGUE,
+  ERROR_CODES,
+  OPERATION_IDS,
+  textsOf,
+  type CodeEntry,
+  type ErrorCode,
+} from '../../src/errors/catalogue.js';
 import { DECISION_OPERATIONS } from '../../src/engine/quotaEngine.js';
 import { createMetrics } from '../../src/metrics.js';
 
 const entries = Object.entries(CATALOGUE) as [ErrorCode, CodeEntry][];
 
 describe('the blocker order', () => {
-  it("is views.lua's: the codes blockersFor (and productBlockers, LINE_STATUS_BLOCKER) produce, in the order they are checked", () => {
-    const lua = readFileSync('lua/includes/views.lua', 'utf8');
-    const checks = lua.slice(lua.indexOf('local function productBlockers'), lua.indexOf('local function drawableFor'));
-    const code = checks.replace(/--.*$/gm, '');
-    const inOrder = [...code.matchAll(/'([A-Z][A-Z_]+[A-Z])'/g)].map((m) => m[1]);
-    expect(inOrder.length).toBe(9);
-    expect(inOrder).toEqual(BLOCKER_CODES);
-  });
+  it(
+    "is views.lua's: the codes blockersFor (and productBlockers, " +
+      'LINE_STATUS_BLOCKER) produce, in the order they are checked',
+    () => {
+      const lua = readFileSync('lua/includes/views.lua', 'utf8');
+      const checks = lua.slice(
+        lua.indexOf('local function productBlockers'),
+        lua.indexOf('local function drawableFor'),
+      );
+      const code = checks.replace(/--.*$/gm, '');
+      const inOrder = [...code.matchAll(/'([A-Z][A-Z_]+[A-Z])'/g)].map((m) => m[1]);
+      expect(inOrder.length).toBe(9);
+      expect(inOrder).toEqual(BLOCKER_CODES);
+    },
+  );
 
   it('numbers the blockers 1..n without gaps', () => {
     expect(BLOCKER_CODES.map((c) => (CATALOGUE[c] as CodeEntry).blocker)).toEqual(BLOCKER_CODES.map((_, i) => i + 1));
@@ -39,8 +54,14 @@ function errorsTable(): string {
           : e.operations.map((o) => `\`${o}\``).join(', ');
   const rows = [...entries]
     .sort(([, a], [, b]) => a.status - b.status)
-    .map(([c, e]) => `| ${e.status} | \`${c}\` | ${e.en.title} | ${e.zh.title} | ${answeredBy(e)} | ${e.blocker ?? ''} |`);
-  return ['| status | code | title | 中文标题 | answered by (operationId) | blocker order |', '|---|---|---|---|---|---|', ...rows].join('\n');
+    .map(
+      ([c, e]) => `| ${e.status} | \`${c}\` | ${e.en.title} | ${e.zh.title} | ${answeredBy(e)} | ${e.blocker ?? ''} |`,
+    );
+  return [
+    '| status | code | title | 中文标题 | answered by (operationId) | blocker order |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
 }
 
 describe('the README', () => {
@@ -59,7 +80,9 @@ describe('the metric labels', () => {
     const decisions = (await metrics.registry.getSingleMetric('quota_decisions_total')!.get()).values;
     for (const op of DECISION_OPERATIONS) {
       const labels = decisions.filter((v) => v.labels.operation === op).map((v) => String(v.labels.result));
-      const expected = entries.filter(([, e]) => e.source === 'script' && Array.isArray(e.operations) && e.operations.includes(op)).map(([c]) => c);
+      const expected = entries
+        .filter(([, e]) => e.source === 'script' && Array.isArray(e.operations) && e.operations.includes(op))
+        .map(([c]) => c);
       expect(labels.sort(), op).toEqual(['OK', ...expected].sort());
     }
     expect(decisions.filter((v) => v.labels.operation === 'reserve').length).toBe(13);
@@ -102,6 +125,7 @@ describe('the texts', () => {
   }
 
   it('names only known operations', () => {
-    for (const [c, e] of entries) if (Array.isArray(e.operations)) for (const o of e.operations) expect(OPERATION_IDS, c).toContain(o);
+    for (const [c, e] of entries)
+      if (Array.isArray(e.operations)) for (const o of e.operations) expect(OPERATION_IDS, c).toContain(o);
   });
 });

@@ -58,7 +58,10 @@ const NOT_CODES = new Set(['KEYS', 'ARGV', 'HTTP', 'JSON', 'TTL']);
 
 function parseHeader(file: string): Header {
   const header = /^--\[\[([\s\S]*?)\]\]/.exec(file)?.[1] ?? '';
-  const keyLines = [...header.matchAll(/^\s*KEYS\[(\d+)\]\s+(\S+)/gm)].map((m) => ({ index: Number(m[1]), role: m[2]! }));
+  const keyLines = [...header.matchAll(/^\s*KEYS\[(\d+)\]\s+(\S+)/gm)].map((m) => ({
+    index: Number(m[1]),
+    role: m[2]!,
+  }));
   const argv = [...header.matchAll(/ARGV\[(\d+)(\.\.)?\]/g)];
   const fixed = Math.max(0, ...argv.filter((m) => !m[2]).map((m) => Number(m[1])));
   const variadic = argv.find((m) => m[2]);
@@ -125,7 +128,10 @@ describe('the script catalogue matches the Lua files', () => {
 
       it('the body binds KEYS[i] to the header role, once, in one table, and nowhere else', () => {
         const text = body(script.file);
-        const bindings = [...text.matchAll(/(\w+) = KEYS\[(\d+)\]/g)].map((m) => ({ index: Number(m[2]), role: m[1]! }));
+        const bindings = [...text.matchAll(/(\w+) = KEYS\[(\d+)\]/g)].map((m) => ({
+          index: Number(m[2]),
+          role: m[1]!,
+        }));
         expect(bindings).toEqual(header.keys.map((k) => ({ index: k.index, role: roleName(k.role) })));
         expect([...text.matchAll(/KEYS\[/g)].length).toBe(header.keys.length);
         expect(text).not.toMatch(/\bk\.\w+\s*=[^=]/); // the key table is never changed
@@ -175,7 +181,10 @@ describe('no script builds a key', () => {
   const KEYLESS = new Set(['TIME']);
   const files = [
     ...[...scripts.values()].map((s) => ({ name: `${s.name}-${s.numberOfKeys}.lua`, text: body(s.file) })),
-    ...[...new Set([...scripts.values()].flatMap((s) => s.includes))].map((i) => ({ name: `${i}.lua`, text: body(readInclude(i)) })),
+    ...[...new Set([...scripts.values()].flatMap((s) => s.includes))].map((i) => ({
+      name: `${i}.lua`,
+      text: body(readInclude(i)),
+    })),
   ];
 
   it('finds the calls it checks (the check can fail)', () => {

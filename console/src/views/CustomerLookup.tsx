@@ -79,11 +79,22 @@ export function CustomerLookup({ client, role, language, onUnauthenticated }: Pr
       >
         <div class="field">
           <label for="lookup-product">Product</label>
-          <input ref={productInput} id="lookup-product" required value={productId} onInput={(e) => setProductId(e.currentTarget.value)} />
+          <input
+            ref={productInput}
+            id="lookup-product"
+            required
+            value={productId}
+            onInput={(e) => setProductId(e.currentTarget.value)}
+          />
         </div>
         <div class="field">
           <label for="lookup-customer">Customer</label>
-          <input id="lookup-customer" required value={customerId} onInput={(e) => setCustomerId(e.currentTarget.value)} />
+          <input
+            id="lookup-customer"
+            required
+            value={customerId}
+            onInput={(e) => setCustomerId(e.currentTarget.value)}
+          />
         </div>
         <button type="submit" disabled={busy}>
           Look up
@@ -215,7 +226,8 @@ async function lookUp(client: QuotaClient, role: Role, productId: string, custom
 /** The customer's reservations in the product, newest first; admins also get each one's events. */
 async function customerHolds(client: QuotaClient, role: Role, productId: string, customerId: string): Promise<Holds> {
   const own = await client.listCustomerReservations(productId, customerId, { limit: 50 });
-  if (!own.ok) return { items: [], note: `Reservations not available: ${own.problem.detail} (${own.problem.code})`, events: {} };
+  if (!own.ok)
+    return { items: [], note: `Reservations not available: ${own.problem.detail} (${own.problem.code})`, events: {} };
   const holds: Holds = { items: own.value.items, events: {} };
   if (role === 'admin') {
     const shown = holds.items.slice(0, EVENTS_SHOWN_FOR);

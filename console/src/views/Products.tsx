@@ -46,8 +46,14 @@ export function Products({ client, role, onUnauthenticated }: Props) {
     return () => window.clearInterval(timer);
   }, [refresh]);
 
-  const change = async (productId: string, patch: Parameters<QuotaClient['admin']['patchProduct']>[1], done: string) => {
-    const answer = await client.admin.patchProduct(productId, patch).catch((err: unknown) => ({ ok: false as const, problem: { detail: describeError(err), code: 'NETWORK' } }));
+  const change = async (
+    productId: string,
+    patch: Parameters<QuotaClient['admin']['patchProduct']>[1],
+    done: string,
+  ) => {
+    const answer = await client.admin
+      .patchProduct(productId, patch)
+      .catch((err: unknown) => ({ ok: false as const, problem: { detail: describeError(err), code: 'NETWORK' } }));
     if (answer.ok) setMessage(done);
     else setMessage(`${productId}: ${answer.problem.detail} (${answer.problem.code})`);
     setPausing(null);
@@ -65,7 +71,11 @@ export function Products({ client, role, onUnauthenticated }: Props) {
           <input id="filter-products" type="search" value={filter} onInput={(e) => setFilter(e.currentTarget.value)} />
         </div>
       </form>
-      {truncated && <p class="note">Showing the first {(MAX_PAGES * PAGE_SIZE).toLocaleString('en-US')} products; narrow them with the filter.</p>}
+      {truncated && (
+        <p class="note">
+          Showing the first {(MAX_PAGES * PAGE_SIZE).toLocaleString('en-US')} products; narrow them with the filter.
+        </p>
+      )}
       {error && (
         <p class="error" role="alert">
           {error}
@@ -77,7 +87,10 @@ export function Products({ client, role, onUnauthenticated }: Props) {
         </p>
       )}
       <table data-testid="products">
-        <caption class="note">Amounts in minor units; refreshed every {REFRESH_MS / 1000} s{refreshedAt ? ` (last ${time(refreshedAt)})` : ''}.</caption>
+        <caption class="note">
+          Amounts in minor units; refreshed every {REFRESH_MS / 1000} s
+          {refreshedAt ? ` (last ${time(refreshedAt)})` : ''}.
+        </caption>
         <thead>
           <tr>
             <th>product</th>
@@ -114,7 +127,16 @@ export function Products({ client, role, onUnauthenticated }: Props) {
                     </button>
                   )}
                   {p.status === 'paused' && (
-                    <button type="button" onClick={() => void change(p.productId, { status: 'open', pauseReason: null, resumeAt: null }, `${p.productId} resumed.`)}>
+                    <button
+                      type="button"
+                      onClick={() =>
+                        void change(
+                          p.productId,
+                          { status: 'open', pauseReason: null, resumeAt: null },
+                          `${p.productId} resumed.`,
+                        )
+                      }
+                    >
                       Resume
                     </button>
                   )}
@@ -123,7 +145,11 @@ export function Products({ client, role, onUnauthenticated }: Props) {
                       productId={p.productId}
                       onCancel={() => setPausing(null)}
                       onPause={(pauseReason, resumeAt) =>
-                        void change(p.productId, { status: 'paused', pauseReason: pauseReason || null, resumeAt }, `${p.productId} paused.`)
+                        void change(
+                          p.productId,
+                          { status: 'paused', pauseReason: pauseReason || null, resumeAt },
+                          `${p.productId} paused.`,
+                        )
                       }
                     />
                   )}
@@ -137,7 +163,15 @@ export function Products({ client, role, onUnauthenticated }: Props) {
   );
 }
 
-function PauseForm({ productId, onPause, onCancel }: { productId: string; onPause: (reason: string, resumeAt: string | null) => void; onCancel: () => void }) {
+function PauseForm({
+  productId,
+  onPause,
+  onCancel,
+}: {
+  productId: string;
+  onPause: (reason: string, resumeAt: string | null) => void;
+  onCancel: () => void;
+}) {
   const [reason, setReason] = useState('');
   const [until, setUntil] = useState('');
   const [invalid, setInvalid] = useState<string | null>(null);
@@ -162,7 +196,12 @@ function PauseForm({ productId, onPause, onCancel }: { productId: string; onPaus
       </div>
       <div class="field">
         <label for={`${id}-until`}>Reopens at (optional, UTC)</label>
-        <input id={`${id}-until`} placeholder="2026-06-18T12:00:00Z" value={until} onInput={(e) => setUntil(e.currentTarget.value)} />
+        <input
+          id={`${id}-until`}
+          placeholder="2026-06-18T12:00:00Z"
+          value={until}
+          onInput={(e) => setUntil(e.currentTarget.value)}
+        />
       </div>
       {invalid && <p class="error">{invalid}</p>}
       <button type="submit">Confirm pause</button>{' '}
@@ -186,10 +225,17 @@ async function loadPools(client: QuotaClient): Promise<Loaded> {
   const pools: Pool[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const answer = await client.listProducts(cursor === undefined ? { limit: PAGE_SIZE } : { limit: PAGE_SIZE, cursor });
+    const answer = await client.listProducts(
+      cursor === undefined ? { limit: PAGE_SIZE } : { limit: PAGE_SIZE, cursor },
+    );
     if (!answer.ok) {
-      if (answer.problem.code === 'UNAUTHENTICATED') return { pools, truncated: false, errors: [], unauthenticated: true };
-      return { pools, truncated: false, errors: [`Listing products: ${answer.problem.detail} (${answer.problem.code})`] };
+      if (answer.problem.code === 'UNAUTHENTICATED')
+        return { pools, truncated: false, errors: [], unauthenticated: true };
+      return {
+        pools,
+        truncated: false,
+        errors: [`Listing products: ${answer.problem.detail} (${answer.problem.code})`],
+      };
     }
     pools.push(...answer.value.items);
     if (!answer.value.nextCursor) return { pools, truncated: false, errors: [] };

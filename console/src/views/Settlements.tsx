@@ -74,7 +74,12 @@ export function Settlements({ client, onUnauthenticated }: Props) {
       >
         <div class="field">
           <label for="settlements-product">Product</label>
-          <input id="settlements-product" required value={productId} onInput={(e) => setProductId(e.currentTarget.value)} />
+          <input
+            id="settlements-product"
+            required
+            value={productId}
+            onInput={(e) => setProductId(e.currentTarget.value)}
+          />
         </div>
         <button type="submit">Show</button>
       </form>
@@ -125,7 +130,12 @@ export function Settlements({ client, onUnauthenticated }: Props) {
                   <button type="button" disabled={resolving !== null} onClick={() => void resolve(r, 'settled')}>
                     Settled
                   </button>{' '}
-                  <button type="button" class="secondary" disabled={resolving !== null} onClick={() => void resolve(r, 'reversed')}>
+                  <button
+                    type="button"
+                    class="secondary"
+                    disabled={resolving !== null}
+                    onClick={() => void resolve(r, 'reversed')}
+                  >
                     Reversed
                   </button>
                 </td>

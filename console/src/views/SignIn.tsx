@@ -11,7 +11,9 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void 
   return (
     <section class="signin card">
       <h1>quota-allocator console</h1>
-      <p class="note">Sign in with an API key. It is kept in this tab only (session storage) and sent only to this service.</p>
+      <p class="note">
+        Sign in with an API key. It is kept in this tab only (session storage) and sent only to this service.
+      </p>
       <form
         aria-label="Sign in"
         onSubmit={async (e) => {
@@ -26,7 +28,15 @@ export function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void 
       >
         <div class="field">
           <label for="api-key">API key</label>
-          <input ref={input} id="api-key" type="password" autocomplete="off" required value={key} onInput={(e) => setKey(e.currentTarget.value)} />
+          <input
+            ref={input}
+            id="api-key"
+            type="password"
+            autocomplete="off"
+            required
+            value={key}
+            onInput={(e) => setKey(e.currentTarget.value)}
+          />
         </div>
         <p>
           <button type="submit" disabled={busy}>

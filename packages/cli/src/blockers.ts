@@ -20,7 +20,8 @@ export function explainBlockers(line: Line, pool: Pool | undefined, language = '
   return line.blockers.map((code) => {
     const fromService = language === 'en' ? undefined : line.blockerDetails?.find((d) => d.code === code);
     if (fromService) {
-      const text = `${fromService.title}: ${fromService.detail}${fromService.retryAt ? ` (${fromService.retryAt})` : ''}`;
+      const text =
+        `${fromService.title}: ` + `${fromService.detail}${fromService.retryAt ? ` (${fromService.retryAt})` : ''}`;
       return { code, text, source: 'service' };
     }
     return { code, text: explainInEnglish(code, line, pool), source: 'cli' };
@@ -32,7 +33,11 @@ function explainInEnglish(code: string, line: Line, pool: Pool | undefined): str
   const min = pool ? money(pool.minAmount) : 'the minimum draw';
   switch (code) {
     case 'PRODUCT_CLOSED':
-      return `The product is closed for new draws${pool?.closesAt ? ` (its window ended ${pool.closesAt})` : ''}. Nobody can draw from it any more.`;
+      return (
+        `The product is closed for new ` +
+        `draws${pool?.closesAt ? ` (its window ended ${pool.closesAt})` : ''}. ` +
+        `Nobody can draw from it any more.`
+      );
     case 'PRODUCT_PAUSED': {
       const why = pool?.pauseReason ? ` (${pool.pauseReason})` : '';
       const reopens = pool?.resumeAt ? `; draws open again at ${pool.resumeAt}` : '; no reopening time is set';
@@ -47,14 +52,24 @@ function explainInEnglish(code: string, line: Line, pool: Pool | undefined): str
     case 'ACCOUNT_CLOSED':
       return `The customer's account is closed.${reason} It cannot draw in this product.`;
     case 'CUSTOMER_LIMIT_EXCEEDED':
-      return `The credit line is used up: limit ${money(line.limit)}, held ${money(line.held)}, drawn ${money(line.drawn)}, so ${money(line.available)} left, less than ${min}. Repaying settled money or releasing holds frees it.`;
+      return (
+        `The credit line is used up: limit ${money(line.limit)}, held ` +
+        `${money(line.held)}, drawn ${money(line.drawn)}, so ${money(line.available)} ` +
+        `left, less than ${min}. Repaying settled money or releasing holds frees it.`
+      );
     case 'POOL_EXHAUSTED': {
       const outsideTiers =
         pool && line.tier === null ? ` (${money(pool.availableToAllTiers)} outside the priority tiers)` : '';
-      return `The campaign's pool is used up: ${money(pool?.available)} left${outsideTiers}, less than ${min}. Quota comes back when holds are released or expire.`;
+      return (
+        `The campaign's pool is used up: ${money(pool?.available)} left${outsideTiers}, ` +
+        `less than ${min}. Quota comes back when holds are released or expire.`
+      );
     }
     case 'AMOUNT_OUT_OF_RANGE':
-      return `No amount the customer could draw is within the product's range (${min} to ${pool?.maxAmount === null || pool === undefined ? 'no cap' : money(pool.maxAmount)}).`;
+      return (
+        `No amount the customer could draw is within the product's range (${min} to ` +
+        `${pool?.maxAmount === null || pool === undefined ? 'no cap' : money(pool.maxAmount)}).`
+      );
     default:
       return `Refused with ${code}.`;
   }

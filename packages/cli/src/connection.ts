@@ -21,11 +21,16 @@ export interface Connection {
 export function connect(options: ConnectionOptions, io: Io): Connection {
   const url = options.url ?? io.env.QUOTA_URL;
   const key = options.key ?? io.env.QUOTA_API_KEY;
-  if (!url) throw new CliError('no deployment given: pass --url <base URL> or set QUOTA_URL (e.g. http://127.0.0.1:3000)', EXIT.USAGE);
+  if (!url)
+    throw new CliError(
+      'no deployment given: pass --url <base URL> or set QUOTA_URL (e.g. http://127.0.0.1:3000)',
+      EXIT.USAGE,
+    );
   if (!/^https?:\/\/[^/]+/.test(url)) throw new CliError(`--url must be an http(s) URL, got "${url}"`, EXIT.USAGE);
   if (!key) throw new CliError('no API key given: pass --key <key> or set QUOTA_API_KEY', EXIT.AUTH);
   const maxRetries = options.retries === undefined ? 3 : Number(options.retries);
-  if (!Number.isInteger(maxRetries) || maxRetries < 0) throw new CliError('--retries must be a whole number', EXIT.USAGE);
+  if (!Number.isInteger(maxRetries) || maxRetries < 0)
+    throw new CliError('--retries must be a whole number', EXIT.USAGE);
   const language = options.lang === 'zh' ? 'zh-CN' : options.lang;
   return { client: new QuotaClient({ baseUrl: url, apiKey: key, maxRetries, ...(language ? { language } : {}) }), url };
 }
@@ -41,7 +46,8 @@ export function problemError(problem: Problem, what: string): CliError {
   const details = { problem };
   if (problem.status === 401) return new CliError(`${text} (check --key / QUOTA_API_KEY)`, EXIT.AUTH, details);
   if (problem.status === 403) return new CliError(`${text} (this needs an admin key)`, EXIT.AUTH, details);
-  if (problem.code === 'ROUTE_NOT_FOUND') return new CliError(`${text} (is --url the service's base URL, without /v1?)`, EXIT.NOT_FOUND, details);
+  if (problem.code === 'ROUTE_NOT_FOUND')
+    return new CliError(`${text} (is --url the service's base URL, without /v1?)`, EXIT.NOT_FOUND, details);
   if (problem.status === 404) return new CliError(text, EXIT.NOT_FOUND, details);
   if (problem.status === 503) return new CliError(text, EXIT.UNREACHABLE, details);
   if (problem.status === 400) return new CliError(text, EXIT.USAGE, details);
@@ -51,6 +57,7 @@ export function problemError(problem: Problem, what: string): CliError {
 /** A broken call (nothing answered, or not the API answering) as a CliError. */
 export function brokenCallError(err: QuotaClientError): CliError {
   if (err.kind === 'network') return new CliError(`cannot reach the deployment: ${err.message}`, EXIT.UNREACHABLE);
-  if (err.kind === 'unexpected-answer') return new CliError(`the URL does not answer like the quota-allocator API: ${err.message}`, EXIT.FAILURE);
+  if (err.kind === 'unexpected-answer')
+    return new CliError(`the URL does not answer like the quota-allocator API: ${err.message}`, EXIT.FAILURE);
   return new CliError(`the deployment failed: ${err.message}`, EXIT.FAILURE);
 }

@@ -19,7 +19,8 @@ export function emit(io: Io, json: boolean, data: unknown, human: () => string):
   io.stdout.write(json ? `${JSON.stringify(data, null, 2)}\n` : `${human()}\n`);
 }
 
-export const money = (n: number | null | undefined) => (n === null || n === undefined ? '-' : n.toLocaleString('en-US'));
+export const money = (n: number | null | undefined) =>
+  n === null || n === undefined ? '-' : n.toLocaleString('en-US');
 
 /** Two aligned columns. */
 export function table(rows: [string, string][]): string {

@@ -28,7 +28,10 @@ Connection: --url/--key or QUOTA_URL/QUOTA_API_KEY. Every command takes --json.`
 export async function run(argv: string[], io: Io = processIo()): Promise<number> {
   let exitCode: number = EXIT.OK;
   const program = new Command('quota')
-    .description('Operate a quota-allocator deployment: import lines, pause products, explain refusals, resolve settlements, load-test.')
+    .description(
+      'Operate a quota-allocator deployment: import lines, pause ' +
+        'products, explain refusals, resolve settlements, load-test.',
+    )
     .option('--url <url>', 'the deployment base URL (env QUOTA_URL)')
     .option('--key <key>', 'API key (env QUOTA_API_KEY)')
     .option('--json', 'print one JSON document instead of text')
@@ -71,7 +74,10 @@ function report(err: unknown, io: Io, json: boolean): number {
   }
   const failure = err instanceof CliError ? err : err instanceof QuotaClientError ? brokenCallError(err) : undefined;
   if (!failure) throw err;
-  if (json) io.stdout.write(`${JSON.stringify({ error: failure.message, exitCode: failure.exitCode, ...failure.details }, null, 2)}\n`);
+  if (json)
+    io.stdout.write(
+      `${JSON.stringify({ error: failure.message, exitCode: failure.exitCode, ...failure.details }, null, 2)}\n`,
+    );
   io.stderr.write(`quota: ${failure.message}\n`);
   return failure.exitCode;
 }

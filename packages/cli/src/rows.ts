@@ -31,8 +31,13 @@ export async function* readRows(path: string, format: Format): AsyncGenerator<Fi
     }
     return;
   }
-  const parser = createReadStream(path).pipe(parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: true, info: true, relax_column_count: true }));
-  for await (const { record, info } of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number } }>) {
+  const parser = createReadStream(path).pipe(
+    parseCsv({ columns: true, bom: true, skip_empty_lines: true, trim: true, info: true, relax_column_count: true }),
+  );
+  for await (const { record, info } of parser as AsyncIterable<{
+    record: Record<string, string>;
+    info: { lines: number };
+  }>) {
     yield { line: info.lines, text: JSON.stringify(csvRecordToRow(record)) };
   }
 }
@@ -74,10 +79,19 @@ export function checkRow(text: string): string | null {
   const r = row as Record<string, unknown>;
   const unknown = Object.keys(r).find((k) => !FIELDS.has(k));
   if (unknown !== undefined) return `${unknown}: unknown field`;
-  if (typeof r.customerId !== 'string' || !ID.test(r.customerId)) return 'customerId: must be 1 to 64 characters of [A-Za-z0-9._-]';
-  if (typeof r.limit !== 'number' || !Number.isSafeInteger(r.limit) || r.limit < 0) return 'limit: must be a whole number of minor units, 0 or more';
-  if (r.status !== undefined && !STATUSES.has(r.status as string)) return 'status: must be active, pending_activation, frozen or closed';
-  if (r.statusReason !== undefined && r.statusReason !== null && (typeof r.statusReason !== 'string' || r.statusReason.length > 256)) return 'statusReason: at most 256 characters';
-  if (r.tier !== undefined && r.tier !== null && (typeof r.tier !== 'string' || !ID.test(r.tier))) return 'tier: must be 1 to 64 characters of [A-Za-z0-9._-]';
+  if (typeof r.customerId !== 'string' || !ID.test(r.customerId))
+    return 'customerId: must be 1 to 64 characters of [A-Za-z0-9._-]';
+  if (typeof r.limit !== 'number' || !Number.isSafeInteger(r.limit) || r.limit < 0)
+    return 'limit: must be a whole number of minor units, 0 or more';
+  if (r.status !== undefined && !STATUSES.has(r.status as string))
+    return 'status: must be active, pending_activation, frozen or closed';
+  if (
+    r.statusReason !== undefined &&
+    r.statusReason !== null &&
+    (typeof r.statusReason !== 'string' || r.statusReason.length > 256)
+  )
+    return 'statusReason: at most 256 characters';
+  if (r.tier !== undefined && r.tier !== null && (typeof r.tier !== 'string' || !ID.test(r.tier)))
+    return 'tier: must be 1 to 64 characters of [A-Za-z0-9._-]';
   return null;
 }

@@ -77,7 +77,11 @@ export class QuotaClient {
    * every retry of this call reuses it, so a 503 whose write did land is
    * answered with that first reservation, never a second hold.
    */
-  reserve(productId: string, input: ReserveInput, options: IdempotencyOptions = {}): Promise<Result<Reservation, Codes.ReserveCode>> {
+  reserve(
+    productId: string,
+    input: ReserveInput,
+    options: IdempotencyOptions = {},
+  ): Promise<Result<Reservation, Codes.ReserveCode>> {
     return this.request({
       method: 'POST',
       path: `${productPath(productId)}/reservations`,
@@ -99,7 +103,11 @@ export class QuotaClient {
 
   /** Give the hold back at once. Repeating it is safe (a released or expired hold answers 200). */
   release(productId: string, reservationId: string): Promise<Result<Reservation, Codes.ReleaseCode>> {
-    return this.request({ method: 'POST', path: `${reservationPath(productId, reservationId)}/release`, retryable: true });
+    return this.request({
+      method: 'POST',
+      path: `${reservationPath(productId, reservationId)}/release`,
+      retryable: true,
+    });
   }
 
   getReservation(productId: string, reservationId: string): Promise<Result<Reservation, Codes.GetReservationCode>> {
@@ -120,12 +128,26 @@ export class QuotaClient {
   }
 
   /** A customer's reservations in one product, newest first, every state. */
-  listCustomerReservations(productId: string, customerId: string, page: PageOptions = {}): Promise<Result<Page<Reservation>, Codes.ListCustomerReservationsCode>> {
-    return this.request({ method: 'GET', path: `${linePath(productId, customerId)}/reservations`, query: { ...page }, retryable: true });
+  listCustomerReservations(
+    productId: string,
+    customerId: string,
+    page: PageOptions = {},
+  ): Promise<Result<Page<Reservation>, Codes.ListCustomerReservationsCode>> {
+    return this.request({
+      method: 'GET',
+      path: `${linePath(productId, customerId)}/reservations`,
+      query: { ...page },
+      retryable: true,
+    });
   }
 
   /** Pay back settled money; restores the line. Same key rules as reserve. */
-  repay(productId: string, customerId: string, amount: number, options: IdempotencyOptions = {}): Promise<Result<Line, Codes.RepayCode>> {
+  repay(
+    productId: string,
+    customerId: string,
+    amount: number,
+    options: IdempotencyOptions = {},
+  ): Promise<Result<Line, Codes.RepayCode>> {
     return this.request({
       method: 'POST',
       path: `${linePath(productId, customerId)}/repayments`,
@@ -161,7 +183,11 @@ export class QuotaAdmin {
    * iterable). Retried only when the source can be read again (a path or an
    * array; rows are upserts, so sending them twice is harmless).
    */
-  bulkImport(productId: string, source: BulkSource, options: { timeoutMs?: number } = {}): Promise<Result<BulkImportSummary, Codes.BulkImportCode>> {
+  bulkImport(
+    productId: string,
+    source: BulkSource,
+    options: { timeoutMs?: number } = {},
+  ): Promise<Result<BulkImportSummary, Codes.BulkImportCode>> {
     return this.request({
       method: 'POST',
       path: `${productPath(productId)}/customers:bulk`,
@@ -172,7 +198,11 @@ export class QuotaAdmin {
   }
 
   /** Reservations in one state, oldest transition first. */
-  async listReservations(productId: string, status: ReservationStatus, page: PageOptions = {}): Promise<Result<Page<Reservation>, Codes.ListReservationsCode>> {
+  async listReservations(
+    productId: string,
+    status: ReservationStatus,
+    page: PageOptions = {},
+  ): Promise<Result<Page<Reservation>, Codes.ListReservationsCode>> {
     const answer = await this.request<RawPage<Reservation>, Codes.ListReservationsCode>({
       method: 'GET',
       path: `${productPath(productId)}/reservations`,
@@ -183,8 +213,15 @@ export class QuotaAdmin {
   }
 
   /** A reservation's transitions (from, to, amount, reason, time). */
-  events(productId: string, reservationId: string): Promise<Result<{ reservationId: string; events: ReservationEvent[] }, Codes.EventsCode>> {
-    return this.request({ method: 'GET', path: `${reservationPath(productId, reservationId)}/events`, retryable: true });
+  events(
+    productId: string,
+    reservationId: string,
+  ): Promise<Result<{ reservationId: string; events: ReservationEvent[] }, Codes.EventsCode>> {
+    return this.request({
+      method: 'GET',
+      path: `${reservationPath(productId, reservationId)}/events`,
+      retryable: true,
+    });
   }
 
   /**
@@ -192,7 +229,12 @@ export class QuotaAdmin {
    * lost answer: if the first attempt did land, the retry answers
    * RESERVATION_STATE_CONFLICT; read the reservation to see the outcome.
    */
-  resolve(productId: string, reservationId: string, outcome: 'settled' | 'reversed', reason?: string): Promise<Result<Reservation, Codes.ResolveCode>> {
+  resolve(
+    productId: string,
+    reservationId: string,
+    outcome: 'settled' | 'reversed',
+    reason?: string,
+  ): Promise<Result<Reservation, Codes.ResolveCode>> {
     return this.request({
       method: 'POST',
       path: `${reservationPath(productId, reservationId)}/resolve`,
@@ -203,12 +245,24 @@ export class QuotaAdmin {
 
   /** Make sure a committed reservation has a live settlement job (202). */
   redrive(productId: string, reservationId: string): Promise<Result<RedriveAnswer, Codes.RedriveCode>> {
-    return this.request({ method: 'POST', path: `${reservationPath(productId, reservationId)}/redrive`, retryable: true });
+    return this.request({
+      method: 'POST',
+      path: `${reservationPath(productId, reservationId)}/redrive`,
+      retryable: true,
+    });
   }
 
   /** The service's own ledger records (a deployment without SETTLEMENT_URL). */
-  ledger(productId: string, page: { cursor?: string; count?: number } = {}): Promise<Result<LedgerPage, Codes.LedgerCode>> {
-    return this.request({ method: 'GET', path: `${productPath(productId)}/ledger`, query: { ...page }, retryable: true });
+  ledger(
+    productId: string,
+    page: { cursor?: string; count?: number } = {},
+  ): Promise<Result<LedgerPage, Codes.LedgerCode>> {
+    return this.request({
+      method: 'GET',
+      path: `${productPath(productId)}/ledger`,
+      query: { ...page },
+      retryable: true,
+    });
   }
 }
 
@@ -225,7 +279,10 @@ interface RawPage<T> {
 
 function normalisePage<T>(raw: RawPage<T>): Page<T> {
   if (raw.nextCursor !== undefined) return { items: raw.items, nextCursor: raw.nextCursor };
-  return { items: raw.items, nextCursor: raw.nextOffset === null || raw.nextOffset === undefined ? null : `offset:${raw.nextOffset}` };
+  return {
+    items: raw.items,
+    nextCursor: raw.nextOffset === null || raw.nextOffset === undefined ? null : `offset:${raw.nextOffset}`,
+  };
 }
 
 function cursorQuery(cursor: string | undefined): Record<string, string> {

@@ -50,7 +50,8 @@ export type GetLineCode = CommonCode | 'PRODUCT_NOT_FOUND' | 'NO_CREDIT_LINE';
 export type GetProductCode = CommonCode | 'PRODUCT_NOT_FOUND';
 export type ListProductsCode = CommonCode;
 export type ListCustomerReservationsCode = CommonCode | 'PRODUCT_NOT_FOUND';
-export type RepayCode = CommonCode | 'PRODUCT_NOT_FOUND' | 'NO_CREDIT_LINE' | 'REPAYMENT_EXCEEDS_DRAWN' | 'IDEMPOTENCY_KEY_REUSED';
+export type RepayCode =
+  CommonCode | 'PRODUCT_NOT_FOUND' | 'NO_CREDIT_LINE' | 'REPAYMENT_EXCEEDS_DRAWN' | 'IDEMPOTENCY_KEY_REUSED';
 
 // Admin routes.
 export type PutProductCode = CommonCode;
@@ -64,9 +65,4 @@ export type RedriveCode = CommonCode | 'PRODUCT_NOT_FOUND' | 'RESERVATION_NOT_FO
 export type LedgerCode = CommonCode | 'PRODUCT_NOT_FOUND';
 
 /** Every code the contract defines. */
-export type ErrorCode =
-  | ReserveCode
-  | CommitCode
-  | ReleaseCode
-  | RepayCode
-  | ResolveCode;
+export type ErrorCode = ReserveCode | CommitCode | ReleaseCode | RepayCode | ResolveCode;

@@ -71,12 +71,16 @@ export function createTransport(options: TransportOptions) {
       } catch (cause) {
         const reason = describeNetworkError(cause);
         if (last) {
-          throw new QuotaClientError('network', `${spec.method} ${url}: ${reason} (after ${attempt} attempt${attempt > 1 ? 's' : ''})`, {
-            method: spec.method,
-            url,
-            attempts: attempt,
-            cause,
-          });
+          throw new QuotaClientError(
+            'network',
+            `${spec.method} ${url}: ${reason} (after ${attempt} attempt${attempt > 1 ? 's' : ''})`,
+            {
+              method: spec.method,
+              url,
+              attempts: attempt,
+              cause,
+            },
+          );
         }
         await pause(backoff(attempt, options.backoffBaseMs), spec, attempt, reason);
         continue;
@@ -85,7 +89,8 @@ export function createTransport(options: TransportOptions) {
       const status = response.status;
       const retryAfterSeconds = parseRetryAfter(response.headers.get('retry-after'));
       if (!last && RETRYABLE_STATUSES.has(status)) {
-        const wait = retryAfterSeconds === undefined ? backoff(attempt, options.backoffBaseMs) : retryAfterSeconds * 1000;
+        const wait =
+          retryAfterSeconds === undefined ? backoff(attempt, options.backoffBaseMs) : retryAfterSeconds * 1000;
         if (wait <= options.maxRetryAfterMs) {
           await pause(wait, spec, attempt, `status ${status}`);
           continue;
@@ -120,24 +125,38 @@ function interpret<T, C extends string>(
     body = text === '' ? undefined : JSON.parse(text);
   } catch {
     if (status >= 500 && status !== 503) throw broken('server', `status ${status} after ${attempts} attempt(s)`);
-    throw broken('unexpected-answer', `status ${status} with a body that is not JSON (is this the quota-allocator API? ${snippet(text)})`);
+    throw broken(
+      'unexpected-answer',
+      `status ${status} with a body that is not JSON (is this the quota-allocator API? ${snippet(text)})`,
+    );
   }
   if (status >= 200 && status < 300) {
     return { ok: true, value: body as T, status, replayed: response.headers.get('idempotent-replayed') === 'true' };
   }
-  if (status >= 500 && status !== 503) throw broken('server', `status ${status} after ${attempts} attempt(s): ${snippet(text)}`);
-  if (!isProblem(body)) throw broken('unexpected-answer', `status ${status} without a problem+json body: ${snippet(text)}`);
+  if (status >= 500 && status !== 503)
+    throw broken('server', `status ${status} after ${attempts} attempt(s): ${snippet(text)}`);
+  if (!isProblem(body))
+    throw broken('unexpected-answer', `status ${status} without a problem+json body: ${snippet(text)}`);
   const problem = body as Problem<C>;
   if (retryAfterSeconds !== undefined) problem.retryAfterSeconds = retryAfterSeconds;
   return { ok: false, problem };
 }
 
 function isProblem(body: unknown): boolean {
-  return typeof body === 'object' && body !== null && typeof (body as { code?: unknown }).code === 'string' && typeof (body as { status?: unknown }).status === 'number';
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    typeof (body as { code?: unknown }).code === 'string' &&
+    typeof (body as { status?: unknown }).status === 'number'
+  );
 }
 
 function headersFor(spec: RequestSpec, options: TransportOptions): Record<string, string> {
-  const headers: Record<string, string> = { authorization: `Bearer ${options.apiKey}`, accept: 'application/json, application/problem+json', ...spec.headers };
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${options.apiKey}`,
+    accept: 'application/json, application/problem+json',
+    ...spec.headers,
+  };
   if (options.language) headers['accept-language'] = options.language;
   if (spec.json !== undefined) headers['content-type'] = 'application/json';
   if (spec.stream) headers['content-type'] = spec.contentType ?? 'application/x-ndjson';
@@ -174,7 +193,8 @@ function backoff(attempt: number, baseMs: number): number {
 }
 
 function describeNetworkError(err: unknown): string {
-  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')) return 'no answer in time (timeout)';
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+    return 'no answer in time (timeout)';
   const cause = (err as { cause?: { code?: string; message?: string } })?.cause;
   if (cause?.code) return `${cause.code}${cause.message ? `: ${cause.message}` : ''}`;
   // undici says only "fetch failed"; the reason is in its cause (e.g. "bad port").

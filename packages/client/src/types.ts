@@ -6,7 +6,8 @@
 
 export type ProductStatus = 'open' | 'paused' | 'closed';
 export type LineStatus = 'active' | 'pending_activation' | 'frozen' | 'closed';
-export type ReservationStatus = 'held' | 'committed' | 'released' | 'expired' | 'settled' | 'reversed' | 'settlement_unknown';
+export type ReservationStatus =
+  'held' | 'committed' | 'released' | 'expired' | 'settled' | 'reversed' | 'settlement_unknown';
 
 export interface PriorityReserve {
   tiers: string[];

@@ -22,7 +22,6 @@ export interface SettlementControl {
   queues: Queue[];
 }
 
-
 export function adminRoutes(
   engine: QuotaEngine,
   queries: Queries,
@@ -42,7 +41,13 @@ export function adminRoutes(
   router.post(`${base}/:reservationId/resolve`, requireRole('admin'), async (req, res) => {
     const { productId, reservationId } = parse(reservationParams, req.params, 'path');
     const { outcome, reason } = parse(resolveBody, await readBody(req, res), 'body');
-    const result = await engine.recordSettlement(productId, reservationId, outcome, reason ?? `resolved by an operator: ${outcome}`, 'settlement_unknown');
+    const result = await engine.recordSettlement(
+      productId,
+      reservationId,
+      outcome,
+      reason ?? `resolved by an operator: ${outcome}`,
+      'settlement_unknown',
+    );
     if (!result.ok) return sendRefusal(res, result);
     res.status(200).json(reservationJson(result.value.reservation));
   });
@@ -52,10 +57,13 @@ export function adminRoutes(
     const current = await engine.getReservation(productId, reservationId);
     if (!current.ok) return sendRefusal(res, current);
     if (current.value.status !== 'committed') {
-      return sendProblem(res, problem('RESERVATION_STATE_CONFLICT', {
+      return sendProblem(
+        res,
+        problem('RESERVATION_STATE_CONFLICT', {
           message: `only a committed reservation can be re-driven; this one is ${current.value.status}`,
           reservation: current.value,
-        }));
+        }),
+      );
     }
     const job = await settlement.ensureJob(productId, reservationId);
     res.status(202).json({ reservation: reservationJson(current.value), job });

@@ -51,17 +51,26 @@ export function bulkImportRoutes(
 
     const inFlight: Promise<void>[] = [];
     const flush = (batch: { line: number; row: LineConfig }[]) => {
-      const landed = engine.upsertLines(productId, batch.map((b) => b.row)).then((outcome) => {
-        if (outcome.ok) upserted += batch.length;
-        else for (const b of batch) reject({ line: b.line, code: outcome.code, detail: 'the product no longer exists' });
-      });
+      const landed = engine
+        .upsertLines(
+          productId,
+          batch.map((b) => b.row),
+        )
+        .then((outcome) => {
+          if (outcome.ok) upserted += batch.length;
+          else
+            for (const b of batch) reject({ line: b.line, code: outcome.code, detail: 'the product no longer exists' });
+        });
       landed.catch(() => {}); // awaited below; this only keeps an early failure from being "unhandled"
       inFlight.push(landed);
     };
 
     let batch: { line: number; row: LineConfig }[] = [];
     let lineNumber = 0;
-    for await (const line of createInterface({ input: limitBytes(req, bulkLimitBytes, bodyTimeoutMs), crlfDelay: Infinity })) {
+    for await (const line of createInterface({
+      input: limitBytes(req, bulkLimitBytes, bodyTimeoutMs),
+      crlfDelay: Infinity,
+    })) {
       lineNumber++;
       // Spreadsheet exports often start the file with a UTF-8 byte order mark.
       const text = lineNumber === 1 && line.startsWith('\uFEFF') ? line.slice(1) : line;
@@ -92,7 +101,8 @@ export function bulkImportRoutes(
  * row, never an error for the whole import.
  */
 function parseRow(text: string, line: number): LineConfig | Rejection {
-  if (jsonDepthExceeds(text)) return { line, code: 'INVALID_REQUEST', detail: `the line is nested deeper than ${MAX_JSON_DEPTH} levels` };
+  if (jsonDepthExceeds(text))
+    return { line, code: 'INVALID_REQUEST', detail: `the line is nested deeper than ${MAX_JSON_DEPTH} levels` };
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -108,7 +118,9 @@ function parseRow(text: string, line: number): LineConfig | Rejection {
 }
 
 function tooLarge(limit: number): HttpProblem {
-  return new HttpProblem(problem('PAYLOAD_TOO_LARGE', { message: `a bulk import body may be at most ${limit} bytes`, limitBytes: limit }));
+  return new HttpProblem(
+    problem('PAYLOAD_TOO_LARGE', { message: `a bulk import body may be at most ${limit} bytes`, limitBytes: limit }),
+  );
 }
 
 /**

@@ -21,7 +21,8 @@ export function lineRoutes(
   router.put(path, requireRole('admin'), async (req, res) => {
     const { productId, customerId } = parse(lineParams, req.params, 'path');
     const body = parse(linePutBody, await readBody(req, res), 'body');
-    if (body.customerId !== undefined && body.customerId !== customerId) throw invalid('body.customerId: differs from the path');
+    if (body.customerId !== undefined && body.customerId !== customerId)
+      throw invalid('body.customerId: differs from the path');
     const outcome = await engine.upsertLines(productId, [{ ...body, customerId }]);
     if (!outcome.ok) return sendRefusal(res, outcome);
     const created = outcome.value.created === 1;

@@ -15,11 +15,16 @@ import { pageJson, poolJson, reservationJson } from '../../wireFormat.js';
 
 /** A cursor this listing did not give out: 400 INVALID_REQUEST naming the field. */
 export function badCursorAs400(err: unknown): never {
-  if (err instanceof BadCursor) throw invalid(err.message, [{ field: 'query.cursor', message: 'not a cursor of this listing' }]);
+  if (err instanceof BadCursor)
+    throw invalid(err.message, [{ field: 'query.cursor', message: 'not a cursor of this listing' }]);
   throw err;
 }
 
-export function listingRoutes(engine: Pick<QuotaEngine, 'readPool'>, queries: Queries, requireRole: RequireRole): Router {
+export function listingRoutes(
+  engine: Pick<QuotaEngine, 'readPool'>,
+  queries: Queries,
+  requireRole: RequireRole,
+): Router {
   const router = Router();
 
   router.get('/v1/products', requireRole('client'), async (req, res) => {

@@ -12,7 +12,8 @@ export function productRoutes(engine: QuotaEngine, requireRole: RequireRole, rea
   router.put('/v1/products/:productId', requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
     const { productId: bodyProductId, ...config } = parse(productPutBody, await readBody(req, res), 'body');
-    if (bodyProductId !== undefined && bodyProductId !== productId) throw invalid('body.productId: differs from the path');
+    if (bodyProductId !== undefined && bodyProductId !== productId)
+      throw invalid('body.productId: differs from the path');
     const outcome = await engine.upsertProduct(productId, config as Partial<PoolConfig>, 'put');
     if (!outcome.ok) return sendRefusal(res, outcome);
     const { created, pool } = outcome.value;

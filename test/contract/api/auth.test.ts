@@ -56,7 +56,12 @@ const routes: Route[] = [
     headers: { 'Idempotency-Key': 'auth-k' },
   },
   { method: 'GET', path: () => `/v1/products/${p}/reservations/${reservationId}`, role: 'client' },
-  { method: 'POST', path: () => `/v1/products/${p}/reservations/${reservationId}/commit`, role: 'client', body: () => ({}) },
+  {
+    method: 'POST',
+    path: () => `/v1/products/${p}/reservations/${reservationId}/commit`,
+    role: 'client',
+    body: () => ({}),
+  },
   { method: 'POST', path: () => `/v1/products/${p}/reservations/${reservationId}/release`, role: 'client' },
   {
     method: 'POST',
@@ -72,21 +77,28 @@ const send = (route: Route, key: string | null, extraHeaders: Record<string, str
 
 describe('401 UNAUTHENTICATED', () => {
   for (const route of routes) {
-    it(`${route.method} ${route.path.toString().match(/`(.*)`/)?.[1]}: no key, unknown key, malformed header`, async () => {
-      const before = await getPool(svc, p);
-      expectProblem(await send(route, null), 401, 'UNAUTHENTICATED');
-      expectProblem(await send(route, 'not-a-known-key-123'), 401, 'UNAUTHENTICATED');
-      expectProblem(await send(route, null, { authorization: `Basic ${Buffer.from(`x:${ADMIN_KEY}`).toString('base64')}` }), 401, 'UNAUTHENTICATED');
-      expectProblem(await send(route, null, { authorization: ADMIN_KEY }), 401, 'UNAUTHENTICATED');
-      expectProblem(await send(route, null, { authorization: 'Bearer ' }), 401, 'UNAUTHENTICATED');
-      // nothing happened
-      const after = await getPool(svc, p);
-      expect({ held: after.held, committed: after.committed, capacity: after.capacity }).toEqual({
-        held: before.held,
-        committed: before.committed,
-        capacity: before.capacity,
-      });
-    });
+    it(
+      `${route.method} ${route.path.toString().match(/`(.*)`/)?.[1]}: ` + `no key, unknown key, malformed header`,
+      async () => {
+        const before = await getPool(svc, p);
+        expectProblem(await send(route, null), 401, 'UNAUTHENTICATED');
+        expectProblem(await send(route, 'not-a-known-key-123'), 401, 'UNAUTHENTICATED');
+        expectProblem(
+          await send(route, null, { authorization: `Basic ${Buffer.from(`x:${ADMIN_KEY}`).toString('base64')}` }),
+          401,
+          'UNAUTHENTICATED',
+        );
+        expectProblem(await send(route, null, { authorization: ADMIN_KEY }), 401, 'UNAUTHENTICATED');
+        expectProblem(await send(route, null, { authorization: 'Bearer ' }), 401, 'UNAUTHENTICATED');
+        // nothing happened
+        const after = await getPool(svc, p);
+        expect({ held: after.held, committed: after.committed, capacity: after.capacity }).toEqual({
+          held: before.held,
+          committed: before.committed,
+          capacity: before.capacity,
+        });
+      },
+    );
   }
 });
 
@@ -99,9 +111,21 @@ describe('403 FORBIDDEN: a client key on admin routes', () => {
 
   it('a client key changes nothing on admin routes', async () => {
     const q = await makeProduct(svc, { capacity: 10 });
-    expectProblem(await raw(svc, 'PUT', `/v1/products/${q}`, { key: CLIENT_KEY, body: { capacity: 99 } }), 403, 'FORBIDDEN');
-    expectProblem(await raw(svc, 'PATCH', `/v1/products/${q}`, { key: CLIENT_KEY, body: { capacity: 99 } }), 403, 'FORBIDDEN');
-    expectProblem(await raw(svc, 'PUT', `/v1/products/${q}/customers/x`, { key: CLIENT_KEY, body: { limit: 1 } }), 403, 'FORBIDDEN');
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/${q}`, { key: CLIENT_KEY, body: { capacity: 99 } }),
+      403,
+      'FORBIDDEN',
+    );
+    expectProblem(
+      await raw(svc, 'PATCH', `/v1/products/${q}`, { key: CLIENT_KEY, body: { capacity: 99 } }),
+      403,
+      'FORBIDDEN',
+    );
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/${q}/customers/x`, { key: CLIENT_KEY, body: { limit: 1 } }),
+      403,
+      'FORBIDDEN',
+    );
     expect((await getPool(svc, q)).capacity).toBe(10);
     expectProblem(await raw(svc, 'GET', `/v1/products/${q}/customers/x`), 404, 'NO_CREDIT_LINE');
   });
@@ -119,14 +143,22 @@ describe('admin may do everything', () => {
     expect(r.status).toBe(201);
     expect((await raw(svc, 'GET', `/v1/products/${q}`, { key: ADMIN_KEY })).status).toBe(200);
     expect((await raw(svc, 'GET', `/v1/products/${q}/customers/c1`, { key: ADMIN_KEY })).status).toBe(200);
-    expect((await raw(svc, 'GET', `/v1/products/${q}/reservations/${r.body.reservationId}`, { key: ADMIN_KEY })).status).toBe(200);
-    expect((await raw(svc, 'POST', `/v1/products/${q}/reservations/${r.body.reservationId}/commit`, { key: ADMIN_KEY })).status).toBe(200);
+    expect(
+      (await raw(svc, 'GET', `/v1/products/${q}/reservations/${r.body.reservationId}`, { key: ADMIN_KEY })).status,
+    ).toBe(200);
+    expect(
+      (await raw(svc, 'POST', `/v1/products/${q}/reservations/${r.body.reservationId}/commit`, { key: ADMIN_KEY }))
+        .status,
+    ).toBe(200);
     const r2 = await raw(svc, 'POST', `/v1/products/${q}/reservations`, {
       key: ADMIN_KEY,
       body: { customerId: 'c1', amount: 5 },
       headers: { 'Idempotency-Key': uniqueId('k') },
     });
-    expect((await raw(svc, 'POST', `/v1/products/${q}/reservations/${r2.body.reservationId}/release`, { key: ADMIN_KEY })).status).toBe(200);
+    expect(
+      (await raw(svc, 'POST', `/v1/products/${q}/reservations/${r2.body.reservationId}/release`, { key: ADMIN_KEY }))
+        .status,
+    ).toBe(200);
     const rep = await raw(svc, 'POST', `/v1/products/${q}/customers/c1/repayments`, {
       key: ADMIN_KEY,
       body: { amount: 1 },
@@ -137,7 +169,10 @@ describe('admin may do everything', () => {
   });
 
   it('the Bearer scheme is case-insensitive', async () => {
-    expect((await raw(svc, 'GET', `/v1/products/${p}`, { key: null, headers: { authorization: `bearer ${CLIENT_KEY}` } })).status).toBe(200);
+    expect(
+      (await raw(svc, 'GET', `/v1/products/${p}`, { key: null, headers: { authorization: `bearer ${CLIENT_KEY}` } }))
+        .status,
+    ).toBe(200);
   });
 });
 
@@ -145,10 +180,22 @@ describe('precedence: 401, then 403, then 400 / 413 / 404', () => {
   const unknown = () => uniqueId('p');
 
   it('401 before 400 (invalid body, bad path id, missing Idempotency-Key, invalid JSON)', async () => {
-    expectProblem(await raw(svc, 'POST', `/v1/products/${p}/reservations`, { key: null, body: { customerId: 'c1', amount: 'x' } }), 401, 'UNAUTHENTICATED');
+    expectProblem(
+      await raw(svc, 'POST', `/v1/products/${p}/reservations`, { key: null, body: { customerId: 'c1', amount: 'x' } }),
+      401,
+      'UNAUTHENTICATED',
+    );
     expectProblem(await raw(svc, 'GET', `/v1/products/a:b`, { key: null }), 401, 'UNAUTHENTICATED');
-    expectProblem(await raw(svc, 'POST', `/v1/products/${p}/reservations`, { key: 'wrong-key-000', body: '{oops' }), 401, 'UNAUTHENTICATED');
-    expectProblem(await raw(svc, 'PUT', `/v1/products/${p}`, { key: null, body: { capacity: -1 } }), 401, 'UNAUTHENTICATED');
+    expectProblem(
+      await raw(svc, 'POST', `/v1/products/${p}/reservations`, { key: 'wrong-key-000', body: '{oops' }),
+      401,
+      'UNAUTHENTICATED',
+    );
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/${p}`, { key: null, body: { capacity: -1 } }),
+      401,
+      'UNAUTHENTICATED',
+    );
   });
 
   it('401 before 404', async () => {
@@ -159,24 +206,48 @@ describe('precedence: 401, then 403, then 400 / 413 / 404', () => {
   it('401 before 413', async () => {
     const big = { customerId: 'c1', amount: 1, metadata: { pad: 'x'.repeat(20_000) } };
     expectProblem(
-      await raw(svc, 'POST', `/v1/products/${p}/reservations`, { key: null, body: big, headers: { 'Idempotency-Key': 'k413' } }),
+      await raw(svc, 'POST', `/v1/products/${p}/reservations`, {
+        key: null,
+        body: big,
+        headers: { 'Idempotency-Key': 'k413' },
+      }),
       401,
       'UNAUTHENTICATED',
     );
   });
 
   it('403 before 400, 404 and 413', async () => {
-    expectProblem(await raw(svc, 'PUT', `/v1/products/${p}`, { key: CLIENT_KEY, body: { capacity: 'lots' } }), 403, 'FORBIDDEN');
-    expectProblem(await raw(svc, 'PUT', `/v1/products/bad:id`, { key: CLIENT_KEY, body: { capacity: 1 } }), 403, 'FORBIDDEN');
-    expectProblem(await raw(svc, 'PATCH', `/v1/products/${unknown()}`, { key: CLIENT_KEY, body: { capacity: 1 } }), 403, 'FORBIDDEN');
-    expectProblem(await raw(svc, 'PUT', `/v1/products/${p}/customers/c1`, { key: CLIENT_KEY, body: '{bad json' }), 403, 'FORBIDDEN');
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/${p}`, { key: CLIENT_KEY, body: { capacity: 'lots' } }),
+      403,
+      'FORBIDDEN',
+    );
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/bad:id`, { key: CLIENT_KEY, body: { capacity: 1 } }),
+      403,
+      'FORBIDDEN',
+    );
+    expectProblem(
+      await raw(svc, 'PATCH', `/v1/products/${unknown()}`, { key: CLIENT_KEY, body: { capacity: 1 } }),
+      403,
+      'FORBIDDEN',
+    );
+    expectProblem(
+      await raw(svc, 'PUT', `/v1/products/${p}/customers/c1`, { key: CLIENT_KEY, body: '{bad json' }),
+      403,
+      'FORBIDDEN',
+    );
     expectProblem(
       await raw(svc, 'PUT', `/v1/products/${p}`, { key: CLIENT_KEY, body: { capacity: 1, pad: 'x'.repeat(20_000) } }),
       403,
       'FORBIDDEN',
     );
     expectProblem(
-      await raw(svc, 'POST', `/v1/products/${unknown()}/customers:bulk`, { key: CLIENT_KEY, body: 'x\n', contentType: 'application/x-ndjson' }),
+      await raw(svc, 'POST', `/v1/products/${unknown()}/customers:bulk`, {
+        key: CLIENT_KEY,
+        body: 'x\n',
+        contentType: 'application/x-ndjson',
+      }),
       403,
       'FORBIDDEN',
     );

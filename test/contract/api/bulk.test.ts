@@ -85,8 +85,19 @@ describe('bulk import', () => {
     expect(byLine.get(10)).toMatch(/limit/);
     expect(byLine.get(11)).toMatch(/customerId/);
 
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ limit: 100, status: 'active', statusReason: null, tier: null, drawable: 100 });
-    expect(await getLine(svc, p, 'c2')).toMatchObject({ limit: 200, status: 'frozen', statusReason: 'risk', tier: 'gold' });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({
+      limit: 100,
+      status: 'active',
+      statusReason: null,
+      tier: null,
+      drawable: 100,
+    });
+    expect(await getLine(svc, p, 'c2')).toMatchObject({
+      limit: 200,
+      status: 'frozen',
+      statusReason: 'risk',
+      tier: 'gold',
+    });
     expect(await getLine(svc, p, 'c5')).toMatchObject({ limit: 0, drawable: 0 });
     expect(await getLine(svc, p, 'c8')).toMatchObject({ limit: 7 });
     for (const c of ['c3', 'c4', 'c6', 'c7']) {
@@ -161,7 +172,9 @@ describe('bulk import', () => {
     });
     expect(res.status).toBe(200);
     expect(res.body.upserted).toBe(total - 1);
-    expect(res.body.rejected).toEqual([{ line: badLine, code: 'INVALID_REQUEST', detail: expect.stringMatching(/limit/) }]);
+    expect(res.body.rejected).toEqual([
+      { line: badLine, code: 'INVALID_REQUEST', detail: expect.stringMatching(/limit/) },
+    ]);
     for (const i of [1, 499, 500, 501, 24_999, 25_001, 49_999, 50_000]) {
       expect((await getLine(svc, p, `c${i}`)).limit).toBe(i);
     }

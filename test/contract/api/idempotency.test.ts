@@ -27,7 +27,11 @@ beforeAll(async () => {
 afterAll(() => svc.stop());
 
 const rawReserve = (productId: string, text: string, key: string, authKey?: string | null) =>
-  raw(svc, 'POST', `/v1/products/${productId}/reservations`, { body: text, headers: { 'Idempotency-Key': key }, key: authKey });
+  raw(svc, 'POST', `/v1/products/${productId}/reservations`, {
+    body: text,
+    headers: { 'Idempotency-Key': key },
+    key: authKey,
+  });
 
 describe('replay of a granted reserve', () => {
   it('same key + same body: same status, byte-identical body and Location, one hold', async () => {
@@ -45,26 +49,34 @@ describe('replay of a granted reserve', () => {
     expect(await getLine(svc, p, 'c1')).toMatchObject({ held: 100 });
   });
 
-  it('the same JSON value with keys in another order, other whitespace, or another number spelling is the same request', async () => {
-    const p = await makeProduct(svc, { capacity: 1000 });
-    await makeLine(svc, p, 'c1', { limit: 1000 });
-    const key = uniqueId('k');
-    const first = await rawReserve(p, '{"customerId":"c1","amount":100,"metadata":{"a":1,"b":{"x":true,"y":null}}}', key);
-    expect(first.status).toBe(201);
-    const variants = [
-      '{"amount":100,"customerId":"c1","metadata":{"b":{"y":null,"x":true},"a":1}}',
-      '{\n  "customerId" : "c1",\n\t"amount": 100 ,\r\n "metadata": { "a" : 1, "b": {"x": true, "y": null} }\n}\n',
-      '{"customerId":"c1","amount":1e2,"metadata":{"a":1.0,"b":{"x":true,"y":null}}}',
-    ];
-    for (const v of variants) {
-      const again = await rawReserve(p, v, key);
-      expect(again.status, v).toBe(201);
-      expect(again.text).toBe(first.text);
-    }
-    expect((await getPool(svc, p)).held).toBe(100);
-  });
+  it(
+    'the same JSON value with keys in another order, other ' +
+      'whitespace, or another number spelling is the same request',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 1000 });
+      await makeLine(svc, p, 'c1', { limit: 1000 });
+      const key = uniqueId('k');
+      const first = await rawReserve(
+        p,
+        '{"customerId":"c1","amount":100,"metadata":{"a":1,"b":{"x":true,"y":null}}}',
+        key,
+      );
+      expect(first.status).toBe(201);
+      const variants = [
+        '{"amount":100,"customerId":"c1","metadata":{"b":{"y":null,"x":true},"a":1}}',
+        '{\n  "customerId" : "c1",\n\t"amount": 100 ,\r\n "metadata": { "a" : 1, "b": {"x": true, "y": null} }\n}\n',
+        '{"customerId":"c1","amount":1e2,"metadata":{"a":1.0,"b":{"x":true,"y":null}}}',
+      ];
+      for (const v of variants) {
+        const again = await rawReserve(p, v, key);
+        expect(again.status, v).toBe(201);
+        expect(again.text).toBe(first.text);
+      }
+      expect((await getPool(svc, p)).held).toBe(100);
+    },
+  );
 
-  it('returns the first answer, not today\'s state (after release, pause, close)', async () => {
+  it("returns the first answer, not today's state (after release, pause, close)", async () => {
     const p = await makeProduct(svc, { capacity: 1000 });
     await makeLine(svc, p, 'c1', { limit: 1000 });
     const key = uniqueId('k');
@@ -82,22 +94,33 @@ describe('replay of a granted reserve', () => {
     expect((await getPool(svc, p)).held).toBe(0); // and no new hold
   });
 
-  it('a different body with the same key is 422 IDEMPOTENCY_KEY_REUSED (not stored; the first answer stays)', async () => {
-    const p = await makeProduct(svc, { capacity: 1000 });
-    await makeLine(svc, p, 'c1', { limit: 1000 });
-    await makeLine(svc, p, 'c2', { limit: 1000 });
-    const key = uniqueId('k');
-    const first = await reserve(svc, p, { customerId: 'c1', amount: 10 }, key);
-    expect(first.status).toBe(201);
-    expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 11 }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
-    expectProblem(await reserve(svc, p, { customerId: 'c2', amount: 10 }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
-    expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10, ttlSeconds: 100 }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
-    expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10, metadata: {} }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
-    const again = await reserve(svc, p, { customerId: 'c1', amount: 10 }, key);
-    expect(again.status).toBe(201);
-    expect(again.text).toBe(first.text);
-    expect((await getPool(svc, p)).held).toBe(10);
-  });
+  it(
+    'a different body with the same key is 422 ' + 'IDEMPOTENCY_KEY_REUSED (not stored; the first answer stays)',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 1000 });
+      await makeLine(svc, p, 'c1', { limit: 1000 });
+      await makeLine(svc, p, 'c2', { limit: 1000 });
+      const key = uniqueId('k');
+      const first = await reserve(svc, p, { customerId: 'c1', amount: 10 }, key);
+      expect(first.status).toBe(201);
+      expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 11 }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
+      expectProblem(await reserve(svc, p, { customerId: 'c2', amount: 10 }, key), 422, 'IDEMPOTENCY_KEY_REUSED');
+      expectProblem(
+        await reserve(svc, p, { customerId: 'c1', amount: 10, ttlSeconds: 100 }, key),
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+      );
+      expectProblem(
+        await reserve(svc, p, { customerId: 'c1', amount: 10, metadata: {} }, key),
+        422,
+        'IDEMPOTENCY_KEY_REUSED',
+      );
+      const again = await reserve(svc, p, { customerId: 'c1', amount: 10 }, key);
+      expect(again.status).toBe(201);
+      expect(again.text).toBe(first.text);
+      expect((await getPool(svc, p)).held).toBe(10);
+    },
+  );
 });
 
 describe('stored refusals', () => {
@@ -189,7 +212,11 @@ describe('answers that are not stored (a retry is evaluated afresh)', () => {
     await makeLine(svc, p, 'c1', { limit: 100 });
     const key = uniqueId('k');
     expectProblem(await rawReserve(p, '{"customerId":"c1","amount":7}', key, null), 401, 'UNAUTHENTICATED');
-    expectProblem(await rawReserve(p, '{"customerId":"c1","amount":7}', key, 'unknown-key-0001'), 401, 'UNAUTHENTICATED');
+    expectProblem(
+      await rawReserve(p, '{"customerId":"c1","amount":7}', key, 'unknown-key-0001'),
+      401,
+      'UNAUTHENTICATED',
+    );
     const ok = await reserve(svc, p, { customerId: 'c1', amount: 8 }, key);
     expect(ok.status).toBe(201);
     // (403 cannot happen on reserve: every role may reserve; covered for admin routes in auth.test.ts)
@@ -248,12 +275,16 @@ describe('concurrent duplicates', () => {
     const p = await makeProduct(svc, { capacity: 100 });
     await makeLine(svc, p, 'c1', { limit: 1000 });
     const key = uniqueId('k');
-    const dup = await Promise.all(Array.from({ length: 10 }, () => reserve(svc, p, { customerId: 'c1', amount: 101 }, key)));
+    const dup = await Promise.all(
+      Array.from({ length: 10 }, () => reserve(svc, p, { customerId: 'c1', amount: 101 }, key)),
+    );
     for (const r of dup) {
       expect(r.status).toBe(409);
       expect(r.text).toBe(dup[0]!.text);
     }
-    const distinct = await Promise.all(Array.from({ length: 30 }, () => reserve(svc, p, { customerId: 'c1', amount: 7 })));
+    const distinct = await Promise.all(
+      Array.from({ length: 30 }, () => reserve(svc, p, { customerId: 'c1', amount: 7 })),
+    );
     const granted = distinct.filter((r) => r.status === 201).length;
     expect(granted).toBe(14); // floor(100 / 7)
     for (const r of distinct.filter((r) => r.status !== 201)) expectProblem(r, 409, 'POOL_EXHAUSTED');
@@ -297,7 +328,9 @@ describe('scoping', () => {
   it('admin writes do not take Idempotency-Key into account (PUT is idempotent by itself)', async () => {
     const p = uniqueId('p');
     const key = uniqueId('k');
-    expect((await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 1 }, { 'Idempotency-Key': key })).status).toBe(201);
+    expect((await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 1 }, { 'Idempotency-Key': key })).status).toBe(
+      201,
+    );
     const second = await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 2 }, { 'Idempotency-Key': key });
     expect(second.status).toBe(200);
     expect(second.body.capacity).toBe(2);

@@ -63,8 +63,10 @@ async function inBoth(code: ErrorCode, call: Call) {
 }
 
 const path = (p: string, rest = '') => `/v1/products/${p}${rest}`;
-const reserveIn = (p: string, body: unknown, key = uniqueId('k')) => (h: Record<string, string>) =>
-  client(svc, 'POST', path(p, '/reservations'), body, { ...h, 'Idempotency-Key': key });
+const reserveIn =
+  (p: string, body: unknown, key = uniqueId('k')) =>
+  (h: Record<string, string>) =>
+    client(svc, 'POST', path(p, '/reservations'), body, { ...h, 'Idempotency-Key': key });
 
 describe('every code in both languages', () => {
   let p: string;
@@ -89,7 +91,10 @@ describe('every code in both languages', () => {
     await inBoth('ROUTE_NOT_FOUND', (h) => client(svc, 'GET', '/v1/nothing-here', undefined, h));
     const method = await inBoth('METHOD_NOT_ALLOWED', (h) => client(svc, 'DELETE', path(p), undefined, h));
     expect(method.zh.detail).toContain('DELETE');
-    await inBoth('PAYLOAD_TOO_LARGE', reserveIn(p, { customerId: 'ok', amount: 20, metadata: { x: 'y'.repeat(40_000) } }));
+    await inBoth(
+      'PAYLOAD_TOO_LARGE',
+      reserveIn(p, { customerId: 'ok', amount: 20, metadata: { x: 'y'.repeat(40_000) } }),
+    );
   });
 
   it('reserve refusals, in the contract order of checks', async () => {
@@ -102,7 +107,9 @@ describe('every code in both languages', () => {
     expect(pending.zh.detail).toContain('KYC review 7'); // the reason is the operator's text, as written
     expect(pending.zh.detail).toMatch(/激活/);
     expect(pending.en.detail).toBe('the account is pending activation: KYC review 7');
-    expect((await inBoth('ACCOUNT_FROZEN', reserveIn(p, { customerId: 'frozen', amount: 100 }))).zh.detail).toContain('risk review 42');
+    expect((await inBoth('ACCOUNT_FROZEN', reserveIn(p, { customerId: 'frozen', amount: 100 }))).zh.detail).toContain(
+      'risk review 42',
+    );
     await inBoth('ACCOUNT_CLOSED', reserveIn(p, { customerId: 'closed', amount: 100 }));
 
     const small = await makeProduct(svc, { capacity: 50, minAmount: 10 });
@@ -118,7 +125,12 @@ describe('every code in both languages', () => {
     expect(notOpen.zh.detail).toContain('北京时间');
 
     const resumeAt = Date.UTC(2031, 11, 1, 2, 0); // 10:00 in Beijing
-    const paused = await makeProduct(svc, { capacity: 1_000, status: 'paused', pauseReason: 'ledger maintenance', resumeAt: new Date(resumeAt).toISOString() });
+    const paused = await makeProduct(svc, {
+      capacity: 1_000,
+      status: 'paused',
+      pauseReason: 'ledger maintenance',
+      resumeAt: new Date(resumeAt).toISOString(),
+    });
     await makeLine(svc, paused, 'c', { limit: 1_000 });
     const pause = await inBoth('PRODUCT_PAUSED', reserveIn(paused, { customerId: 'c', amount: 100 }));
     expect(pause.zh.detail).toContain('ledger maintenance');
@@ -133,7 +145,9 @@ describe('every code in both languages', () => {
   it('reservation state refusals: commit, release, resolve, repay, idempotency', async () => {
     const released = await hold(svc, p, 'holder', 20);
     expect((await client(svc, 'POST', path(p, `/reservations/${released.reservationId}/release`))).status).toBe(200);
-    await inBoth('RESERVATION_RELEASED', (h) => client(svc, 'POST', path(p, `/reservations/${released.reservationId}/commit`), undefined, h));
+    await inBoth('RESERVATION_RELEASED', (h) =>
+      client(svc, 'POST', path(p, `/reservations/${released.reservationId}/commit`), undefined, h),
+    );
 
     const committed = await hold(svc, p, 'holder', 20);
     expect((await client(svc, 'POST', path(p, `/reservations/${committed.reservationId}/commit`))).status).toBe(200);
@@ -142,13 +156,21 @@ describe('every code in both languages', () => {
     );
 
     const held = await hold(svc, p, 'holder', 20);
-    const over = await inBoth('COMMIT_EXCEEDS_HOLD', (h) => client(svc, 'POST', path(p, `/reservations/${held.reservationId}/commit`), { amount: 30 }, h));
+    const over = await inBoth('COMMIT_EXCEEDS_HOLD', (h) =>
+      client(svc, 'POST', path(p, `/reservations/${held.reservationId}/commit`), { amount: 30 }, h),
+    );
     expect(over.zh.detail).toContain('0.20 元');
     await inBoth('RESERVATION_STATE_CONFLICT', (h) =>
       admin(svc, 'POST', path(p, `/reservations/${held.reservationId}/resolve`), { outcome: 'settled' }, h),
     );
     await inBoth('REPAYMENT_EXCEEDS_DRAWN', (h) =>
-      client(svc, 'POST', path(p, '/customers/ok/repayments'), { amount: 10 }, { ...h, 'Idempotency-Key': uniqueId('k') }),
+      client(
+        svc,
+        'POST',
+        path(p, '/customers/ok/repayments'),
+        { amount: 10 },
+        { ...h, 'Idempotency-Key': uniqueId('k') },
+      ),
     );
     const key = uniqueId('k');
     expect((await reserveIn(p, { customerId: 'holder', amount: 20 }, key)(EN)).status).toBe(201);
@@ -156,73 +178,104 @@ describe('every code in both languages', () => {
 
     const expiring = await hold(svc, p, 'holder', 20, { ttlSeconds: 1 });
     await sleep(1_300);
-    await inBoth('RESERVATION_EXPIRED', (h) => client(svc, 'POST', path(p, `/reservations/${expiring.reservationId}/commit`), undefined, h));
+    await inBoth('RESERVATION_EXPIRED', (h) =>
+      client(svc, 'POST', path(p, `/reservations/${expiring.reservationId}/commit`), undefined, h),
+    );
   });
 
-  describe('408, 429 and 503 (a service of their own: short body timeout, a per-customer rate, Redis behind a delaying proxy)', () => {
-    let proxy: DelayProxy;
-    let edge: ServiceContext;
-    beforeAll(async () => {
-      const target = new URL(inject('redisUrl'));
-      proxy = await startDelayProxy({ host: target.hostname, port: Number(target.port) });
-      edge = await startServiceContext({ REDIS_URL: proxy.url, BODY_TIMEOUT_MS: '300', RATE_LIMIT_CUSTOMER_PER_SECOND: '2' });
-    });
-    afterAll(async () => {
-      await edge?.stop();
-      await proxy?.stop();
-    });
-
-    it('REQUEST_TIMEOUT: a body that stalls', async () => {
-      const stalled = (h: Record<string, string>) =>
-        new Promise<RawResponse>((resolve, reject) => {
-          // fetch cannot stall a body: a raw request announcing more bytes than it sends.
-          import('node:net').then(({ connect }) => {
-            const socket = connect(Number(new URL(edge.baseUrl).port), '127.0.0.1');
-            let text = '';
-            socket.on('data', (d) => (text += d.toString()));
-            socket.on('error', reject);
-            socket.on('close', () => {
-              const [head = '', body = ''] = text.split('\r\n\r\n');
-              const headers = new Headers();
-              for (const line of head.split('\r\n').slice(1)) headers.append(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim());
-              resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers, text: body, body: JSON.parse(body), ms: 0 });
-            });
-            const lang = Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-            socket.write(
-              `POST /v1/products/p/reservations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${ADMIN_KEY}\r\nConnection: close\r\n` +
-                `Content-Type: application/json\r\nIdempotency-Key: k1\r\nContent-Length: 40\r\n${lang}\r\n{"cu`,
-            );
-          }, reject);
+  describe(
+    '408, 429 and 503 (a service of their own: short body timeout, a ' +
+      'per-customer rate, Redis behind a delaying proxy)',
+    () => {
+      let proxy: DelayProxy;
+      let edge: ServiceContext;
+      beforeAll(async () => {
+        const target = new URL(inject('redisUrl'));
+        proxy = await startDelayProxy({ host: target.hostname, port: Number(target.port) });
+        edge = await startServiceContext({
+          REDIS_URL: proxy.url,
+          BODY_TIMEOUT_MS: '300',
+          RATE_LIMIT_CUSTOMER_PER_SECOND: '2',
         });
-      await inBoth('REQUEST_TIMEOUT', stalled);
-    });
+      });
+      afterAll(async () => {
+        await edge?.stop();
+        await proxy?.stop();
+      });
 
-    it('RATE_LIMITED: a customer over its rate', async () => {
-      const p2 = await makeProduct(edge, { capacity: 1_000 });
-      await makeLine(edge, p2, 'c', { limit: 1_000 });
-      const burst = async (h: Record<string, string>) => {
-        const answers = await Promise.all(
-          [1, 2, 3, 4].map(() => client(edge, 'POST', path(p2, '/reservations'), { customerId: 'c', amount: 1 }, { ...h, 'Idempotency-Key': uniqueId('k') })),
-        );
-        const limited = answers.find((a) => a.status === 429);
-        expect(limited, JSON.stringify(answers.map((a) => a.status))).toBeDefined();
-        return limited!;
-      };
-      await inBoth('RATE_LIMITED', burst);
-    });
+      it('REQUEST_TIMEOUT: a body that stalls', async () => {
+        const stalled = (h: Record<string, string>) =>
+          new Promise<RawResponse>((resolve, reject) => {
+            // fetch cannot stall a body: a raw request announcing more bytes than it sends.
+            import('node:net').then(({ connect }) => {
+              const socket = connect(Number(new URL(edge.baseUrl).port), '127.0.0.1');
+              let text = '';
+              socket.on('data', (d) => (text += d.toString()));
+              socket.on('error', reject);
+              socket.on('close', () => {
+                const [head = '', body = ''] = text.split('\r\n\r\n');
+                const headers = new Headers();
+                for (const line of head.split('\r\n').slice(1))
+                  headers.append(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim());
+                resolve({
+                  status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]),
+                  headers,
+                  text: body,
+                  body: JSON.parse(body),
+                  ms: 0,
+                });
+              });
+              const lang = Object.entries(h)
+                .map(([k, v]) => `${k}: ${v}\r\n`)
+                .join('');
+              socket.write(
+                `POST /v1/products/p/reservations HTTP/1.1\r\nHost: x\r\n` +
+                  `Authorization: Bearer ${ADMIN_KEY}\r\nConnection: close\r\n` +
+                  `Content-Type: application/json\r\nIdempotency-Key: k1\r\nContent-Length: 40\r\n${lang}\r\n{"cu`,
+              );
+            }, reject);
+          });
+        await inBoth('REQUEST_TIMEOUT', stalled);
+      });
 
-    it('UNAVAILABLE: Redis too slow to answer by the deadline', async () => {
-      proxy.setReplyDelay(2_500);
-      try {
-        await inBoth('UNAVAILABLE', (h) => client(edge, 'GET', path(uniqueId('p')), undefined, h));
-      } finally {
-        proxy.setReplyDelay(0);
-      }
-    }, 15_000);
-  });
+      it('RATE_LIMITED: a customer over its rate', async () => {
+        const p2 = await makeProduct(edge, { capacity: 1_000 });
+        await makeLine(edge, p2, 'c', { limit: 1_000 });
+        const burst = async (h: Record<string, string>) => {
+          const answers = await Promise.all(
+            [1, 2, 3, 4].map(() =>
+              client(
+                edge,
+                'POST',
+                path(p2, '/reservations'),
+                { customerId: 'c', amount: 1 },
+                { ...h, 'Idempotency-Key': uniqueId('k') },
+              ),
+            ),
+          );
+          const limited = answers.find((a) => a.status === 429);
+          expect(limited, JSON.stringify(answers.map((a) => a.status))).toBeDefined();
+          return limited!;
+        };
+        await inBoth('RATE_LIMITED', burst);
+      });
+
+      it('UNAVAILABLE: Redis too slow to answer by the deadline', async () => {
+        proxy.setReplyDelay(2_500);
+        try {
+          await inBoth('UNAVAILABLE', (h) => client(edge, 'GET', path(uniqueId('p')), undefined, h));
+        } finally {
+          proxy.setReplyDelay(0);
+        }
+      }, 15_000);
+    },
+  );
 
   it('INTERNAL (no request provokes it on purpose): rendered in both languages, the request id kept', () => {
-    const draft = problem('INTERNAL', { message: 'an internal error occurred; quote request id r-1', requestId: 'r-1' });
+    const draft = problem('INTERNAL', {
+      message: 'an internal error occurred; quote request id r-1',
+      requestId: 'r-1',
+    });
     const en = renderProblem(draft, 'en');
     const zh = renderProblem(draft, 'zh');
     expect({ ...zh, title: '', detail: '' }).toEqual({ ...en, title: '', detail: '' });
@@ -277,23 +330,26 @@ describe('choosing the language', () => {
 });
 
 describe('a replayed answer in another language', () => {
-  it('a stored refusal replays with the same status, code and fields, its texts in the language asked now', async () => {
-    const p = await makeProduct(svc, { capacity: 1_000 });
-    await makeLine(svc, p, 'pending', { limit: 300, status: 'pending_activation', statusReason: 'KYC in review' });
-    const key = uniqueId('k');
-    const first = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(EN);
-    expectProblem(first, 409, 'ACCOUNT_PENDING_ACTIVATION');
-    // The line is activated: a fresh evaluation would now grant it; the replay answers the first outcome.
-    await makeLine(svc, p, 'pending', { limit: 300, status: 'active' });
-    const inChinese = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(ZH);
-    expectProblem(inChinese, 409, 'ACCOUNT_PENDING_ACTIVATION');
-    expect(inChinese.headers.get('idempotent-replayed')).toBe('true');
-    expect({ ...inChinese.body, title: '', detail: '' }).toEqual({ ...first.body, title: '', detail: '' });
-    expect(inChinese.body.title).toBe('账户待激活');
-    expect(inChinese.body.detail).toContain('KYC in review');
-    const again = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(EN);
-    expect(again.text).toBe(first.text); // the same language: byte for byte
-  });
+  it(
+    'a stored refusal replays with the same status, code and ' + 'fields, its texts in the language asked now',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 1_000 });
+      await makeLine(svc, p, 'pending', { limit: 300, status: 'pending_activation', statusReason: 'KYC in review' });
+      const key = uniqueId('k');
+      const first = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(EN);
+      expectProblem(first, 409, 'ACCOUNT_PENDING_ACTIVATION');
+      // The line is activated: a fresh evaluation would now grant it; the replay answers the first outcome.
+      await makeLine(svc, p, 'pending', { limit: 300, status: 'active' });
+      const inChinese = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(ZH);
+      expectProblem(inChinese, 409, 'ACCOUNT_PENDING_ACTIVATION');
+      expect(inChinese.headers.get('idempotent-replayed')).toBe('true');
+      expect({ ...inChinese.body, title: '', detail: '' }).toEqual({ ...first.body, title: '', detail: '' });
+      expect(inChinese.body.title).toBe('账户待激活');
+      expect(inChinese.body.detail).toContain('KYC in review');
+      const again = await reserveIn(p, { customerId: 'pending', amount: 100 }, key)(EN);
+      expect(again.text).toBe(first.text); // the same language: byte for byte
+    },
+  );
 
   it('a stored 2xx replays byte for byte whatever the language (it has no texts)', async () => {
     const p = await makeProduct(svc, { capacity: 1_000 });
@@ -321,10 +377,24 @@ describe('the line view explains each blocker (blockerDetails)', () => {
 
     const [pausedZh, pendingZh] = zh.blockerDetails;
     const [pausedEn, pendingEn] = en.blockerDetails;
-    expect(pausedZh).toEqual({ code: 'PRODUCT_PAUSED', title: '产品暂停借款', detail: expect.stringContaining('系统升级'), retryAt: new Date(resumeAt).toISOString() });
+    expect(pausedZh).toEqual({
+      code: 'PRODUCT_PAUSED',
+      title: '产品暂停借款',
+      detail: expect.stringContaining('系统升级'),
+      retryAt: new Date(resumeAt).toISOString(),
+    });
     expect(pausedZh.detail).toContain('北京时间');
-    expect(pausedEn).toEqual({ code: 'PRODUCT_PAUSED', title: 'The product is paused', detail: expect.stringContaining(new Date(resumeAt).toISOString()), retryAt: pausedZh.retryAt });
-    expect(pendingZh).toEqual({ code: 'ACCOUNT_PENDING_ACTIVATION', title: '账户待激活', detail: expect.stringContaining('KYC in review') });
+    expect(pausedEn).toEqual({
+      code: 'PRODUCT_PAUSED',
+      title: 'The product is paused',
+      detail: expect.stringContaining(new Date(resumeAt).toISOString()),
+      retryAt: pausedZh.retryAt,
+    });
+    expect(pendingZh).toEqual({
+      code: 'ACCOUNT_PENDING_ACTIVATION',
+      title: '账户待激活',
+      detail: expect.stringContaining('KYC in review'),
+    });
     expect(pendingZh.detail).toMatch(/激活/);
     expect(pendingEn.detail).toBe('the account is pending activation: KYC in review');
   });

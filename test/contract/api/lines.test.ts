@@ -51,7 +51,11 @@ describe('PUT /v1/products/{productId}/customers/{customerId}', () => {
     const b = await hold(svc, p, 'c1', 200);
     expect((await commit(svc, p, b.reservationId)).status).toBe(200);
 
-    const replaced = await admin(svc, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 800, tier: 'gold', statusReason: 'raised' });
+    const replaced = await admin(svc, 'PUT', `/v1/products/${p}/customers/c1`, {
+      limit: 800,
+      tier: 'gold',
+      statusReason: 'raised',
+    });
     expect(replaced.status).toBe(200);
     expect(replaced.body).toMatchObject({
       limit: 800,
@@ -86,7 +90,10 @@ describe('PUT /v1/products/{productId}/customers/{customerId}', () => {
     expectInvalid(await admin(svc, 'PUT', path, { limit: 10, tier: 'a:b' }), 'tier');
     expectInvalid(await admin(svc, 'PUT', path, { limit: 10, customerId: 'c2' }), 'customerId');
     expectInvalid(await admin(svc, 'PUT', path, { limit: 10, nickname: 'x' }), 'nickname');
-    expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}/customers/${'c'.repeat(65)}`, { limit: 10 }), 'customerId');
+    expectInvalid(
+      await admin(svc, 'PUT', `/v1/products/${p}/customers/${'c'.repeat(65)}`, { limit: 10 }),
+      'customerId',
+    );
     expectProblem(await client(svc, 'GET', `/v1/products/${p}/customers/c1`), 404, 'NO_CREDIT_LINE');
     // limit 0 is allowed
     const zero = await admin(svc, 'PUT', path, { limit: 0 });
@@ -147,17 +154,29 @@ describe('GET /v1/products/{productId}/customers/{customerId}', () => {
     expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_NOT_OPEN'], retryAt: opensAt });
     // Paused until after the opening: the later of the two.
     await patchProduct(svc, p, { status: 'paused', resumeAt });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'], retryAt: resumeAt });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({
+      blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'],
+      retryAt: resumeAt,
+    });
     // Paused with no end: no retry time, though the opening is known.
     await patchProduct(svc, p, { status: 'paused' });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'], retryAt: null });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({
+      blockers: ['PRODUCT_PAUSED', 'PRODUCT_NOT_OPEN'],
+      retryAt: null,
+    });
     // Closed: none either.
     await patchProduct(svc, p, { status: 'closed' });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_CLOSED', 'PRODUCT_NOT_OPEN'], retryAt: null });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({
+      blockers: ['PRODUCT_CLOSED', 'PRODUCT_NOT_OPEN'],
+      retryAt: null,
+    });
     // Open but not yet open, and the line frozen: none.
     await patchProduct(svc, p, { status: 'open' });
     await makeLine(svc, p, 'c1', { limit: 1000, status: 'frozen', statusReason: 'risk' });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ blockers: ['PRODUCT_NOT_OPEN', 'ACCOUNT_FROZEN'], retryAt: null });
+    expect(await getLine(svc, p, 'c1')).toMatchObject({
+      blockers: ['PRODUCT_NOT_OPEN', 'ACCOUNT_FROZEN'],
+      retryAt: null,
+    });
   });
 
   it('lists every blocker at once, and blockers are empty exactly when drawable > 0', async () => {
@@ -167,7 +186,9 @@ describe('GET /v1/products/{productId}/customers/{customerId}', () => {
 
     const all = await getLine(svc, p, 'c1');
     expect(all.drawable).toBe(0);
-    expect([...all.blockers].sort()).toEqual(['ACCOUNT_FROZEN', 'CUSTOMER_LIMIT_EXCEEDED', 'POOL_EXHAUSTED', 'PRODUCT_PAUSED'].sort());
+    expect([...all.blockers].sort()).toEqual(
+      ['ACCOUNT_FROZEN', 'CUSTOMER_LIMIT_EXCEEDED', 'POOL_EXHAUSTED', 'PRODUCT_PAUSED'].sort(),
+    );
 
     await patchProduct(svc, p, { status: 'open' });
     let line = await getLine(svc, p, 'c1');
@@ -194,7 +215,10 @@ describe('GET /v1/products/{productId}/customers/{customerId}', () => {
     await makeLine(svc, p, 'closed', { limit: 100, status: 'closed' });
     await makeLine(svc, p, 'ok', { limit: 100 });
     expect(await getLine(svc, p, 'pending')).toMatchObject({ drawable: 0 });
-    expect([...(await getLine(svc, p, 'pending')).blockers].sort()).toEqual(['ACCOUNT_PENDING_ACTIVATION', 'PRODUCT_NOT_OPEN']);
+    expect([...(await getLine(svc, p, 'pending')).blockers].sort()).toEqual([
+      'ACCOUNT_PENDING_ACTIVATION',
+      'PRODUCT_NOT_OPEN',
+    ]);
     expect([...(await getLine(svc, p, 'closed')).blockers].sort()).toEqual(['ACCOUNT_CLOSED', 'PRODUCT_NOT_OPEN']);
     expect(await getLine(svc, p, 'ok')).toMatchObject({ drawable: 0, blockers: ['PRODUCT_NOT_OPEN'] });
 

@@ -7,7 +7,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServiceContext, type ServiceContext } from '../../support/serviceContext.js';
-import { admin, client, commit, expectInvalid, expectProblem, hold, makeLine, makeProduct, release, sleep, uniqueId } from '../../support/api.js';
+import {
+  admin,
+  client,
+  commit,
+  expectInvalid,
+  expectProblem,
+  hold,
+  makeLine,
+  makeProduct,
+  release,
+  sleep,
+  uniqueId,
+} from '../../support/api.js';
 
 let svc: ServiceContext;
 beforeAll(async () => {
@@ -42,12 +54,17 @@ describe('GET /v1/products', () => {
     const mine = all.body.items.filter((i: any) => ids.includes(i.productId));
     expect(mine.map((i: any) => i.productId)).toEqual([...ids].sort());
     expect(mine.find((i: any) => i.productId === ids[0])).toMatchObject({ capacity: 1_000, held: 25, available: 975 });
-    expect(mine[0]).toEqual((await client(svc, 'GET', `/v1/products/${mine[0].productId}`)).body); // the same snapshot as the one-product read
+    // the same snapshot as the one-product read
+    expect(mine[0]).toEqual((await client(svc, 'GET', `/v1/products/${mine[0].productId}`)).body);
 
-    const paged = await pages((cursor) => client(svc, 'GET', `/v1/products?limit=2${cursor ? `&cursor=${cursor}` : ''}`));
+    const paged = await pages((cursor) =>
+      client(svc, 'GET', `/v1/products?limit=2${cursor ? `&cursor=${cursor}` : ''}`),
+    );
     expect(paged.length).toBe(Math.ceil(all.body.items.length / 2));
     for (const page of paged.slice(0, -1)) expect(page.items).toHaveLength(2);
-    expect(paged.flatMap((page) => page.items.map((i: any) => i.productId))).toEqual(all.body.items.map((i: any) => i.productId));
+    expect(paged.flatMap((page) => page.items.map((i: any) => i.productId))).toEqual(
+      all.body.items.map((i: any) => i.productId),
+    );
   });
 
   it('refuses a limit outside 1-500 and a cursor it did not give out, with 400 INVALID_REQUEST', async () => {
@@ -77,14 +94,21 @@ describe('GET /v1/products/{productId}/customers/{customerId}/reservations', () 
     await sleep(1_100);
     expect((await client(svc, 'GET', `/v1/products/${p}/reservations/${made[6]!.id}`)).body.status).toBe('expired');
     made[6]!.status = 'expired';
-    for (let i = 0; i < 200 && (await client(svc, 'GET', `/v1/products/${p}/reservations/${made[1]!.id}`)).body.status !== 'settled'; i++) await sleep(50);
+    for (
+      let i = 0;
+      i < 200 && (await client(svc, 'GET', `/v1/products/${p}/reservations/${made[1]!.id}`)).body.status !== 'settled';
+      i++
+    )
+      await sleep(50);
 
     const base = `/v1/products/${p}/customers/c1/reservations`;
     const all = await client(svc, 'GET', base);
     expect(all.status).toBe(200);
     expect(all.body.nextCursor).toBeNull();
     const newestFirst = [...made].reverse();
-    expect(all.body.items.map((r: any) => [r.reservationId, r.status])).toEqual(newestFirst.map((m) => [m.id, m.status]));
+    expect(all.body.items.map((r: any) => [r.reservationId, r.status])).toEqual(
+      newestFirst.map((m) => [m.id, m.status]),
+    );
     expect(all.body.items[0]).toMatchObject({ customerId: 'c1', productId: p, amount: 106 });
 
     const paged = await pages((cursor) => client(svc, 'GET', `${base}?limit=3${cursor ? `&cursor=${cursor}` : ''}`));
@@ -92,47 +116,72 @@ describe('GET /v1/products/{productId}/customers/{customerId}/reservations', () 
     expect(paged.flatMap((pg) => pg.items.map((r: any) => r.reservationId))).toEqual(newestFirst.map((m) => m.id));
 
     // Another customer's cursor is not one of this listing's.
-    expectInvalid(await client(svc, 'GET', `/v1/products/${p}/customers/c2/reservations?cursor=${paged[0].nextCursor}`), 'query.cursor');
+    expectInvalid(
+      await client(svc, 'GET', `/v1/products/${p}/customers/c2/reservations?cursor=${paged[0].nextCursor}`),
+      'query.cursor',
+    );
     const c2 = await client(svc, 'GET', `/v1/products/${p}/customers/c2/reservations`);
     expect(c2.body.items.every((r: any) => r.customerId === 'c2')).toBe(true);
     expect(c2.body.items.length).toBe(1);
   });
 
-  it('answers an empty list for a customer with none (or no line), 404 PRODUCT_NOT_FOUND for an unknown product', async () => {
-    const p = await makeProduct(svc);
-    await makeLine(svc, p, 'quiet');
-    for (const c of ['quiet', 'nobody']) {
-      const res = await client(svc, 'GET', `/v1/products/${p}/customers/${c}/reservations`);
-      expect(res.status).toBe(200);
-      expect(res.body).toEqual({ items: [], nextCursor: null });
-    }
-    expectProblem(await client(svc, 'GET', `/v1/products/${uniqueId('absent')}/customers/c1/reservations`), 404, 'PRODUCT_NOT_FOUND');
-    expectInvalid(await client(svc, 'GET', `/v1/products/${p}/customers/quiet/reservations?limit=501`), 'query.limit');
-  });
+  it(
+    'answers an empty list for a customer with none (or no line), ' + '404 PRODUCT_NOT_FOUND for an unknown product',
+    async () => {
+      const p = await makeProduct(svc);
+      await makeLine(svc, p, 'quiet');
+      for (const c of ['quiet', 'nobody']) {
+        const res = await client(svc, 'GET', `/v1/products/${p}/customers/${c}/reservations`);
+        expect(res.status).toBe(200);
+        expect(res.body).toEqual({ items: [], nextCursor: null });
+      }
+      expectProblem(
+        await client(svc, 'GET', `/v1/products/${uniqueId('absent')}/customers/c1/reservations`),
+        404,
+        'PRODUCT_NOT_FOUND',
+      );
+      expectInvalid(
+        await client(svc, 'GET', `/v1/products/${p}/customers/quiet/reservations?limit=501`),
+        'query.limit',
+      );
+    },
+  );
 });
 
 describe('GET /v1/products/{productId}/reservations?status= (admin)', () => {
-  it('pages by nextCursor, oldest transition first, and stays exact when entries leave between pages; offset still works', async () => {
-    const p = await makeProduct(svc, { capacity: 1_000_000, holdTtlSeconds: 600 });
-    await makeLine(svc, p, 'c1');
-    const ids: string[] = [];
-    for (let i = 0; i < 9; i++) ids.push((await hold(svc, p, 'c1', 10)).reservationId); // held: scored by expiresAt (ties likely)
-    const base = `/v1/products/${p}/reservations?status=held`;
-    const byRank = (await admin(svc, 'GET', `${base}&limit=500`)).body.items.map((r: any) => r.reservationId);
-    expect([...byRank].sort()).toEqual([...ids].sort());
+  it(
+    'pages by nextCursor, oldest transition first, and stays exact ' +
+      'when entries leave between pages; offset still works',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 1_000_000, holdTtlSeconds: 600 });
+      await makeLine(svc, p, 'c1');
+      const ids: string[] = [];
+      // held: scored by expiresAt (ties likely)
+      for (let i = 0; i < 9; i++) ids.push((await hold(svc, p, 'c1', 10)).reservationId);
+      const base = `/v1/products/${p}/reservations?status=held`;
+      const byRank = (await admin(svc, 'GET', `${base}&limit=500`)).body.items.map((r: any) => r.reservationId);
+      expect([...byRank].sort()).toEqual([...ids].sort());
 
-    const first = await admin(svc, 'GET', `${base}&limit=4`);
-    expect(first.body.items.map((r: any) => r.reservationId)).toEqual(byRank.slice(0, 4));
-    expect(first.body.nextCursor).toEqual(expect.any(String));
-    expect(first.body.nextOffset).toBe(4);
-    // The page's last entry leaves the set before the next page is asked for: the cursor still holds.
-    expect((await release(svc, p, byRank[3])).status).toBe(200);
-    const rest = await pages((cursor) => admin(svc, 'GET', `${base}&limit=4&cursor=${cursor ?? first.body.nextCursor}`));
-    expect(rest.flatMap((pg) => pg.items.map((r: any) => r.reservationId))).toEqual(byRank.slice(4));
+      const first = await admin(svc, 'GET', `${base}&limit=4`);
+      expect(first.body.items.map((r: any) => r.reservationId)).toEqual(byRank.slice(0, 4));
+      expect(first.body.nextCursor).toEqual(expect.any(String));
+      expect(first.body.nextOffset).toBe(4);
+      // The page's last entry leaves the set before the next page is asked for: the cursor still holds.
+      expect((await release(svc, p, byRank[3])).status).toBe(200);
+      const rest = await pages((cursor) =>
+        admin(svc, 'GET', `${base}&limit=4&cursor=${cursor ?? first.body.nextCursor}`),
+      );
+      expect(rest.flatMap((pg) => pg.items.map((r: any) => r.reservationId))).toEqual(byRank.slice(4));
 
-    const byOffset = await admin(svc, 'GET', `${base}&limit=4&offset=4`);
-    expect(byOffset.body.nextOffset).toBeNull();
-    expect(byOffset.body.items.map((r: any) => r.reservationId)).toEqual(byRank.filter((id: string) => id !== byRank[3]).slice(4));
-    expectInvalid(await admin(svc, 'GET', `${base}&cursor=${Buffer.from('nonsense').toString('base64url')}`), 'query.cursor');
-  });
+      const byOffset = await admin(svc, 'GET', `${base}&limit=4&offset=4`);
+      expect(byOffset.body.nextOffset).toBeNull();
+      expect(byOffset.body.items.map((r: any) => r.reservationId)).toEqual(
+        byRank.filter((id: string) => id !== byRank[3]).slice(4),
+      );
+      expectInvalid(
+        await admin(svc, 'GET', `${base}&cursor=${Buffer.from('nonsense').toString('base64url')}`),
+        'query.cursor',
+      );
+    },
+  );
 });

@@ -55,7 +55,9 @@ describe('metrics', () => {
 
     const after = await raw(svc, 'GET', '/metrics', { key: null });
     expect(counter(after.text, 'quota_decisions_total', { operation: 'reserve', result: 'OK' })).toBe(ok0 + 1);
-    expect(counter(after.text, 'quota_decisions_total', { operation: 'reserve', result: 'POOL_EXHAUSTED' })).toBe(ex0 + 1);
+    expect(counter(after.text, 'quota_decisions_total', { operation: 'reserve', result: 'POOL_EXHAUSTED' })).toBe(
+      ex0 + 1,
+    );
     // labels are bounded: products label the pool gauges, but no customer or reservation ids appear
     expect(after.text).toContain(`quota_pool_capacity{product="${p}"}`);
     expect(after.text).not.toMatch(/[{,](customer|reservation)\w*=/i);

@@ -29,7 +29,11 @@ afterAll(() => svc.stop());
 describe('PUT /v1/products/{productId}', () => {
   it('answers 201 with the snapshot on create, 200 on replace, and keeps the counters', async () => {
     const p = uniqueId('p');
-    const created = await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 1000, maxAmount: 500, holdTtlSeconds: 120 });
+    const created = await admin(svc, 'PUT', `/v1/products/${p}`, {
+      capacity: 1000,
+      maxAmount: 500,
+      holdTtlSeconds: 120,
+    });
     expect(created.status).toBe(201);
     expect(created.headers.get('content-type')).toMatch(/^application\/json/);
     expect(created.body).toMatchObject({
@@ -104,14 +108,24 @@ describe('PUT /v1/products/{productId}', () => {
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: '10' }), 'capacity');
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 1.5 }), 'capacity');
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 2 ** 53 }), 'capacity');
-    expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, holdTtlSeconds: 86_401 }), 'holdTtlSeconds');
+    expectInvalid(
+      await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, holdTtlSeconds: 86_401 }),
+      'holdTtlSeconds',
+    );
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, holdTtlSeconds: 0 }), 'holdTtlSeconds');
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, minAmount: 0 }), 'minAmount');
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, status: 'frozen' }), 'status');
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, opensAt: 'tomorrow' }), 'opensAt');
-    expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, minAmount: 10, maxAmount: 5 }), 'maxAmount');
     expectInvalid(
-      await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, opensAt: '2030-01-02T00:00:00Z', closesAt: '2030-01-01T00:00:00Z' }),
+      await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, minAmount: 10, maxAmount: 5 }),
+      'maxAmount',
+    );
+    expectInvalid(
+      await admin(svc, 'PUT', `/v1/products/${p}`, {
+        capacity: 10,
+        opensAt: '2030-01-02T00:00:00Z',
+        closesAt: '2030-01-01T00:00:00Z',
+      }),
       'closesAt',
     );
     expectInvalid(await admin(svc, 'PUT', `/v1/products/${p}`, { capacity: 10, colour: 'red' }), 'colour');
@@ -129,13 +143,25 @@ describe('PATCH /v1/products/{productId}', () => {
     const p = await makeProduct(svc, { capacity: 1000, maxAmount: 400, holdTtlSeconds: 60 });
     const resumeAt = '2031-05-06T07:08:09+08:00';
     const paused = await patchProduct(svc, p, { status: 'paused', pauseReason: 'maintenance', resumeAt });
-    expect(paused).toMatchObject({ status: 'paused', pauseReason: 'maintenance', capacity: 1000, maxAmount: 400, holdTtlSeconds: 60 });
+    expect(paused).toMatchObject({
+      status: 'paused',
+      pauseReason: 'maintenance',
+      capacity: 1000,
+      maxAmount: 400,
+      holdTtlSeconds: 60,
+    });
     expect(paused.resumeAt).toMatch(ISO_UTC);
     expect(Date.parse(paused.resumeAt)).toBe(Date.parse(resumeAt));
     expect(paused.resumeAt).toBe('2031-05-05T23:08:09.000Z');
 
     const more = await patchProduct(svc, p, { capacity: 5000 });
-    expect(more).toMatchObject({ capacity: 5000, available: 5000, status: 'paused', pauseReason: 'maintenance', maxAmount: 400 });
+    expect(more).toMatchObject({
+      capacity: 5000,
+      available: 5000,
+      status: 'paused',
+      pauseReason: 'maintenance',
+      maxAmount: 400,
+    });
 
     const open = await patchProduct(svc, p, { status: 'open', pauseReason: null, resumeAt: null });
     expect(open).toMatchObject({ status: 'open', pauseReason: null, resumeAt: null, capacity: 5000 });
@@ -150,33 +176,54 @@ describe('PATCH /v1/products/{productId}', () => {
     expect(after).toMatchObject({ held: 250, committed: 0, available: 750, status: 'closed' });
   });
 
-  it('a pause whose resumeAt has passed reads open and draws again; a new pause without resumeAt stops draws again', async () => {
-    const p = await makeProduct(svc, { capacity: 1000 });
-    await makeLine(svc, p, 'c1', { limit: 1000 });
-    // 2 s ahead: the PATCH and the refused reserve must land before it, even on a stalled machine.
-    const resumeAt = new Date(Date.now() + 2_000).toISOString();
-    expect(await patchProduct(svc, p, { status: 'paused', pauseReason: 'deploy', resumeAt })).toMatchObject({ status: 'paused', pauseReason: 'deploy' });
-    expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10 }), 409, 'PRODUCT_PAUSED');
-    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(resumeAt) - Date.now()) + 300));
+  it(
+    'a pause whose resumeAt has passed reads open and draws again; ' + 'a new pause without resumeAt stops draws again',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 1000 });
+      await makeLine(svc, p, 'c1', { limit: 1000 });
+      // 2 s ahead: the PATCH and the refused reserve must land before it, even on a stalled machine.
+      const resumeAt = new Date(Date.now() + 2_000).toISOString();
+      expect(await patchProduct(svc, p, { status: 'paused', pauseReason: 'deploy', resumeAt })).toMatchObject({
+        status: 'paused',
+        pauseReason: 'deploy',
+      });
+      expectProblem(await reserve(svc, p, { customerId: 'c1', amount: 10 }), 409, 'PRODUCT_PAUSED');
+      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(resumeAt) - Date.now()) + 300));
 
-    // Past resumeAt: the snapshot shows the status in force, and reserves are granted.
-    expect(await getPool(svc, p)).toMatchObject({ status: 'open', pauseReason: 'deploy', resumeAt: new Date(Date.parse(resumeAt)).toISOString() });
-    expect((await getLine(svc, p, 'c1')).blockers).toEqual([]);
-    await hold(svc, p, 'c1', 10);
+      // Past resumeAt: the snapshot shows the status in force, and reserves are granted.
+      expect(await getPool(svc, p)).toMatchObject({
+        status: 'open',
+        pauseReason: 'deploy',
+        resumeAt: new Date(Date.parse(resumeAt)).toISOString(),
+      });
+      expect((await getLine(svc, p, 'c1')).blockers).toEqual([]);
+      await hold(svc, p, 'c1', 10);
 
-    // An incident: pause with no resumeAt. The old, passed resumeAt must not reopen it.
-    const paused = await patchProduct(svc, p, { status: 'paused', pauseReason: 'incident' });
-    expect(paused).toMatchObject({ status: 'paused', pauseReason: 'incident', resumeAt: null });
-    const refused = await reserve(svc, p, { customerId: 'c1', amount: 10 });
-    expectProblem(refused, 409, 'PRODUCT_PAUSED');
-    expect(refused.headers.get('retry-after')).toBeNull();
-    expect((await getLine(svc, p, 'c1')).blockers).toEqual(['PRODUCT_PAUSED']);
+      // An incident: pause with no resumeAt. The old, passed resumeAt must not reopen it.
+      const paused = await patchProduct(svc, p, { status: 'paused', pauseReason: 'incident' });
+      expect(paused).toMatchObject({ status: 'paused', pauseReason: 'incident', resumeAt: null });
+      const refused = await reserve(svc, p, { customerId: 'c1', amount: 10 });
+      expectProblem(refused, 409, 'PRODUCT_PAUSED');
+      expect(refused.headers.get('retry-after')).toBeNull();
+      expect((await getLine(svc, p, 'c1')).blockers).toEqual(['PRODUCT_PAUSED']);
 
-    // Reopening clears the pause's reason; a patch without status keeps the rest.
-    expect(await patchProduct(svc, p, { status: 'open' })).toMatchObject({ status: 'open', pauseReason: null, resumeAt: null });
-    expect(await patchProduct(svc, p, { pauseReason: 'announced' })).toMatchObject({ status: 'open', pauseReason: 'announced' });
-    expect(await patchProduct(svc, p, { capacity: 2000 })).toMatchObject({ status: 'open', pauseReason: 'announced', capacity: 2000 });
-  });
+      // Reopening clears the pause's reason; a patch without status keeps the rest.
+      expect(await patchProduct(svc, p, { status: 'open' })).toMatchObject({
+        status: 'open',
+        pauseReason: null,
+        resumeAt: null,
+      });
+      expect(await patchProduct(svc, p, { pauseReason: 'announced' })).toMatchObject({
+        status: 'open',
+        pauseReason: 'announced',
+      });
+      expect(await patchProduct(svc, p, { capacity: 2000 })).toMatchObject({
+        status: 'open',
+        pauseReason: 'announced',
+        capacity: 2000,
+      });
+    },
+  );
 
   it('answers 404 PRODUCT_NOT_FOUND for an unknown product (and does not create it)', async () => {
     const p = uniqueId('p');

@@ -131,7 +131,11 @@ describe('product status and window refusals (409)', () => {
     const p = await makeProduct(svc, { capacity: 1000 });
     await makeLine(svc, p, 'c1');
     const resumeAt = Date.now() + 90_400;
-    await patchProduct(svc, p, { status: 'paused', pauseReason: 'maintenance', resumeAt: new Date(resumeAt).toISOString() });
+    await patchProduct(svc, p, {
+      status: 'paused',
+      pauseReason: 'maintenance',
+      resumeAt: new Date(resumeAt).toISOString(),
+    });
     const t0 = Date.now();
     const res = await reserve(svc, p, { customerId: 'c1', amount: 10 });
     const t1 = Date.now();

@@ -111,10 +111,14 @@ describe('repayments', () => {
     const p = await makeProduct(svc, { capacity: 5000 });
     await makeLine(svc, p, 'c1', { limit: 100 });
     await settle(p, await draw(p, 'c1', 100));
-    expectProblem(await raw(svc, 'POST', `/v1/products/${p}/reservations`, {
-      body: { customerId: 'c1', amount: 1 },
-      headers: { 'Idempotency-Key': uniqueId('k') },
-    }), 409, 'CUSTOMER_LIMIT_EXCEEDED');
+    expectProblem(
+      await raw(svc, 'POST', `/v1/products/${p}/reservations`, {
+        body: { customerId: 'c1', amount: 1 },
+        headers: { 'Idempotency-Key': uniqueId('k') },
+      }),
+      409,
+      'CUSTOMER_LIMIT_EXCEEDED',
+    );
     expect((await repay(svc, p, 'c1', { amount: 40 })).status).toBe(200);
     expect((await getLine(svc, p, 'c1')).drawable).toBe(40);
     await hold(svc, p, 'c1', 40);
@@ -143,23 +147,31 @@ describe('repayments', () => {
 });
 
 describe('commit and release after settlement', () => {
-  it('a repeated commit of a settled reservation answers 200 with its current state; another amount 409; release 409', async () => {
-    const p = await makeProduct(svc, { capacity: 5000 });
-    await makeLine(svc, p, 'c1', { limit: 1000 });
-    const r = await hold(svc, p, 'c1', 100);
-    expect((await commit(svc, p, r.reservationId, { amount: 80 })).status).toBe(200);
-    await settle(p, r.reservationId);
-    const again = await commit(svc, p, r.reservationId);
-    expect(again.status).toBe(200);
-    expect(again.body).toMatchObject({ status: 'settled', committedAmount: 80 });
-    const same = await commit(svc, p, r.reservationId, { amount: 80 });
-    expect(same.status).toBe(200);
-    expect(same.body.status).toBe('settled');
-    expectProblem(await commit(svc, p, r.reservationId, { amount: 100 }), 409, 'RESERVATION_ALREADY_COMMITTED');
-    expectProblem(await raw(svc, 'POST', `/v1/products/${p}/reservations/${r.reservationId}/release`), 409, 'RESERVATION_ALREADY_COMMITTED');
-    expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 80, settled: 80 });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ held: 0, drawn: 80, settling: 0 });
-  });
+  it(
+    'a repeated commit of a settled reservation answers 200 with ' +
+      'its current state; another amount 409; release 409',
+    async () => {
+      const p = await makeProduct(svc, { capacity: 5000 });
+      await makeLine(svc, p, 'c1', { limit: 1000 });
+      const r = await hold(svc, p, 'c1', 100);
+      expect((await commit(svc, p, r.reservationId, { amount: 80 })).status).toBe(200);
+      await settle(p, r.reservationId);
+      const again = await commit(svc, p, r.reservationId);
+      expect(again.status).toBe(200);
+      expect(again.body).toMatchObject({ status: 'settled', committedAmount: 80 });
+      const same = await commit(svc, p, r.reservationId, { amount: 80 });
+      expect(same.status).toBe(200);
+      expect(same.body.status).toBe('settled');
+      expectProblem(await commit(svc, p, r.reservationId, { amount: 100 }), 409, 'RESERVATION_ALREADY_COMMITTED');
+      expectProblem(
+        await raw(svc, 'POST', `/v1/products/${p}/reservations/${r.reservationId}/release`),
+        409,
+        'RESERVATION_ALREADY_COMMITTED',
+      );
+      expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 80, settled: 80 });
+      expect(await getLine(svc, p, 'c1')).toMatchObject({ held: 0, drawn: 80, settling: 0 });
+    },
+  );
 });
 
 describe('repayment idempotency', () => {

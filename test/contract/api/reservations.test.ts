@@ -98,12 +98,26 @@ describe('GET /v1/products/{productId}/reservations/{reservationId}', () => {
     await makeLine(svc, p, 'c1');
     const r = await hold(svc, p, 'c1', 10);
     const got = await getReservation(svc, p, r.reservationId);
-    expect(got).toMatchObject({ reservationId: r.reservationId, status: 'held', attempts: 0, lastError: null, committedAmount: 0 });
+    expect(got).toMatchObject({
+      reservationId: r.reservationId,
+      status: 'held',
+      attempts: 0,
+      lastError: null,
+      committedAmount: 0,
+    });
     expectProblem(await client(svc, 'GET', `/v1/products/${p}/reservations/nope`), 404, 'RESERVATION_NOT_FOUND');
-    expectProblem(await client(svc, 'GET', `/v1/products/${uniqueId('p')}/reservations/${r.reservationId}`), 404, 'PRODUCT_NOT_FOUND');
+    expectProblem(
+      await client(svc, 'GET', `/v1/products/${uniqueId('p')}/reservations/${r.reservationId}`),
+      404,
+      'PRODUCT_NOT_FOUND',
+    );
     // a reservation of another product is not found in this one
     const other = await makeProduct(svc, { capacity: 100 });
-    expectProblem(await client(svc, 'GET', `/v1/products/${other}/reservations/${r.reservationId}`), 404, 'RESERVATION_NOT_FOUND');
+    expectProblem(
+      await client(svc, 'GET', `/v1/products/${other}/reservations/${r.reservationId}`),
+      404,
+      'RESERVATION_NOT_FOUND',
+    );
   });
 });
 
@@ -114,7 +128,12 @@ describe('commit', () => {
     const r = await hold(svc, p, 'c1', 200);
     const res = await commit(svc, p, r.reservationId);
     expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ reservationId: r.reservationId, status: 'committed', amount: 200, committedAmount: 200 });
+    expect(res.body).toMatchObject({
+      reservationId: r.reservationId,
+      status: 'committed',
+      amount: 200,
+      committedAmount: 200,
+    });
     expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 200, available: 800 });
     const line = await getLine(svc, p, 'c1');
     expect(line).toMatchObject({ held: 0, drawn: 200, available: 300 });
@@ -324,7 +343,7 @@ describe('expiry (real time, ttlSeconds 1)', () => {
 });
 
 describe('settlement without SETTLEMENT_URL (a lone instance works end to end)', () => {
-  it('a committed reservation settles into the service\'s own ledger; the settled money can be repaid', async () => {
+  it("a committed reservation settles into the service's own ledger; the settled money can be repaid", async () => {
     const p = await makeProduct(svc, { capacity: 1000 });
     await makeLine(svc, p, 'c1', { limit: 500 });
     const r = await hold(svc, p, 'c1', 120, { metadata: { order: 'o-9' } });
@@ -339,7 +358,13 @@ describe('settlement without SETTLEMENT_URL (a lone instance works end to end)',
     expect(status).toBe('settled');
     expect(await getPool(svc, p)).toMatchObject({ held: 0, committed: 100, settled: 100, available: 900 });
     expect(await getLine(svc, p, 'c1')).toMatchObject({ drawn: 100, settling: 0, available: 400 });
-    const rep = await client(svc, 'POST', `/v1/products/${p}/customers/c1/repayments`, { amount: 100 }, { 'Idempotency-Key': uniqueId('k') });
+    const rep = await client(
+      svc,
+      'POST',
+      `/v1/products/${p}/customers/c1/repayments`,
+      { amount: 100 },
+      { 'Idempotency-Key': uniqueId('k') },
+    );
     expect(rep.status).toBe(200);
     expect(rep.body).toMatchObject({ drawn: 0, available: 500 });
     expect(await getPool(svc, p)).toMatchObject({ committed: 100, settled: 100, available: 900 });

@@ -105,15 +105,18 @@ describe('resolve', () => {
     expect(await getPool(svc, p)).toMatchObject({ committed: 10, settled: 10 });
   });
 
-  it('answers 409 on a second resolve (the reservation is no longer settlement_unknown), with no second effect', async () => {
-    const { p, id } = await setup(50);
-    await unknownOutcome(p, id);
-    expect((await resolve(p, id, { outcome: 'reversed' })).status).toBe(200);
-    expectProblem(await resolve(p, id, { outcome: 'settled' }), 409, 'RESERVATION_STATE_CONFLICT');
-    expectProblem(await resolve(p, id, { outcome: 'reversed' }), 409, 'RESERVATION_STATE_CONFLICT');
-    expect(await getPool(svc, p)).toMatchObject({ committed: 0, settled: 0 });
-    expect(await getLine(svc, p, 'c1')).toMatchObject({ drawn: 0, settling: 0 });
-  });
+  it(
+    'answers 409 on a second resolve (the reservation is no ' + 'longer settlement_unknown), with no second effect',
+    async () => {
+      const { p, id } = await setup(50);
+      await unknownOutcome(p, id);
+      expect((await resolve(p, id, { outcome: 'reversed' })).status).toBe(200);
+      expectProblem(await resolve(p, id, { outcome: 'settled' }), 409, 'RESERVATION_STATE_CONFLICT');
+      expectProblem(await resolve(p, id, { outcome: 'reversed' }), 409, 'RESERVATION_STATE_CONFLICT');
+      expect(await getPool(svc, p)).toMatchObject({ committed: 0, settled: 0 });
+      expect(await getLine(svc, p, 'c1')).toMatchObject({ drawn: 0, settling: 0 });
+    },
+  );
 
   it('drawn never goes negative, whatever order repayments and reversals come in', async () => {
     const p = await makeProduct(svc, { capacity: 1000 });
@@ -159,6 +162,8 @@ describe('resolve', () => {
     expectInvalid(await resolve(p, 'bad:id', { outcome: 'settled' }), 'reservationId');
     expect((await getReservation(svc, p, id)).status).toBe('settlement_unknown');
     // the admin helper works on this route too
-    expect((await admin(svc, 'POST', `/v1/products/${p}/reservations/${id}/resolve`, { outcome: 'settled' })).status).toBe(200);
+    expect(
+      (await admin(svc, 'POST', `/v1/products/${p}/reservations/${id}/resolve`, { outcome: 'settled' })).status,
+    ).toBe(200);
   });
 });

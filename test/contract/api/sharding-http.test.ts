@@ -7,7 +7,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { shardOfCustomer } from '../../../src/engine/shards.js';
 import { startServiceContext, type ServiceContext } from '../../support/serviceContext.js';
-import { admin, client, commit, expectInvalid, getPool, hold, makeLine, makeProduct, sleep, uniqueId } from '../../support/api.js';
+import {
+  admin,
+  client,
+  commit,
+  expectInvalid,
+  getPool,
+  hold,
+  makeLine,
+  makeProduct,
+  sleep,
+  uniqueId,
+} from '../../support/api.js';
 
 let svc: ServiceContext;
 beforeAll(async () => {
@@ -45,7 +56,9 @@ describe('sharded products over HTTP', () => {
     expect(line.body.blockers).toEqual(['POOL_EXHAUSTED']);
     for (const id of ids) expect((await commit(svc, productId, id)).status).toBe(200);
     for (let i = 0; i < 50; i++) {
-      const all = await Promise.all(ids.map((id) => client(svc, 'GET', `/v1/products/${productId}/reservations/${id}`)));
+      const all = await Promise.all(
+        ids.map((id) => client(svc, 'GET', `/v1/products/${productId}/reservations/${id}`)),
+      );
       if (all.every((r) => r.body.status === 'settled')) break;
       await sleep(200);
     }

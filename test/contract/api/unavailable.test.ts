@@ -10,7 +10,17 @@ import { REQUEST_DEADLINE_MS } from '../../../src/http/app.js';
 import { startRedisServer, type RedisServerHandle } from '../../../src/redis/redisServer.js';
 import { startDelayProxy, type DelayProxy } from '../../support/delayProxy.js';
 import { startServiceContext, type ServiceContext } from '../../support/serviceContext.js';
-import { ADMIN_KEY, expectProblem, getPool, makeLine, makeProduct, raw, reserve, retryAfterOf, sleep } from '../../support/api.js';
+import {
+  ADMIN_KEY,
+  expectProblem,
+  getPool,
+  makeLine,
+  makeProduct,
+  raw,
+  reserve,
+  retryAfterOf,
+  sleep,
+} from '../../support/api.js';
 
 let server: RedisServerHandle;
 let svc: ServiceContext;
@@ -79,19 +89,22 @@ describe('scripts lost (SCRIPT FLUSH)', () => {
 });
 
 describe('Redis out of memory (maxmemory reached, noeviction)', () => {
-  it('a reserve answers 503 UNAVAILABLE with Retry-After and writes nothing; works again once memory is there', async () => {
-    const before = await getPool(svc, p);
-    await control.config('SET', 'maxmemory', '1');
-    try {
-      const res = await reserve(svc, p, { customerId: 'c1', amount: 1 });
-      expectProblem(res, 503, 'UNAVAILABLE');
-      expect(retryAfterOf(res)).toBeGreaterThanOrEqual(1);
-    } finally {
-      await control.config('SET', 'maxmemory', '0');
-    }
-    expect((await getPool(svc, p)).held).toBe(before.held);
-    expect((await reserve(svc, p, { customerId: 'c1', amount: 1 })).status).toBe(201);
-  });
+  it(
+    'a reserve answers 503 UNAVAILABLE with Retry-After and ' + 'writes nothing; works again once memory is there',
+    async () => {
+      const before = await getPool(svc, p);
+      await control.config('SET', 'maxmemory', '1');
+      try {
+        const res = await reserve(svc, p, { customerId: 'c1', amount: 1 });
+        expectProblem(res, 503, 'UNAVAILABLE');
+        expect(retryAfterOf(res)).toBeGreaterThanOrEqual(1);
+      } finally {
+        await control.config('SET', 'maxmemory', '0');
+      }
+      expect((await getPool(svc, p)).held).toBe(before.held);
+      expect((await reserve(svc, p, { customerId: 'c1', amount: 1 })).status).toBe(201);
+    },
+  );
 });
 
 describe('Redis unreachable (server stopped)', () => {
@@ -140,25 +153,32 @@ describe('Redis slow (every reply held 1 s): the answer still comes within 2 sec
     await slowServer?.stop();
   });
 
-  it('a PUT that needs two round trips answers 503 with Retry-After by the deadline; the write still lands', async () => {
-    const q = `slow-${Date.now()}`;
-    // Each reply held 1.4 s (under the 1.5 s command timeout): without the deadline the PUT would answer after 2.8 s.
-    proxy.setReplyDelay(1_400);
-    let put: Awaited<ReturnType<typeof raw>>;
-    let ms: number;
-    try {
-      [put, ms] = await timed(() => raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY }));
-    } finally {
-      proxy.setReplyDelay(0);
-    }
-    expectProblem(put, 503, 'UNAVAILABLE');
-    expect(retryAfterOf(put)).toBeGreaterThanOrEqual(1);
-    // The contract's bound: 2 s (the deadline is 1.8 s; the margin is for a stalled test machine).
-    expect(ms).toBeLessThan(REQUEST_DEADLINE_MS + 700);
-    // What the route was doing completes behind the answer; a retry of the PUT is safe either way.
-    const deadline = Date.now() + 10_000;
-    while ((await raw(slow, 'GET', `/v1/products/${q}`)).status !== 200 && Date.now() < deadline) await sleep(100);
-    expect((await getPool(slow, q)).capacity).toBe(10);
-    expect((await raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY })).status).toBe(200);
-  });
+  it(
+    'a PUT that needs two round trips answers 503 with ' + 'Retry-After by the deadline; the write still lands',
+    async () => {
+      const q = `slow-${Date.now()}`;
+      // Each reply held 1.4 s (under the 1.5 s command timeout): without the deadline the PUT would answer after 2.8 s.
+      proxy.setReplyDelay(1_400);
+      let put: Awaited<ReturnType<typeof raw>>;
+      let ms: number;
+      try {
+        [put, ms] = await timed(() =>
+          raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY }),
+        );
+      } finally {
+        proxy.setReplyDelay(0);
+      }
+      expectProblem(put, 503, 'UNAVAILABLE');
+      expect(retryAfterOf(put)).toBeGreaterThanOrEqual(1);
+      // The contract's bound: 2 s (the deadline is 1.8 s; the margin is for a stalled test machine).
+      expect(ms).toBeLessThan(REQUEST_DEADLINE_MS + 700);
+      // What the route was doing completes behind the answer; a retry of the PUT is safe either way.
+      const deadline = Date.now() + 10_000;
+      while ((await raw(slow, 'GET', `/v1/products/${q}`)).status !== 200 && Date.now() < deadline) await sleep(100);
+      expect((await getPool(slow, q)).capacity).toBe(10);
+      expect((await raw(slow, 'PUT', `/v1/products/${q}`, { body: { capacity: 10 }, key: ADMIN_KEY })).status).toBe(
+        200,
+      );
+    },
+  );
 });

@@ -132,7 +132,10 @@ describe('400 INVALID_REQUEST on reserve, naming the field', () => {
     expectInvalid(await rawReserve("{customerId:'c1'}"), 'body');
     expectInvalid(await rawReserve('[1,2,3]'), 'body');
     expectInvalid(await rawReserve('"c1"'), 'body');
-    expectInvalid(await rawReserve('customerId=c1&amount=1', uniqueId('k'), 'application/x-www-form-urlencoded'), 'body');
+    expectInvalid(
+      await rawReserve('customerId=c1&amount=1', uniqueId('k'), 'application/x-www-form-urlencoded'),
+      'body',
+    );
     expectInvalid(await rawReserve('', uniqueId('k'), null), 'body');
   });
 
@@ -208,20 +211,26 @@ describe('413 PAYLOAD_TOO_LARGE (16 KiB default limit)', () => {
   });
 
   it('400 before 413: a bad productId in the path with an oversized body is a 400 (PUT product)', async () => {
-    expectInvalid(await admin(svc, 'PUT', `/v1/products/bad:id`, { capacity: 1, pad: 'x'.repeat(17 * 1024) }), 'productId');
+    expectInvalid(
+      await admin(svc, 'PUT', `/v1/products/bad:id`, { capacity: 1, pad: 'x'.repeat(17 * 1024) }),
+      'productId',
+    );
   });
 });
 
 describe('requests express cannot read are 400, never 500', () => {
-  it('a path that does not percent-decode is 400 INVALID_REQUEST naming the path; 401 first without a key', async () => {
-    for (const path of ['/v1/products/%ZZ', `/v1/products/${p}/reservations/%E0%A4%A/commit`]) {
-      const res = await raw(svc, 'GET', path);
-      expectProblem(res, 400, 'INVALID_REQUEST');
-      expect(res.body.detail).toMatch(/^path:/);
-      expect(res.body.errors).toEqual([{ field: 'path', message: 'not a valid percent-encoded URL' }]);
-      expectProblem(await raw(svc, 'GET', path, { key: null }), 401, 'UNAUTHENTICATED');
-    }
-  });
+  it(
+    'a path that does not percent-decode is 400 ' + 'INVALID_REQUEST naming the path; 401 first without a key',
+    async () => {
+      for (const path of ['/v1/products/%ZZ', `/v1/products/${p}/reservations/%E0%A4%A/commit`]) {
+        const res = await raw(svc, 'GET', path);
+        expectProblem(res, 400, 'INVALID_REQUEST');
+        expect(res.body.detail).toMatch(/^path:/);
+        expect(res.body.errors).toEqual([{ field: 'path', message: 'not a valid percent-encoded URL' }]);
+        expectProblem(await raw(svc, 'GET', path, { key: null }), 401, 'UNAUTHENTICATED');
+      }
+    },
+  );
 
   it('a body that does not decompress is 400 INVALID_REQUEST and changes nothing', async () => {
     const before = await getPool(svc, p);
@@ -237,7 +246,10 @@ describe('requests express cannot read are 400, never 500', () => {
     const r = await reserve(svc, p, { customerId: 'c1', amount: 20 });
     expect(r.status).toBe(201);
     const path = `/v1/products/${p}/reservations/${r.body.reservationId}/commit`;
-    const form = await raw(svc, 'POST', path, { body: '{"amount":5}', contentType: 'application/x-www-form-urlencoded' });
+    const form = await raw(svc, 'POST', path, {
+      body: '{"amount":5}',
+      contentType: 'application/x-www-form-urlencoded',
+    });
     expectInvalid(form, 'Content-Type');
     const still = await client(svc, 'GET', `/v1/products/${p}/reservations/${r.body.reservationId}`);
     expect(still.body).toMatchObject({ status: 'held', amount: 20, committedAmount: 0 });
@@ -258,7 +270,11 @@ describe('a "__proto__" key in a body', () => {
     expectInvalid(res, 'body.metadata.__proto__');
     expect((await getPool(svc, p)).held).toBe(before.held);
     // Other keys, nested ones included, pass through exactly.
-    const ok = await reserve(svc, p, { customerId: 'c1', amount: 1, metadata: { orderId: 'o-1', nested: { constructor: 'x' } } });
+    const ok = await reserve(svc, p, {
+      customerId: 'c1',
+      amount: 1,
+      metadata: { orderId: 'o-1', nested: { constructor: 'x' } },
+    });
     expect(ok.status).toBe(201);
     expect(ok.body.metadata).toEqual({ orderId: 'o-1', nested: { constructor: 'x' } });
   });

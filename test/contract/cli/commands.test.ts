@@ -39,38 +39,55 @@ async function product(capacity = 100_000): Promise<string> {
 }
 
 describe('connection errors and exit codes', () => {
-  it('no URL: usage (2); unknown key: auth (3); client key on an admin command: auth (3); unknown product: not found (4); nothing listening: unreachable (5)', async () => {
-    const p = await product();
-    const noUrl = await quota(['product', 'show', p]);
-    expect(noUrl.code).toBe(2);
-    expect(noUrl.stderr).toMatch(/--url .*QUOTA_URL/);
+  it(
+    'no URL: usage (2); unknown key: auth (3); client key on an admin command: auth ' +
+      '(3); unknown product: not found (4); nothing listening: unreachable (5)',
+    async () => {
+      const p = await product();
+      const noUrl = await quota(['product', 'show', p]);
+      expect(noUrl.code).toBe(2);
+      expect(noUrl.stderr).toMatch(/--url .*QUOTA_URL/);
 
-    const badKey = await quota(['product', 'show', p, '--url', svc.baseUrl, '--key', 'wrong']);
-    expect(badKey.code).toBe(3);
-    expect(badKey.stderr).toMatch(/UNAUTHENTICATED .*check --key/);
+      const badKey = await quota(['product', 'show', p, '--url', svc.baseUrl, '--key', 'wrong']);
+      expect(badKey.code).toBe(3);
+      expect(badKey.stderr).toMatch(/UNAUTHENTICATED .*check --key/);
 
-    const clientKey = await quota(['product', 'pause', p], { QUOTA_URL: svc.baseUrl, QUOTA_API_KEY: CLIENT_KEY });
-    expect(clientKey.code).toBe(3);
-    expect(clientKey.stderr).toMatch(/FORBIDDEN.*admin key/);
+      const clientKey = await quota(['product', 'pause', p], { QUOTA_URL: svc.baseUrl, QUOTA_API_KEY: CLIENT_KEY });
+      expect(clientKey.code).toBe(3);
+      expect(clientKey.stderr).toMatch(/FORBIDDEN.*admin key/);
 
-    const missing = await quota(['product', 'show', 'no-such-product', ...conn, '--json']);
-    expect(missing.code).toBe(4);
-    expect(missing.json).toMatchObject({ exitCode: 4, problem: { code: 'PRODUCT_NOT_FOUND' } });
+      const missing = await quota(['product', 'show', 'no-such-product', ...conn, '--json']);
+      expect(missing.code).toBe(4);
+      expect(missing.json).toMatchObject({ exitCode: 4, problem: { code: 'PRODUCT_NOT_FOUND' } });
 
-    const dead = await quota(['product', 'show', p, '--url', `http://127.0.0.1:${await freePort()}`, '--key', ADMIN_KEY, '--retries', '0']);
-    expect(dead.code).toBe(5);
-    expect(dead.stderr).toMatch(/cannot reach the deployment.*ECONNREFUSED/);
+      const dead = await quota([
+        'product',
+        'show',
+        p,
+        '--url',
+        `http://127.0.0.1:${await freePort()}`,
+        '--key',
+        ADMIN_KEY,
+        '--retries',
+        '0',
+      ]);
+      expect(dead.code).toBe(5);
+      expect(dead.stderr).toMatch(/cannot reach the deployment.*ECONNREFUSED/);
 
-    const wrongPath = await quota(['product', 'show', p, '--url', `${svc.baseUrl}/v1`, '--key', ADMIN_KEY]);
-    expect(wrongPath.code).toBe(4);
-    expect(wrongPath.stderr).toMatch(/ROUTE_NOT_FOUND.*without \/v1/);
+      const wrongPath = await quota(['product', 'show', p, '--url', `${svc.baseUrl}/v1`, '--key', ADMIN_KEY]);
+      expect(wrongPath.code).toBe(4);
+      expect(wrongPath.stderr).toMatch(/ROUTE_NOT_FOUND.*without \/v1/);
 
-    expect((await quota(['product', 'frobnicate', p, ...conn])).code).toBe(2);
-    const help = await quota(['--help']);
-    expect([help.code, help.stdout]).toEqual([0, expect.stringMatching(/Exit codes: 0 ok, 1 failure.*2 usage,\n3 auth.*4 not found, 5 unreachable/s)]);
-    expect(await quota(['--version'])).toMatchObject({ code: 0, stdout: '0.1.0\n' });
-    expect((await quota(['product', 'pause', p, '--until', 'tomorrow', ...conn])).code).toBe(2);
-  });
+      expect((await quota(['product', 'frobnicate', p, ...conn])).code).toBe(2);
+      const help = await quota(['--help']);
+      expect([help.code, help.stdout]).toEqual([
+        0,
+        expect.stringMatching(/Exit codes: 0 ok, 1 failure.*2 usage,\n3 auth.*4 not found, 5 unreachable/s),
+      ]);
+      expect(await quota(['--version'])).toMatchObject({ code: 0, stdout: '0.1.0\n' });
+      expect((await quota(['product', 'pause', p, '--until', 'tomorrow', ...conn])).code).toBe(2);
+    },
+  );
 });
 
 describe('quota product', () => {
@@ -82,7 +99,17 @@ describe('quota product', () => {
     expect(shown.stdout).toMatch(/status\s+open/);
 
     const before = Date.now();
-    const paused = await quota(['product', 'pause', p, '--reason', 'bank maintenance', '--until', '2h', ...conn, '--json']);
+    const paused = await quota([
+      'product',
+      'pause',
+      p,
+      '--reason',
+      'bank maintenance',
+      '--until',
+      '2h',
+      ...conn,
+      '--json',
+    ]);
     expect(paused.code).toBe(0);
     expect(paused.json).toMatchObject({ productId: p, status: 'paused', pauseReason: 'bank maintenance' });
     const resumeAt = Date.parse(paused.json.resumeAt);
@@ -102,7 +129,11 @@ describe('quota why', () => {
     const p = await product(10_000);
     await api.admin.putLine(p, 'frozen-1', { limit: 5_000, status: 'frozen', statusReason: 'suspected fraud' });
     await api.admin.putLine(p, 'ok-1', { limit: 3_000 });
-    await api.admin.patchProduct(p, { status: 'paused', pauseReason: 'system upgrade', resumeAt: new Date(Date.now() + 3_600_000).toISOString() });
+    await api.admin.patchProduct(p, {
+      status: 'paused',
+      pauseReason: 'system upgrade',
+      resumeAt: new Date(Date.now() + 3_600_000).toISOString(),
+    });
 
     const why = await quota(['why', p, 'frozen-1', ...conn]);
     expect(why.code).toBe(0);
@@ -111,8 +142,16 @@ describe('quota why', () => {
     expect(why.stdout).toMatch(/ACCOUNT_FROZEN\s+The customer's account is frozen .*Reason: suspected fraud/);
     const inChinese = await quota(['why', p, 'frozen-1', ...conn, '--lang', 'zh', '--json']);
     expect(inChinese.json.blockers).toEqual([
-      expect.objectContaining({ code: 'PRODUCT_PAUSED', source: 'service', text: expect.stringMatching(/^产品暂停借款: .*system upgrade.*北京时间/) }),
-      expect.objectContaining({ code: 'ACCOUNT_FROZEN', source: 'service', text: expect.stringMatching(/^账户已冻结: .*suspected fraud/) }),
+      expect.objectContaining({
+        code: 'PRODUCT_PAUSED',
+        source: 'service',
+        text: expect.stringMatching(/^产品暂停借款: .*system upgrade.*北京时间/),
+      }),
+      expect.objectContaining({
+        code: 'ACCOUNT_FROZEN',
+        source: 'service',
+        text: expect.stringMatching(/^账户已冻结: .*suspected fraud/),
+      }),
     ]);
 
     await api.admin.patchProduct(p, { status: 'open' });
@@ -124,17 +163,29 @@ describe('quota why', () => {
     expect((await quota(['why', 'no-such-product', 'x', ...conn])).code).toBe(4);
   });
 
-  it('a line used up: the numbers behind CUSTOMER_LIMIT_EXCEEDED; the live holds when the deployment can list them', async () => {
-    const p = await product(10_000);
-    await api.admin.putLine(p, 'c1', { limit: 1_000 });
-    const r = await api.reserve(p, { customerId: 'c1', amount: 1_000 });
-    expect(r.ok).toBe(true);
-    const why = await quota(['why', p, 'c1', ...conn, '--json']);
-    expect(why.json.blockers).toEqual([expect.objectContaining({ code: 'CUSTOMER_LIMIT_EXCEEDED', source: 'cli', text: expect.stringMatching(/limit 1,000, held 1,000/) })]);
-    // Until GET …/customers/{c}/reservations exists, the answer says so instead of failing.
-    if (why.json.holds.live === null) expect(why.json.holds.note).toMatch(/cannot list/);
-    else expect(why.json.holds.live.map((h: { reservationId: string }) => h.reservationId)).toEqual([r.ok && r.value.reservationId]);
-  });
+  it(
+    'a line used up: the numbers behind CUSTOMER_LIMIT_EXCEEDED; ' + 'the live holds when the deployment can list them',
+    async () => {
+      const p = await product(10_000);
+      await api.admin.putLine(p, 'c1', { limit: 1_000 });
+      const r = await api.reserve(p, { customerId: 'c1', amount: 1_000 });
+      expect(r.ok).toBe(true);
+      const why = await quota(['why', p, 'c1', ...conn, '--json']);
+      expect(why.json.blockers).toEqual([
+        expect.objectContaining({
+          code: 'CUSTOMER_LIMIT_EXCEEDED',
+          source: 'cli',
+          text: expect.stringMatching(/limit 1,000, held 1,000/),
+        }),
+      ]);
+      // Until GET …/customers/{c}/reservations exists, the answer says so instead of failing.
+      if (why.json.holds.live === null) expect(why.json.holds.note).toMatch(/cannot list/);
+      else
+        expect(why.json.holds.live.map((h: { reservationId: string }) => h.reservationId)).toEqual([
+          r.ok && r.value.reservationId,
+        ]);
+    },
+  );
 });
 
 describe('quota settlements', () => {
@@ -156,16 +207,46 @@ describe('quota settlements', () => {
     expect(unknown.json.items.map((r: { reservationId: string }) => r.reservationId).sort()).toEqual([...ids].sort());
     expect((await quota(['settlements', 'unknown', p, ...conn])).stdout).toMatch(/3 unknown settlement\(s\)/);
 
-    const one = await quota(['settlements', 'resolve', p, ids[0]!, '--outcome', 'settled', '--reason', 'bank statement shows it', ...conn]);
+    const one = await quota([
+      'settlements',
+      'resolve',
+      p,
+      ids[0]!,
+      '--outcome',
+      'settled',
+      '--reason',
+      'bank statement shows it',
+      ...conn,
+    ]);
     expect(one.code).toBe(0);
     expect(one.stdout).toBe(`${ids[0]}: settled\n`);
 
     const file = join(tmp, 'resolve.txt');
-    writeFileSync(file, `# from the bank's report\n${ids[1]}\n{"reservationId":"${ids[2]}","outcome":"settled"}\nno-such-id\n`);
-    const batch = await quota(['settlements', 'resolve', p, '--file', file, '--outcome', 'reversed', '--reason', 'never received', ...conn, '--json']);
+    writeFileSync(
+      file,
+      `# from the bank's report\n${ids[1]}\n{"reservationId":"${ids[2]}","outcome":"settled"}\nno-such-id\n`,
+    );
+    const batch = await quota([
+      'settlements',
+      'resolve',
+      p,
+      '--file',
+      file,
+      '--outcome',
+      'reversed',
+      '--reason',
+      'never received',
+      ...conn,
+      '--json',
+    ]);
     expect(batch.code).toBe(1);
     expect(batch.json).toMatchObject({ resolved: 2, failed: 1 });
-    expect(batch.json.results.map((r: { reservationId: string; ok: boolean; status?: string; code?: string }) => [r.reservationId, r.status ?? r.code])).toEqual([
+    expect(
+      batch.json.results.map((r: { reservationId: string; ok: boolean; status?: string; code?: string }) => [
+        r.reservationId,
+        r.status ?? r.code,
+      ]),
+    ).toEqual([
       [ids[1], 'reversed'],
       [ids[2], 'settled'],
       ['no-such-id', 'RESERVATION_NOT_FOUND'],
@@ -185,12 +266,21 @@ describe('quota import (small files)', () => {
   it('CSV with a header: rows land, a bad row is written to the rejects file with its line in the file', async () => {
     const p = await product();
     const file = join(tmp, 'lines.csv');
-    writeFileSync(file, 'customerId,limit,status,statusReason,tier\nc1,1000,,,\nc2,2000,frozen,risk review,\nbad id,5,,,\nc4,4000,,,gold\n');
+    writeFileSync(
+      file,
+      'customerId,limit,status,statusReason,tier\nc1,1000,,,\n' +
+        'c2,2000,frozen,risk review,\nbad id,5,,,\nc4,4000,,,gold\n',
+    );
     const out = await quota(['import', p, file, ...conn, '--json']);
     expect(out.code).toBe(1);
     expect(out.json).toMatchObject({ rows: 4, upserted: 3, rejected: 1, nextLine: 6 });
-    const rejects = readFileSync(out.json.rejectsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(rejects).toEqual([expect.objectContaining({ line: 4, code: 'INVALID_REQUEST', detail: expect.stringMatching(/customerId/) })]);
+    const rejects = readFileSync(out.json.rejectsFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(rejects).toEqual([
+      expect.objectContaining({ line: 4, code: 'INVALID_REQUEST', detail: expect.stringMatching(/customerId/) }),
+    ]);
     const c2 = await api.getLine(p, 'c2');
     expect(c2.ok && [c2.value.limit, c2.value.status, c2.value.statusReason]).toEqual([2000, 'frozen', 'risk review']);
     const c4 = await api.getLine(p, 'c4');
@@ -200,11 +290,18 @@ describe('quota import (small files)', () => {
   it('--dry-run checks every row locally and sends nothing; an unknown product is exit 4', async () => {
     const p = await product();
     const file = join(tmp, 'dry.ndjson');
-    writeFileSync(file, '{"customerId":"d1","limit":10}\n{"customerId":"d2","limit":-1}\n\n{"customerId":"d3","limit":1,"colour":"red"}\nnot json\n');
+    writeFileSync(
+      file,
+      '{"customerId":"d1","limit":10}\n{"customerId":"d2","limit":-1}\n\n' +
+        '{"customerId":"d3","limit":1,"colour":"red"}\nnot json\n',
+    );
     const dry = await quota(['import', p, file, '--dry-run', '--json']);
     expect(dry.code).toBe(1);
     expect(dry.json).toMatchObject({ dryRun: true, rows: 4, valid: 1, rejected: 3 });
-    const rejects = readFileSync(dry.json.rejectsFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const rejects = readFileSync(dry.json.rejectsFile, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(rejects.map((r: { line: number }) => r.line)).toEqual([2, 4, 5]);
     expect(await api.getLine(p, 'd1')).toMatchObject({ ok: false, problem: { code: 'NO_CREDIT_LINE' } });
     expect((await quota(['import', 'no-such-product', file, ...conn])).code).toBe(4);

@@ -57,7 +57,12 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
   it('Redis paused mid-call: 503 with Retry-After, retried after it, one hold', async () => {
     const p = await productWithLine();
     const retries: RetryEvent[] = [];
-    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 4, onRetry: (e) => retries.push(e) });
+    const client = new QuotaClient({
+      baseUrl: svc.baseUrl,
+      apiKey: CLIENT_KEY,
+      maxRetries: 4,
+      onRetry: (e) => retries.push(e),
+    });
     await control.call('CLIENT', 'PAUSE', '2500', 'ALL');
     const t0 = Date.now();
     const answer = await client.reserve(p, { customerId: 'c1', amount: 700 });
@@ -70,28 +75,31 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
     await expectOneHold(p, 700);
   });
 
-  it('the reply is late: 503 although the hold landed; the retry answers that first hold (a replay), not a second', async () => {
-    const p = await productWithLine();
-    const retries: RetryEvent[] = [];
-    const client = new QuotaClient({
-      baseUrl: svc.baseUrl,
-      apiKey: CLIENT_KEY,
-      onRetry: (e) => {
-        retries.push(e);
+  it(
+    'the reply is late: 503 although the hold landed; the retry ' + 'answers that first hold (a replay), not a second',
+    async () => {
+      const p = await productWithLine();
+      const retries: RetryEvent[] = [];
+      const client = new QuotaClient({
+        baseUrl: svc.baseUrl,
+        apiKey: CLIENT_KEY,
+        onRetry: (e) => {
+          retries.push(e);
+          proxy.setReplyDelay(0);
+        },
+      });
+      proxy.setReplyDelay(2_500);
+      let answer;
+      try {
+        answer = await client.reserve(p, { customerId: 'c1', amount: 900 });
+      } finally {
         proxy.setReplyDelay(0);
-      },
-    });
-    proxy.setReplyDelay(2_500);
-    let answer;
-    try {
-      answer = await client.reserve(p, { customerId: 'c1', amount: 900 });
-    } finally {
-      proxy.setReplyDelay(0);
-    }
-    expect(retries.map((r) => r.reason)).toEqual(['status 503']);
-    expect(answer.ok && answer.replayed).toBe(true);
-    await expectOneHold(p, 900);
-  });
+      }
+      expect(retries.map((r) => r.reason)).toEqual(['status 503']);
+      expect(answer.ok && answer.replayed).toBe(true);
+      await expectOneHold(p, 900);
+    },
+  );
 
   it('no answer within timeoutMs: retried with the same key, one hold', async () => {
     const p = await productWithLine();
@@ -166,7 +174,13 @@ describe('connection refused, then the service is there', () => {
     const p = await productWithLine();
     const port = await freePort();
     const retries: RetryEvent[] = [];
-    const client = new QuotaClient({ baseUrl: `http://127.0.0.1:${port}`, apiKey: CLIENT_KEY, maxRetries: 6, backoffBaseMs: 100, onRetry: (e) => retries.push(e) });
+    const client = new QuotaClient({
+      baseUrl: `http://127.0.0.1:${port}`,
+      apiKey: CLIENT_KEY,
+      maxRetries: 6,
+      backoffBaseMs: 100,
+      onRetry: (e) => retries.push(e),
+    });
     // The "service" appears on that port 300 ms later (a forwarder to the real one).
     let forwarder: Server | undefined;
     const appear = new Promise<void>((resolve) =>

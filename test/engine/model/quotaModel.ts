@@ -92,7 +92,10 @@ export type ModelAnswer<T> =
       code: RefusalCode;
       replayed: boolean;
       drawable?: number;
-      /** Reserve refusals: when to retry (Retry-After): opensAt on PRODUCT_NOT_OPEN, resumeAt on PRODUCT_PAUSED, else null. */
+      /**
+       * Reserve refusals: when to retry (Retry-After): opensAt on PRODUCT_NOT_OPEN, resumeAt on PRODUCT_PAUSED, else
+       * null.
+       */
       retryAt?: number | null;
       repayable?: number;
       reservation?: ModelReservation;
@@ -124,7 +127,12 @@ interface StoredAnswer<T> {
 }
 
 /** States reached by a commit (the reservation was committed at some point). */
-const COMMITTED_ISH: ReadonlySet<ReservationStatus> = new Set(['committed', 'settled', 'settlement_unknown', 'reversed']);
+const COMMITTED_ISH: ReadonlySet<ReservationStatus> = new Set([
+  'committed',
+  'settled',
+  'settlement_unknown',
+  'reversed',
+]);
 
 const LINE_STATUS_CODE: Record<LineStatus, RefusalCode | null> = {
   active: null,
@@ -179,7 +187,9 @@ export class QuotaModel {
     line.held -= res.amount;
   }
 
-  /** Whether an answer for this reserve idempotency key is stored (a repeat is then a replay or IDEMPOTENCY_KEY_REUSED). */
+  /**
+   * Whether an answer for this reserve idempotency key is stored (a repeat is then a replay or IDEMPOTENCY_KEY_REUSED).
+   */
   reserveAnswerStored(key: string): boolean {
     return this.reserveAnswers.has(key);
   }
@@ -201,7 +211,11 @@ export class QuotaModel {
   // ---- config -------------------------------------------------------------
 
   /** PUT (fields not given take their defaults) or PATCH (only given fields change). Counters kept. */
-  upsertPool(config: Partial<ModelPoolConfig>, mode: 'put' | 'patch', now: number): { created: boolean } | { code: RefusalCode } {
+  upsertPool(
+    config: Partial<ModelPoolConfig>,
+    mode: 'put' | 'patch',
+    now: number,
+  ): { created: boolean } | { code: RefusalCode } {
     this.advance(now);
     if (mode === 'patch' && !this.pool) return { code: 'PRODUCT_NOT_FOUND' };
     const created = !this.pool;
@@ -209,7 +223,12 @@ export class QuotaModel {
     // Setting status starts the pause description afresh: pauseReason and resumeAt are what the patch gives.
     const fresh = config.status !== undefined ? { pauseReason: null, resumeAt: null } : {};
     const merged: ModelPoolConfig = { ...pickConfig(base), ...fresh, ...copy(config) };
-    this.pool = { ...merged, held: this.pool?.held ?? 0, committed: this.pool?.committed ?? 0, settled: this.pool?.settled ?? 0 };
+    this.pool = {
+      ...merged,
+      held: this.pool?.held ?? 0,
+      committed: this.pool?.committed ?? 0,
+      settled: this.pool?.settled ?? 0,
+    };
     return { created };
   }
 
@@ -218,7 +237,12 @@ export class QuotaModel {
     this.advance(now);
     if (!this.pool) return { ok: false, code: 'PRODUCT_NOT_FOUND', replayed: false };
     const old = this.lines.get(config.customerId);
-    this.lines.set(config.customerId, { ...copy(config), held: old?.held ?? 0, drawn: old?.drawn ?? 0, settling: old?.settling ?? 0 });
+    this.lines.set(config.customerId, {
+      ...copy(config),
+      held: old?.held ?? 0,
+      drawn: old?.drawn ?? 0,
+      settling: old?.settling ?? 0,
+    });
     return { ok: true, value: this.lineView(config.customerId, now)!, replayed: false };
   }
 
@@ -269,7 +293,8 @@ export class QuotaModel {
     if (pool.opensAt !== null && now < pool.opensAt) codes.push('PRODUCT_NOT_OPEN');
     const statusCode = LINE_STATUS_CODE[line.status];
     if (statusCode) codes.push(statusCode);
-    if (amount < pool.minAmount || (pool.maxAmount !== null && amount > pool.maxAmount)) codes.push('AMOUNT_OUT_OF_RANGE');
+    if (amount < pool.minAmount || (pool.maxAmount !== null && amount > pool.maxAmount))
+      codes.push('AMOUNT_OUT_OF_RANGE');
     if (line.held + line.drawn + amount > line.limit) codes.push('CUSTOMER_LIMIT_EXCEEDED');
     if (amount > this.poolAvailableTo(line)) codes.push('POOL_EXHAUSTED');
     return codes;
@@ -298,7 +323,11 @@ export class QuotaModel {
   reserve(req: ReserveInput, now: number): ModelAnswer<ModelReservation> | { code: 'TTL_OUT_OF_RANGE' } {
     this.advance(now);
     // 400 comes before a stored idempotent answer: ttlSeconds must be 1..holdTtlSeconds.
-    if (this.pool && req.ttlSeconds !== undefined && (req.ttlSeconds < 1 || req.ttlSeconds > this.pool.holdTtlSeconds)) {
+    if (
+      this.pool &&
+      req.ttlSeconds !== undefined &&
+      (req.ttlSeconds < 1 || req.ttlSeconds > this.pool.holdTtlSeconds)
+    ) {
       return { code: 'TTL_OUT_OF_RANGE' };
     }
     const stored = this.reserveAnswers.get(req.idempotencyKey);
@@ -314,7 +343,8 @@ export class QuotaModel {
     let answer: ModelAnswer<ModelReservation>;
     if (codes.length > 0) {
       const code = codes[0]!;
-      const retryAt = code === 'PRODUCT_NOT_OPEN' ? this.pool.opensAt : code === 'PRODUCT_PAUSED' ? this.pool.resumeAt : null;
+      const retryAt =
+        code === 'PRODUCT_NOT_OPEN' ? this.pool.opensAt : code === 'PRODUCT_PAUSED' ? this.pool.resumeAt : null;
       answer = { ok: false, code, replayed: false, drawable: this.lineView(req.customerId, now)!.drawable, retryAt };
     } else {
       const ttl = req.ttlSeconds ?? this.pool.holdTtlSeconds;
@@ -345,11 +375,17 @@ export class QuotaModel {
     if (!this.pool) return { ok: false, code: 'PRODUCT_NOT_FOUND', replayed: false };
     const res = this.reservations.get(reservationId);
     if (!res) return { ok: false, code: 'RESERVATION_NOT_FOUND', replayed: false };
-    const refuse = (code: RefusalCode): ModelAnswer<ModelReservation> => ({ ok: false, code, replayed: false, reservation: copy(res) });
+    const refuse = (code: RefusalCode): ModelAnswer<ModelReservation> => ({
+      ok: false,
+      code,
+      replayed: false,
+      reservation: copy(res),
+    });
     if (res.status === 'expired') return refuse('RESERVATION_EXPIRED');
     if (res.status === 'released') return refuse('RESERVATION_RELEASED');
     if (COMMITTED_ISH.has(res.status)) {
-      if (amount === undefined || amount === res.committedAmount) return { ok: true, value: copy(res), replayed: false };
+      if (amount === undefined || amount === res.committedAmount)
+        return { ok: true, value: copy(res), replayed: false };
       return refuse('RESERVATION_ALREADY_COMMITTED');
     }
     // A live hold. Only a frozen or closed line blocks a commit; product status and window do not.
@@ -416,7 +452,11 @@ export class QuotaModel {
    *   committed                      --unknown-->  settlement_unknown
    * Already in the target state: OK, changed = false. Anything else: RESERVATION_STATE_CONFLICT.
    */
-  recordSettlement(reservationId: string, outcome: 'settled' | 'reversed' | 'unknown', now: number): ModelAnswer<SettlementResult> {
+  recordSettlement(
+    reservationId: string,
+    outcome: 'settled' | 'reversed' | 'unknown',
+    now: number,
+  ): ModelAnswer<SettlementResult> {
     this.advance(now);
     if (!this.pool) return { ok: false, code: 'PRODUCT_NOT_FOUND', replayed: false };
     const res = this.reservations.get(reservationId);

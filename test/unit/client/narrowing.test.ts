@@ -16,7 +16,14 @@ const negative = `${dir}/.narrowing-unmarked.ts`;
 const readmeExample = `${dir}/.readme-example.ts`;
 
 async function tsc(...files: string[]): Promise<{ code: number; output: string }> {
-  writeFileSync(tsconfig, JSON.stringify({ extends: '../../../tsconfig.json', include: [], files: files.map((f) => f.replace(`${dir}/`, '')) }));
+  writeFileSync(
+    tsconfig,
+    JSON.stringify({
+      extends: '../../../tsconfig.json',
+      include: [],
+      files: files.map((f) => f.replace(`${dir}/`, '')),
+    }),
+  );
   try {
     const { stdout } = await run('npx', ['tsc', '-p', tsconfig, '--noEmit'], { encoding: 'utf8' });
     return { code: 0, output: stdout };
@@ -41,19 +48,23 @@ function extractReadmeExample(): string {
   return match[1]!;
 }
 
-it('narrowed codes compile (and the README example with them); a code the operation cannot answer is a type error', async () => {
-  writeFileSync(readmeExample, extractReadmeExample());
-  const marked = await tsc(`${dir}/narrowing.fixture.ts`, readmeExample);
-  expect(marked.output).toBe('');
-  expect(marked.code).toBe(0);
+it(
+  'narrowed codes compile (and the README example with them); a ' + 'code the operation cannot answer is a type error',
+  async () => {
+    writeFileSync(readmeExample, extractReadmeExample());
+    const marked = await tsc(`${dir}/narrowing.fixture.ts`, readmeExample);
+    expect(marked.output).toBe('');
+    expect(marked.code).toBe(0);
 
-  const source = readFileSync(`${dir}/narrowing.fixture.ts`, 'utf8');
-  const marks = source.split('\n').filter((l) => l.includes('// @ts-expect-error')).length;
-  writeFileSync(negative, source.replace(/^\s*\/\/ @ts-expect-error.*\n/gm, ''));
-  const unmarked = await tsc(negative);
-  expect(unmarked.code).not.toBe(0);
-  const errors = unmarked.output.split('\n').filter((l) => /error TS\d+/.test(l));
-  expect(errors).toHaveLength(marks);
-  expect(unmarked.output).toMatch(/'"COMMIT_EXCEEDS_HOLD"'/);
-  expect(unmarked.output).toMatch(/'"POOL_EXHAUSTD"'/);
-}, 120_000);
+    const source = readFileSync(`${dir}/narrowing.fixture.ts`, 'utf8');
+    const marks = source.split('\n').filter((l) => l.includes('// @ts-expect-error')).length;
+    writeFileSync(negative, source.replace(/^\s*\/\/ @ts-expect-error.*\n/gm, ''));
+    const unmarked = await tsc(negative);
+    expect(unmarked.code).not.toBe(0);
+    const errors = unmarked.output.split('\n').filter((l) => /error TS\d+/.test(l));
+    expect(errors).toHaveLength(marks);
+    expect(unmarked.output).toMatch(/'"COMMIT_EXCEEDS_HOLD"'/);
+    expect(unmarked.output).toMatch(/'"POOL_EXHAUSTD"'/);
+  },
+  120_000,
+);

@@ -26,13 +26,17 @@ export function parseWhen(value: string, option: string): string {
   }
   const at = Date.parse(value);
   if (Number.isNaN(at) || !/(Z|[+-]\d\d:?\d\d)$/.test(value)) {
-    throw new CliError(`${option} must be an ISO time with a zone (2026-06-18T12:00:00Z) or a duration (30m, 2h, 1d); got "${value}"`, EXIT.USAGE);
+    throw new CliError(
+      `${option} must be an ISO time with a zone (2026-06-18T12:00:00Z) or a duration (30m, 2h, 1d); got "${value}"`,
+      EXIT.USAGE,
+    );
   }
   return new Date(at).toISOString();
 }
 
 export function positiveInt(value: string, option: string, min = 1): number {
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new CliError(`${option} must be a whole number of at least ${min}; got "${value}"`, EXIT.USAGE);
+  if (!Number.isSafeInteger(n) || n < min)
+    throw new CliError(`${option} must be a whole number of at least ${min}; got "${value}"`, EXIT.USAGE);
   return n;
 }

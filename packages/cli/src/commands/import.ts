@@ -36,7 +36,9 @@ interface Rejection {
 export function registerImport(program: Command, { io, wrap }: Registrar): void {
   program
     .command('import <product> <file>')
-    .description('import credit lines (NDJSON or CSV with a header row) through the bulk route, with progress and resume')
+    .description(
+      'import credit lines (NDJSON or CSV with a header row) through the bulk route, with progress and resume',
+    )
     .option('--format <format>', 'ndjson or csv (default: from the file name)')
     .option('--from-line <n>', 'resume: start at this line of the file (from the last checkpoint)', '1')
     .option('--chunk-rows <n>', 'rows per bulk request (each chunk is one checkpoint)', '5000')
@@ -84,7 +86,10 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
           sent += chunk.length;
           nextLine = chunk[chunk.length - 1]!.line + 1;
           if (client) {
-            writeFileSync(run.checkpointFile, `${JSON.stringify({ productId, file, nextLine, upserted, rejected, at: new Date().toISOString() })}\n`);
+            writeFileSync(
+              run.checkpointFile,
+              `${JSON.stringify({ productId, file, nextLine, upserted, rejected, at: new Date().toISOString() })}\n`,
+            );
             if (!progress) io.stderr.write(`checkpoint: ${sent} rows sent, resume with --from-line ${nextLine}\n`);
           }
           progress?.update(sent);
@@ -97,7 +102,8 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
         const send = async (chunk: FileRow[]) => {
           if (chunk.length === 0) return;
           const answer = client ? sendChunk(client, productId, chunk) : Promise.resolve(checkLocally(chunk));
-          answer.catch(() => {}); // awaited in order by bookOldest; this only keeps a later chunk's failure from being "unhandled" meanwhile
+          // awaited in order by bookOldest; this only keeps a later chunk's failure from being "unhandled" meanwhile
+          answer.catch(() => {});
           inFlight.push({ chunk, answer });
           if (inFlight.length >= run.parallel) await bookOldest();
         };
@@ -116,9 +122,14 @@ export function registerImport(program: Command, { io, wrap }: Registrar): void 
           while (inFlight.length > 0) await bookOldest();
         } catch (err) {
           // Whatever stopped the import, say where to pick it up.
-          const failure = err instanceof CliError ? err : err instanceof QuotaClientError ? brokenCallError(err) : undefined;
+          const failure =
+            err instanceof CliError ? err : err instanceof QuotaClientError ? brokenCallError(err) : undefined;
           if (!failure || opts.dryRun) throw err;
-          throw new CliError(`${failure.message}; rows before line ${nextLine} are in: resume with --from-line ${nextLine}`, failure.exitCode, { ...failure.details, nextLine });
+          throw new CliError(
+            `${failure.message}; rows before line ${nextLine} are in: resume with --from-line ${nextLine}`,
+            failure.exitCode,
+            { ...failure.details, nextLine },
+          );
         } finally {
           progress?.stop();
         }
@@ -162,13 +173,18 @@ function checkLocally(chunk: FileRow[]): { upserted: number; rejected: Rejection
 }
 
 /** One chunk through the bulk route; the answer's line numbers (of the body) mapped back to the file's. */
-async function sendChunk(client: QuotaClient, productId: string, chunk: FileRow[]): Promise<{ upserted: number; rejected: Rejection[] }> {
+async function sendChunk(
+  client: QuotaClient,
+  productId: string,
+  chunk: FileRow[],
+): Promise<{ upserted: number; rejected: Rejection[] }> {
   const body = chunk.map((row) => `${row.text}\n`);
   const answer = valueOf(await client.admin.bulkImport(productId, body), `bulk import into ${productId}`);
   const rejected = answer.rejected.map((r) => ({ ...r, line: chunk[r.line - 1]?.line ?? r.line }));
   // A chunk is far below the service's report cap, but say so if rows went unlisted.
   const unlisted = (answer.rejectedCount ?? answer.rejected.length) - answer.rejected.length;
-  for (let i = 0; i < unlisted; i++) rejected.push({ line: 0, code: 'UNLISTED', detail: 'rejected; the service did not list the row' });
+  for (let i = 0; i < unlisted; i++)
+    rejected.push({ line: 0, code: 'UNLISTED', detail: 'rejected; the service did not list the row' });
   return { upserted: answer.upserted, rejected };
 }
 
@@ -187,6 +203,9 @@ function createProgress(io: Io, total: number): cliProgress.SingleBar | undefine
   const started = performance.now();
   bar.start(total, 0, { speed: 0 });
   const update = bar.update.bind(bar);
-  bar.update = ((value: number) => update(value, { speed: Math.round(value / Math.max((performance.now() - started) / 1000, 0.001)) })) as typeof bar.update;
+  bar.update = ((value: number) =>
+    update(value, {
+      speed: Math.round(value / Math.max((performance.now() - started) / 1000, 0.001)),
+    })) as typeof bar.update;
   return bar;
 }

@@ -13,7 +13,13 @@ import { valueOf } from '../connection.js';
 import { CliError, EXIT } from '../exitCodes.js';
 import { emit, money, type Io } from '../io.js';
 import type { Registrar } from '../main.js';
-import { apiSnapshotSource, checkInvariants, type InvariantReport, type PoolCounters, type SnapshotSource } from '../loadtest/invariants.js';
+import {
+  apiSnapshotSource,
+  checkInvariants,
+  type InvariantReport,
+  type PoolCounters,
+  type SnapshotSource,
+} from '../loadtest/invariants.js';
 import { createBook, trafficRequests, type Book, type Customer } from '../loadtest/traffic.js';
 import { connectFrom, optionsOf, positiveInt } from './common.js';
 
@@ -34,16 +40,26 @@ interface LoadtestOptions {
 export function registerLoadtest(program: Command, { io, wrap }: Registrar): void {
   program
     .command('loadtest')
-    .description('load-test a deployment with realistic draws; report throughput, latency, answers by code and an invariant check')
+    .description(
+      'load-test a deployment with realistic draws; report throughput, latency, answers by code and an invariant check',
+    )
     .option('--product <id>', 'the product to create for the run (default loadtest-<time>-<random>)')
     .option('--rate <n>', 'requests per second, all connections together', '200')
     .option('--duration <seconds>', 'how long to send', '10')
     .option('--connections <n>', 'concurrent connections', '10')
-    .option('--customers <n>', 'customer lines in the mix (5% pending activation, 3% frozen, a hot few drawing most)', '200')
+    .option(
+      '--customers <n>',
+      'customer lines in the mix (5% pending activation, 3% frozen, a hot few drawing most)',
+      '200',
+    )
     .option('--capacity <n>', "the product's capacity (minor units)", '5000000')
     .option('--min-amount <n>', 'smallest draw', '100')
     .option('--max-amount <n>', 'largest draw', '5000')
-    .option('--commit-ratio <r>', 'share of granted draws committed instead of released (commits reach the ledger!)', '0')
+    .option(
+      '--commit-ratio <r>',
+      'share of granted draws committed instead of released (commits reach the ledger!)',
+      '0',
+    )
     .option('--existing-product', 'run against a product that already exists (adds loadtest customer lines to it)')
     .option('--cleanup', 'afterwards close the product it created (holds are always released)')
     .action(
@@ -51,7 +67,13 @@ export function registerLoadtest(program: Command, { io, wrap }: Registrar): voi
         const options = optionsOf<LoadtestOptions>(command);
         const { client, url } = connectFrom(command, io);
         const settings = parseSettings(opts);
-        const result = await runLoadtest({ client, url, apiKey: options.key ?? io.env.QUOTA_API_KEY ?? '', io, ...settings });
+        const result = await runLoadtest({
+          client,
+          url,
+          apiKey: options.key ?? io.env.QUOTA_API_KEY ?? '',
+          io,
+          ...settings,
+        });
         emit(io, !!options.json, result, () => describe(result));
         return result.invariants.ok ? EXIT.OK : EXIT.FAILURE;
       }),
@@ -91,22 +113,40 @@ export interface LoadtestRun extends ReturnType<typeof parseSettings> {
 export async function runLoadtest(run: LoadtestRun) {
   const { client, io } = run;
   const runId = `lt${Date.now().toString(36)}${randomBytes(3).toString('hex')}`;
-  const productId = run.productId ?? `loadtest-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
+  const productId =
+    run.productId ??
+    `loadtest-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}-${randomBytes(2).toString('hex')}`;
 
   // Our own product, unless told to use an existing one.
   const existing = await client.getProduct(productId);
   if (existing.ok && !run.existingProduct) {
-    throw new CliError(`product ${productId} already exists and was not created by this run: pass --existing-product to load-test it anyway`, EXIT.USAGE);
+    throw new CliError(
+      `product ${productId} already exists and was not created by this ` +
+        `run: pass --existing-product to load-test it anyway`,
+      EXIT.USAGE,
+    );
   }
   if (!existing.ok && existing.problem.code !== 'PRODUCT_NOT_FOUND') valueOf(existing, `product ${productId}`);
   if (!existing.ok && run.existingProduct) throw new CliError(`product ${productId} does not exist`, EXIT.NOT_FOUND);
   const ownsProduct = !existing.ok;
   if (ownsProduct) {
-    valueOf(await client.admin.putProduct(productId, { capacity: run.capacity, minAmount: run.minAmount, maxAmount: run.maxAmount, holdTtlSeconds: 300 }), `create ${productId}`);
+    valueOf(
+      await client.admin.putProduct(productId, {
+        capacity: run.capacity,
+        minAmount: run.minAmount,
+        maxAmount: run.maxAmount,
+        holdTtlSeconds: 300,
+      }),
+      `create ${productId}`,
+    );
   }
   const customers = customerMix(runId, run.customers);
   const imported = valueOf(await client.admin.bulkImport(productId, customers.rows), `customer lines for ${productId}`);
-  if (imported.rejected.length > 0) throw new CliError(`the service rejected ${imported.rejected.length} loadtest lines: ${imported.rejected[0]!.detail}`, EXIT.FAILURE);
+  if (imported.rejected.length > 0)
+    throw new CliError(
+      `the service rejected ${imported.rejected.length} loadtest lines: ${imported.rejected[0]!.detail}`,
+      EXIT.FAILURE,
+    );
   const baselinePool = valueOf(await client.getProduct(productId), `product ${productId}`);
 
   const book = createBook();
@@ -126,7 +166,15 @@ export async function runLoadtest(run: LoadtestRun) {
           timeout: 10,
           headers: { authorization: `Bearer ${run.apiKey}` },
           requests: trafficRequests(
-            { productId, runId, customers: customers.mix, minAmount: run.minAmount, maxAmount: run.maxAmount, commitRatio: run.commitRatio, ttlSeconds: 120 },
+            {
+              productId,
+              runId,
+              customers: customers.mix,
+              minAmount: run.minAmount,
+              maxAmount: run.maxAmount,
+              commitRatio: run.commitRatio,
+              ttlSeconds: 120,
+            },
             book,
           ),
         },
@@ -158,19 +206,42 @@ export async function runLoadtest(run: LoadtestRun) {
   );
 
   let closed = false;
-  if (run.cleanup && ownsProduct) closed = valueOf(await client.admin.patchProduct(productId, { status: 'closed' }), `close ${productId}`).status === 'closed';
+  if (run.cleanup && ownsProduct)
+    closed =
+      valueOf(await client.admin.patchProduct(productId, { status: 'closed' }), `close ${productId}`).status ===
+      'closed';
 
   return {
     productId,
     createdProduct: ownsProduct,
     url: run.url,
     seconds: round(seconds),
-    settings: { rate: run.rate, duration: run.duration, connections: run.connections, customers: run.customers, commitRatio: run.commitRatio },
+    settings: {
+      rate: run.rate,
+      duration: run.duration,
+      connections: run.connections,
+      customers: run.customers,
+      commitRatio: run.commitRatio,
+    },
     requests: result.requests.total,
     throughputPerSecond: round(book.answers / seconds),
-    latencyMs: { p50: result.latency.p50, p90: result.latency.p90, p99: result.latency.p99, p99_9: result.latency.p99_9, max: result.latency.max, mean: round(result.latency.mean) },
+    latencyMs: {
+      p50: result.latency.p50,
+      p90: result.latency.p90,
+      p99: result.latency.p99,
+      p99_9: result.latency.p99_9,
+      max: result.latency.max,
+      mean: round(result.latency.mean),
+    },
     answersByCode: Object.fromEntries(Object.entries(book.answersByCode).sort(([a], [b]) => a.localeCompare(b))),
-    draws: { sent: book.drawsSent, granted: book.granted, refused: book.refused, released: book.released, committed: book.committedCount, committedAmount: book.committedAmount },
+    draws: {
+      sent: book.drawsSent,
+      granted: book.granted,
+      refused: book.refused,
+      released: book.released,
+      committed: book.committedCount,
+      committedAmount: book.committedAmount,
+    },
     errors: result.errors,
     timeouts: result.timeouts,
     answeredAfterRun: settledLate,
@@ -192,7 +263,8 @@ function customerMix(runId: string, n: number): { rows: LineRow[]; mix: Customer
     const customerId = `${runId}-c${i}`;
     const roll = (i * 7919) % 100; // spread deterministically over the ids
     const status = roll < 5 ? 'pending_activation' : roll < 8 ? 'frozen' : 'active';
-    const statusReason = status === 'pending_activation' ? 'KYC in review' : status === 'frozen' ? 'risk control review' : null;
+    const statusReason =
+      status === 'pending_activation' ? 'KYC in review' : status === 'frozen' ? 'risk control review' : null;
     rows.push({ customerId, limit: 20_000 + ((i * 104_729) % 480_001), status, statusReason });
     mix.push({ customerId, weight: i < hot ? (n - hot) / hot : 1 });
   }
@@ -205,7 +277,8 @@ function startSampler(client: QuotaClient, productId: string, samples: PoolCount
   const loop = (async () => {
     while (running) {
       const answer = await client.getProduct(productId).catch(() => undefined);
-      if (answer?.ok) samples.push({ capacity: answer.value.capacity, held: answer.value.held, committed: answer.value.committed });
+      if (answer?.ok)
+        samples.push({ capacity: answer.value.capacity, held: answer.value.held, committed: answer.value.committed });
       await new Promise((r) => setTimeout(r, 250));
     }
   })();
@@ -221,13 +294,18 @@ function startSampler(client: QuotaClient, productId: string, samples: PoolCount
 async function settleUnanswered(client: QuotaClient, productId: string, book: Book): Promise<number> {
   let n = 0;
   for (const [key, draw] of book.reservesInFlight) {
-    const answer = await client.reserve(productId, { customerId: draw.customerId, amount: draw.amount, ttlSeconds: 120, metadata: { loadtest: key.split('-')[0] } }, { idempotencyKey: key });
+    const answer = await client.reserve(
+      productId,
+      { customerId: draw.customerId, amount: draw.amount, ttlSeconds: 120, metadata: { loadtest: key.split('-')[0] } },
+      { idempotencyKey: key },
+    );
     n++;
     if (answer.ok) book.recordGrant(answer.value.reservationId, draw.amount);
   }
   book.reservesInFlight.clear();
   for (const [reservationId, { op, amount }] of book.followUpsInFlight) {
-    const answer = op === 'commit' ? await client.commit(productId, reservationId) : await client.release(productId, reservationId);
+    const answer =
+      op === 'commit' ? await client.commit(productId, reservationId) : await client.release(productId, reservationId);
     n++;
     if (answer.ok) book.recordFollowUp(op, reservationId, amount);
   }
@@ -240,7 +318,10 @@ async function reversedAmount(client: QuotaClient, productId: string, customers:
   let sum = 0;
   let cursor: string | undefined;
   do {
-    const page = valueOf(await client.admin.listReservations(productId, 'reversed', { limit: 500, ...(cursor ? { cursor } : {}) }), `reversed reservations of ${productId}`);
+    const page = valueOf(
+      await client.admin.listReservations(productId, 'reversed', { limit: 500, ...(cursor ? { cursor } : {}) }),
+      `reversed reservations of ${productId}`,
+    );
     for (const r of page.items) if (customers.has(r.customerId)) sum += r.committedAmount;
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
@@ -259,7 +340,9 @@ async function releaseOutstanding(client: QuotaClient, productId: string, book: 
 
 function progressLine(io: Io, book: Book, started: number, duration: number): void {
   const s = (performance.now() - started) / 1000;
-  const text = `loadtest ${Math.min(s, duration).toFixed(0)}/${duration}s  answers ${book.answers}  ${Math.round(book.answers / s)}/s  granted ${book.granted}  refused ${book.refused}`;
+  const text =
+    `loadtest ${Math.min(s, duration).toFixed(0)}/${duration}s  answers ${book.answers}  ` +
+    `${Math.round(book.answers / s)}/s  granted ${book.granted}  refused ${book.refused}`;
   io.stderr.write(io.stderr.isTTY ? `\r${text}   ` : `${text}\n`);
 }
 
@@ -267,11 +350,16 @@ const round = (n: number) => Math.round(n * 100) / 100;
 
 function describe(r: LoadtestResult): string {
   return [
-    `loadtest of ${r.productId} at ${r.url}: ${r.seconds} s, ${r.settings.connections} connections, target ${r.settings.rate} req/s`,
+    `loadtest of ${r.productId} at ${r.url}: ${r.seconds} s, ` +
+      `${r.settings.connections} connections, target ${r.settings.rate} req/s`,
     `throughput  ${money(r.throughputPerSecond)} answers/s (${money(r.requests)} requests)`,
-    `latency     p50 ${r.latencyMs.p50} ms, p90 ${r.latencyMs.p90} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms`,
-    `draws       ${r.draws.sent} sent, ${r.draws.granted} granted, ${r.draws.refused} refused, ${r.draws.released} released, ${r.draws.committed} committed`,
-    `answers     ${Object.entries(r.answersByCode).map(([k, v]) => `${k}: ${v}`).join(', ')}`,
+    `latency     p50 ${r.latencyMs.p50} ms, p90 ${r.latencyMs.p90} ms, ` +
+      `p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms`,
+    `draws       ${r.draws.sent} sent, ${r.draws.granted} granted, ${r.draws.refused} ` +
+      `refused, ${r.draws.released} released, ${r.draws.committed} committed`,
+    `answers     ${Object.entries(r.answersByCode)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join(', ')}`,
     `errors      ${r.errors} connection errors, ${r.timeouts} timeouts, ${r.answeredAfterRun} repeated after the run`,
     `invariants  ${r.invariants.ok ? 'OK' : 'FAILED'}`,
     ...r.invariants.checks.map((c) => `  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`),

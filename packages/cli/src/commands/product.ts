@@ -34,7 +34,12 @@ export function registerProduct(program: Command, { io, wrap }: Registrar): void
           ...(opts.until ? { resumeAt: parseWhen(opts.until, '--until') } : {}),
         };
         const pool = valueOf(await client.admin.patchProduct(productId, changes), `pause ${productId}`);
-        emit(io, !!optionsOf(command).json, pool, () => `paused ${productId}${pool.resumeAt ? ` until ${pool.resumeAt}` : ''}\n${describePool(pool)}`);
+        emit(
+          io,
+          !!optionsOf(command).json,
+          pool,
+          () => `paused ${productId}${pool.resumeAt ? ` until ${pool.resumeAt}` : ''}\n${describePool(pool)}`,
+        );
       }),
     );
 
@@ -58,7 +63,12 @@ export function registerProduct(program: Command, { io, wrap }: Registrar): void
 export function describePool(pool: Pool): string {
   return table([
     ['product', pool.productId],
-    ['status', pool.status + (pool.pauseReason ? ` (${pool.pauseReason})` : '') + (pool.resumeAt ? `, resumes ${pool.resumeAt}` : '')],
+    [
+      'status',
+      pool.status +
+        (pool.pauseReason ? ` (${pool.pauseReason})` : '') +
+        (pool.resumeAt ? `, resumes ${pool.resumeAt}` : ''),
+    ],
     ['window', `${pool.opensAt ?? 'always'} → ${pool.closesAt ?? 'open-ended'}`],
     ['capacity', money(pool.capacity)],
     ['held', money(pool.held)],

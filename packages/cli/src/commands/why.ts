@@ -19,7 +19,9 @@ interface Holds {
 export function registerWhy(program: Command, { io, wrap }: Registrar): void {
   program
     .command('why <product> <customer>')
-    .description("why can't this customer draw? The line, drawable, each blocker explained, live holds and recent events")
+    .description(
+      "why can't this customer draw? The line, drawable, each blocker explained, live holds and recent events",
+    )
     .action(
       wrap(async (productId: string, customerId: string, _opts: unknown, command: Command) => {
         const { client } = connectFrom(command, io);
@@ -27,8 +29,25 @@ export function registerWhy(program: Command, { io, wrap }: Registrar): void {
         const pool = valueOf(await client.getProduct(productId), `product ${productId}`);
         const lineAnswer = await client.getLine(productId, customerId);
         if (!lineAnswer.ok && lineAnswer.problem.code === 'NO_CREDIT_LINE') {
-          const answer = { productId, customerId, line: null, drawable: 0, blockers: [{ code: 'NO_CREDIT_LINE', text: 'The customer has no credit line in this product: import or create one first.', source: 'cli' }] };
-          emit(io, !!options.json, answer, () => `${customerId} in ${productId}: cannot draw.\n  NO_CREDIT_LINE  ${answer.blockers[0]!.text}`);
+          const answer = {
+            productId,
+            customerId,
+            line: null,
+            drawable: 0,
+            blockers: [
+              {
+                code: 'NO_CREDIT_LINE',
+                text: 'The customer has no credit line in this product: import or create one first.',
+                source: 'cli',
+              },
+            ],
+          };
+          emit(
+            io,
+            !!options.json,
+            answer,
+            () => `${customerId} in ${productId}: cannot draw.\n  NO_CREDIT_LINE  ${answer.blockers[0]!.text}`,
+          );
           return;
         }
         const line = valueOf(lineAnswer, `line ${customerId} in ${productId}`);
@@ -43,19 +62,31 @@ export function registerWhy(program: Command, { io, wrap }: Registrar): void {
             holds.recent.push({ reservation, events: events.ok ? events.value.events : null });
           }
         } else if (listed.problem.code === 'ROUTE_NOT_FOUND' || listed.problem.status === 403) {
-          holds.note = listed.problem.code === 'ROUTE_NOT_FOUND' ? 'this deployment cannot list a customer\'s reservations yet' : 'this key may not list reservations';
+          holds.note =
+            listed.problem.code === 'ROUTE_NOT_FOUND'
+              ? "this deployment cannot list a customer's reservations yet"
+              : 'this key may not list reservations';
         } else {
           throw problemError(listed.problem, `reservations of ${customerId}`);
         }
 
-        const answer = { productId, customerId, drawable: line.drawable, line, pool: poolSummary(pool), blockers: explanations, holds };
+        const answer = {
+          productId,
+          customerId,
+          drawable: line.drawable,
+          line,
+          pool: poolSummary(pool),
+          blockers: explanations,
+          holds,
+        };
         emit(io, !!options.json, answer, () => describe(line, explanations, holds));
       }),
     );
 }
 
 function poolSummary(pool: Pool) {
-  const { status, available, availableToAllTiers, minAmount, maxAmount, pauseReason, resumeAt, opensAt, closesAt } = pool;
+  const { status, available, availableToAllTiers, minAmount, maxAmount, pauseReason, resumeAt, opensAt, closesAt } =
+    pool;
   return { status, available, availableToAllTiers, minAmount, maxAmount, pauseReason, resumeAt, opensAt, closesAt };
 }
 
@@ -83,12 +114,17 @@ function describe(line: Line, explanations: Explanation[], holds: Holds): string
     parts.push(
       holds.live.length === 0
         ? 'Live holds: none'
-        : ['Live holds:', ...holds.live.map((r) => `  ${r.reservationId}  ${money(r.amount)}  expires ${r.expiresAt}`)].join('\n'),
+        : [
+            'Live holds:',
+            ...holds.live.map((r) => `  ${r.reservationId}  ${money(r.amount)}  expires ${r.expiresAt}`),
+          ].join('\n'),
     );
     if (holds.recent.length > 0) {
       const lines = holds.recent.flatMap(({ reservation, events }) => [
         `  ${reservation.reservationId}  ${reservation.status}  ${money(reservation.amount)}  ${reservation.createdAt}`,
-        ...(events ?? []).map((e) => `      ${e.at}  ${e.from ?? '-'} → ${e.to}  ${money(e.amount)}${e.reason ? `  ${e.reason}` : ''}`),
+        ...(events ?? []).map(
+          (e) => `      ${e.at}  ${e.from ?? '-'} → ${e.to}  ${money(e.amount)}${e.reason ? `  ${e.reason}` : ''}`,
+        ),
       ]);
       parts.push(`Recent reservations:\n${lines.join('\n')}`);
     }

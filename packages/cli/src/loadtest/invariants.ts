@@ -50,7 +50,11 @@ export interface InvariantReport {
   checks: Check[];
 }
 
-export async function checkInvariants(source: SnapshotSource, grants: Grants, samples: PoolCounters[]): Promise<InvariantReport> {
+export async function checkInvariants(
+  source: SnapshotSource,
+  grants: Grants,
+  samples: PoolCounters[],
+): Promise<InvariantReport> {
   const pool = await source.pool();
   const lines = await source.lines();
   const checks: Check[] = [];
@@ -62,8 +66,10 @@ export async function checkInvariants(source: SnapshotSource, grants: Grants, sa
     ok: oversold.length === 0,
     detail:
       oversold.length === 0
-        ? `held + committed <= capacity in all ${all.length} snapshots (peak ${Math.max(...all.map((s) => s.held + s.committed))} of ${pool.capacity})`
-        : `${oversold.length} of ${all.length} snapshots oversold, e.g. held ${oversold[0]!.held} + committed ${oversold[0]!.committed} > capacity ${oversold[0]!.capacity}`,
+        ? `held + committed <= capacity in all ${all.length} snapshots (peak ` +
+          `${Math.max(...all.map((s) => s.held + s.committed))} of ${pool.capacity})`
+        : `${oversold.length} of ${all.length} snapshots oversold, e.g. held ${oversold[0]!.held} ` +
+          `+ committed ${oversold[0]!.committed} > capacity ${oversold[0]!.capacity}`,
   });
 
   const over = lines.filter((l) => l.held + l.drawn > l.limit || l.held < 0 || l.drawn < 0);
@@ -73,7 +79,8 @@ export async function checkInvariants(source: SnapshotSource, grants: Grants, sa
     detail:
       over.length === 0
         ? `${lines.length} lines: held + drawn <= limit`
-        : `${over.length} lines over their limit, e.g. ${over[0]!.customerId}: held ${over[0]!.held} + drawn ${over[0]!.drawn} > limit ${over[0]!.limit}`,
+        : `${over.length} lines over their limit, e.g. ${over[0]!.customerId}: held ` +
+          `${over[0]!.held} + drawn ${over[0]!.drawn} > limit ${over[0]!.limit}`,
   });
 
   const heldDelta = pool.held - grants.baseline.held;
@@ -82,7 +89,9 @@ export async function checkInvariants(source: SnapshotSource, grants: Grants, sa
   checks.push({
     name: 'pool counters equal the grants',
     ok: heldDelta === grants.held && committedDelta === grants.committed - reversed,
-    detail: `held ${heldDelta} (granted and still held: ${grants.held}), committed ${committedDelta} (committed by the run: ${grants.committed}${reversed ? `, reversed by the ledger since: ${reversed}` : ''})`,
+    detail:
+      `held ${heldDelta} (granted and still held: ${grants.held}), committed ${committedDelta} (committed by the ` +
+      `run: ${grants.committed}${reversed ? `, reversed by the ledger since: ${reversed}` : ''})`,
   });
 
   if (grants.ownsProduct) {

@@ -111,7 +111,12 @@ export function trafficRequests(plan: TrafficPlan, book: Book): autocannon.Reque
         method: 'POST',
         path: `${base}/reservations`,
         headers: { ...req.headers, ...json, 'idempotency-key': draw.key },
-        body: JSON.stringify({ customerId: customer.customerId, amount, ttlSeconds: plan.ttlSeconds, metadata: { loadtest: plan.runId } }),
+        body: JSON.stringify({
+          customerId: customer.customerId,
+          amount,
+          ttlSeconds: plan.ttlSeconds,
+          metadata: { loadtest: plan.runId },
+        }),
       };
     },
     onResponse(status, body, context) {
@@ -138,7 +143,13 @@ export function trafficRequests(plan: TrafficPlan, book: Book): autocannon.Reque
       const next = ctx.followUp;
       if (!next) return { ...req, method: 'GET', path: base, body: undefined, headers: { ...req.headers } };
       book.followUpsInFlight.set(next.reservationId, { op: next.op, amount: next.amount });
-      return { ...req, method: 'POST', path: `${base}/reservations/${next.reservationId}/${next.op}`, headers: { ...req.headers, ...json }, body: '{}' };
+      return {
+        ...req,
+        method: 'POST',
+        path: `${base}/reservations/${next.reservationId}/${next.op}`,
+        headers: { ...req.headers, ...json },
+        body: '{}',
+      };
     },
     onResponse(status, body, context) {
       const ctx = context as ConnectionContext;
