@@ -24,7 +24,12 @@ export interface ScheduledJobOptions {
   run: () => Promise<unknown>;
   /** How often to check that the scheduler still exists (default 5 s). */
   healEveryMs?: number;
-  /** A run's lock (BullMQ's default 30 s): a run killed with its process blocks the job until the lock runs out. */
+  /**
+   * A run's lock (default 10 s, renewed while it runs). A run whose process or Redis connection died stays active
+   * until its lock runs out, and with a concurrency of one it holds every later run back: BullMQ's default of 30 s
+   * (plus a 30 s stalled check) can stop the outbox relay for a minute after a failover (suspected when the cluster
+   * failover test's relay did not catch up in 60 s).
+   */
   lockMs?: number;
 }
 
@@ -35,6 +40,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
   let worker: Worker | undefined;
   let healTimer: NodeJS.Timeout | undefined;
   let stopped = false;
+  const lockMs = options.lockMs ?? 10_000;
 
   const assertScheduler = async () => {
     await queue.setGlobalConcurrency(1);
@@ -44,13 +50,27 @@ export function createScheduledJob(options: ScheduledJobOptions) {
       { name, opts: { removeOnComplete: true, removeOnFail: 100 } },
     );
   };
-  /** A next run this far in the past means the scheduler's job is gone (a partial loss). */
+  /**
+   * A partial loss (a failover to a replica that missed the last writes) can keep the scheduler but lose its next
+   * job: the next run is then overdue and nothing is queued to make it. Overdue this long with nothing queued: lost.
+   */
+  const overdueAfterMs = Math.max(3 * options.everyMs, 15_000);
+  /** Overdue this long even with jobs queued (a queue nobody runs): re-created anyway. */
   const staleAfterMs = 10 * options.everyMs + 60_000;
+  const queuedJobs = async () => {
+    const counts = await queue.getJobCounts('waiting', 'delayed', 'prioritized', 'active');
+    return Object.values(counts).reduce((sum, n) => sum + n, 0);
+  };
   const heal = async () => {
     const scheduler = await queue.getJobScheduler(name);
-    const stale = scheduler?.next !== undefined && scheduler.next < Date.now() - staleAfterMs;
+    const overdueMs = scheduler?.next === undefined ? 0 : Date.now() - scheduler.next;
+    if (scheduler && overdueMs < overdueAfterMs) return;
+    const stale = scheduler !== undefined && (overdueMs > staleAfterMs || (await queuedJobs()) === 0);
     if (scheduler && !stale) return;
-    logger.warn({ job: name, stale }, 'job scheduler missing in Redis (data lost?); re-creating it');
+    logger.warn(
+      { job: name, stale, overdueMs },
+      'job scheduler or its next job missing in Redis (data lost?); re-creating it',
+    );
     await assertScheduler();
   };
   const scheduleHeal = () => {
@@ -71,9 +91,8 @@ export function createScheduledJob(options: ScheduledJobOptions) {
         connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
-        ...(options.lockMs
-          ? { lockDuration: options.lockMs, stalledInterval: Math.max(1_000, Math.floor(options.lockMs / 2)) }
-          : {}),
+        lockDuration: lockMs,
+        stalledInterval: Math.max(1_000, Math.floor(lockMs / 2)),
       });
       worker.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
       worker.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));
