@@ -31,6 +31,12 @@ export interface ScheduledJobOptions {
    * failover test's relay did not catch up in 60 s).
    */
   lockMs?: number;
+  /**
+   * A run still going after this long is failed so the next one can start (none by default). A command sent to a
+   * cluster node during a failover can hang, and with a concurrency of one a hung run would stop the job for good;
+   * the hung promise may still finish later, so only idempotent jobs (the outbox relay) set this.
+   */
+  runTimeoutMs?: number;
 }
 
 export function createScheduledJob(options: ScheduledJobOptions) {
@@ -87,7 +93,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
     async start() {
       await assertScheduler();
       scheduleHeal();
-      worker = new Worker(name, options.run, {
+      worker = new Worker(name, () => withTimeout(options.run(), options.runTimeoutMs, name), {
         connection: options.bullmq.worker(),
         prefix: options.prefix,
         concurrency: 1,
@@ -104,4 +110,17 @@ export function createScheduledJob(options: ScheduledJobOptions) {
       await queue.close();
     },
   };
+}
+
+/** The run's promise, rejected after `ms` if it has not settled by then (as is when `ms` is undefined). */
+function withTimeout<T>(run: Promise<T>, ms: number | undefined, name: string): Promise<T> {
+  if (ms === undefined) return run;
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${name}: run still going after ${ms} ms; failed so the next run can start`)),
+      ms,
+    );
+  });
+  return Promise.race([run, timeout]).finally(() => clearTimeout(timer));
 }

@@ -70,6 +70,8 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
     prefix: keys.queuePrefix(),
     everyMs: deps.intervalMs,
     logger,
+    // Idempotent (ensureJob), so a run hung on a failing-over node may be given up on and the next one started.
+    runTimeoutMs: Math.max(30_000, 10 * deps.intervalMs),
     run: async () => ({ relayed: await relayOnce() }),
   });
   return { relayOnce, start: job.start, stop: job.stop };
