@@ -4,6 +4,7 @@
  * job makes sure every one of them older than a grace period has a live
  * settlement job. A process killed between commit and enqueue loses nothing.
  */
+import { subPoolOf } from '../engine/shards.js';
 import { createScheduledJob } from '../jobs/scheduledJob.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
@@ -46,8 +47,9 @@ export function createOutboxRelay(deps: OutboxRelayDeps) {
           PAGE,
         );
         for (const reservationId of ids) {
-          // A sharded product's sub-pool key id is `<productId>~<suffix>`; its reservation ids carry the shard.
-          const action = await deps.settlementQueue.ensureJob(productId.split('~')[0]!, reservationId);
+          // A sharded product's sub-pool key id names its product; its reservation ids carry the shard.
+          const owner = subPoolOf(productId)?.productId ?? productId;
+          const action = await deps.settlementQueue.ensureJob(owner, reservationId);
           if (action !== 'live') {
             relayed++;
             logger.warn(
