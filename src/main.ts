@@ -100,6 +100,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const settlementWorker = runsJobs
     ? createSettlementWorker({
         bullmq,
+        queue: settlementQueue.queue,
         keys,
         engine,
         ledger,

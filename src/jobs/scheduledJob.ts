@@ -9,11 +9,14 @@
  * without persistence, a failover to an empty node) would stop the job for
  * good. Every instance therefore checks it on a light timer (one read) and
  * re-creates it when it is missing or has not moved for far longer than its
- * interval: the job heals itself without a restart.
+ * interval: the job heals itself without a restart. Its worker is watched
+ * too (src/jobs/watchedWorker.ts): one that stops taking runs after a
+ * failover is replaced.
  */
-import { Queue, Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Logger } from '../logger.js';
 import type { BullConnections } from '../redis/topology.js';
+import { startWatchedWorker, type WatchedWorker } from './watchedWorker.js';
 
 export interface ScheduledJobOptions {
   name: string;
@@ -27,8 +30,7 @@ export interface ScheduledJobOptions {
   /**
    * A run's lock (default 10 s, renewed while it runs). A run whose process or Redis connection died stays active
    * until its lock runs out, and with a concurrency of one it holds every later run back: BullMQ's default of 30 s
-   * (plus a 30 s stalled check) can stop the outbox relay for a minute after a failover (suspected when the cluster
-   * failover test's relay did not catch up in 60 s).
+   * (plus a 30 s stalled check) could stop the outbox relay for a minute after a failover.
    */
   lockMs?: number;
   /**
@@ -43,7 +45,7 @@ export function createScheduledJob(options: ScheduledJobOptions) {
   const { name, logger } = options;
   const queue = new Queue(name, { connection: options.bullmq.queue(), prefix: options.prefix });
   queue.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job queue error'));
-  let worker: Worker | undefined;
+  let worker: WatchedWorker | undefined;
   let healTimer: NodeJS.Timeout | undefined;
   let stopped = false;
   const lockMs = options.lockMs ?? 10_000;
@@ -93,15 +95,23 @@ export function createScheduledJob(options: ScheduledJobOptions) {
     async start() {
       await assertScheduler();
       scheduleHeal();
-      worker = new Worker(name, () => withTimeout(options.run(), options.runTimeoutMs, name), {
-        connection: options.bullmq.worker(),
-        prefix: options.prefix,
-        concurrency: 1,
-        lockDuration: lockMs,
-        stalledInterval: Math.max(1_000, Math.floor(lockMs / 2)),
+      worker = startWatchedWorker({
+        queue,
+        process: () => withTimeout(options.run(), options.runTimeoutMs, name),
+        workerOptions: () => ({
+          connection: options.bullmq.worker(),
+          prefix: options.prefix,
+          concurrency: 1,
+          lockDuration: lockMs,
+          stalledInterval: Math.max(1_000, Math.floor(lockMs / 2)),
+        }),
+        onWorker: (w) => {
+          w.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
+          w.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));
+        },
+        logger,
+        checkEveryMs: options.healEveryMs,
       });
-      worker.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
-      worker.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));
     },
     async stop() {
       stopped = true;

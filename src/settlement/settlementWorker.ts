@@ -7,7 +7,8 @@
  * what the ledger confirms it never took. Still unknown: settlement_unknown,
  * for an operator to resolve.
  */
-import { Worker, type Job } from 'bullmq';
+import type { Job, Queue } from 'bullmq';
+import { startWatchedWorker, type WatchedWorker } from '../jobs/watchedWorker.js';
 import type { QuotaEngine } from '../engine/quotaEngine.js';
 import type { Reservation, SettlementOutcome } from '../engine/types.js';
 import type { Logger } from '../logger.js';
@@ -16,10 +17,12 @@ import type { Metrics } from '../metrics.js';
 import type { BullConnections } from '../redis/topology.js';
 import type { Keys } from '../redis/keys.js';
 import type { LedgerClient, SettlementInstruction } from './ledgerClient.js';
-import { SETTLEMENT_QUEUE, type SettlementJobData } from './settlementQueue.js';
+import type { SettlementJobData } from './settlementQueue.js';
 
 export interface SettlementWorkerOptions {
   bullmq: BullConnections;
+  /** The settlement queue, watched so a worker that stops taking jobs is replaced (src/jobs/watchedWorker.ts). */
+  queue: Queue<SettlementJobData>;
   keys: Keys;
   engine: Pick<QuotaEngine, 'getReservation' | 'recordSettlement'>;
   ledger: LedgerClient;
@@ -43,7 +46,7 @@ export function instructionFor(r: Reservation): SettlementInstruction {
 
 export function createSettlementWorker(options: SettlementWorkerOptions) {
   const { engine, ledger, logger, metrics } = options;
-  let worker: Worker<SettlementJobData> | undefined;
+  let worker: WatchedWorker | undefined;
 
   async function record(job: Job<SettlementJobData>, outcome: SettlementOutcome, reason: string) {
     const { productId, reservationId } = job.data;
@@ -86,21 +89,28 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
   return {
     process,
     start() {
-      worker = new Worker<SettlementJobData>(SETTLEMENT_QUEUE, process, {
-        connection: options.bullmq.worker(),
-        prefix: options.keys.queuePrefix(),
-        concurrency: options.concurrency,
-        lockDuration: options.lockDurationMs,
-        stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
-        maxStalledCount: 10,
+      worker = startWatchedWorker({
+        queue: options.queue,
+        process,
+        workerOptions: () => ({
+          connection: options.bullmq.worker(),
+          prefix: options.keys.queuePrefix(),
+          concurrency: options.concurrency,
+          lockDuration: options.lockDurationMs,
+          stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+          maxStalledCount: 10,
+        }),
+        onWorker: (w) => {
+          w.on('error', (err) => logger.warn({ err }, 'settlement worker error'));
+          w.on('failed', (job, err) =>
+            logger.warn(
+              { err: err.message, reservationId: job?.id, attempt: job?.attemptsMade },
+              'settlement attempt failed',
+            ),
+          );
+        },
+        logger,
       });
-      worker.on('error', (err) => logger.warn({ err }, 'settlement worker error'));
-      worker.on('failed', (job, err) =>
-        logger.warn(
-          { err: err.message, reservationId: job?.id, attempt: job?.attemptsMade },
-          'settlement attempt failed',
-        ),
-      );
     },
     async stop() {
       await worker?.close();

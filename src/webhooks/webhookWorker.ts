@@ -11,20 +11,23 @@
  * least once (a 2xx lost with a killed worker is sent again); the event id is
  * the same every time, for the consumer to dedupe.
  */
-import { DelayedError, Worker, type Job } from 'bullmq';
+import { DelayedError, type Job, type Queue } from 'bullmq';
+import { startWatchedWorker, type WatchedWorker } from '../jobs/watchedWorker.js';
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
 import type { BullConnections } from '../redis/topology.js';
 import { eventOf, expiredReservationOf, fieldsOf, type PendingEvent } from './webhookEvents.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import type { WebhookOutbox } from './webhookOutbox.js';
-import { WEBHOOK_QUEUE, webhookBackoffMs, type WebhookJobData } from './webhookQueue.js';
+import { webhookBackoffMs, type WebhookJobData } from './webhookQueue.js';
 import type { WebhookSender } from './webhookSender.js';
 
 const BATCH = 200;
 
 export interface WebhookWorkerOptions {
   bullmq: BullConnections;
+  /** The drain queue, watched so a worker that stops taking jobs is replaced (src/jobs/watchedWorker.ts). */
+  queue: Queue<WebhookJobData>;
   keys: Keys;
   outbox: WebhookOutbox;
   send: WebhookSender;
@@ -41,7 +44,7 @@ export interface WebhookWorkerOptions {
 
 export function createWebhookWorker(options: WebhookWorkerOptions) {
   const { outbox, send, logger, metrics } = options;
-  let worker: Worker<WebhookJobData> | undefined;
+  let worker: WatchedWorker | undefined;
 
   /** The events of a batch, in order; acknowledges at once what needs no delivery. */
   async function eventsOf(productId: string, entries: [string, string[] | null][]): Promise<PendingEvent[]> {
@@ -125,15 +128,20 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
   return {
     process,
     start() {
-      worker = new Worker<WebhookJobData>(WEBHOOK_QUEUE, process, {
-        connection: options.bullmq.worker(),
-        prefix: options.keys.queuePrefix(),
-        concurrency: options.products,
-        lockDuration: options.lockDurationMs,
-        stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
-        maxStalledCount: 10,
+      worker = startWatchedWorker({
+        queue: options.queue,
+        process,
+        workerOptions: () => ({
+          connection: options.bullmq.worker(),
+          prefix: options.keys.queuePrefix(),
+          concurrency: options.products,
+          lockDuration: options.lockDurationMs,
+          stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
+          maxStalledCount: 10,
+        }),
+        onWorker: (w) => w.on('error', (err) => logger.warn({ err }, 'webhook worker error')),
+        logger,
       });
-      worker.on('error', (err) => logger.warn({ err }, 'webhook worker error'));
     },
     async stop() {
       await worker?.close();

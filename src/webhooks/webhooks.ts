@@ -37,6 +37,7 @@ export function createWebhooks(deps: WebhooksDeps) {
   const worker = deps.runsJobs
     ? createWebhookWorker({
         bullmq,
+        queue: queue.queue,
         keys,
         outbox,
         send: createWebhookSender(config),
