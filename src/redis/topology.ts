@@ -303,6 +303,10 @@ const CONNECT_DEADLINE_MS = 10_000;
 
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
+  // The reason a connection closes (a wrong password, a refused port) comes as an 'error' event, not as the rejection.
+  let lastError: Error | undefined;
+  const remember = (err: Error) => (lastError = err);
+  client.on('error', remember);
   try {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
@@ -316,7 +320,11 @@ async function connectOrExplain(client: RedisClient, where: string): Promise<voi
   } catch (err) {
     clearTimeout(timer);
     client.disconnect();
-    throw new Error(`${where} does not answer: ${(err as Error).message}`);
+    const why = lastError && lastError.message !== (err as Error).message ? ` (${lastError.message})` : '';
+    const hint = /WRONGPASS|NOAUTH|invalid password/i.test(why) ? '; check REDIS_PASSWORD' : '';
+    throw new Error(`${where} does not answer: ${(err as Error).message}${why}${hint}`);
+  } finally {
+    client.off('error', remember);
   }
 }
 

@@ -15,7 +15,10 @@ import { createDurableWrites, ReplicasUnconfirmedError } from '../../src/redis/d
 import { freePort } from '../../src/redis/redisServer.js';
 import { openRedisTopology } from '../../src/redis/topology.js';
 import { expectProblem, makeLine, makeProduct, reserve, retryAfterOf, uniqueId } from '../support/api.js';
+import { spawnRedis, stopProcess, type NodeProcess } from '../support/redisProcesses.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
+import { reserveAndCommit, waitStatus } from '../support/settlement.js';
+import { waitFor } from '../support/wait.js';
 
 describe('a start against a Redis that does not answer fails, naming the variable', () => {
   it('REDIS_CLUSTER_NODES', async () => {
@@ -117,4 +120,49 @@ describe('through the API: REDIS_WAIT_REPLICAS=1 against a master without replic
       expect(metrics).toMatch(/^quota_redis_wait_replicas 1$/m);
     },
   );
+});
+
+describe('REDIS_PASSWORD: a Redis that requires a password (requirepass)', () => {
+  let node: NodeProcess;
+  let svc: ServiceContext | undefined;
+  beforeAll(async () => {
+    const port = await freePort();
+    node = spawnRedis(['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--requirepass', 'pw-9f3']);
+    await waitFor('the redis-server with a password', async () => {
+      const probe = new Redis({ port, password: 'pw-9f3', lazyConnect: true, retryStrategy: () => null });
+      probe.on('error', () => {});
+      try {
+        await probe.connect();
+        return true;
+      } finally {
+        probe.disconnect();
+      }
+    });
+  });
+  afterAll(async () => {
+    await svc?.stop();
+    await stopProcess(node);
+  });
+
+  it('the API and the BullMQ workers authenticate: a commit settles', async () => {
+    svc = await startServiceContext({
+      REDIS_URL: `redis://127.0.0.1:${node.port}`,
+      REDIS_PASSWORD: 'pw-9f3',
+      RELAY_INTERVAL_MS: '500',
+    });
+    const productId = await makeProduct(svc, { capacity: 1_000 });
+    await makeLine(svc, productId, 'c1');
+    const committed = await reserveAndCommit(svc, productId, 'c1', 100);
+    expect((await waitStatus(svc, productId, committed.reservationId)).status).toBe('settled');
+  });
+
+  it('a wrong password fails the start, naming REDIS_URL and REDIS_PASSWORD', async () => {
+    await expect(
+      openRedisTopology(
+        { kind: 'single', url: `redis://127.0.0.1:${node.port}`, password: 'wrong' },
+        '.',
+        createLogger('silent'),
+      ),
+    ).rejects.toThrow(/REDIS_URL.*WRONGPASS.*check REDIS_PASSWORD/);
+  });
 });
