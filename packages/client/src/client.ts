@@ -198,18 +198,17 @@ export class QuotaAdmin {
   }
 
   /** Reservations in one state, oldest transition first. */
-  async listReservations(
+  listReservations(
     productId: string,
     status: ReservationStatus,
     page: PageOptions = {},
   ): Promise<Result<Page<Reservation>, Codes.ListReservationsCode>> {
-    const answer = await this.request<RawPage<Reservation>, Codes.ListReservationsCode>({
+    return this.request({
       method: 'GET',
       path: `${productPath(productId)}/reservations`,
-      query: { status, limit: page.limit, ...cursorQuery(page.cursor) },
+      query: { status, ...page },
       retryable: true,
     });
-    return answer.ok ? { ...answer, value: normalisePage(answer.value) } : answer;
   }
 
   /** A reservation's transitions (from, to, amount, reason, time). */
@@ -264,28 +263,4 @@ export class QuotaAdmin {
       retryable: true,
     });
   }
-}
-
-/**
- * The contract pages lists with an opaque `nextCursor`; a service that still
- * pages the admin list by offset answers `nextOffset`. The client hands out
- * one kind of cursor either way (`offset:<n>` for the latter).
- */
-interface RawPage<T> {
-  items: T[];
-  nextCursor?: string | null;
-  nextOffset?: number | null;
-}
-
-function normalisePage<T>(raw: RawPage<T>): Page<T> {
-  if (raw.nextCursor !== undefined) return { items: raw.items, nextCursor: raw.nextCursor };
-  return {
-    items: raw.items,
-    nextCursor: raw.nextOffset === null || raw.nextOffset === undefined ? null : `offset:${raw.nextOffset}`,
-  };
-}
-
-function cursorQuery(cursor: string | undefined): Record<string, string> {
-  if (cursor === undefined) return {};
-  return cursor.startsWith('offset:') ? { offset: cursor.slice('offset:'.length) } : { cursor };
 }

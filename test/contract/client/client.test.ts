@@ -24,9 +24,6 @@ afterAll(async () => {
   await svc.stop();
 });
 
-/** The contract's two list routes are being built elsewhere: their tests run once the service has them. */
-const listRoutesMissing = (await svc.client('GET', '/v1/products')).body?.code === 'ROUTE_NOT_FOUND';
-
 async function product(capacity = 100_000, extra: Record<string, unknown> = {}) {
   const p = uniqueId('p');
   const put = await admin.admin.putProduct(p, { capacity, ...extra });
@@ -302,40 +299,37 @@ describe('operator reads and actions (admin)', () => {
   );
 });
 
-describe.skipIf(listRoutesMissing)(
-  "the contract's list routes (enabled once the service serves GET /v1/products)",
-  () => {
-    it('listProducts pages through every product', async () => {
-      const p = await product();
-      const seen: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = ok(await client.listProducts({ limit: 50, ...(cursor ? { cursor } : {}) }));
-        seen.push(...page.items.map((i) => i.productId));
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      expect(seen).toContain(p);
-    });
+describe("the contract's list routes", () => {
+  it('listProducts pages through every product', async () => {
+    const p = await product();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = ok(await client.listProducts({ limit: 50, ...(cursor ? { cursor } : {}) }));
+      seen.push(...page.items.map((i) => i.productId));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toContain(p);
+  });
 
-    it('listCustomerReservations: newest first, every state; none is an empty list; unknown product 404', async () => {
-      const p = await product();
-      ok(await admin.admin.putLine(p, 'c1', { limit: 1_000 }));
-      const a = ok(await client.reserve(p, { customerId: 'c1', amount: 100 }));
-      ok(await client.release(p, a.reservationId));
-      const b = ok(await client.reserve(p, { customerId: 'c1', amount: 200 }));
-      const page = ok(await client.listCustomerReservations(p, 'c1'));
-      expect(page.items.map((r) => [r.reservationId, r.status])).toEqual([
-        [b.reservationId, 'held'],
-        [a.reservationId, 'released'],
-      ]);
-      expect(ok(await client.listCustomerReservations(p, 'nobody')).items).toEqual([]);
-      expect(await client.listCustomerReservations('no-such-product', 'c1')).toMatchObject({
-        ok: false,
-        problem: { code: 'PRODUCT_NOT_FOUND' },
-      });
+  it('listCustomerReservations: newest first, every state; none is an empty list; unknown product 404', async () => {
+    const p = await product();
+    ok(await admin.admin.putLine(p, 'c1', { limit: 1_000 }));
+    const a = ok(await client.reserve(p, { customerId: 'c1', amount: 100 }));
+    ok(await client.release(p, a.reservationId));
+    const b = ok(await client.reserve(p, { customerId: 'c1', amount: 200 }));
+    const page = ok(await client.listCustomerReservations(p, 'c1'));
+    expect(page.items.map((r) => [r.reservationId, r.status])).toEqual([
+      [b.reservationId, 'held'],
+      [a.reservationId, 'released'],
+    ]);
+    expect(ok(await client.listCustomerReservations(p, 'nobody')).items).toEqual([]);
+    expect(await client.listCustomerReservations('no-such-product', 'c1')).toMatchObject({
+      ok: false,
+      problem: { code: 'PRODUCT_NOT_FOUND' },
     });
-  },
-);
+  });
+});
 
 describe('broken calls throw QuotaClientError', () => {
   it('nothing listening: kind network, after the retries', async () => {
