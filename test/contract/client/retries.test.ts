@@ -167,6 +167,35 @@ describe('commit and release are repeated safely', () => {
     const pool = await admin.getProduct(p);
     expect(pool.ok && [pool.value.held, pool.value.committed]).toEqual([0, 400]);
   });
+
+  it('a release whose reply was late is retried and releases once', async () => {
+    const p = await productWithLine();
+    const retries: RetryEvent[] = [];
+    const client = new QuotaClient({
+      baseUrl: svc.baseUrl,
+      apiKey: CLIENT_KEY,
+      onRetry: (e) => {
+        retries.push(e);
+        proxy.setReplyDelay(0);
+      },
+    });
+    const r = await client.reserve(p, { customerId: 'c1', amount: 600 });
+    if (!r.ok) expect.fail(JSON.stringify(r.problem));
+    proxy.setReplyDelay(2_500);
+    let released;
+    try {
+      released = await client.release(p, r.value.reservationId);
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    // The first attempt's release landed but its answer was a 503; the retry answers the released state.
+    expect(retries.map((e) => [e.method, e.reason])).toEqual([['POST', 'status 503']]);
+    expect(released).toMatchObject({ ok: true, status: 200, value: { status: 'released' } });
+    const pool = await admin.getProduct(p);
+    expect(pool.ok && [pool.value.held, pool.value.committed, pool.value.available]).toEqual([0, 0, 100_000]);
+    const events = await admin.admin.events(p, r.value.reservationId);
+    expect(events.ok && events.value.events.map((e) => e.to)).toEqual(['held', 'released']);
+  });
 });
 
 describe('connection refused, then the service is there', () => {
