@@ -6,8 +6,8 @@
  */
 import type * as Codes from './codes.js';
 import { isReplayable, toBodyStream, type BulkSource } from './ndjson.js';
-import type { Result } from './result.js';
-import { createTransport, type Request, type RetryEvent } from './transport.js';
+import type { KeyedResult, Result } from './result.js';
+import { createTransport, type Request, type RequestSpec, type RetryEvent } from './transport.js';
 import type {
   BulkImportSummary,
   IdempotencyOptions,
@@ -75,18 +75,20 @@ export class QuotaClient {
   /**
    * Hold `amount` for a customer. Without `idempotencyKey` one is generated;
    * every retry of this call reuses it, so a 503 whose write did land is
-   * answered with that first reservation, never a second hold.
+   * answered with that first reservation, never a second hold. The key is
+   * handed back (`result.idempotencyKey`, or `err.details.idempotencyKey` on
+   * a thrown QuotaClientError) for the caller's own retry after a final 503,
+   * 408 or broken call.
    */
   reserve(
     productId: string,
     input: ReserveInput,
     options: IdempotencyOptions = {},
-  ): Promise<Result<Reservation, Codes.ReserveCode>> {
-    return this.request({
+  ): Promise<KeyedResult<Reservation, Codes.ReserveCode>> {
+    return this.keyed(options, {
       method: 'POST',
       path: `${productPath(productId)}/reservations`,
       json: input,
-      headers: { 'idempotency-key': options.idempotencyKey ?? globalThis.crypto.randomUUID() },
       retryable: true,
     });
   }
@@ -141,20 +143,29 @@ export class QuotaClient {
     });
   }
 
-  /** Pay back settled money; restores the line. Same key rules as reserve. */
+  /** Pay back settled money; restores the line. Same key rules as reserve (the key is handed back too). */
   repay(
     productId: string,
     customerId: string,
     amount: number,
     options: IdempotencyOptions = {},
-  ): Promise<Result<Line, Codes.RepayCode>> {
-    return this.request({
+  ): Promise<KeyedResult<Line, Codes.RepayCode>> {
+    return this.keyed(options, {
       method: 'POST',
       path: `${linePath(productId, customerId)}/repayments`,
       json: { amount },
-      headers: { 'idempotency-key': options.idempotencyKey ?? globalThis.crypto.randomUUID() },
       retryable: true,
     });
+  }
+
+  /** One call with one Idempotency-Key for all its attempts (the caller's or a new one), returned with the result. */
+  private async keyed<T, C extends string>(
+    options: IdempotencyOptions,
+    spec: Omit<RequestSpec, 'idempotencyKey'>,
+  ): Promise<KeyedResult<T, C>> {
+    const idempotencyKey = options.idempotencyKey ?? globalThis.crypto.randomUUID();
+    const result = await this.request<T, C>({ ...spec, idempotencyKey });
+    return { ...result, idempotencyKey };
   }
 }
 

@@ -1,5 +1,5 @@
 export { QuotaClient, QuotaAdmin, type QuotaClientOptions } from './client.js';
-export { QuotaClientError, type BrokenCallKind, type Problem, type Result } from './result.js';
+export { QuotaClientError, type BrokenCallKind, type KeyedResult, type Problem, type Result } from './result.js';
 export type { RetryEvent } from './transport.js';
 export type { BulkSource } from './ndjson.js';
 export type * from './codes.js';
