@@ -6,8 +6,8 @@
  */
 import type * as Codes from './codes.js';
 import { isReplayable, toBodyStream, type BulkSource } from './ndjson.js';
-import type { Result } from './result.js';
-import { createTransport, type Request, type RetryEvent } from './transport.js';
+import type { KeyedResult, Result } from './result.js';
+import { createTransport, type Request, type RequestSpec, type RetryEvent } from './transport.js';
 import type {
   BulkImportSummary,
   IdempotencyOptions,
@@ -75,18 +75,20 @@ export class QuotaClient {
   /**
    * Hold `amount` for a customer. Without `idempotencyKey` one is generated;
    * every retry of this call reuses it, so a 503 whose write did land is
-   * answered with that first reservation, never a second hold.
+   * answered with that first reservation, never a second hold. The key is
+   * handed back (`result.idempotencyKey`, or `err.details.idempotencyKey` on
+   * a thrown QuotaClientError) for the caller's own retry after a final 503,
+   * 408 or broken call.
    */
   reserve(
     productId: string,
     input: ReserveInput,
     options: IdempotencyOptions = {},
-  ): Promise<Result<Reservation, Codes.ReserveCode>> {
-    return this.request({
+  ): Promise<KeyedResult<Reservation, Codes.ReserveCode>> {
+    return this.keyed(options, {
       method: 'POST',
       path: `${productPath(productId)}/reservations`,
       json: input,
-      headers: { 'idempotency-key': options.idempotencyKey ?? globalThis.crypto.randomUUID() },
       retryable: true,
     });
   }
@@ -141,20 +143,29 @@ export class QuotaClient {
     });
   }
 
-  /** Pay back settled money; restores the line. Same key rules as reserve. */
+  /** Pay back settled money; restores the line. Same key rules as reserve (the key is handed back too). */
   repay(
     productId: string,
     customerId: string,
     amount: number,
     options: IdempotencyOptions = {},
-  ): Promise<Result<Line, Codes.RepayCode>> {
-    return this.request({
+  ): Promise<KeyedResult<Line, Codes.RepayCode>> {
+    return this.keyed(options, {
       method: 'POST',
       path: `${linePath(productId, customerId)}/repayments`,
       json: { amount },
-      headers: { 'idempotency-key': options.idempotencyKey ?? globalThis.crypto.randomUUID() },
       retryable: true,
     });
+  }
+
+  /** One call with one Idempotency-Key for all its attempts (the caller's or a new one), returned with the result. */
+  private async keyed<T, C extends string>(
+    options: IdempotencyOptions,
+    spec: Omit<RequestSpec, 'idempotencyKey'>,
+  ): Promise<KeyedResult<T, C>> {
+    const idempotencyKey = options.idempotencyKey ?? globalThis.crypto.randomUUID();
+    const result = await this.request<T, C>({ ...spec, idempotencyKey });
+    return { ...result, idempotencyKey };
   }
 }
 
@@ -198,18 +209,17 @@ export class QuotaAdmin {
   }
 
   /** Reservations in one state, oldest transition first. */
-  async listReservations(
+  listReservations(
     productId: string,
     status: ReservationStatus,
     page: PageOptions = {},
   ): Promise<Result<Page<Reservation>, Codes.ListReservationsCode>> {
-    const answer = await this.request<RawPage<Reservation>, Codes.ListReservationsCode>({
+    return this.request({
       method: 'GET',
       path: `${productPath(productId)}/reservations`,
-      query: { status, limit: page.limit, ...cursorQuery(page.cursor) },
+      query: { status, ...page },
       retryable: true,
     });
-    return answer.ok ? { ...answer, value: normalisePage(answer.value) } : answer;
   }
 
   /** A reservation's transitions (from, to, amount, reason, time). */
@@ -264,28 +274,4 @@ export class QuotaAdmin {
       retryable: true,
     });
   }
-}
-
-/**
- * The contract pages lists with an opaque `nextCursor`; a service that still
- * pages the admin list by offset answers `nextOffset`. The client hands out
- * one kind of cursor either way (`offset:<n>` for the latter).
- */
-interface RawPage<T> {
-  items: T[];
-  nextCursor?: string | null;
-  nextOffset?: number | null;
-}
-
-function normalisePage<T>(raw: RawPage<T>): Page<T> {
-  if (raw.nextCursor !== undefined) return { items: raw.items, nextCursor: raw.nextCursor };
-  return {
-    items: raw.items,
-    nextCursor: raw.nextOffset === null || raw.nextOffset === undefined ? null : `offset:${raw.nextOffset}`,
-  };
-}
-
-function cursorQuery(cursor: string | undefined): Record<string, string> {
-  if (cursor === undefined) return {};
-  return cursor.startsWith('offset:') ? { offset: cursor.slice('offset:'.length) } : { cursor };
 }

@@ -20,6 +20,14 @@ export type Result<T, C extends string> =
   | { ok: true; value: T; status: number; /** an idempotent replay of a first answer */ replayed: boolean }
   | { ok: false; problem: Problem<C> };
 
+/**
+ * The Result of a reserve or a repayment, with the Idempotency-Key every
+ * attempt sent (the caller's, or the one generated). After a final 503 or 408
+ * the outcome is unknown: calling again with this key answers the first
+ * call's outcome if it landed, where a new key could make a second hold.
+ */
+export type KeyedResult<T, C extends string> = Result<T, C> & { idempotencyKey: string };
+
 export type BrokenCallKind =
   /** no answer at all after every retry: connection refused or lost, DNS, timeout */
   | 'network'
@@ -33,7 +41,15 @@ export class QuotaClientError extends Error {
   constructor(
     readonly kind: BrokenCallKind,
     message: string,
-    readonly details: { method: string; url: string; status?: number; attempts: number; cause?: unknown },
+    readonly details: {
+      method: string;
+      url: string;
+      status?: number;
+      attempts: number;
+      cause?: unknown;
+      /** A reserve's or repayment's key: the outcome is unknown, so retry with this key, not a new one. */
+      idempotencyKey?: string;
+    },
   ) {
     super(message, { cause: details.cause });
   }

@@ -41,7 +41,8 @@ export interface RequestSpec {
   json?: unknown;
   stream?: () => ReadableStream<Uint8Array>;
   contentType?: string;
-  headers?: Record<string, string>;
+  /** Sent as Idempotency-Key on every attempt, and put on a thrown QuotaClientError. */
+  idempotencyKey?: string;
   retryable: boolean;
   /** Per-call timeout (a bulk import may need longer than one decision). */
   timeoutMs?: number;
@@ -74,12 +75,7 @@ export function createTransport(options: TransportOptions) {
           throw new QuotaClientError(
             'network',
             `${spec.method} ${url}: ${reason} (after ${attempt} attempt${attempt > 1 ? 's' : ''})`,
-            {
-              method: spec.method,
-              url,
-              attempts: attempt,
-              cause,
-            },
+            { method: spec.method, url, attempts: attempt, cause, ...keyOf(spec) },
           );
         }
         await pause(backoff(attempt, options.backoffBaseMs), spec, attempt, reason);
@@ -118,7 +114,13 @@ function interpret<T, C extends string>(
 ): Result<T, C> {
   const status = response.status;
   const broken = (kind: 'server' | 'unexpected-answer', why: string) =>
-    new QuotaClientError(kind, `${spec.method} ${url}: ${why}`, { method: spec.method, url, status, attempts });
+    new QuotaClientError(kind, `${spec.method} ${url}: ${why}`, {
+      method: spec.method,
+      url,
+      status,
+      attempts,
+      ...keyOf(spec),
+    });
 
   let body: unknown;
   try {
@@ -142,6 +144,10 @@ function interpret<T, C extends string>(
   return { ok: false, problem };
 }
 
+function keyOf(spec: RequestSpec): { idempotencyKey?: string } {
+  return spec.idempotencyKey === undefined ? {} : { idempotencyKey: spec.idempotencyKey };
+}
+
 function isProblem(body: unknown): boolean {
   return (
     typeof body === 'object' &&
@@ -155,8 +161,8 @@ function headersFor(spec: RequestSpec, options: TransportOptions): Record<string
   const headers: Record<string, string> = {
     authorization: `Bearer ${options.apiKey}`,
     accept: 'application/json, application/problem+json',
-    ...spec.headers,
   };
+  if (spec.idempotencyKey !== undefined) headers['idempotency-key'] = spec.idempotencyKey;
   if (options.language) headers['accept-language'] = options.language;
   if (spec.json !== undefined) headers['content-type'] = 'application/json';
   if (spec.stream) headers['content-type'] = spec.contentType ?? 'application/x-ndjson';

@@ -162,8 +162,11 @@ export interface ReserveInput {
 }
 
 export interface IdempotencyOptions {
-  /** Reused on every retry; generated (crypto.randomUUID) when omitted. */
-  idempotencyKey?: string;
+  /**
+   * Reused on every retry; generated (crypto.randomUUID) when omitted. Pass
+   * back the key a result or error handed out to ask again after an unknown outcome.
+   */
+  idempotencyKey?: string | undefined;
 }
 
 export interface RedriveAnswer {

@@ -24,9 +24,6 @@ afterAll(async () => {
   await svc.stop();
 });
 
-/** The contract's two list routes are being built elsewhere: their tests run once the service has them. */
-const listRoutesMissing = (await svc.client('GET', '/v1/products')).body?.code === 'ROUTE_NOT_FOUND';
-
 async function product(capacity = 100_000, extra: Record<string, unknown> = {}) {
   const p = uniqueId('p');
   const put = await admin.admin.putProduct(p, { capacity, ...extra });
@@ -143,7 +140,10 @@ describe('the loan flow: reserve, commit, release, repay', () => {
     const p = await product(100_000);
     ok(await admin.admin.putLine(p, 'c1', { limit: 10_000 }));
 
-    const held = ok(await client.reserve(p, { customerId: 'c1', amount: 4_000, metadata: { loanId: 'L-1' } }));
+    const reserved = await client.reserve(p, { customerId: 'c1', amount: 4_000, metadata: { loanId: 'L-1' } });
+    // No key given: the generated one is handed back (for the caller's own retry).
+    expect(reserved.idempotencyKey).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+    const held = ok(reserved);
     expect(held).toMatchObject({ status: 'held', amount: 4_000, metadata: { loanId: 'L-1' } });
     expect(ok(await client.getReservation(p, held.reservationId))).toMatchObject({
       reservationId: held.reservationId,
@@ -161,6 +161,7 @@ describe('the loan flow: reserve, commit, release, repay', () => {
       { customerId: 'c1', amount: 1_000, ttlSeconds: 60 },
       { idempotencyKey: 'app-key-1' },
     );
+    expect([first.idempotencyKey, again.idempotencyKey]).toEqual(['app-key-1', 'app-key-1']);
     expect(first.ok && again.ok && again.value.reservationId === first.value.reservationId && again.replayed).toBe(
       true,
     );
@@ -176,12 +177,13 @@ describe('the loan flow: reserve, commit, release, repay', () => {
 
     expect(ok(await client.getProduct(p))).toMatchObject({ held: 0, committed: 3_000 });
     await waitForStatus(p, held.reservationId, 'settled');
-    const line = ok(await client.repay(p, 'c1', 1_000));
+    const repaid = await client.repay(p, 'c1', 1_000, { idempotencyKey: 'repay-1' });
+    expect(repaid.idempotencyKey).toBe('repay-1');
+    const line = ok(repaid);
     expect(line).toMatchObject({ drawn: 2_000, available: 8_000 });
-    expect(await client.repay(p, 'c1', 5_000)).toMatchObject({
-      ok: false,
-      problem: { status: 422, code: 'REPAYMENT_EXCEEDS_DRAWN' },
-    });
+    const tooMuch = await client.repay(p, 'c1', 5_000);
+    expect(tooMuch).toMatchObject({ ok: false, problem: { status: 422, code: 'REPAYMENT_EXCEEDS_DRAWN' } });
+    expect(tooMuch.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('refusals are values with the contract code, detail and drawable', async () => {
@@ -302,40 +304,37 @@ describe('operator reads and actions (admin)', () => {
   );
 });
 
-describe.skipIf(listRoutesMissing)(
-  "the contract's list routes (enabled once the service serves GET /v1/products)",
-  () => {
-    it('listProducts pages through every product', async () => {
-      const p = await product();
-      const seen: string[] = [];
-      let cursor: string | undefined;
-      do {
-        const page = ok(await client.listProducts({ limit: 50, ...(cursor ? { cursor } : {}) }));
-        seen.push(...page.items.map((i) => i.productId));
-        cursor = page.nextCursor ?? undefined;
-      } while (cursor);
-      expect(seen).toContain(p);
-    });
+describe("the contract's list routes", () => {
+  it('listProducts pages through every product', async () => {
+    const p = await product();
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = ok(await client.listProducts({ limit: 50, ...(cursor ? { cursor } : {}) }));
+      seen.push(...page.items.map((i) => i.productId));
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen).toContain(p);
+  });
 
-    it('listCustomerReservations: newest first, every state; none is an empty list; unknown product 404', async () => {
-      const p = await product();
-      ok(await admin.admin.putLine(p, 'c1', { limit: 1_000 }));
-      const a = ok(await client.reserve(p, { customerId: 'c1', amount: 100 }));
-      ok(await client.release(p, a.reservationId));
-      const b = ok(await client.reserve(p, { customerId: 'c1', amount: 200 }));
-      const page = ok(await client.listCustomerReservations(p, 'c1'));
-      expect(page.items.map((r) => [r.reservationId, r.status])).toEqual([
-        [b.reservationId, 'held'],
-        [a.reservationId, 'released'],
-      ]);
-      expect(ok(await client.listCustomerReservations(p, 'nobody')).items).toEqual([]);
-      expect(await client.listCustomerReservations('no-such-product', 'c1')).toMatchObject({
-        ok: false,
-        problem: { code: 'PRODUCT_NOT_FOUND' },
-      });
+  it('listCustomerReservations: newest first, every state; none is an empty list; unknown product 404', async () => {
+    const p = await product();
+    ok(await admin.admin.putLine(p, 'c1', { limit: 1_000 }));
+    const a = ok(await client.reserve(p, { customerId: 'c1', amount: 100 }));
+    ok(await client.release(p, a.reservationId));
+    const b = ok(await client.reserve(p, { customerId: 'c1', amount: 200 }));
+    const page = ok(await client.listCustomerReservations(p, 'c1'));
+    expect(page.items.map((r) => [r.reservationId, r.status])).toEqual([
+      [b.reservationId, 'held'],
+      [a.reservationId, 'released'],
+    ]);
+    expect(ok(await client.listCustomerReservations(p, 'nobody')).items).toEqual([]);
+    expect(await client.listCustomerReservations('no-such-product', 'c1')).toMatchObject({
+      ok: false,
+      problem: { code: 'PRODUCT_NOT_FOUND' },
     });
-  },
-);
+  });
+});
 
 describe('broken calls throw QuotaClientError', () => {
   it('nothing listening: kind network, after the retries', async () => {
@@ -354,6 +353,14 @@ describe('broken calls throw QuotaClientError', () => {
     expect((err as QuotaClientError).kind).toBe('network');
     expect((err as QuotaClientError).details.attempts).toBe(3);
     expect((err as Error).message).toMatch(/ECONNREFUSED/);
+    // A reserve's or repayment's error carries the key its attempts sent, for the caller's own retry.
+    await expect(dead.reserve('p', { customerId: 'c', amount: 1 }, { idempotencyKey: 'k-1' })).rejects.toMatchObject({
+      kind: 'network',
+      details: { idempotencyKey: 'k-1' },
+    });
+    const repayErr = await dead.repay('p', 'c', 1).catch((e: unknown) => e);
+    expect((repayErr as QuotaClientError).details.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    expect((err as QuotaClientError).details.idempotencyKey).toBeUndefined();
   });
 
   it('a URL that is not the API (an HTML page): kind unexpected-answer; a 500 after retries: kind server', async () => {

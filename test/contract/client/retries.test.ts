@@ -10,7 +10,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { QuotaClient, type RetryEvent } from '@quota-allocator/client';
+import { QuotaClient, QuotaClientError, type RetryEvent } from '@quota-allocator/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startRedisServer, type RedisServerHandle } from '../../../src/redis/redisServer.js';
 import { startDelayProxy, type DelayProxy } from '../../support/delayProxy.js';
@@ -150,6 +150,69 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
   });
 });
 
+describe("the key is handed back for the caller's own retry after an unknown outcome", () => {
+  it('a final 503 (the hold landed, its reply late) has the key; asking again with it replays the hold', async () => {
+    const p = await productWithLine();
+    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0 });
+    proxy.setReplyDelay(2_500);
+    let first;
+    try {
+      first = await client.reserve(p, { customerId: 'c1', amount: 800 });
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    expect(first).toMatchObject({ ok: false, problem: { status: 503, code: 'UNAVAILABLE' } });
+    expect(first.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    const again = await client.reserve(p, { customerId: 'c1', amount: 800 }, { idempotencyKey: first.idempotencyKey });
+    expect(again).toMatchObject({ ok: true, replayed: true, idempotencyKey: first.idempotencyKey });
+    await expectOneHold(p, 800);
+  });
+
+  it('a broken call (timeout) throws with the key; asking again with it gives one hold', async () => {
+    const p = await productWithLine();
+    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0, timeoutMs: 400 });
+    proxy.setReplyDelay(900);
+    let err: unknown;
+    try {
+      await client.reserve(p, { customerId: 'c1', amount: 350 });
+    } catch (e) {
+      err = e;
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    expect(err).toBeInstanceOf(QuotaClientError);
+    const { kind, details } = err as QuotaClientError;
+    expect(kind).toBe('network');
+    expect(details.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
+    // Asked again later (the first reply, still in the Redis connection's queue, comes before this one's).
+    const later = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY });
+    const again = await later.reserve(p, { customerId: 'c1', amount: 350 }, { idempotencyKey: details.idempotencyKey });
+    expect(again).toMatchObject({ ok: true, idempotencyKey: details.idempotencyKey });
+    await expectOneHold(p, 350);
+  });
+
+  it('a repayment whose final answer was a 503 is asked again with its key and applied once', async () => {
+    const p = await productWithLine();
+    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0 });
+    const r = await client.reserve(p, { customerId: 'c1', amount: 1_000 });
+    if (!r.ok) expect.fail(JSON.stringify(r.problem));
+    expect((await client.commit(p, r.value.reservationId)).ok).toBe(true);
+    await waitUntilSettled(client, p, r.value.reservationId);
+    proxy.setReplyDelay(2_500);
+    let first;
+    try {
+      first = await client.repay(p, 'c1', 300);
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    expect(first).toMatchObject({ ok: false, problem: { code: 'UNAVAILABLE' } });
+    const again = await client.repay(p, 'c1', 300, { idempotencyKey: first.idempotencyKey });
+    expect(again).toMatchObject({ ok: true, replayed: true, value: { drawn: 700 } });
+    const line = await client.getLine(p, 'c1');
+    expect(line.ok && line.value.drawn).toBe(700);
+  });
+});
+
 describe('commit and release are repeated safely', () => {
   it('a commit whose reply was late is retried and commits once', async () => {
     const p = await productWithLine();
@@ -166,6 +229,35 @@ describe('commit and release are repeated safely', () => {
     expect(committed).toMatchObject({ ok: true, value: { committedAmount: 400 } });
     const pool = await admin.getProduct(p);
     expect(pool.ok && [pool.value.held, pool.value.committed]).toEqual([0, 400]);
+  });
+
+  it('a release whose reply was late is retried and releases once', async () => {
+    const p = await productWithLine();
+    const retries: RetryEvent[] = [];
+    const client = new QuotaClient({
+      baseUrl: svc.baseUrl,
+      apiKey: CLIENT_KEY,
+      onRetry: (e) => {
+        retries.push(e);
+        proxy.setReplyDelay(0);
+      },
+    });
+    const r = await client.reserve(p, { customerId: 'c1', amount: 600 });
+    if (!r.ok) expect.fail(JSON.stringify(r.problem));
+    proxy.setReplyDelay(2_500);
+    let released;
+    try {
+      released = await client.release(p, r.value.reservationId);
+    } finally {
+      proxy.setReplyDelay(0);
+    }
+    // The first attempt's release landed but its answer was a 503; the retry answers the released state.
+    expect(retries.map((e) => [e.method, e.reason])).toEqual([['POST', 'status 503']]);
+    expect(released).toMatchObject({ ok: true, status: 200, value: { status: 'released' } });
+    const pool = await admin.getProduct(p);
+    expect(pool.ok && [pool.value.held, pool.value.committed, pool.value.available]).toEqual([0, 0, 100_000]);
+    const events = await admin.admin.events(p, r.value.reservationId);
+    expect(events.ok && events.value.events.map((e) => e.to)).toEqual(['held', 'released']);
   });
 });
 
@@ -202,6 +294,16 @@ describe('connection refused, then the service is there', () => {
     }
   });
 });
+
+async function waitUntilSettled(client: QuotaClient, p: string, reservationId: string) {
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const got = await client.getReservation(p, reservationId);
+    if (got.ok && got.value.status === 'settled') return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  expect.fail(`${reservationId} not settled in 10 s`);
+}
 
 function forward(port: number, targetPort: string): Server {
   const sockets = new Set<Socket>();

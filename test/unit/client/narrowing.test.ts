@@ -65,6 +65,7 @@ it(
     expect(errors).toHaveLength(marks);
     expect(unmarked.output).toMatch(/'"COMMIT_EXCEEDS_HOLD"'/);
     expect(unmarked.output).toMatch(/'"POOL_EXHAUSTD"'/);
+    expect(unmarked.output).toMatch(/Property 'idempotencyKey' does not exist/);
   },
   120_000,
 );
