@@ -11,6 +11,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { consoleRoutes } from './console.js';
+import { reservationFastPath } from './fastPath.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -24,7 +25,7 @@ import { bulkImportRoutes } from './routes/bulkImport.js';
 import { lineRoutes } from './routes/lines.js';
 import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
-import { reservationRoutes } from './routes/reservations.js';
+import { reservationHandlers, reservationRoutes } from './routes/reservations.js';
 
 export interface AppDeps {
   engine: QuotaEngine;
@@ -151,6 +152,23 @@ export function createApp(deps: AppDeps): express.Express {
   // costing more than the line itself.)
   app.use(requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG));
 
+  // The commit is durable once the script answers; if enqueueing fails or is
+  // slow, the outbox relay enqueues it later, so the client still gets its 200,
+  // and never waits more than ENQUEUE_WAIT_MS for the queue.
+  const onCommitted = async (productId: string, reservationId: string) => {
+    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
+      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
+    });
+    await Promise.race([enqueued, sleep(ENQUEUE_WAIT_MS, undefined, { ref: false })]);
+  };
+  const reservations = reservationHandlers(engine, readBody, onCommitted, deps.rateLimits);
+  const apiSteps = [
+    ...(deps.shedMaxInFlight > 0 ? [shedLoad(deps.shedMaxInFlight)] : []),
+    requestDeadline(REQUEST_DEADLINE_MS),
+  ];
+  // Reserve, commit and release in their plain form skip express's router (src/http/fastPath.ts).
+  app.use(reservationFastPath({ before: apiSteps, auth: requireRole('client'), handlers: reservations }));
+
   // Health, metrics, the OpenAPI document and the console: none under /v1/, so
   // an API request skips their routers (each one entered costs a walk of its layers).
   const outsideApi = express.Router();
@@ -161,8 +179,7 @@ export function createApp(deps: AppDeps): express.Express {
   const skippedUnderV1: express.RequestHandler = (req, res, next) =>
     req.url.startsWith('/v1/') ? next() : outsideApi(req, res, next);
   app.use(Object.assign(skippedUnderV1, { stack: outsideApi.stack }));
-  if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
-  app.use(requestDeadline(REQUEST_DEADLINE_MS));
+  for (const step of apiSteps) app.use(step);
   app.use(undecodablePath(requireRole));
 
   // OPTIONS is not answered by express's automatic handler (which would list
@@ -170,18 +187,9 @@ export function createApp(deps: AppDeps): express.Express {
   const fallback = routeFallback(app, requireRole);
   app.use((req, res, next) => (req.method === 'OPTIONS' ? fallback(req, res, next) : next()));
 
-  // The commit is durable once the script answers; if enqueueing fails or is
-  // slow, the outbox relay enqueues it later, so the client still gets its 200,
-  // and never waits more than ENQUEUE_WAIT_MS for the queue.
-  const onCommitted = async (productId: string, reservationId: string) => {
-    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
-      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
-    });
-    await Promise.race([enqueued, sleep(ENQUEUE_WAIT_MS, undefined, { ref: false })]);
-  };
-  // Hot routes first: express tries every layer in order, so a reserve
-  // should not walk past the admin, bulk import and dashboard layers.
-  app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
+  // Hot routes first: express tries every layer in order, so a reservation request the fast
+  // path left to the router should not walk past the admin, bulk import and dashboard layers.
+  app.use(reservationRoutes(reservations, requireRole));
   app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
   app.use(productRoutes(engine, requireRole, readBody));
   app.use(listingRoutes(engine, deps.queries, requireRole));

@@ -72,6 +72,8 @@ export const reserveBody = z.strictObject({
   metadata: metadata.optional(),
 });
 export const commitBody = z.strictObject({ amount: amount.optional() });
+/** A release takes no fields (built once: `pick` on every request cost a schema per release). */
+export const emptyBody = commitBody.pick({});
 export const repayBody = z.strictObject({ amount });
 
 export const productParams = z.object({ productId: id });
