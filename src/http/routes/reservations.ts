@@ -4,6 +4,14 @@ import type { QuotaEngine } from '../../engine/quotaEngine.js';
 import type { RequireRole } from '../auth.js';
 import type { RateLimits } from '../rateLimits.js';
 import { fingerprint } from '../fingerprint.js';
+import {
+  quickCommitBody,
+  quickEmptyBody,
+  quickIdempotencyKey,
+  quickProductParams,
+  quickReservationParams,
+  quickReserveBody,
+} from '../quickChecks.js';
 import { idempotencyKeyOf, parse, sendOutcome, type JsonBodyReader } from '../respond.js';
 import { reservationJson } from '../../wireFormat.js';
 import {
@@ -41,10 +49,11 @@ export function reservationHandlers(
 ): Record<keyof typeof RESERVATION_PATHS, ReservationHandler> {
   return {
     async reserve(req, res) {
-      const { productId } = parse(productParams, req.params, 'path');
-      const idempotencyKey = idempotencyKeyOf(req, idempotencyKeyHeader);
+      const { productId } = quickProductParams(req.params) ?? parse(productParams, req.params, 'path');
+      const idempotencyKey =
+        quickIdempotencyKey(req.headers['idempotency-key']) ?? idempotencyKeyOf(req, idempotencyKeyHeader);
       const rawBody = await readBody(req, res);
-      const body = parse(reserveBody, rawBody, 'body');
+      const body = quickReserveBody(rawBody) ?? parse(reserveBody, rawBody, 'body');
       await rateLimits.checkCustomer(productId, body.customerId);
       const outcome = await engine.reserve({
         productId,
@@ -58,24 +67,31 @@ export function reservationHandlers(
     },
 
     async get(req, res) {
-      const { productId, reservationId } = parse(reservationParams, req.params, 'path');
+      const { productId, reservationId } = reservationParamsOf(req);
       sendOutcome(res, await engine.getReservation(productId, reservationId), 200, reservationJson);
     },
 
     async commit(req, res) {
-      const { productId, reservationId } = parse(reservationParams, req.params, 'path');
-      const { amount } = parse(commitBody, (await readBody(req, res)) ?? {}, 'body');
+      const { productId, reservationId } = reservationParamsOf(req);
+      const rawBody = (await readBody(req, res)) ?? {};
+      const { amount } = quickCommitBody(rawBody) ?? parse(commitBody, rawBody, 'body');
       const outcome = await engine.commit(productId, reservationId, amount);
       if (outcome.ok && outcome.value.status === 'committed') await onCommitted(productId, reservationId);
       sendOutcome(res, outcome, 200, reservationJson);
     },
 
     async release(req, res) {
-      const { productId, reservationId } = parse(reservationParams, req.params, 'path');
-      parse(emptyBody, (await readBody(req, res)) ?? {}, 'body');
+      const { productId, reservationId } = reservationParamsOf(req);
+      const rawBody = (await readBody(req, res)) ?? {};
+      if (!quickEmptyBody(rawBody)) parse(emptyBody, rawBody, 'body');
       sendOutcome(res, await engine.release(productId, reservationId), 200, reservationJson);
     },
   };
+}
+
+/** The path's ids: the quick check's answer, or zod's (whose 400 names the field). */
+function reservationParamsOf(req: Request): { productId: string; reservationId: string } {
+  return quickReservationParams(req.params) ?? parse(reservationParams, req.params, 'path');
 }
 
 export function reservationRoutes(
