@@ -2,8 +2,9 @@
  * A small JSON body that has fully arrived, read without body-parser (issue
  * 11: body-parser, raw-body and iconv-lite were about 8% of a reserve's CPU
  * for a 40-byte body). Only the plainest case is taken: the whole body is
- * already in the request's buffer, declared `application/json` (or with
- * `charset=utf-8`), not compressed, within the limit. The result is what
+ * already in the request's buffer (as a small one is by the time a route
+ * reads it), declared `application/json` (or with `charset=utf-8`), not
+ * compressed, within the limit. The result is what
  * body-parser's strict JSON parser gives for it: the value, or the errors its
  * reader maps (a body nested too deep, `entity.parse.failed`). Anything else
  * returns undefined and takes body-parser's path as before, nothing consumed.
@@ -34,10 +35,13 @@ export function readCompleteJson(req: Request, limitBytes: number, tooDeep: () =
   if (headers['content-encoding'] !== undefined || headers['transfer-encoding'] !== undefined) return undefined;
   const length = Number(headers['content-length']);
   if (!(length > 0 && length <= limitBytes)) return undefined;
-  // body-parser reads nothing from a request whose socket no longer reads (on-finished): leave that to it.
-  if (!req.complete || !req.readable || !req.socket?.readable || req.readableLength !== length) return undefined;
-  // read() with no size: it also ends the stream ('end' follows), as raw-body's full read does.
+  // Every byte of the body is buffered (the parser pushes body bytes only, up to Content-Length; it marks
+  // the request complete a tick later). body-parser reads nothing from a request whose socket no longer
+  // reads (on-finished): that case is left to it.
+  if (req.readableLength !== length || !req.readable || !req.socket?.readable) return undefined;
   const raw = req.read() as Buffer | null;
+  // Flowing, as raw-body leaves it, so the stream ends ('end') once the parser marks the message complete.
+  req.resume();
   if (raw === null || raw.length !== length) {
     // Cannot happen for a complete request with its whole body buffered; if it does, say so rather than guess.
     return Promise.reject(new Error('request body not readable as buffered'));
