@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { consoleRoutes } from './console.js';
-import { reservationFastPath } from './fastPath.js';
+import { serveReservationsFirst } from './fastPath.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -150,7 +150,8 @@ export function createApp(deps: AppDeps): express.Express {
   // Request id, latency observation and (per LOG_REQUESTS) the log line. (Not
   // pino-http: the benchmark's profile showed its per-request child loggers
   // costing more than the line itself.)
-  app.use(requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG));
+  const logRequest = requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG);
+  app.use(logRequest);
 
   // The commit is durable once the script answers; if enqueueing fails or is
   // slow, the outbox relay enqueues it later, so the client still gets its 200,
@@ -166,8 +167,6 @@ export function createApp(deps: AppDeps): express.Express {
     ...(deps.shedMaxInFlight > 0 ? [shedLoad(deps.shedMaxInFlight)] : []),
     requestDeadline(REQUEST_DEADLINE_MS),
   ];
-  // Reserve, commit and release in their plain form skip express's router (src/http/fastPath.ts).
-  app.use(reservationFastPath({ before: apiSteps, auth: requireRole('client'), handlers: reservations }));
 
   // Health, metrics, the OpenAPI document and the console: none under /v1/, so
   // an API request skips their routers (each one entered costs a walk of its layers).
@@ -198,7 +197,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(fallback);
 
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  const answerError = (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     // Answered already by the deadline: the route's late result has nowhere to go.
     if (res.locals.deadlinePassed) return;
     if (res.headersSent) return req.socket.destroy();
@@ -241,8 +240,18 @@ export function createApp(deps: AppDeps): express.Express {
         requestId: String(res.getHeader('X-Request-Id')),
       }),
     );
-  });
+  };
+  app.use(answerError);
 
+  // Reserve, commit and release in their plain form skip express's router (src/http/fastPath.ts).
+  serveReservationsFirst(app, {
+    first: [logRequest],
+    before: apiSteps,
+    auth: requireRole('client'),
+    handlers: reservations,
+    fallback,
+    onError: answerError,
+  });
   return app;
 }
 
