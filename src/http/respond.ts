@@ -6,6 +6,7 @@ import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { Outcome, Refusal } from '../engine/types.js';
 import { readCompleteJson } from './completeBody.js';
+import { sendJson } from './sendJson.js';
 import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
 import {
@@ -157,27 +158,6 @@ export function sendOutcome<T>(
   if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
   sendJson(res, okStatus, toJson(outcome.value));
-}
-
-/**
- * Answers `value` as JSON with the bytes and headers express's `res.json`
- * gives it (this app has no JSON replacer or spaces and ETags off, so `send`
- * adds Content-Type with its charset and Content-Length, nothing else), without
- * its content-type parsing, charset and freshness steps (a few percent of the
- * reserve's CPU in the issue 11 profile). GET and HEAD keep `res.json`: there a
- * conditional request may be answered 304 and HEAD has no body.
- */
-export function sendJson(res: Response, status: number, value: unknown): void {
-  const method = res.req.method;
-  if (method === 'GET' || method === 'HEAD') {
-    res.status(status).json(value);
-    return;
-  }
-  const body = JSON.stringify(value);
-  res.statusCode = status;
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.setHeader('Content-Length', String(Buffer.byteLength(body)));
-  res.end(body);
 }
 
 /** Answers a refusal as its problem (the two codes about the request itself as 400). */
