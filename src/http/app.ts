@@ -2,7 +2,6 @@
  * The HTTP application: auth, body limits, request ids and logs, the routes,
  * and the one error handler that turns anything thrown into problem+json.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ApiKey } from '../config.js';
 import type { Queries } from '../engine/queries.js';
@@ -11,6 +10,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { createAuth, type RequireRole } from './auth.js';
 import { consoleRoutes } from './console.js';
+import { serveReservationsFirst } from './fastPath.js';
 import { openApiRoutes } from './openapi.js';
 import { problem, sendProblem } from './problems.js';
 import { routeFallback } from './routeFallback.js';
@@ -24,7 +24,7 @@ import { bulkImportRoutes } from './routes/bulkImport.js';
 import { lineRoutes } from './routes/lines.js';
 import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
-import { reservationRoutes } from './routes/reservations.js';
+import { reservationHandlers, reservationRoutes } from './routes/reservations.js';
 
 export interface AppDeps {
   engine: QuotaEngine;
@@ -123,6 +123,28 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
   };
 }
 
+/**
+ * `Promise.race([work, sleep(ms)])`, with the timer cleared as soon as the work settles: a
+ * timers/promises sleep would live on for its whole `ms` after every commit (a thousand and more
+ * at a time at the commit peak, each holding its promise for the garbage collector).
+ */
+function waitAtMost(work: Promise<unknown>, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    timer.unref();
+    work.then(
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err as Error);
+      },
+    );
+  });
+}
+
 /** The worker role's HTTP surface: health and metrics only. */
 export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Express {
   const app = express();
@@ -149,7 +171,23 @@ export function createApp(deps: AppDeps): express.Express {
   // Request id, latency observation and (per LOG_REQUESTS) the log line. (Not
   // pino-http: the benchmark's profile showed its per-request child loggers
   // costing more than the line itself.)
-  app.use(requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG));
+  const logRequest = requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG);
+  app.use(logRequest);
+
+  // The commit is durable once the script answers; if enqueueing fails or is
+  // slow, the outbox relay enqueues it later, so the client still gets its 200,
+  // and never waits more than ENQUEUE_WAIT_MS for the queue.
+  const onCommitted = async (productId: string, reservationId: string) => {
+    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
+      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
+    });
+    await waitAtMost(enqueued, ENQUEUE_WAIT_MS);
+  };
+  const reservations = reservationHandlers(engine, readBody, onCommitted, deps.rateLimits);
+  const apiSteps = [
+    ...(deps.shedMaxInFlight > 0 ? [shedLoad(deps.shedMaxInFlight)] : []),
+    requestDeadline(REQUEST_DEADLINE_MS),
+  ];
 
   // Health, metrics, the OpenAPI document and the console: none under /v1/, so
   // an API request skips their routers (each one entered costs a walk of its layers).
@@ -161,8 +199,7 @@ export function createApp(deps: AppDeps): express.Express {
   const skippedUnderV1: express.RequestHandler = (req, res, next) =>
     req.url.startsWith('/v1/') ? next() : outsideApi(req, res, next);
   app.use(Object.assign(skippedUnderV1, { stack: outsideApi.stack }));
-  if (deps.shedMaxInFlight > 0) app.use(shedLoad(deps.shedMaxInFlight));
-  app.use(requestDeadline(REQUEST_DEADLINE_MS));
+  for (const step of apiSteps) app.use(step);
   app.use(undecodablePath(requireRole));
 
   // OPTIONS is not answered by express's automatic handler (which would list
@@ -170,18 +207,9 @@ export function createApp(deps: AppDeps): express.Express {
   const fallback = routeFallback(app, requireRole);
   app.use((req, res, next) => (req.method === 'OPTIONS' ? fallback(req, res, next) : next()));
 
-  // The commit is durable once the script answers; if enqueueing fails or is
-  // slow, the outbox relay enqueues it later, so the client still gets its 200,
-  // and never waits more than ENQUEUE_WAIT_MS for the queue.
-  const onCommitted = async (productId: string, reservationId: string) => {
-    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
-      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
-    });
-    await Promise.race([enqueued, sleep(ENQUEUE_WAIT_MS, undefined, { ref: false })]);
-  };
-  // Hot routes first: express tries every layer in order, so a reserve
-  // should not walk past the admin, bulk import and dashboard layers.
-  app.use(reservationRoutes(engine, requireRole, readBody, onCommitted, deps.rateLimits));
+  // Hot routes first: express tries every layer in order, so a reservation request the fast
+  // path left to the router should not walk past the admin, bulk import and dashboard layers.
+  app.use(reservationRoutes(reservations, requireRole));
   app.use(lineRoutes(engine, requireRole, readBody, deps.rateLimits));
   app.use(productRoutes(engine, requireRole, readBody));
   app.use(listingRoutes(engine, deps.queries, requireRole));
@@ -190,7 +218,7 @@ export function createApp(deps: AppDeps): express.Express {
 
   app.use(fallback);
 
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+  const answerError = (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     // Answered already by the deadline: the route's late result has nowhere to go.
     if (res.locals.deadlinePassed) return;
     if (res.headersSent) return req.socket.destroy();
@@ -233,8 +261,18 @@ export function createApp(deps: AppDeps): express.Express {
         requestId: String(res.getHeader('X-Request-Id')),
       }),
     );
-  });
+  };
+  app.use(answerError);
 
+  // Reserve, commit and release in their plain form skip express's router (src/http/fastPath.ts).
+  serveReservationsFirst(app, {
+    first: [logRequest],
+    before: apiSteps,
+    auth: requireRole('client'),
+    handlers: reservations,
+    fallback,
+    onError: answerError,
+  });
   return app;
 }
 

@@ -36,34 +36,56 @@ interface DeadlineControl {
  */
 export function requestDeadline(ms: number): express.RequestHandler {
   return (req, res, next) => {
-    if (req.path.endsWith('/customers:bulk')) return next();
-    let timer: NodeJS.Timeout | undefined;
-    const fire = () => {
-      if (res.headersSent) return;
-      res.locals.deadlinePassed = true;
-      sendProblem(
-        res,
-        problem('UNAVAILABLE', {
-          message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)',
-        }),
-        {
-          retryAfterSeconds: 1,
-        },
-      );
-    };
-    const control: DeadlineControl = {
-      pause: () => clearTimeout(timer),
-      restart: () => {
-        clearTimeout(timer);
-        timer = setTimeout(fire, ms);
-      },
-    };
+    // (The url test first: req.path parses the URL, a cost every request would pay.)
+    if (req.url.includes('/customers:bulk') && req.path.endsWith('/customers:bulk')) return next();
+    const control = new Deadline(res, ms);
     res.locals.deadline = control;
     control.restart();
-    res.once('finish', control.pause);
-    res.once('close', control.pause);
+    res.on('finish', pauseDeadline);
+    res.on('close', pauseDeadline);
     next();
   };
+}
+
+/**
+ * One request's deadline timer. A class with shared listeners and the response passed to the
+ * timer, rather than closures and `once` wrappers: it runs on every API request (issue 11).
+ */
+class Deadline implements DeadlineControl {
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly res: Response,
+    private readonly ms: number,
+  ) {}
+
+  pause(): void {
+    clearTimeout(this.timer);
+  }
+
+  restart(): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(deadlinePassed, this.ms, this.res);
+  }
+}
+
+/** 'finish' and 'close' of a response with a deadline: no answer is due any more. */
+function pauseDeadline(this: Response): void {
+  (this.locals.deadline as DeadlineControl).pause();
+}
+
+function deadlinePassed(res: Response): void {
+  if (res.headersSent) return;
+  res.locals.deadlinePassed = true;
+  sendProblem(
+    res,
+    problem('UNAVAILABLE', {
+      message: 'the quota store did not answer in time; retry shortly (with the same Idempotency-Key)',
+    }),
+    {
+      retryAfterSeconds: 1,
+    },
+  );
 }
 
 /**

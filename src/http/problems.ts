@@ -10,6 +10,7 @@
 import type { Request, Response } from 'express';
 import { CATALOGUE, textsOf, type DetailParams, type ErrorCode } from '../errors/catalogue.js';
 import { chooseLanguage, type Language } from '../errors/language.js';
+import { sendJson } from './sendJson.js';
 
 export type { ErrorCode } from '../errors/catalogue.js';
 
@@ -76,12 +77,11 @@ export function sendProblem(res: Response, draft: ProblemDraft, options: Problem
   if (options.retryAt !== undefined) retryAfter = Math.ceil((options.retryAt - (options.now ?? Date.now())) / 1000);
   if (retryAfter !== undefined) res.setHeader('Retry-After', String(Math.max(1, retryAfter)));
   res.setHeader('Content-Language', language === 'zh' ? 'zh-CN' : 'en');
-  res.vary('Accept-Language');
+  // (What res.vary does when there is no Vary yet, without parsing one.)
+  if (res.getHeader('Vary') === undefined) res.setHeader('Vary', 'Accept-Language');
+  else res.vary('Accept-Language');
   // Only server errors carry the request id in the body: 4xx bodies must stay
   // byte-identical when an idempotent answer is replayed (the header has it anyway).
   const requestId = body.status >= 500 ? res.getHeader('X-Request-Id') : undefined;
-  res
-    .status(body.status)
-    .type('application/problem+json')
-    .json(requestId ? { ...body, requestId } : body);
+  sendJson(res, body.status, requestId ? { ...body, requestId } : body, 'application/problem+json');
 }

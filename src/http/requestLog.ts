@@ -16,7 +16,7 @@
  * Counts of everything (by route and status class) stay in the metrics.
  */
 import { randomUUID } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { RequestHandler, Response } from 'express';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { Readiness } from './readiness.js';
@@ -62,6 +62,28 @@ export function requestLog(
   readiness: Readiness,
   settings: RequestLogSettings,
 ): RequestHandler {
+  // One listener for every response (its request's start in res.locals), not a closure and a
+  // `once` wrapper per request: this runs on every request (issue 11).
+  function finished(this: Response): void {
+    const { req, locals } = this;
+    const ms = performance.now() - (locals.startedAt as number);
+    const route = String(req.route?.path ?? 'unmatched');
+    const status = this.statusCode;
+    metrics.observeHttp(route, req.method, status, ms / 1000);
+    const level = requestLogLevel(settings, status, ms);
+    if (!level) return;
+    const line = {
+      requestId: locals.requestId as string,
+      method: req.method,
+      url: req.originalUrl,
+      route,
+      status,
+      durationMs: Math.round(ms * 10) / 10,
+      key: locals.keyName as string | undefined,
+    };
+    logger[level](line, 'request');
+  }
+
   return (req, res, next) => {
     const given = req.headers['x-request-id'];
     const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -70,25 +92,8 @@ export function requestLog(
     // While draining, every answer closes its connection, so keep-alive
     // clients move to other instances and the process can exit promptly.
     if (readiness.draining) res.setHeader('Connection', 'close');
-    const started = performance.now();
-    res.once('finish', () => {
-      const ms = performance.now() - started;
-      const route = String(req.route?.path ?? 'unmatched');
-      const status = res.statusCode;
-      metrics.observeHttp(route, req.method, status, ms / 1000);
-      const level = requestLogLevel(settings, status, ms);
-      if (!level) return;
-      const line = {
-        requestId,
-        method: req.method,
-        url: req.originalUrl,
-        route,
-        status,
-        durationMs: Math.round(ms * 10) / 10,
-        key: res.locals.keyName as string | undefined,
-      };
-      logger[level](line, 'request');
-    });
+    res.locals.startedAt = performance.now();
+    res.on('finish', finished);
     next();
   };
 }

@@ -5,6 +5,8 @@
 import express, { type Request, type Response } from 'express';
 import type { z } from 'zod';
 import type { Outcome, Refusal } from '../engine/types.js';
+import { readCompleteJson } from './completeBody.js';
+import { sendJson } from './sendJson.js';
 import { withBodyTimeout } from './deadline.js';
 import { MAX_JSON_DEPTH, jsonDepthExceeds } from './jsonDepth.js';
 import {
@@ -122,6 +124,8 @@ export function createJsonBodyReader(
     },
   });
   return (req, res) => {
+    const complete = readCompleteJson(req, limitBytes, () => tooDeep('body'));
+    if (complete) return complete;
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (hasBody && !req.is(JSON_TYPES)) {
       const message = 'must be application/json when a body is sent';
@@ -153,7 +157,7 @@ export function sendOutcome<T>(
   if (!outcome.ok) return sendRefusal(res, outcome);
   if (outcome.replayed) res.setHeader('Idempotent-Replayed', 'true');
   for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-  res.status(okStatus).json(toJson(outcome.value));
+  sendJson(res, okStatus, toJson(outcome.value));
 }
 
 /** Answers a refusal as its problem (the two codes about the request itself as 400). */

@@ -9,9 +9,10 @@ export const MAX_METADATA_BYTES = 1024;
 export const MAX_HOLD_TTL_SECONDS = 86_400;
 
 /** Ids end up inside Redis key names: `{`, `}` and `:` would break the layout. */
+export const ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const id = z
   .string()
-  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]')
+  .regex(ID_PATTERN, 'must be 1 to 64 characters of [A-Za-z0-9._-]')
   .describe('1 to 64 characters of [A-Za-z0-9._-]');
 /** Positive amounts in minor units: safe integers only (no strings, fractions, exponents beyond 2^53-1). */
 export const amount = z.int().min(1).describe('minor currency units (fen, cents)');
@@ -72,6 +73,8 @@ export const reserveBody = z.strictObject({
   metadata: metadata.optional(),
 });
 export const commitBody = z.strictObject({ amount: amount.optional() });
+/** A release takes no fields (built once: `pick` on every request cost a schema per release). */
+export const emptyBody = commitBody.pick({});
 export const repayBody = z.strictObject({ amount });
 
 export const productParams = z.object({ productId: id });
@@ -79,7 +82,7 @@ export const lineParams = z.object({ productId: id, customerId: id });
 export const reservationParams = z.object({ productId: id, reservationId: id });
 export const idempotencyKeyHeader = z
   .string({ error: (issue) => (issue.input === undefined ? 'required' : 'must be a string') })
-  .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1 to 64 characters of [A-Za-z0-9._-]');
+  .regex(ID_PATTERN, 'must be 1 to 64 characters of [A-Za-z0-9._-]');
 
 export const RESERVATION_STATUSES = [
   'held',
