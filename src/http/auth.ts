@@ -92,6 +92,9 @@ export function createAuth(
    */
   return function requireRole(role: Role, { browser = false }: { browser?: boolean } = {}) {
     return async (req: Request, res: Response, next: NextFunction) => {
+      // An admin route of the API is logged whatever LOG_REQUESTS says (src/http/requestLog.ts); the dashboard's
+      // pages and assets (browser) are not.
+      if (role === 'admin' && !browser) res.locals.adminRoute = true;
       const caller = callerOf(req.headers.authorization, browser);
       const callerRole = caller?.role;
       if (!caller || !callerRole) {

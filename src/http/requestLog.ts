@@ -12,7 +12,11 @@
  *             (LOG_SLOW_REQUEST_MS and over)
  *   0 < f < 1 errors, plus that fraction of the other requests, at random
  *
- * 5xx lines are logged at error level, slow ones at warn; the rest at info.
+ * Whatever the setting, every request to an admin route of the API (product
+ * and line writes, bulk imports, resolve, redrive, admin reads; refused ones
+ * too) gets a line naming its key: they are few, and who did what must be
+ * answerable (issue 10). 5xx lines are logged at error level, slow ones at
+ * warn; the rest at info.
  * Counts of everything (by route and status class) stay in the metrics.
  */
 import { randomUUID } from 'node:crypto';
@@ -45,11 +49,12 @@ export function requestLogLevel(
   status: number,
   durationMs: number,
   random: () => number = Math.random,
+  adminRoute = false,
 ): 'error' | 'warn' | 'info' | undefined {
   if (status >= 500) return 'error';
   if (durationMs >= settings.slowMs) return 'warn';
   const { policy } = settings;
-  if (policy.mode === 'all') return 'info';
+  if (policy.mode === 'all' || adminRoute) return 'info';
   if (policy.mode === 'sampled' && random() < policy.fraction) return 'info';
   return undefined;
 }
@@ -70,7 +75,7 @@ export function requestLog(
     const route = String(req.route?.path ?? 'unmatched');
     const status = this.statusCode;
     metrics.observeHttp(route, req.method, status, ms / 1000);
-    const level = requestLogLevel(settings, status, ms);
+    const level = requestLogLevel(settings, status, ms, Math.random, locals.adminRoute === true);
     if (!level) return;
     const line = {
       requestId: locals.requestId as string,

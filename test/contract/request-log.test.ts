@@ -1,8 +1,8 @@
 /**
  * The request log: with LOG_REQUESTS=all one line per request (request id,
  * route template, status, duration); with the default (errors) only 5xx and
- * slow requests; a fraction samples the rest. X-Request-Id taken from the
- * caller or made, and returned, whatever is logged.
+ * slow requests, plus every admin-route request; a fraction samples the rest.
+ * X-Request-Id taken from the caller or made, and returned, whatever is logged.
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
@@ -88,5 +88,54 @@ it('whatever the setting, 5xx answers (error) and slow requests (warn) are logge
   expect(requestLogLevel(settings({ mode: 'errors' }), 409, 3, always)).toBeUndefined();
   expect(requestLogLevel(settings({ mode: 'sampled', fraction: 0.5 }), 201, 3, always)).toBe('info');
   expect(requestLogLevel(settings({ mode: 'sampled', fraction: 0.5 }), 201, 3, never)).toBeUndefined();
+  expect(requestLogLevel(settings({ mode: 'errors' }), 200, 3, never, true)).toBe('info'); // an admin route
   expect(DEFAULT_REQUEST_LOG.policy.mode).toBe('all'); // an app built without settings (tests) logs every request
+});
+
+it('with the default (errors), every admin-route request still gets a line naming its key, never the key', async () => {
+  const adminKey = 'ops-anna-key-0123456789';
+  const clientKey = 'android-app-key-0123456789';
+  const own: Record<string, unknown>[] = [];
+  const quiet = await startService(
+    parseConfig({
+      PORT: '0',
+      HOST: '127.0.0.1',
+      REDIS_URL: inject('redisUrl'),
+      KEY_PREFIX: uniqueId('log'),
+      QUOTA_API_KEYS: `admin:ops-anna:${adminKey},client:android-app:${clientKey}`,
+      ROLE: 'api',
+    }),
+    pino({ level: 'info' }, { write: (line: string) => void own.push(JSON.parse(line)) }),
+  );
+  try {
+    const url = `http://127.0.0.1:${quiet.port}`;
+    const send = (key: string, method: string, path: string, body?: unknown) =>
+      fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${key}`,
+          'content-type': 'application/json',
+          'idempotency-key': uniqueId('k'),
+        },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const p = uniqueId('p');
+    expect((await send(adminKey, 'PUT', `/v1/products/${p}`, { capacity: 1_000 })).status).toBe(201);
+    expect((await send(adminKey, 'PUT', `/v1/products/${p}/customers/c1`, { limit: 100 })).status).toBe(201);
+    expect(
+      (await send(clientKey, 'POST', `/v1/products/${p}/reservations`, { customerId: 'c1', amount: 5 })).status,
+    ).toBe(201);
+    expect((await send(clientKey, 'GET', `/v1/products/${p}`)).status).toBe(200);
+    expect((await send(clientKey, 'PATCH', `/v1/products/${p}`, { status: 'paused' })).status).toBe(403);
+    expect((await send(adminKey, 'GET', `/v1/products/${p}/reservations?status=held`)).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    const logged = own.filter((l) => l.msg === 'request').map((l) => `${l.method} ${l.status} ${l.key}`);
+    expect(logged).toEqual(['PUT 201 ops-anna', 'PUT 201 ops-anna', 'PATCH 403 android-app', 'GET 200 ops-anna']);
+    const text = JSON.stringify(own);
+    expect(text).not.toContain(adminKey);
+    expect(text).not.toContain(clientKey);
+  } finally {
+    await quiet.stop();
+  }
 });
