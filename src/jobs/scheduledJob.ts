@@ -98,13 +98,10 @@ export function createScheduledJob(options: ScheduledJobOptions) {
       worker = startWatchedWorker({
         queue,
         process: () => withTimeout(options.run(), options.runTimeoutMs, name),
-        workerOptions: () => ({
-          connection: options.bullmq.worker(),
-          prefix: options.prefix,
-          concurrency: 1,
-          lockDuration: lockMs,
-          stalledInterval: Math.max(1_000, Math.floor(lockMs / 2)),
-        }),
+        connection: options.bullmq.worker,
+        prefix: options.prefix,
+        concurrency: 1,
+        lockMs,
         onWorker: (w) => {
           w.on('error', (err) => logger.warn({ err, job: name }, 'scheduled job worker error'));
           w.on('failed', (_job, err) => logger.warn({ err, job: name }, 'scheduled job failed; the next run retries'));

@@ -13,7 +13,7 @@
  * a new one on fresh connections. With several instances, a healthy one takes
  * the jobs and the condition never lasts.
  */
-import type { Job, Processor, Queue, Worker, WorkerOptions } from 'bullmq';
+import type { ConnectionOptions, Job, Processor, Queue, Worker } from 'bullmq';
 import { Worker as BullWorker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
@@ -22,8 +22,17 @@ export interface WatchedWorkerOptions<T> {
   /** The queue the worker takes jobs from (used only for the check). */
   queue: Queue<T>;
   process: Processor<T>;
-  /** Made anew for every worker, so a replacement gets fresh connections. */
-  workerOptions: () => WorkerOptions;
+  /** A new connection (options or a client) for each worker, so a replacement gets fresh connections. */
+  connection: () => ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+  /**
+   * A job's lock, renewed while it runs; a job whose worker died comes back (stalled) after it. The stalled check
+   * runs every half lock.
+   */
+  lockMs: number;
+  /** How often a job may come back stalled before it fails (BullMQ's default: 1). */
+  maxStalledCount?: number;
   /** Wires events (error, failed) on each new worker. */
   onWorker?: (worker: Worker<T>) => void;
   logger: Logger;
@@ -52,7 +61,14 @@ export function startWatchedWorker<T>(options: WatchedWorkerOptions<T>): Watched
   let stuckSince: number | undefined;
 
   const make = (): Worker<T> => {
-    const worker = new BullWorker<T>(queue.name, options.process, options.workerOptions());
+    const worker = new BullWorker<T>(queue.name, options.process, {
+      connection: options.connection(),
+      prefix: options.prefix,
+      concurrency: options.concurrency,
+      lockDuration: options.lockMs,
+      stalledInterval: Math.max(1_000, Math.floor(options.lockMs / 2)),
+      ...(options.maxStalledCount === undefined ? {} : { maxStalledCount: options.maxStalledCount }),
+    });
     worker.on('active', (_job: Job<T>) => {
       stuckSince = undefined;
     });

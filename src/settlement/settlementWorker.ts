@@ -92,14 +92,11 @@ export function createSettlementWorker(options: SettlementWorkerOptions) {
       worker = startWatchedWorker({
         queue: options.queue,
         process,
-        workerOptions: () => ({
-          connection: options.bullmq.worker(),
-          prefix: options.keys.queuePrefix(),
-          concurrency: options.concurrency,
-          lockDuration: options.lockDurationMs,
-          stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
-          maxStalledCount: 10,
-        }),
+        connection: options.bullmq.worker,
+        prefix: options.keys.queuePrefix(),
+        concurrency: options.concurrency,
+        lockMs: options.lockDurationMs,
+        maxStalledCount: 10,
         onWorker: (w) => {
           w.on('error', (err) => logger.warn({ err }, 'settlement worker error'));
           w.on('failed', (job, err) =>

@@ -131,14 +131,11 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
       worker = startWatchedWorker({
         queue: options.queue,
         process,
-        workerOptions: () => ({
-          connection: options.bullmq.worker(),
-          prefix: options.keys.queuePrefix(),
-          concurrency: options.products,
-          lockDuration: options.lockDurationMs,
-          stalledInterval: Math.max(1_000, Math.floor(options.lockDurationMs / 2)),
-          maxStalledCount: 10,
-        }),
+        connection: options.bullmq.worker,
+        prefix: options.keys.queuePrefix(),
+        concurrency: options.products,
+        lockMs: options.lockDurationMs,
+        maxStalledCount: 10,
         onWorker: (w) => w.on('error', (err) => logger.warn({ err }, 'webhook worker error')),
         logger,
       });

@@ -39,11 +39,10 @@ describe('a watched queue worker', () => {
         await work();
         processed.push(job.id!);
       },
-      workerOptions: () => ({
-        connection: workerConnectionOptions(made++ === 0 ? proxy!.url : redisUrl()),
-        prefix: `{${name}}`,
-        concurrency: 1,
-      }),
+      connection: () => workerConnectionOptions(made++ === 0 ? proxy!.url : redisUrl()),
+      prefix: `{${name}}`,
+      concurrency: 1,
+      lockMs: 30_000,
       logger: createLogger('silent'),
       checkEveryMs: 200,
       stuckAfterMs: 1_500,
