@@ -16,7 +16,7 @@ local function endHold(k, record, now, newStatus, reason)
   local amount = record.amount + 0
   moveStatus(k, record, newStatus, now, now, amount, reason)
   record.endedAt = int(now)
-  redis.call('HINCRBY', k.pool, 'held', -amount)
+  redis.call('HINCRBY', k.pool, 'held', int(-amount))
   addToLine(k, record.customerId, {held = -amount})
   return saveRecord(k, record)
 end

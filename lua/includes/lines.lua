@@ -35,10 +35,15 @@ end
 
 -- Adds deltas ({held = -5, drawn = 3}) to a line's counters. Like HINCRBY on a
 -- missing hash, a missing line gets an entry with the counters only (it stays
--- "no credit line" for reserves, and the audit reports it).
-local function addToLine(k, customerId, deltas)
-  local json = redis.call('HGET', k.lines, customerId)
-  local line = json and cjson.decode(json) or {}
+-- "no credit line" for reserves, and the audit reports it). `loaded`: the line
+-- as loadLine returned it in this same call, nothing having written it since
+-- (commit reads it for its status check), so it is not read and decoded twice.
+local function addToLine(k, customerId, deltas, loaded)
+  local line = loaded
+  if not line then
+    local json = redis.call('HGET', k.lines, customerId)
+    line = json and cjson.decode(json) or {}
+  end
   for field, delta in pairs(deltas) do
     line[field] = int(numOr(line[field], 0) + delta)
   end
