@@ -56,7 +56,7 @@ local now = nowMs()
 local looked, expired = reclaimDue(k, now, reclaimLimit)
 local moreDue = looked == reclaimLimit
 
-local pool = loadPool(k)
+local pool = loadPoolForDecision(k)
 local ttl = ARGV[5]
 if pool and ttl ~= '' and ttl + 0 > pool.holdTtlSeconds + 0 then
   return reply('TTL_OUT_OF_RANGE', now, {holdTtlSeconds = pool.holdTtlSeconds}, expired)
@@ -73,7 +73,7 @@ local blockers = blockersFor(pool, line, now, amount)
 -- A refusal reports (and stores) drawable: it must count every due hold.
 if #blockers > 0 and moreDue then
   expired = expired + reclaimBurst(k, now, reclaimLimit)
-  pool, line = loadPool(k), loadLine(k, customerId)
+  pool, line = loadPoolForDecision(k), loadLine(k, customerId)
   blockers = blockersFor(pool, line, now, amount)
 end
 if #blockers > 0 then
@@ -84,6 +84,7 @@ if #blockers > 0 then
     local details = {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}
     return reply(blockers[1][1], now, details, expired)
   end
+  completePool(k, pool) -- pauseReason, whatever the status
   return storeAnswer(k, request, blockers[1][1], now, {
     drawable = int(drawable),
     retryAt = blockers[1][2] and int(blockers[1][2]) or nil,

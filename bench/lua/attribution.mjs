@@ -29,7 +29,7 @@
  * write wrong data on purpose (each uses its own product).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -128,6 +128,34 @@ local k = `,
 end`,
       ),
     ],
+    poolHgetall: [
+      after(
+        'views',
+        `loadPool = function(k)
+  local v = redis.call('HGETALL', k.pool)
+  if #v == 0 then return nil end
+  local pool = {capacity = '', held = '', committed = '', settled = '', minAmount = '', maxAmount = '',
+    holdTtlSeconds = '', opensAt = '', closesAt = '', status = '', pauseReason = '', resumeAt = '', reserveTiers = '',
+    reserveAmount = '', createdAt = '', updatedAt = ''}
+  for i = 1, #v, 2 do pool[v[i]] = v[i + 1] end
+  return pool
+end`,
+      ),
+    ],
+    pool13: [
+      after(
+        'views',
+        `loadPool = function(k)
+  local v = redis.call('HMGET', k.pool, 'capacity', 'held', 'committed', 'minAmount', 'maxAmount',
+    'holdTtlSeconds', 'opensAt', 'closesAt', 'status', 'pauseReason', 'resumeAt', 'reserveTiers', 'reserveAmount')
+  if not v[1] then return nil end
+  return {capacity = v[1], held = v[2] or '', committed = v[3] or '', minAmount = v[4] or '',
+    maxAmount = v[5] or '', holdTtlSeconds = v[6] or '', opensAt = v[7] or '', closesAt = v[8] or '',
+    status = v[9] or '', pauseReason = v[10] or '', resumeAt = v[11] or '', reserveTiers = v[12] or '',
+    reserveAmount = v[13] or ''}
+end`,
+      ),
+    ],
     noStoredLookup: [after('idempotency', 'storedAnswer = function() return nil end')],
     noStoreSet: [
       after(
@@ -165,28 +193,31 @@ end`,
         `saveLine = function(k, customerId) redis.call('HSET', k.lines, customerId, ${lua(LINE_CONST)}) end`,
       ),
     ],
-    recordNoEncode: [
+    recordConst: [after('records', `newHoldJson = function() return ${lua(RECORD_CONST)} end`)],
+    recordNoEscape: [
       after(
         'records',
-        `saveRecord = function(k, record)
-  local json = ${lua(RECORD_CONST)}
-  redis.call('HSET', k.records, record.reservationId, json)
-  return json
+        `newHoldJson = function(r, p, c, amount, createdAt, expiresAt, m, key, eventId)
+  return '{"amount":"' .. amount .. '","committedAmount":"0","idempotencyKey":"' .. key ..
+    '","metadata":"' .. m .. '","attempts":"0","createdAt":"' .. createdAt .. '","reservationId":"' .. r ..
+    '","productId":"' .. p .. '","status":"held","expiresAt":"' .. expiresAt .. '","eventIds":"' .. eventId ..
+    '","customerId":"' .. c .. '"}'
 end`,
       ),
     ],
+    noPayloadConcat: [after('records', 'reservationPayload = function(json) return json end')],
     noBlockers: [after('views', 'local NO_BLOCKERS = {}\nblockersFor = function() return NO_BLOCKERS end')],
     noXadd: [after('statuses', "appendEvent = function() return '1796184262460-0' end")],
     noZaddHeld: [
       after(
         'statuses',
-        `enterHeld = function(k, record, now)
-  record.eventIds = appendEvent(k, record.reservationId, nil, 'held', now, tonumber(record.amount), 'reserved')
+        `enterHeld = function(k, reservationId, expiresAt, amount, now)
+  return appendEvent(k, reservationId, nil, 'held', now, amount, 'reserved')
 end`,
       ),
     ],
     noBycustomer: [edit('reserve-8.lua', /^redis\.call\('ZADD', k\.bycustomer.*$/m, '-- (index left out)')],
-    noHincrby: [edit('reserve-8.lua', /^redis\.call\('HINCRBY', k\.pool, 'held', amount\)$/m, '-- (left out)')],
+    noHincrby: [edit('reserve-8.lua', /^redis\.call\('HINCRBY', k\.pool, 'held', amountString\)$/m, '-- (left out)')],
   },
   commit: { base: [] },
   release: { base: [] },
@@ -233,21 +264,143 @@ if (AGAINST) {
   libraries.set('against', variantLibrary('against', [], AGAINST));
 }
 
-const server = await startRedisServer({});
-if (canPin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(server.process.pid)], { stdio: 'ignore' });
-const redis = new Redis(server.url);
-const keys = createKeys('qa');
-const engine = createQuotaEngine({ redis, keys });
+/**
+ * --instructions: instructions per call (valgrind callgrind), each variant in a redis-server of its own
+ * under valgrind: counted, not timed, so other work on the machine does not move them. The counters are
+ * zeroed after set-up and a warm-up and dumped after CALLS calls (default 2,000 here).
+ */
+async function instructionCounts() {
+  const { freePort } = await import('../../dist/src/redis/redisServer.js');
+  const calls = Number(arg('calls', 2_000));
+  const out = new Map();
+  for (const variant of [...variantNames, 'minimal']) {
+    const dir = mkdtempSync(join(tmpdir(), `cg-${variant}-`));
+    const port = await freePort();
+    const vg = spawn(
+      'valgrind',
+      ['--tool=callgrind', `--callgrind-out-file=${dir}/cg.out`, 'redis-server', '--port', String(port)].concat([
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        dir,
+      ]),
+      { stdio: 'ignore' },
+    );
+    const client = new Redis(`redis://127.0.0.1:${port}`, { retryStrategy: () => 200, maxRetriesPerRequest: 100 });
+    try {
+      process.stderr.write(`${variant}: valgrind started\n`);
+      await client.ping();
+      process.stderr.write(`${variant}: up\n`);
+      const library = libraries.get(variant);
+      // Redis stops a FUNCTION LOAD after 500 ms, which valgrind's slowness can reach: try again.
+      for (let attempt = 1; library; attempt++) {
+        try {
+          await client.call('FUNCTION', 'LOAD', library.source);
+          break;
+        } catch (err) {
+          if (attempt === 10 || /already exists/.test(err.message)) throw err;
+        }
+      }
+      const eng = createQuotaEngine({ redis: client, keys });
+      const p = `v-${variant}`;
+      await eng.upsertProduct(p, { capacity: 1e15, holdTtlSeconds: 86_400, minAmount: 1, maxAmount: null }, 'put');
+      await eng.upsertLines(p, [{ customerId: 'c', limit: 1e15, status: 'active', statusReason: null, tier: null }]);
+      // POOL_HASHTABLE=1: the pool hash as a hash table instead of a listpack (a value over 64 bytes converts it).
+      if (process.env.POOL_HASHTABLE) await client.hset(keys.pool(p), 'x-encoding', 'h'.repeat(65));
+      const sha = await client.script('LOAD', readFileSync(join(benchLuaDir, minimalFile.reserve), 'utf8'));
+      const endSha = await client.script('LOAD', readFileSync(join(benchLuaDir, minimalFile[OP]), 'utf8'));
+      await client.set(`${M}pool`, String(1e15));
+      await client.set(`${M}line:c`, String(1e15));
+      const reserveCall = (id) =>
+        library
+          ? fcallArgs(library, 'reserve', reserveRequest(p, id))
+          : ['EVALSHA', sha, '4', `${M}pool`, `${M}line:c`, `${M}hold:${id}`, `${M}idem:${id}`, '1', '86400', 'c'];
+      const endCall = (id) =>
+        library
+          ? fcallArgs(library, OP, { productId: p, reservationId: id })
+          : OP === 'commit'
+            ? ['EVALSHA', endSha, '2', `${M}hold:${id}`, `${M}committed`, `${M}drawn:`]
+            : ['EVALSHA', endSha, '2', `${M}hold:${id}`, `${M}pool`, `${M}line:`];
+      const send = async (argsList) => {
+        for (let i = 0; i < argsList.length; i += 16) {
+          const pipe = client.pipeline();
+          for (const a of argsList.slice(i, i + 16)) pipe.call(...a);
+          for (const [err, reply] of await pipe.exec()) {
+            if (err) throw err;
+            const code = Array.isArray(reply) ? reply[0] : reply;
+            if (code !== 'OK') throw new Error(`${variant}: ${code}`);
+          }
+        }
+      };
+      const ids = (tag, n) => Array.from({ length: n }, (_, i) => `${tag}-${String(i).padStart(9, '0')}`);
+      const warm = ids('warm', 300);
+      await send(warm.map(reserveCall));
+      if (OP !== 'reserve') await send(warm.map(endCall));
+      process.stderr.write(`${variant}: warmed up\n`);
+      const measured = ids('run', calls);
+      if (OP !== 'reserve') await send(measured.map(reserveCall));
+      execFileSync('callgrind_control', ['-z', String(vg.pid)], { stdio: 'ignore' });
+      await send(measured.map(OP === 'reserve' ? reserveCall : endCall));
+      execFileSync('callgrind_control', ['-d', String(vg.pid)], { stdio: 'ignore' });
+      const dumps = readdirSync(dir).filter((f) => f.startsWith('cg.out.'));
+      const summary = readFileSync(join(dir, dumps.sort().at(-1)), 'utf8').match(/^summary: (\d+)/m);
+      out.set(variant, Number(summary[1]) / calls);
+      process.stderr.write(`${variant}: ${(Number(summary[1]) / calls).toFixed(0)} instructions per call\n`);
+      if (arg('keep-dumps', '')) cpSync(join(dir, dumps.sort().at(-1)), `${arg('keep-dumps', '')}/${variant}.cg`);
+      await client.call('SHUTDOWN', 'NOSAVE').catch(() => {});
+    } finally {
+      client.disconnect();
+      if (vg.exitCode === null) vg.kill('SIGTERM'); // redis-server shuts down on SIGTERM (after an error above)
+      await new Promise((r) => (vg.exitCode !== null ? r() : vg.on('exit', r)));
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const base = out.get('base');
+  console.log(`${OP}: instructions per call (valgrind callgrind), ${calls} calls per variant`);
+  console.log('| variant | instructions/call | base - variant | ÷ minimal |');
+  console.log('|---|---|---|---|');
+  for (const [v, n] of out) {
+    console.log(`| ${v} | ${Math.round(n)} | ${Math.round(base - n)} | ${(n / out.get('minimal')).toFixed(2)} |`);
+  }
+}
 
+const keys = createKeys('qa');
+const M = 'qa:{m}:';
 const minimalFile = {
   reserve: 'minimal-reserve-4.lua',
   commit: 'minimal-commit-2.lua',
   release: 'minimal-release-2.lua',
 };
 const benchLuaDir = new URL('.', import.meta.url).pathname;
+const reserveRequest = (productId, id) => ({
+  productId,
+  customerId: 'c',
+  reservationId: id,
+  amount: 1,
+  idempotencyKey: id,
+  fingerprint: 'fp',
+});
+const fcallArgs = (library, op, req) => {
+  const entry = SCRIPTS[op];
+  const k = keysFor(entry, req, keys);
+  return ['FCALL', library.functionName(op), String(k.length), ...k, ...entry.args(req, SETTINGS).map(String)];
+};
+if (arg('instructions', null) !== null || process.argv.includes('--instructions')) {
+  await instructionCounts();
+  process.exit(0);
+}
+
+const server = await startRedisServer({});
+if (canPin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(server.process.pid)], { stdio: 'ignore' });
+const redis = new Redis(server.url);
+const engine = createQuotaEngine({ redis, keys });
+
 const minimalSha = await redis.script('LOAD', readFileSync(join(benchLuaDir, minimalFile[OP]), 'utf8'));
 const minimalReserveSha = await redis.script('LOAD', readFileSync(join(benchLuaDir, minimalFile.reserve), 'utf8'));
-const M = 'qa:{m}:';
 
 const cpuSeconds = async () => {
   const info = await redis.info('cpu');
@@ -317,19 +470,6 @@ for (const [v, library] of libraries) {
   ]);
 }
 await redis.set(`${M}pool`, String(1e15));
-const reserveRequest = (productId, id) => ({
-  productId,
-  customerId: 'c',
-  reservationId: id,
-  amount: 1,
-  idempotencyKey: id,
-  fingerprint: 'fp',
-});
-const fcallArgs = (library, op, req) => {
-  const entry = SCRIPTS[op];
-  const k = keysFor(entry, req, keys);
-  return ['FCALL', library.functionName(op), String(k.length), ...k, ...entry.args(req, SETTINGS).map(String)];
-};
 const minimalReserveArgs = (id) => [
   'EVALSHA',
   minimalReserveSha,
