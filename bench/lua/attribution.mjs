@@ -118,44 +118,18 @@ local k = `,
     noTime: [after('numbers', 'nowMs = function() return 1800000000000 end')],
     intTostring: [after('numbers', 'int = function(n) return tostring(n) end')],
     noReclaim: [after('expiry', 'reclaimDue = function() return 0, 0 end')],
+    // The pool read replaced by a constant table (the HMGET, its reply, the table).
     noPoolHmget: [
       after(
         'views',
-        `loadPool = function(k)
-  return {capacity = '1000000000000000', held = '1', committed = '0', settled = '0', minAmount = '1',
-    maxAmount = '', holdTtlSeconds = '86400', opensAt = '', closesAt = '', status = 'open', pauseReason = '',
-    resumeAt = '', reserveTiers = '', reserveAmount = '0', createdAt = '1', updatedAt = '1'}
+        `loadPoolForDecision = function(k)
+  return {capacity = '1000000000000000', held = '1', committed = '0', minAmount = '1', maxAmount = '',
+    holdTtlSeconds = '86400', opensAt = '', closesAt = '', status = 'open', reserveAmount = '0'}
 end`,
       ),
     ],
-    poolHgetall: [
-      after(
-        'views',
-        `loadPool = function(k)
-  local v = redis.call('HGETALL', k.pool)
-  if #v == 0 then return nil end
-  local pool = {capacity = '', held = '', committed = '', settled = '', minAmount = '', maxAmount = '',
-    holdTtlSeconds = '', opensAt = '', closesAt = '', status = '', pauseReason = '', resumeAt = '', reserveTiers = '',
-    reserveAmount = '', createdAt = '', updatedAt = ''}
-  for i = 1, #v, 2 do pool[v[i]] = v[i + 1] end
-  return pool
-end`,
-      ),
-    ],
-    pool13: [
-      after(
-        'views',
-        `loadPool = function(k)
-  local v = redis.call('HMGET', k.pool, 'capacity', 'held', 'committed', 'minAmount', 'maxAmount',
-    'holdTtlSeconds', 'opensAt', 'closesAt', 'status', 'pauseReason', 'resumeAt', 'reserveTiers', 'reserveAmount')
-  if not v[1] then return nil end
-  return {capacity = v[1], held = v[2] or '', committed = v[3] or '', minAmount = v[4] or '',
-    maxAmount = v[5] or '', holdTtlSeconds = v[6] or '', opensAt = v[7] or '', closesAt = v[8] or '',
-    status = v[9] or '', pauseReason = v[10] or '', resumeAt = v[11] or '', reserveTiers = v[12] or '',
-    reserveAmount = v[13] or ''}
-end`,
-      ),
-    ],
+    // What the 16-field loadPool the reserve used before step 3 costs instead.
+    poolAllFields: [after('views', 'loadPoolForDecision = loadPool')],
     noStoredLookup: [after('idempotency', 'storedAnswer = function() return nil end')],
     noStoreSet: [
       after(

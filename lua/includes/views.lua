@@ -26,29 +26,28 @@ local function loadPool(k)
     reserveAmount = v[14] or '', createdAt = v[15] or '', updatedAt = v[16] or ''}
 end
 
--- The rest of a pool that loadPoolForDecision left out ('' there); a no-op on a complete pool.
+-- The rest of a pool that loadPoolForDecision left out (nil there); a no-op on a complete pool.
 local function completePool(k, pool)
-  if not pool.partial then return pool end
+  if pool.pauseReason ~= nil then return pool end
   local v = redis.call('HMGET', k.pool, 'settled', 'pauseReason', 'resumeAt', 'reserveTiers', 'createdAt', 'updatedAt')
   pool.settled, pool.pauseReason, pool.resumeAt = v[1] or '', v[2] or '', v[3] or ''
   pool.reserveTiers, pool.createdAt, pool.updatedAt = v[4] or '', v[5] or '', v[6] or ''
-  pool.partial = nil
   return pool
 end
 
 -- The pool as a reserve decides on it, for less: each HMGET field costs a scan of the pool's listpack
 -- (~3.8k instructions a field, bench/lua/attribution.mjs). The fields every decision reads; resumeAt and
 -- pauseReason too when the product is paused, reserveTiers when it keeps a reserve (completePool: the
--- rest). What blockersFor and drawableFor decide is the same as on loadPool's pool; before answering a
--- refusal (which reports pauseReason whatever the status) the caller completes the pool.
+-- rest, nil until then; 10 keys keep the table at 16 slots). What blockersFor and drawableFor decide is
+-- the same as on loadPool's pool; before answering a refusal (which reports pauseReason whatever the
+-- status) the caller completes the pool.
 local function loadPoolForDecision(k)
   local v = redis.call('HMGET', k.pool, 'capacity', 'held', 'committed', 'minAmount', 'maxAmount', 'holdTtlSeconds',
     'opensAt', 'closesAt', 'status', 'reserveAmount')
   if not v[1] then return nil end
-  local pool = {capacity = v[1], held = v[2] or '', committed = v[3] or '', settled = '', minAmount = v[4] or '',
+  local pool = {capacity = v[1], held = v[2] or '', committed = v[3] or '', minAmount = v[4] or '',
     maxAmount = v[5] or '', holdTtlSeconds = v[6] or '', opensAt = v[7] or '', closesAt = v[8] or '',
-    status = v[9] or '', pauseReason = '', resumeAt = '', reserveTiers = '', reserveAmount = v[10] or '',
-    createdAt = '', updatedAt = '', partial = true}
+    status = v[9] or '', reserveAmount = v[10] or ''}
   if pool.status == 'paused' or numOr(pool.reserveAmount, 0) > 0 then completePool(k, pool) end
   return pool
 end
