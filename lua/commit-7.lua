@@ -49,9 +49,9 @@ if statusCode == 'ACCOUNT_FROZEN' or statusCode == 'ACCOUNT_CLOSED' then
   return reply(statusCode, now, {reservation = res, statusReason = line.statusReason}, expired)
 end
 
-local held = tonumber(res.amount)
+local held = res.amount + 0
 local amount = held
-if requested ~= '' then amount = tonumber(requested) end
+if requested ~= '' then amount = requested + 0 end
 if amount > held then return reply('COMMIT_EXCEEDS_HOLD', now, {reservation = res}, expired) end
 
 local reason = 'committed'
@@ -60,7 +60,7 @@ moveStatus(k, res, 'committed', now, now, amount, reason)
 res.committedAmount = int(amount)
 res.committedAt = int(now)
 local json = saveRecord(k, res)
-redis.call('HINCRBY', k.pool, 'held', -held)
-redis.call('HINCRBY', k.pool, 'committed', amount)
-addToLine(k, res.customerId, {held = -held, drawn = amount, settling = amount})
+redis.call('HINCRBY', k.pool, 'held', int(-held))
+redis.call('HINCRBY', k.pool, 'committed', int(amount))
+addToLine(k, res.customerId, {held = -held, drawn = amount, settling = amount}, line)
 return reply('OK', now, reservationPayload(json), expired)

@@ -48,17 +48,17 @@
 local k = {pool = KEYS[1], records = KEYS[2], lines = KEYS[3], events = KEYS[4], held = KEYS[5],
   expired = KEYS[6], idempotency = KEYS[7], bycustomer = KEYS[8]}
 local customerId, reservationId = ARGV[2], ARGV[3]
-local amount = tonumber(ARGV[4])
+local amount = ARGV[4] + 0
 local request = {fingerprint = ARGV[7], okTtl = ARGV[8], refusalTtl = ARGV[11]}
-local reclaimLimit = tonumber(ARGV[9])
+local reclaimLimit = ARGV[9] + 0
 
 local now = nowMs()
 local looked, expired = reclaimDue(k, now, reclaimLimit)
 local moreDue = looked == reclaimLimit
 
-local pool = loadPool(k)
+local pool = loadPoolForDecision(k)
 local ttl = ARGV[5]
-if pool and ttl ~= '' and tonumber(ttl) > tonumber(pool.holdTtlSeconds) then
+if pool and ttl ~= '' and ttl + 0 > pool.holdTtlSeconds + 0 then
   return reply('TTL_OUT_OF_RANGE', now, {holdTtlSeconds = pool.holdTtlSeconds}, expired)
 end
 
@@ -73,7 +73,7 @@ local blockers = blockersFor(pool, line, now, amount)
 -- A refusal reports (and stores) drawable: it must count every due hold.
 if #blockers > 0 and moreDue then
   expired = expired + reclaimBurst(k, now, reclaimLimit)
-  pool, line = loadPool(k), loadLine(k, customerId)
+  pool, line = loadPoolForDecision(k), loadLine(k, customerId)
   blockers = blockersFor(pool, line, now, amount)
 end
 if #blockers > 0 then
@@ -84,6 +84,7 @@ if #blockers > 0 then
     local details = {drawable = int(drawable), line = linePayload(pool, line, customerId, now)}
     return reply(blockers[1][1], now, details, expired)
   end
+  completePool(k, pool) -- pauseReason, whatever the status
   return storeAnswer(k, request, blockers[1][1], now, {
     drawable = int(drawable),
     retryAt = blockers[1][2] and int(blockers[1][2]) or nil,
@@ -95,17 +96,15 @@ if #blockers > 0 then
 end
 
 if ttl == '' then ttl = pool.holdTtlSeconds end
-local expiresAt = now + tonumber(ttl) * 1000
-redis.call('HINCRBY', k.pool, 'held', amount)
-line.held = int(tonumber(line.held) + amount)
+local createdAt, expiresAt = int(now), int(now + ttl * 1000)
+local amountString = int(amount)
+redis.call('HINCRBY', k.pool, 'held', amountString)
+line.held = int(line.held + amount)
 saveLine(k, customerId, line)
-local reservation = {
-  reservationId = reservationId, productId = ARGV[1], customerId = customerId, amount = int(amount),
-  status = 'held', createdAt = int(now), expiresAt = int(expiresAt), committedAmount = '0',
-  metadata = ARGV[6], attempts = '0', idempotencyKey = ARGV[10],
-}
-enterHeld(k, reservation, now)
+local eventId = enterHeld(k, reservationId, expiresAt, amount, now)
 -- The per-customer index (newest first by lex order; see includes/bycustomer).
-redis.call('ZADD', k.bycustomer, 'NX', 0, byCustomerMember(customerId, now, reservationId))
-local json = saveRecord(k, reservation)
+redis.call('ZADD', k.bycustomer, 'NX', '0', byCustomerMember(customerId, now, reservationId))
+local json = newHoldJson(reservationId, ARGV[1], customerId, amountString, createdAt, expiresAt, ARGV[6], ARGV[10],
+  eventId)
+redis.call('HSET', k.records, reservationId, json)
 return storeAnswer(k, request, 'OK', now, reservationPayload(json), expired)

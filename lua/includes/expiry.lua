@@ -13,10 +13,10 @@
 
 -- Ends a live hold (status released or expired) and saves the record; returns its JSON.
 local function endHold(k, record, now, newStatus, reason)
-  local amount = tonumber(record.amount)
+  local amount = record.amount + 0
   moveStatus(k, record, newStatus, now, now, amount, reason)
   record.endedAt = int(now)
-  redis.call('HINCRBY', k.pool, 'held', -amount)
+  redis.call('HINCRBY', k.pool, 'held', int(-amount))
   addToLine(k, record.customerId, {held = -amount})
   return saveRecord(k, record)
 end
@@ -25,7 +25,7 @@ end
 -- the sweeper drains the rest). Returns (entries looked at, holds expired):
 -- fewer than `limit` looked at means none is left due.
 local function reclaimDue(k, now, limit)
-  local due = redis.call('ZRANGEBYSCORE', k.held, '-inf', now, 'LIMIT', 0, limit)
+  local due = redis.call('ZRANGEBYSCORE', k.held, '-inf', int(now), 'LIMIT', '0', int(limit))
   local expired = 0
   for i = 1, #due do
     local record = loadRecord(k, due[i])

@@ -5,9 +5,25 @@
   stays below that (the API caps amounts at 2^53-1 and counters are bounded by
   capacity / limit). tostring() and cjson print only 14 digits, so numbers are
   stored and leave a script as strings made by int().
+
+  Cost (issue 11, bench/lua/attribution.mjs): a number passed to redis.call is
+  printed by Redis with snprintf('%.17g'), ~0.3 µs each, and tostring() or
+  `..` of a number uses '%.14g', ~1 µs; int() ('%d') is ~0.2 µs. So
+  redis.call arguments are strings (int(), or constants such as '0'), never
+  numbers, and a string that holds a number is read with `s + 0` where it is
+  known to be numeric (one conversion; tonumber() converts twice).
 ]]
+
+-- The last value printed and its string: a call prints its clock several
+-- times (record, event, reply, stored answer). A cache only, no behaviour.
+local lastInt, lastIntString = 0, '0'
+
 local function int(n)
-  return string.format('%d', n)
+  if n ~= lastInt then
+    lastInt = n
+    lastIntString = string.format('%d', n)
+  end
+  return lastIntString
 end
 
 -- '' / nil / false -> default, else the number.
@@ -19,5 +35,6 @@ end
 -- The Redis server's clock, in milliseconds: the only clock expiry decisions use.
 local function nowMs()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2] + 0
+  return t[1] * 1000 + (us - us % 1000) / 1000
 end

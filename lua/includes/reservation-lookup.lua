@@ -13,7 +13,7 @@ local function loadReservation(k, reservationId, now)
   if redis.call('EXISTS', k.pool) == 0 then return nil, 'PRODUCT_NOT_FOUND', 0 end
   local record = loadRecord(k, reservationId)
   if not record then return nil, 'RESERVATION_NOT_FOUND', 0 end
-  if record.status == 'held' and now >= tonumber(record.expiresAt) then
+  if record.status == 'held' and now >= record.expiresAt + 0 then
     endHold(k, record, now, 'expired', 'hold expired')
     return record, nil, 1
   end

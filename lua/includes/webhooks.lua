@@ -11,6 +11,6 @@
 --- @include "includes/statuses"
 
 local function recordWebhook(k, eventType, now, dataJson)
-  redis.call('XADD', k.events, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+  redis.call('XADD', k.events, 'MAXLEN', '~', EVENTS_MAXLEN_ARG, '*',
     'webhook', eventType, 'data', dataJson, 'at', int(now))
 end
