@@ -38,6 +38,7 @@ import { findLuaDir } from '../../dist/src/engine/luaScripts.js';
 import { keysFor, SCRIPTS } from '../../dist/src/engine/scriptCatalogue.js';
 import { createQuotaEngine } from '../../dist/src/engine/quotaEngine.js';
 import { createKeys } from '../../dist/src/redis/keys.js';
+import { canPin, pin, pinned } from '../../dist/bench/hotPath/pinning.js';
 import { startRedisServer } from '../../dist/src/redis/redisServer.js';
 
 const arg = (name, fallback) => {
@@ -58,16 +59,6 @@ const AGAINST = arg('against', '');
 const SETTINGS = { reclaimLimit: 100, idempotencyTtlSeconds: 86_400, idempotencyRefusalTtlSeconds: 3_600 };
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
-const canPin = (() => {
-  if (os.cpus().length < 2) return false;
-  try {
-    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-const pinned = (cpu, command, args) => (canPin ? ['taskset', ['-c', cpu, command, ...args]] : [command, args]);
 
 // A 170-byte line and a 370-byte record, what the JSON the variants stop encoding is replaced with.
 const LINE_CONST =
@@ -369,7 +360,7 @@ if (arg('instructions', null) !== null || process.argv.includes('--instructions'
 }
 
 const server = await startRedisServer({});
-if (canPin) execFileSync('taskset', ['-a', '-p', '-c', '1', String(server.process.pid)], { stdio: 'ignore' });
+pin(server.process.pid, '1');
 const redis = new Redis(server.url);
 const engine = createQuotaEngine({ redis, keys });
 

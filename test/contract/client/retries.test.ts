@@ -53,6 +53,31 @@ async function expectOneHold(p: string, amount: number) {
   expect(held.ok && held.value.items.map((r) => r.amount)).toEqual([amount]);
 }
 
+/** `call` while every Redis reply through the proxy is held `ms`; replies pass straight through again after it. */
+async function repliesLate<T>(ms: number, call: () => Promise<T>): Promise<T> {
+  proxy.setReplyDelay(ms);
+  try {
+    return await call();
+  } finally {
+    proxy.setReplyDelay(0);
+  }
+}
+
+/** A client whose first retry ends the late replies (so the retry gets a prompt answer), and the retries it made. */
+function clientWhoseRetryEndsTheDelay(options: { timeoutMs?: number } = {}) {
+  const retries: RetryEvent[] = [];
+  const client = new QuotaClient({
+    baseUrl: svc.baseUrl,
+    apiKey: CLIENT_KEY,
+    ...options,
+    onRetry: (e) => {
+      retries.push(e);
+      proxy.setReplyDelay(0);
+    },
+  });
+  return { client, retries };
+}
+
 describe('a reserve without a key gets one, and every retry reuses it', () => {
   it('Redis paused mid-call: 503 with Retry-After, retried after it, one hold', async () => {
     const p = await productWithLine();
@@ -79,22 +104,8 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
     'the reply is late: 503 although the hold landed; the retry ' + 'answers that first hold (a replay), not a second',
     async () => {
       const p = await productWithLine();
-      const retries: RetryEvent[] = [];
-      const client = new QuotaClient({
-        baseUrl: svc.baseUrl,
-        apiKey: CLIENT_KEY,
-        onRetry: (e) => {
-          retries.push(e);
-          proxy.setReplyDelay(0);
-        },
-      });
-      proxy.setReplyDelay(2_500);
-      let answer;
-      try {
-        answer = await client.reserve(p, { customerId: 'c1', amount: 900 });
-      } finally {
-        proxy.setReplyDelay(0);
-      }
+      const { client, retries } = clientWhoseRetryEndsTheDelay();
+      const answer = await repliesLate(2_500, () => client.reserve(p, { customerId: 'c1', amount: 900 }));
       expect(retries.map((r) => r.reason)).toEqual(['status 503']);
       expect(answer.ok && answer.replayed).toBe(true);
       await expectOneHold(p, 900);
@@ -103,23 +114,8 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
 
   it('no answer within timeoutMs: retried with the same key, one hold', async () => {
     const p = await productWithLine();
-    const retries: RetryEvent[] = [];
-    const client = new QuotaClient({
-      baseUrl: svc.baseUrl,
-      apiKey: CLIENT_KEY,
-      timeoutMs: 400,
-      onRetry: (e) => {
-        retries.push(e);
-        proxy.setReplyDelay(0);
-      },
-    });
-    proxy.setReplyDelay(900);
-    let answer;
-    try {
-      answer = await client.reserve(p, { customerId: 'c1', amount: 300 });
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const { client, retries } = clientWhoseRetryEndsTheDelay({ timeoutMs: 400 });
+    const answer = await repliesLate(900, () => client.reserve(p, { customerId: 'c1', amount: 300 }));
     expect(retries[0]?.reason).toMatch(/timeout/);
     expect(answer.ok).toBe(true);
     await expectOneHold(p, 300);
@@ -127,23 +123,12 @@ describe('a reserve without a key gets one, and every retry reuses it', () => {
 
   it('a repayment retried after a 503 is applied once', async () => {
     const p = await productWithLine();
-    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, onRetry: () => proxy.setReplyDelay(0) });
+    const { client } = clientWhoseRetryEndsTheDelay();
     const r = await client.reserve(p, { customerId: 'c1', amount: 1_000 });
     if (!r.ok) expect.fail(JSON.stringify(r.problem));
     expect((await client.commit(p, r.value.reservationId)).ok).toBe(true);
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const got = await client.getReservation(p, r.value.reservationId);
-      if (got.ok && got.value.status === 'settled') break;
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    proxy.setReplyDelay(2_500);
-    let repaid;
-    try {
-      repaid = await client.repay(p, 'c1', 400);
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    await waitUntilSettled(client, p, r.value.reservationId);
+    const repaid = await repliesLate(2_500, () => client.repay(p, 'c1', 400));
     expect(repaid.ok && repaid.value.drawn).toBe(600);
     const line = await client.getLine(p, 'c1');
     expect(line.ok && line.value.drawn).toBe(600);
@@ -154,13 +139,7 @@ describe("the key is handed back for the caller's own retry after an unknown out
   it('a final 503 (the hold landed, its reply late) has the key; asking again with it replays the hold', async () => {
     const p = await productWithLine();
     const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0 });
-    proxy.setReplyDelay(2_500);
-    let first;
-    try {
-      first = await client.reserve(p, { customerId: 'c1', amount: 800 });
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const first = await repliesLate(2_500, () => client.reserve(p, { customerId: 'c1', amount: 800 }));
     expect(first).toMatchObject({ ok: false, problem: { status: 503, code: 'UNAVAILABLE' } });
     expect(first.idempotencyKey).toMatch(/^[0-9a-f-]{36}$/);
     const again = await client.reserve(p, { customerId: 'c1', amount: 800 }, { idempotencyKey: first.idempotencyKey });
@@ -171,15 +150,9 @@ describe("the key is handed back for the caller's own retry after an unknown out
   it('a broken call (timeout) throws with the key; asking again with it gives one hold', async () => {
     const p = await productWithLine();
     const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, maxRetries: 0, timeoutMs: 400 });
-    proxy.setReplyDelay(900);
-    let err: unknown;
-    try {
-      await client.reserve(p, { customerId: 'c1', amount: 350 });
-    } catch (e) {
-      err = e;
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const err = await repliesLate(900, () => client.reserve(p, { customerId: 'c1', amount: 350 })).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(QuotaClientError);
     const { kind, details } = err as QuotaClientError;
     expect(kind).toBe('network');
@@ -198,13 +171,7 @@ describe("the key is handed back for the caller's own retry after an unknown out
     if (!r.ok) expect.fail(JSON.stringify(r.problem));
     expect((await client.commit(p, r.value.reservationId)).ok).toBe(true);
     await waitUntilSettled(client, p, r.value.reservationId);
-    proxy.setReplyDelay(2_500);
-    let first;
-    try {
-      first = await client.repay(p, 'c1', 300);
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const first = await repliesLate(2_500, () => client.repay(p, 'c1', 300));
     expect(first).toMatchObject({ ok: false, problem: { code: 'UNAVAILABLE' } });
     const again = await client.repay(p, 'c1', 300, { idempotencyKey: first.idempotencyKey });
     expect(again).toMatchObject({ ok: true, replayed: true, value: { drawn: 700 } });
@@ -216,16 +183,10 @@ describe("the key is handed back for the caller's own retry after an unknown out
 describe('commit and release are repeated safely', () => {
   it('a commit whose reply was late is retried and commits once', async () => {
     const p = await productWithLine();
-    const client = new QuotaClient({ baseUrl: svc.baseUrl, apiKey: CLIENT_KEY, onRetry: () => proxy.setReplyDelay(0) });
+    const { client } = clientWhoseRetryEndsTheDelay();
     const r = await client.reserve(p, { customerId: 'c1', amount: 500 });
     if (!r.ok) expect.fail(JSON.stringify(r.problem));
-    proxy.setReplyDelay(2_500);
-    let committed;
-    try {
-      committed = await client.commit(p, r.value.reservationId, 400);
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const committed = await repliesLate(2_500, () => client.commit(p, r.value.reservationId, 400));
     expect(committed).toMatchObject({ ok: true, value: { committedAmount: 400 } });
     const pool = await admin.getProduct(p);
     expect(pool.ok && [pool.value.held, pool.value.committed]).toEqual([0, 400]);
@@ -233,24 +194,10 @@ describe('commit and release are repeated safely', () => {
 
   it('a release whose reply was late is retried and releases once', async () => {
     const p = await productWithLine();
-    const retries: RetryEvent[] = [];
-    const client = new QuotaClient({
-      baseUrl: svc.baseUrl,
-      apiKey: CLIENT_KEY,
-      onRetry: (e) => {
-        retries.push(e);
-        proxy.setReplyDelay(0);
-      },
-    });
+    const { client, retries } = clientWhoseRetryEndsTheDelay();
     const r = await client.reserve(p, { customerId: 'c1', amount: 600 });
     if (!r.ok) expect.fail(JSON.stringify(r.problem));
-    proxy.setReplyDelay(2_500);
-    let released;
-    try {
-      released = await client.release(p, r.value.reservationId);
-    } finally {
-      proxy.setReplyDelay(0);
-    }
+    const released = await repliesLate(2_500, () => client.release(p, r.value.reservationId));
     // The first attempt's release landed but its answer was a 503; the retry answers the released state.
     expect(retries.map((e) => [e.method, e.reason])).toEqual([['POST', 'status 503']]);
     expect(released).toMatchObject({ ok: true, status: 200, value: { status: 'released' } });
