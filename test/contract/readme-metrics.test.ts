@@ -54,8 +54,12 @@ it('exports every metric the README documents', async () => {
     text = (await svc.call('GET', '/metrics', { key: null })).body as string;
   } while (
     Date.now() < deadline &&
-    // the settlement and the first audit run (whose gauges appear only once it has run) both seen
-    !(/quota_settlement_latency_seconds_count [1-9]/.test(text) && /quota_audit_runs_total [1-9]/.test(text))
+    // the settlement and an audit run that covered this product (its per-product gauges appear only then; a run
+    // that started before the product existed counts in quota_audit_runs_total but shows no product)
+    !(
+      /quota_settlement_latency_seconds_count [1-9]/.test(text) &&
+      text.includes(`quota_audit_violations{product="${p}"}`)
+    )
   );
 
   const documented = documentedMetrics();
