@@ -21,6 +21,7 @@ import { createKeys } from './redis/keys.js';
 import { mastersOf, openRedisTopology, type RedisTopology } from './redis/topology.js';
 import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
 import { createOutboxRelay } from './settlement/outboxRelay.js';
+import { createSettlementHandoff } from './settlement/settlementHandoff.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { registerStateGauges } from './stateGauges.js';
@@ -88,6 +89,12 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const s = config.settlement;
   const settlementQueue = createSettlementQueue({ bullmq, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
   metrics.addExtra(() => settlementQueue.queue.exportPrometheusMetrics());
+  const handoff = createSettlementHandoff({
+    addBulk: settlementQueue.addBulk,
+    logger,
+    count: metrics.handoffs,
+    maxPending: HANDOFF_MAX_PENDING,
+  });
 
   // Background jobs (ROLE=worker or all): settlement, the outbox relay, the expiry sweeper, the invariant audit.
   const runsJobs = config.role !== 'api';
@@ -175,6 +182,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
             ...settlementQueue,
             queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue],
           },
+          handoff,
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
           requestLog: config.requestLog,
@@ -203,6 +211,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['outbox relay', () => relay?.stop()],
         ['webhooks', () => webhooks?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
+        ['settlement hand-off', () => handoff.drain()],
         ['settlement queue', () => settlementQueue.close()],
         ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
@@ -219,6 +228,12 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     },
   };
 }
+
+/**
+ * Commits handed to the settlement queue and not yet added, at most: at 5,000 commits/s, two seconds of a queue that
+ * does not answer; beyond that the outbox relay adds them (src/settlement/settlementHandoff.ts).
+ */
+const HANDOFF_MAX_PENDING = 10_000;
 
 /** Connections (per node) that confirmed writes take turns on when REDIS_WAIT_REPLICAS is above 0. */
 const WAIT_CONNECTIONS = 8;

@@ -25,6 +25,7 @@ import { lineRoutes } from './routes/lines.js';
 import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
 import { reservationHandlers, reservationRoutes } from './routes/reservations.js';
+import type { SettlementHandoff } from '../settlement/settlementHandoff.js';
 
 export interface AppDeps {
   engine: QuotaEngine;
@@ -41,15 +42,15 @@ export interface AppDeps {
   rateLimits: RateLimits;
   /** API requests in flight above which this instance answers 503 (0: never). */
   shedMaxInFlight: number;
-  settlement: SettlementControl & { enqueue(productId: string, reservationId: string): Promise<unknown> };
+  settlement: SettlementControl;
+  /** Hands each committed reservation to the settlement queue (the commit's answer does not wait for it). */
+  handoff: Pick<SettlementHandoff, 'handOff'>;
   /** LOG_REQUESTS / LOG_SLOW_REQUEST_MS: which requests get a log line (default: every one). */
   requestLog?: RequestLogSettings;
   /** PUBLIC_URL: the OpenAPI document's `servers` entry (default: the address the service listens on). */
   publicUrl?: string | undefined;
 }
 
-/** How long a commit's answer waits for its settlement job to be queued (the outbox relay covers the rest). */
-const ENQUEUE_WAIT_MS = 250;
 export { REQUEST_DEADLINE_MS };
 
 /** Liveness, readiness and metrics: served by every role (the worker role serves only these). */
@@ -123,28 +124,6 @@ function shedLoad(maxInFlight: number): express.RequestHandler {
   };
 }
 
-/**
- * `Promise.race([work, sleep(ms)])`, with the timer cleared as soon as the work settles: a
- * timers/promises sleep would live on for its whole `ms` after every commit (a thousand and more
- * at a time at the commit peak, each holding its promise for the garbage collector).
- */
-function waitAtMost(work: Promise<unknown>, ms: number): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    timer.unref();
-    work.then(
-      () => {
-        clearTimeout(timer);
-        resolve();
-      },
-      (err: unknown) => {
-        clearTimeout(timer);
-        reject(err as Error);
-      },
-    );
-  });
-}
-
 /** The worker role's HTTP surface: health and metrics only. */
 export function createOpsApp(readiness: Readiness, metrics: Metrics): express.Express {
   const app = express();
@@ -174,16 +153,7 @@ export function createApp(deps: AppDeps): express.Express {
   const logRequest = requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG);
   app.use(logRequest);
 
-  // The commit is durable once the script answers; if enqueueing fails or is
-  // slow, the outbox relay enqueues it later, so the client still gets its 200,
-  // and never waits more than ENQUEUE_WAIT_MS for the queue.
-  const onCommitted = async (productId: string, reservationId: string) => {
-    const enqueued = deps.settlement.enqueue(productId, reservationId).catch((err: unknown) => {
-      logger.warn({ err, productId, reservationId }, 'settlement enqueue failed; the outbox relay will pick it up');
-    });
-    await waitAtMost(enqueued, ENQUEUE_WAIT_MS);
-  };
-  const reservations = reservationHandlers(engine, readBody, onCommitted, deps.rateLimits);
+  const reservations = reservationHandlers(engine, readBody, deps.handoff.handOff, deps.rateLimits);
   const apiSteps = [
     ...(deps.shedMaxInFlight > 0 ? [shedLoad(deps.shedMaxInFlight)] : []),
     requestDeadline(REQUEST_DEADLINE_MS),

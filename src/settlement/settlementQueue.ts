@@ -46,6 +46,9 @@ export function createSettlementQueue(options: SettlementQueueOptions) {
   return {
     queue,
     enqueue,
+    /** Many at once, in one round trip (the API's hand-off, src/settlement/settlementHandoff.ts). */
+    addBulk: (jobs: SettlementJobData[]) =>
+      queue.addBulk(jobs.map((data) => ({ name: 'settle', data, opts: { jobId: data.reservationId } }))),
     /**
      * Makes sure a committed reservation has a live job: adds one if none
      * exists, retries a failed one, and replaces a finished one (a finished job

@@ -91,7 +91,8 @@ function appRoutes(): string[] {
     bodyLimitBytes: 1024,
     bulkLimitBytes: 1024,
     shedMaxInFlight: 0,
-    settlement: { queues: [], ensureJob: async () => '', enqueue: async () => undefined },
+    settlement: { queues: [], ensureJob: async () => '' },
+    handoff: { handOff: () => undefined },
   };
   const app = createApp(deps) as unknown as { router: { stack: Layer[] } };
   return mountedRoutes(app.router.stack);

@@ -23,8 +23,8 @@ import {
   reserveBody,
 } from '../schemas.js';
 
-/** Called after every successful commit answer (enqueues settlement; idempotent). */
-export type OnCommitted = (productId: string, reservationId: string) => Promise<void>;
+/** Called on every commit answered `committed` (hands it to settlement; idempotent, returns at once). */
+export type OnCommitted = (productId: string, reservationId: string) => void;
 
 /** The reservation routes' paths, as express matches them and the metrics label them. */
 export const RESERVATION_PATHS = {
@@ -76,7 +76,7 @@ export function reservationHandlers(
       const rawBody = (await readBody(req, res)) ?? {};
       const { amount } = quickCommitBody(rawBody) ?? parse(commitBody, rawBody, 'body');
       const outcome = await engine.commit(productId, reservationId, amount);
-      if (outcome.ok && outcome.value.status === 'committed') await onCommitted(productId, reservationId);
+      if (outcome.ok && outcome.value.status === 'committed') onCommitted(productId, reservationId);
       sendOutcome(res, outcome, 200, reservationJson);
     },
 
