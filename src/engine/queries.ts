@@ -24,13 +24,12 @@ export function createQueries(redis: RedisClient, keys: Keys) {
     /**
      * Reservations in one state, oldest transition first. Paged by `cursor`
      * (the last entry's score and id: stable while entries come and go, a
-     * score never changes while an id is in the set); `offset` (by rank) is
-     * still taken when no cursor is given.
+     * score never changes while an id is in the set).
      */
     async listReservations(
       productId: string,
       status: ReservationStatus,
-      page: { cursor?: string | undefined; offset: number; limit: number },
+      page: { cursor?: string | undefined; limit: number },
     ) {
       const key = keys.status(productId, status);
       const { limit } = page;
@@ -58,7 +57,7 @@ export function createQueries(redis: RedisClient, keys: Keys) {
           );
         }
       } else {
-        entries = pairs(await redis.zrange(key, page.offset, page.offset + limit, 'WITHSCORES'));
+        entries = pairs(await redis.zrange(key, 0, limit, 'WITHSCORES'));
       }
       const pageEntries = entries.slice(0, limit);
       const items: Reservation[] = [];
@@ -72,11 +71,7 @@ export function createQueries(redis: RedisClient, keys: Keys) {
       }
       const last = pageEntries.at(-1);
       const more = entries.length > limit && last !== undefined;
-      return {
-        items,
-        nextCursor: more ? encodeCursor(`${last[1]}:${last[0]}`) : null,
-        ...(after ? {} : { nextOffset: more ? page.offset + limit : null }),
-      };
+      return { items, nextCursor: more ? encodeCursor(`${last[1]}:${last[0]}`) : null };
     },
 
     /** Every product of the index, by id, a page at a time (cursor: the last id of the previous page). */

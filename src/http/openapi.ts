@@ -420,13 +420,7 @@ const paths: ZodOpenApiPathsObject = {
       responses: {
         200: {
           description: 'a page of reservations',
-          ...json(
-            z.looseObject({
-              items: z.array(reservation),
-              nextCursor,
-              nextOffset: z.int().min(0).nullable().optional().describe('deprecated: only when paging by `offset`'),
-            }),
-          ),
+          ...json(z.looseObject({ items: z.array(reservation), nextCursor })),
         },
       },
     }),

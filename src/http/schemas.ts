@@ -110,8 +110,6 @@ export const pageQuery = z.object({ cursor: pageCursor.optional(), limit: pageLi
 export const reservationListQuery = z.object({
   status: z.enum(RESERVATION_STATUSES),
   cursor: pageCursor.optional(),
-  /** Older clients page by offset; `nextCursor` is the contract's way. */
-  offset: z.coerce.number().int().min(0).default(0).describe('deprecated: page with `cursor`'),
   limit: pageLimit,
 });
 export const ledgerQuery = z.object({

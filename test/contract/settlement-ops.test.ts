@@ -235,7 +235,7 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     }
   });
 
-  it('the listing by status pages with offset and limit, oldest transition first', async () => {
+  it('the listing by status pages with cursor and limit, oldest transition first', async () => {
     const p = await makeProduct(svc, 100_000);
     await makeLine(svc, p, 'c1', 50_000);
     const ids: string[] = [];
@@ -244,16 +244,15 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
       ids.push(r.reservationId);
       await waitStatus(svc, p, r.reservationId); // settle one by one: a known order of transitions
     }
-    const pages = [
-      await listPage(svc, p, 'settled', 0, 3),
-      await listPage(svc, p, 'settled', 3, 3),
-      await listPage(svc, p, 'settled', 6, 3),
-    ];
+    const pages = [await listPage(svc, p, 'settled', null, 3)];
+    while (pages.length < 5 && pages.at(-1)!.nextCursor !== null) {
+      pages.push(await listPage(svc, p, 'settled', pages.at(-1)!.nextCursor, 3));
+    }
     expect(pages.map((pg) => pg.items.length)).toEqual([3, 3, 1]);
-    expect(pages.map((pg) => pg.nextOffset)).toEqual([3, 6, null]);
+    expect(pages.map((pg) => pg.nextCursor === null)).toEqual([false, false, true]);
     expect(pages.flatMap((pg) => pg.items.map((x) => x.reservationId))).toEqual(ids);
     for (const item of pages.flatMap((pg) => pg.items)) expect(item).toMatchObject({ productId: p, status: 'settled' });
-    expect((await listPage(svc, p, 'settled', 7, 3)).items).toEqual([]);
+    expect((await listPage(svc, p, 'settled', null, 7)).nextCursor).toBeNull();
     expect((await listPage(svc, p, 'committed')).items).toEqual([]);
 
     expect((await svc.admin('GET', `/v1/products/${p}/reservations?status=bogus`)).status).toBe(400);

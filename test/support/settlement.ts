@@ -116,24 +116,28 @@ export async function getLine(svc: ServiceContext, productId: string, customerId
   return ok(await svc.client('GET', `/v1/products/${productId}/customers/${customerId}`), 200, 'GET line') as any;
 }
 
-/** One page of the admin listing by status. */
-export async function listPage(svc: ServiceContext, productId: string, status: string, offset = 0, limit = 100) {
-  const res = await svc.admin(
-    'GET',
-    `/v1/products/${productId}/reservations?status=${status}&offset=${offset}&limit=${limit}`,
-  );
-  return ok(res, 200, `list ${status}`) as { items: any[]; nextOffset: number | null };
+/** One page of the admin listing by status: the first, or the one after `cursor` (a `nextCursor`). */
+export async function listPage(
+  svc: ServiceContext,
+  productId: string,
+  status: string,
+  cursor: string | null = null,
+  limit = 100,
+) {
+  const after = cursor === null ? '' : `&cursor=${cursor}`;
+  const res = await svc.admin('GET', `/v1/products/${productId}/reservations?status=${status}&limit=${limit}${after}`);
+  return ok(res, 200, `list ${status}`) as { items: any[]; nextCursor: string | null };
 }
 
 /** Every reservation in one state, paging through the admin listing. */
 export async function listAll(svc: ServiceContext, productId: string, status: string, limit = 500): Promise<any[]> {
   const all: any[] = [];
-  let offset: number | null = 0;
-  while (offset !== null) {
-    const page = await listPage(svc, productId, status, offset, limit);
+  let cursor: string | null = null;
+  do {
+    const page = await listPage(svc, productId, status, cursor, limit);
     all.push(...page.items);
-    offset = page.nextOffset;
-  }
+    cursor = page.nextCursor;
+  } while (cursor !== null);
   return all;
 }
 
@@ -141,7 +145,7 @@ export async function listAll(svc: ServiceContext, productId: string, status: st
 export async function waitAllTerminal(svc: ServiceContext, productId: string, ids: string[], timeoutMs = 20_000) {
   await waitUntil(
     `no committed reservation left in ${productId}`,
-    () => listPage(svc, productId, 'committed', 0, 500),
+    () => listPage(svc, productId, 'committed', null, 500),
     (page) => page.items.length === 0,
     { timeoutMs },
   );

@@ -71,9 +71,9 @@ export function adminRoutes(
 
   router.get(base, requireRole('admin'), async (req, res) => {
     const { productId } = parse(productParams, req.params, 'path');
-    const { status, cursor, offset, limit } = parse(reservationListQuery, req.query, 'query');
+    const { status, cursor, limit } = parse(reservationListQuery, req.query, 'query');
     if (!(await productExists(productId, res))) return;
-    const page = await queries.listReservations(productId, status, { cursor, offset, limit }).catch(badCursorAs400);
+    const page = await queries.listReservations(productId, status, { cursor, limit }).catch(badCursorAs400);
     res.json(pageJson(page, reservationJson));
   });
 
