@@ -17,6 +17,7 @@ export interface BenchOptions {
     connections: number;
     redisRequests: number;
     compareDist?: string;
+    apiNodeFlags?: string[];
   };
   /** Write a CPU profile of one API process under peak load and summarise it. */
   profile: boolean;
@@ -73,6 +74,9 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   // (before/after in one run).
   const compareDist = argv.find((a) => a.startsWith('--compare-dist='))?.slice('--compare-dist='.length);
   if (compareDist) Object.assign(hotPath, { compareDist });
+  // --api-node-flags="--max-semi-space-size=2 ...": Node flags for our API process in the hot-path comparison.
+  const apiNodeFlags = argv.find((a) => a.startsWith('--api-node-flags='))?.slice('--api-node-flags='.length);
+  if (apiNodeFlags) Object.assign(hotPath, { apiNodeFlags: apiNodeFlags.split(' ').filter((f) => f !== '') });
   const common = {
     smoke,
     profile,

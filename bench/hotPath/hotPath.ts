@@ -41,7 +41,7 @@ import { startApi, type RedisStack } from '../lib/stack.js';
 import { prng, randomInt } from '../lib/stats.js';
 import { fillMinimalCounters, loadMinimalScripts, minimalArgs, type MinimalShas } from './minimalScripts.js';
 import { allCpus, canPin, pin } from './pinning.js';
-import { latencyBetween, scrapeBuckets } from './serviceHistogram.js';
+import { bucketsOf, latencyBetween, scrapeBuckets } from './serviceHistogram.js';
 
 export interface HotPathOptions {
   smoke: boolean;
@@ -60,6 +60,8 @@ export interface HotPathOptions {
    * Another build of the service (a dist/ folder): its reserve route runs in the same rounds (before/after in one run).
    */
   compareDist?: string;
+  /** Node flags for our API process only (e.g. GC settings under trial); the bare app runs with Node's defaults. */
+  apiNodeFlags?: string[];
 }
 
 const API_CPU = '0';
@@ -107,6 +109,8 @@ export interface HttpLevel {
 export interface HalfPeak {
   rate: number;
   inService: ReturnType<typeof latencyBetween>;
+  /** The bare app's, timed inside it the same way and read from the same buckets. */
+  bareInService: ReturnType<typeof latencyBetween>;
   /** What the generator saw (its CPU contention included), ours and bare at the same rate. */
   generatorP99Ms: { ours: number; bare: number };
   statusCounts: Record<string, number>;
@@ -455,9 +459,10 @@ export async function runHotPath(
       redis,
       Array.from({ length: CUSTOMERS }, (_, i) => `h${i}`),
     );
-    const execArgv = profileDir
-      ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'hot-path-api.cpuprofile']
-      : [];
+    const execArgv = [
+      ...(o.apiNodeFlags ?? []),
+      ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', 'hot-path-api.cpuprofile'] : []),
+    ];
     const ours = await startApi(env, 1, workDir, 'hot-path-api', { execArgv });
     const barePort = await freePort();
     const bare = await startCluster({
@@ -668,7 +673,9 @@ export async function runHotPath(
     const before = await scrapeBuckets(ours.baseUrl, selector);
     const oursPaced = await pacedOf('ours');
     const after = await scrapeBuckets(ours.baseUrl, selector);
+    await fetch(`${bareUrl}/in-service/start`, { method: 'POST' });
     const barePaced = await pacedOf('bare');
+    const bareLatencies = (await (await fetch(`${bareUrl}/in-service`)).json()) as number[];
     let otherHalf: ComparedBuild['half'];
     if (other) {
       const b = await scrapeBuckets(other.baseUrl, selector);
@@ -685,13 +692,14 @@ export async function runHotPath(
     half = {
       rate,
       inService: latencyBetween(before, after),
+      bareInService: latencyBetween(new Map(), bucketsOf(bareLatencies)),
       generatorP99Ms: { ours: oursPaced.latency.p99, bare: barePaced.latency.p99 },
       statusCounts: oursPaced.statusCounts,
     };
     log(
       `  in-service p99 ${half.inService.p99Ms} ms (bucket ` +
         `${half.inService.p99BucketMs.join('-')} ms) over ${half.inService.count} ` +
-        `reserves; generator p99 ours ${oursPaced.latency.p99} ms, bare ` +
+        `reserves; bare app in-app p99 ${half.bareInService.p99Ms} ms; generator p99 ours ${oursPaced.latency.p99} ms, bare ` +
         `${barePaced.latency.p99} ms`,
     );
 

@@ -6,6 +6,8 @@
  * PromQL's histogram_quantile does) leave out the load generator's own CPU
  * contention.
  */
+import { HTTP_DURATION_BUCKETS } from '../../src/metrics.js';
+
 const METRIC = 'quota_http_request_duration_seconds_bucket';
 
 export type Buckets = Map<number, number>;
@@ -36,6 +38,14 @@ export interface InServiceLatency {
   p99Ms: number;
   /** The bucket bounds the p99 fell between (ms): the resolution of the figure. */
   p99BucketMs: [number, number];
+}
+
+/** Latencies (ms) as the service's histogram would have counted them: cumulative counts per bound (s). */
+export function bucketsOf(latenciesMs: number[]): Buckets {
+  const out: Buckets = new Map();
+  for (const le of [...HTTP_DURATION_BUCKETS, Number.POSITIVE_INFINITY])
+    out.set(le, latenciesMs.filter((ms) => ms / 1000 <= le).length);
+  return out;
 }
 
 /** Quantiles of what happened between two scrapes. */
