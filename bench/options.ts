@@ -74,6 +74,15 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
   // (before/after in one run).
   const compareDist = argv.find((a) => a.startsWith('--compare-dist='))?.slice('--compare-dist='.length);
   if (compareDist) Object.assign(hotPath, { compareDist });
+  // --rounds=N / --seconds=N: more (or longer) interleaved rounds of the hot-path comparison on a noisy machine.
+  const numberArg = (name: string) => {
+    const v = argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    return v === undefined ? undefined : Number(v);
+  };
+  const rounds = numberArg('rounds');
+  const seconds = numberArg('seconds');
+  if (rounds !== undefined) hotPath.rounds = Math.max(1, Math.floor(rounds));
+  if (seconds !== undefined) hotPath.seconds = Math.max(1, seconds);
   // --api-node-flags="--max-semi-space-size=2 ...": Node flags for our API process in the hot-path comparison.
   const apiNodeFlags = argv.find((a) => a.startsWith('--api-node-flags='))?.slice('--api-node-flags='.length);
   if (apiNodeFlags) Object.assign(hotPath, { apiNodeFlags: apiNodeFlags.split(' ').filter((f) => f !== '') });
