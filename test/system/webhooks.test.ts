@@ -23,6 +23,7 @@ import {
   ADMIN_KEY,
   admin,
   commit,
+  getPool,
   getReservation,
   hold,
   makeLine,
@@ -31,6 +32,7 @@ import {
   uniqueId,
 } from '../support/api.js';
 import { createQuotaEngine } from '../../src/engine/quotaEngine.js';
+import { shardOfCustomer } from '../../src/engine/shards.js';
 import { createWebhookOutbox } from '../../src/webhooks/webhookOutbox.js';
 import { createEngineContext } from '../support/engineContext.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
@@ -217,6 +219,55 @@ describe('webhooks: every event type, signed', () => {
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
     if (!promtool.error)
       expect(promtool.stdout + promtool.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
+  });
+
+  it("a sharded product's product.status_changed shows the product's totals and sub-pools, as the API does", async () => {
+    // 4 sub-pools; two customers in each, so every sub-pool holds something and sub-pool 0 holds a small part.
+    const p = await makeProduct(svc, { capacity: 40_000, shards: 4, holdTtlSeconds: 600 });
+    const customers: string[] = [];
+    for (let i = 0; customers.length < 8; i++) {
+      const c = `c-${i}`;
+      if (customers.filter((x) => shardOfCustomer(x, 4) === shardOfCustomer(c, 4)).length < 2) customers.push(c);
+    }
+    let amount = 100;
+    const holds = [];
+    for (const c of customers) {
+      await makeLine(svc, p, c, { limit: 10_000 });
+      holds.push(await hold(svc, p, c, (amount += 100)));
+    }
+    // Some committed too: the totals' committed is the product's.
+    for (const h of holds.slice(0, 3)) expect((await commit(svc, p, h.reservationId)).status).toBe(200);
+
+    await patchProduct(svc, p, { status: 'paused', pauseReason: 'stock count' });
+    const api = (await getPool(svc, p)) as Record<string, any>;
+    expect(api.shards).toHaveLength(4);
+    expect(api.shards.every((s: { held: number; committed: number }) => s.held + s.committed > 0)).toBe(true);
+
+    const event = await waitFor(
+      'the sharded product.status_changed',
+      () => ofType(receiver.events, 'product.status_changed', p)[0],
+      { timeoutMs: 20_000 },
+    );
+    const data = event.data as Record<string, any>;
+    expect(data).toMatchObject({ productId: p, status: 'paused', pauseReason: 'stock count', capacity: 40_000 });
+    // The product's totals, as GET /v1/products/{id} answers them (nothing changed them since: long holds).
+    expect({ held: data.held, committed: data.committed, available: data.available }).toEqual({
+      held: api.held,
+      committed: api.committed,
+      available: api.available,
+    });
+    expect(data.held + data.committed).toBe(holds.reduce((sum, h) => sum + h.amount, 0));
+    // The same shape and meaning as the API's snapshot: every field, the same values (status included); the
+    // rebalancer may move allotments (and have quota in transit) between the two reads, not the use.
+    expect(Object.keys(data)).toEqual(Object.keys(api));
+    const steady = (pool: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(pool).filter(([field]) => field !== 'shards' && field !== 'inTransit'));
+    expect(steady(data)).toEqual(steady(api));
+    type Shard = { index: number; allotment: number; held: number; committed: number };
+    const use = (list: Shard[]) => list.map(({ index, held, committed }) => ({ index, held, committed }));
+    expect(use(data.shards)).toEqual(use(api.shards));
+    const allotments = (data.shards as Shard[]).reduce((sum, s) => sum + s.allotment, 0);
+    expect(allotments + data.inTransit + data.withheld).toBe(data.capacity);
   });
 });
 
