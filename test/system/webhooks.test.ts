@@ -34,6 +34,9 @@ import {
 import { createQuotaEngine } from '../../src/engine/quotaEngine.js';
 import { shardOfCustomer } from '../../src/engine/shards.js';
 import { createWebhookOutbox } from '../../src/webhooks/webhookOutbox.js';
+import { fieldsOf } from '../../src/webhooks/webhookEvents.js';
+import { decodePool } from '../../src/engine/decode.js';
+import { poolJson } from '../../src/wireFormat.js';
 import { createEngineContext } from '../support/engineContext.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
@@ -207,6 +210,16 @@ describe('webhooks: every event type, signed', () => {
       pauseReason: 'maintenance',
       capacity: 200_000,
     });
+    // An unsharded product's data is the entry the script recorded, as it always was (no read at delivery).
+    const ctx = await createEngineContext(svc.keyPrefix);
+    try {
+      const entries = (await ctx.redis.xrange(ctx.keys.events(p), '-', '+')) as [string, string[]][];
+      const recorded = entries.map(([, flat]) => fieldsOf(flat)).find((f) => f.webhook === 'product.status_changed');
+      const asRecorded = poolJson(decodePool(p, JSON.parse(recorded!.data!) as Record<string, unknown>));
+      expect(JSON.stringify(one('product.status_changed').data)).toBe(JSON.stringify(asRecorded));
+    } finally {
+      await ctx.close();
+    }
     // Order per subject: the unknown outcome before its resolve.
     expect(outOfOrder(mine)).toEqual([]);
 
