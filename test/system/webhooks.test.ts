@@ -5,12 +5,15 @@
  * verifies every signature and dedupes by id.
  *
  *  1. Every event type is delivered, signed, with the data the contract says;
- *     creating a line or product, or a write that changes nothing, sends none.
+ *     creating a line or product, or a write that changes nothing, sends none;
+ *     a sharded product's product.status_changed shows the product's totals
+ *     and sub-pools, as the API's snapshot does.
  *  2. A flaky receiver (~30% failures, half of them after recording) and a
  *     SIGKILL of the service mid-delivery: every event arrives at least once,
  *     exactly once after dedupe, none lost, each subject in order; figures
  *     printed (events, deliveries, duplicates, time to drain).
- *  3. On a Redis Cluster (products on every master): all delivered, in order.
+ *  3. On a Redis Cluster (products on every master): all delivered, in order;
+ *     a sharded product's status event shows the totals of its sub-pools.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -671,4 +674,31 @@ describe('webhooks on a Redis Cluster', () => {
     expect(metrics).toMatch(/quota_webhook_backlog\{stage="outbox"\} 0\n/);
     expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds 0\n/);
   }, 90_000);
+
+  it("a sharded product's product.status_changed (sub-pools on different masters) shows the product's totals", async () => {
+    const p = await makeProduct(svc!, { capacity: 30_000, shards: 3, holdTtlSeconds: 600 });
+    const customers: string[] = [];
+    for (let i = 0; new Set(customers.map((c) => shardOfCustomer(c, 3))).size < 3; i++) customers.push(`c-${i}`);
+    let total = 0;
+    for (const c of customers) {
+      await makeLine(svc!, p, c, { limit: 10_000 });
+      total += (await hold(svc!, p, c, 250)).amount as number;
+    }
+    await patchProduct(svc!, p, { status: 'closed' });
+    const api = (await getPool(svc!, p)) as Record<string, any>;
+    const event = await waitFor(
+      'the sharded product.status_changed',
+      () => ofType(receiver.events, 'product.status_changed', p)[0],
+      { timeoutMs: 30_000 },
+    );
+    const data = event.data as Record<string, any>;
+    expect(data).toMatchObject({ status: 'closed', capacity: 30_000, held: total, committed: 0 });
+    expect({ held: data.held, committed: data.committed, available: data.available }).toEqual({
+      held: api.held,
+      committed: api.committed,
+      available: api.available,
+    });
+    expect(data.shards).toHaveLength(3);
+    expect(data.shards.map((s: { held: number }) => s.held)).toEqual(api.shards.map((s: { held: number }) => s.held));
+  }, 60_000);
 });
