@@ -237,7 +237,7 @@ describe('webhooks: every event type, signed', () => {
       expect(promtool.stdout + promtool.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
   });
 
-  it("a sharded product's product.status_changed shows the product's totals and sub-pools, as the API does", async () => {
+  it("a sharded product's product.status_changed shows its totals and sub-pools, as the API does", async () => {
     // 4 sub-pools; two customers in each, so every sub-pool holds something and sub-pool 0 holds a small part.
     const p = await makeProduct(svc, { capacity: 40_000, shards: 4, holdTtlSeconds: 600 });
     const customers: string[] = [];
@@ -675,7 +675,7 @@ describe('webhooks on a Redis Cluster', () => {
     expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds 0\n/);
   }, 90_000);
 
-  it("a sharded product's product.status_changed (sub-pools on different masters) shows the product's totals", async () => {
+  it("a sharded product's product.status_changed (sub-pools on several masters) shows its totals", async () => {
     const p = await makeProduct(svc!, { capacity: 30_000, shards: 3, holdTtlSeconds: 600 });
     const customers: string[] = [];
     for (let i = 0; new Set(customers.map((c) => shardOfCustomer(c, 3))).size < 3; i++) customers.push(`c-${i}`);
