@@ -149,6 +149,8 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         registry: metrics.registry,
         runsJobs,
         readsBacklog: config.role !== 'worker',
+        shardedProduct: async (productId) =>
+          (await engine.shards.tagsOf(productId)).length > 1 ? engine.readPool(productId) : null,
       })
     : undefined;
   if (!webhooks) createWebhookMetrics(metrics.registry); // its series exist (at zero) with webhooks off too

@@ -7,6 +7,7 @@
  */
 import { decodeLine, decodePool, decodeReservation } from '../engine/decode.js';
 import { subPoolOf } from '../engine/shards.js';
+import type { PoolSnapshot } from '../engine/types.js';
 import { isoTime, lineJson, poolJson, reservationJson } from '../wireFormat.js';
 
 export const WEBHOOK_EVENT_TYPES = [
@@ -54,16 +55,50 @@ export function expiredReservationOf(fields: Record<string, string>): string | u
 }
 
 /**
+ * Whether an entry is a `product.*` event of a product's own stream (sub-pool 0's, for a sharded product; a
+ * sub-pool i >= 1's are no events): for a sharded product its `data` is made from the product's snapshot
+ * (productEventData).
+ */
+export const isProductEvent = (keyId: string, fields: Record<string, string>): boolean =>
+  !subPoolOf(keyId) && fields.webhook?.startsWith('product.') === true;
+
+/**
+ * A sharded product's `product.*` data: the script on sub-pool 0 cannot read the other sub-pools (other slots),
+ * so its record holds the config the change wrote (status, pauseReason, resumeAt ...) and sub-pool 0's counters
+ * only. The data is the product's snapshot as the API answers it (`product`, read when the event is delivered):
+ * capacity, the totals and the `shards` list from it; every config field from the record, so the status is the
+ * one the change made; availableToAllTiers is the total available less the recorded priority reserve.
+ */
+export function productEventData(recorded: PoolSnapshot, product: PoolSnapshot): PoolSnapshot {
+  const { capacity, held, committed, settled, available, shards, inTransit, withheld } = product;
+  return {
+    ...recorded,
+    capacity,
+    held,
+    committed,
+    settled,
+    available,
+    availableToAllTiers: Math.max(0, available - (recorded.priorityReserve?.amount ?? 0)),
+    shards,
+    inTransit,
+    withheld,
+  };
+}
+
+/**
  * The event an entry stands for, or null for a transition no webhook
  * describes (held, committed, released, ...; settlement outcomes have entries
  * of their own, written with the record). `expiredRecord` is the stored
- * record JSON of an expired reservation (it no longer changes), if still kept.
+ * record JSON of an expired reservation (it no longer changes), if still kept. `product`: a sharded
+ * product's snapshot read for this delivery, for its `product.*` entries; without it (an unsharded product, or
+ * one that could not be read) a `product.*` entry's data is the record alone.
  */
 export function eventOf(
   keyId: string,
   streamId: string,
   fields: Record<string, string>,
   expiredRecord?: string | null,
+  product?: PoolSnapshot,
 ): PendingEvent | null {
   // A sharded product's sub-pool i >= 1 has its own stream (key id `<productId>~<suffix>`): its events are the
   // product's.
@@ -95,5 +130,7 @@ export function eventOf(
     };
     return { streamId, subject: `line:${customerId}`, event: { ...base, type, data } };
   }
-  return { streamId, subject: 'product', event: { ...base, type, data: poolJson(decodePool(productId, raw)) } };
+  const recorded = decodePool(productId, raw);
+  const data = poolJson(product ? productEventData(recorded, product) : recorded);
+  return { streamId, subject: 'product', event: { ...base, type, data } };
 }

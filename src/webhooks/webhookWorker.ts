@@ -16,7 +16,8 @@ import { startWatchedWorker, type WatchedWorker } from '../jobs/watchedWorker.js
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
 import type { BullConnections } from '../redis/topology.js';
-import { eventOf, expiredReservationOf, fieldsOf, type PendingEvent } from './webhookEvents.js';
+import type { Outcome, PoolSnapshot } from '../engine/types.js';
+import { eventOf, expiredReservationOf, fieldsOf, isProductEvent, type PendingEvent } from './webhookEvents.js';
 import type { WebhookMetrics } from './webhookMetrics.js';
 import type { WebhookOutbox } from './webhookOutbox.js';
 import { webhookBackoffMs, type WebhookJobData } from './webhookQueue.js';
@@ -40,6 +41,12 @@ export interface WebhookWorkerOptions {
   backoffMs: number;
   /** A drain's lock; a killed worker's drain comes back (stalled) after it. */
   lockDurationMs: number;
+  /**
+   * A sharded product's snapshot as the API answers it (engine.readPool), null for an unsharded product: a sharded
+   * product's `product.*` events show it (src/webhooks/webhookEvents.ts, productEventData). Without it they show
+   * what sub-pool 0 recorded.
+   */
+  shardedProduct?: (productId: string) => Promise<Outcome<PoolSnapshot> | null>;
 }
 
 export function createWebhookWorker(options: WebhookWorkerOptions) {
@@ -62,13 +69,19 @@ export function createWebhookWorker(options: WebhookWorkerOptions) {
       productId,
       expiredIds.filter((id): id is string => id !== undefined),
     );
+    // A sharded product's product.* events: the product read once for the batch, as it is at this delivery.
+    const read = parsed.some((e) => e.fields && isProductEvent(productId, e.fields))
+      ? await options.shardedProduct?.(productId)
+      : null;
+    const product = read?.ok ? read.value : undefined;
+    if (read && !read.ok) logger.warn({ productId, code: read.code }, 'webhook: product not readable; sub-pool 0 data');
     let r = 0;
     const events: PendingEvent[] = [];
     const skip: string[] = [...lost];
     parsed.forEach((e, i) => {
       if (!e.fields) return;
       const record = expiredIds[i] !== undefined ? records[r++] : undefined;
-      const event = eventOf(productId, e.id, e.fields, record);
+      const event = eventOf(productId, e.id, e.fields, record, product);
       if (event) events.push(event);
       else skip.push(e.id);
     });

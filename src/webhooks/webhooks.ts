@@ -6,6 +6,7 @@
  */
 import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
+import type { Outcome, PoolSnapshot } from '../engine/types.js';
 import type { Logger } from '../logger.js';
 import type { Keys } from '../redis/keys.js';
 import type { BullConnections, RedisClient } from '../redis/topology.js';
@@ -27,6 +28,8 @@ export interface WebhooksDeps {
   runsJobs: boolean;
   /** Backlog gauges read from Redis at scrape time (API roles, as the settlement gauges). */
   readsBacklog: boolean;
+  /** A sharded product's snapshot as the API answers it, null when unsharded (its product.* events show it). */
+  shardedProduct?: (productId: string) => Promise<Outcome<PoolSnapshot> | null>;
 }
 
 export function createWebhooks(deps: WebhooksDeps) {
@@ -47,6 +50,7 @@ export function createWebhooks(deps: WebhooksDeps) {
         products: config.concurrency,
         backoffMs: config.backoffMs,
         lockDurationMs: config.lockMs,
+        shardedProduct: deps.shardedProduct,
       })
     : undefined;
   const relay = deps.runsJobs

@@ -5,12 +5,15 @@
  * verifies every signature and dedupes by id.
  *
  *  1. Every event type is delivered, signed, with the data the contract says;
- *     creating a line or product, or a write that changes nothing, sends none.
+ *     creating a line or product, or a write that changes nothing, sends none;
+ *     a sharded product's product.status_changed shows the product's totals
+ *     and sub-pools, as the API's snapshot does.
  *  2. A flaky receiver (~30% failures, half of them after recording) and a
  *     SIGKILL of the service mid-delivery: every event arrives at least once,
  *     exactly once after dedupe, none lost, each subject in order; figures
  *     printed (events, deliveries, duplicates, time to drain).
- *  3. On a Redis Cluster (products on every master): all delivered, in order.
+ *  3. On a Redis Cluster (products on every master): all delivered, in order;
+ *     a sharded product's status event shows the totals of its sub-pools.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -23,6 +26,7 @@ import {
   ADMIN_KEY,
   admin,
   commit,
+  getPool,
   getReservation,
   hold,
   makeLine,
@@ -31,7 +35,11 @@ import {
   uniqueId,
 } from '../support/api.js';
 import { createQuotaEngine } from '../../src/engine/quotaEngine.js';
+import { shardOfCustomer } from '../../src/engine/shards.js';
 import { createWebhookOutbox } from '../../src/webhooks/webhookOutbox.js';
+import { fieldsOf } from '../../src/webhooks/webhookEvents.js';
+import { decodePool } from '../../src/engine/decode.js';
+import { poolJson } from '../../src/wireFormat.js';
 import { createEngineContext } from '../support/engineContext.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
@@ -205,6 +213,16 @@ describe('webhooks: every event type, signed', () => {
       pauseReason: 'maintenance',
       capacity: 200_000,
     });
+    // An unsharded product's data is the entry the script recorded, as it always was (no read at delivery).
+    const ctx = await createEngineContext(svc.keyPrefix);
+    try {
+      const entries = (await ctx.redis.xrange(ctx.keys.events(p), '-', '+')) as [string, string[]][];
+      const recorded = entries.map(([, flat]) => fieldsOf(flat)).find((f) => f.webhook === 'product.status_changed');
+      const asRecorded = poolJson(decodePool(p, JSON.parse(recorded!.data!) as Record<string, unknown>));
+      expect(JSON.stringify(one('product.status_changed').data)).toBe(JSON.stringify(asRecorded));
+    } finally {
+      await ctx.close();
+    }
     // Order per subject: the unknown outcome before its resolve.
     expect(outOfOrder(mine)).toEqual([]);
 
@@ -217,6 +235,55 @@ describe('webhooks: every event type, signed', () => {
     const promtool = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
     if (!promtool.error)
       expect(promtool.stdout + promtool.stderr).not.toMatch(/pars(e|ing) error|error while linting/i);
+  });
+
+  it("a sharded product's product.status_changed shows its totals and sub-pools, as the API does", async () => {
+    // 4 sub-pools; two customers in each, so every sub-pool holds something and sub-pool 0 holds a small part.
+    const p = await makeProduct(svc, { capacity: 40_000, shards: 4, holdTtlSeconds: 600 });
+    const customers: string[] = [];
+    for (let i = 0; customers.length < 8; i++) {
+      const c = `c-${i}`;
+      if (customers.filter((x) => shardOfCustomer(x, 4) === shardOfCustomer(c, 4)).length < 2) customers.push(c);
+    }
+    let amount = 100;
+    const holds = [];
+    for (const c of customers) {
+      await makeLine(svc, p, c, { limit: 10_000 });
+      holds.push(await hold(svc, p, c, (amount += 100)));
+    }
+    // Some committed too: the totals' committed is the product's.
+    for (const h of holds.slice(0, 3)) expect((await commit(svc, p, h.reservationId)).status).toBe(200);
+
+    await patchProduct(svc, p, { status: 'paused', pauseReason: 'stock count' });
+    const api = (await getPool(svc, p)) as Record<string, any>;
+    expect(api.shards).toHaveLength(4);
+    expect(api.shards.every((s: { held: number; committed: number }) => s.held + s.committed > 0)).toBe(true);
+
+    const event = await waitFor(
+      'the sharded product.status_changed',
+      () => ofType(receiver.events, 'product.status_changed', p)[0],
+      { timeoutMs: 20_000 },
+    );
+    const data = event.data as Record<string, any>;
+    expect(data).toMatchObject({ productId: p, status: 'paused', pauseReason: 'stock count', capacity: 40_000 });
+    // The product's totals, as GET /v1/products/{id} answers them (nothing changed them since: long holds).
+    expect({ held: data.held, committed: data.committed, available: data.available }).toEqual({
+      held: api.held,
+      committed: api.committed,
+      available: api.available,
+    });
+    expect(data.held + data.committed).toBe(holds.reduce((sum, h) => sum + h.amount, 0));
+    // The same shape and meaning as the API's snapshot: every field, the same values (status included); the
+    // rebalancer may move allotments (and have quota in transit) between the two reads, not the use.
+    expect(Object.keys(data)).toEqual(Object.keys(api));
+    const steady = (pool: Record<string, unknown>) =>
+      Object.fromEntries(Object.entries(pool).filter(([field]) => field !== 'shards' && field !== 'inTransit'));
+    expect(steady(data)).toEqual(steady(api));
+    type Shard = { index: number; allotment: number; held: number; committed: number };
+    const use = (list: Shard[]) => list.map(({ index, held, committed }) => ({ index, held, committed }));
+    expect(use(data.shards)).toEqual(use(api.shards));
+    const allotments = (data.shards as Shard[]).reduce((sum, s) => sum + s.allotment, 0);
+    expect(allotments + data.inTransit + data.withheld).toBe(data.capacity);
   });
 });
 
@@ -607,4 +674,31 @@ describe('webhooks on a Redis Cluster', () => {
     expect(metrics).toMatch(/quota_webhook_backlog\{stage="outbox"\} 0\n/);
     expect(metrics).toMatch(/quota_webhook_oldest_pending_age_seconds 0\n/);
   }, 90_000);
+
+  it("a sharded product's product.status_changed (sub-pools on several masters) shows its totals", async () => {
+    const p = await makeProduct(svc!, { capacity: 30_000, shards: 3, holdTtlSeconds: 600 });
+    const customers: string[] = [];
+    for (let i = 0; new Set(customers.map((c) => shardOfCustomer(c, 3))).size < 3; i++) customers.push(`c-${i}`);
+    let total = 0;
+    for (const c of customers) {
+      await makeLine(svc!, p, c, { limit: 10_000 });
+      total += (await hold(svc!, p, c, 250)).amount as number;
+    }
+    await patchProduct(svc!, p, { status: 'closed' });
+    const api = (await getPool(svc!, p)) as Record<string, any>;
+    const event = await waitFor(
+      'the sharded product.status_changed',
+      () => ofType(receiver.events, 'product.status_changed', p)[0],
+      { timeoutMs: 30_000 },
+    );
+    const data = event.data as Record<string, any>;
+    expect(data).toMatchObject({ status: 'closed', capacity: 30_000, held: total, committed: 0 });
+    expect({ held: data.held, committed: data.committed, available: data.available }).toEqual({
+      held: api.held,
+      committed: api.committed,
+      available: api.available,
+    });
+    expect(data.shards).toHaveLength(3);
+    expect(data.shards.map((s: { held: number }) => s.held)).toEqual(api.shards.map((s: { held: number }) => s.held));
+  }, 60_000);
 });
