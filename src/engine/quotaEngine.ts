@@ -36,6 +36,7 @@ import {
   type ScriptCall,
   type ShardEvents,
 } from './shardedEngine.js';
+import { withShardList } from './shards.js';
 import type { LineConfig, Outcome, PoolSnapshot, ScriptCode, SettlementOutcome } from './types.js';
 
 export type { RepayRequest, ReserveRequest } from './scriptCatalogue.js';
@@ -148,22 +149,6 @@ export function createQuotaEngine({
     const r = await route(productId);
     return { productId: r.productId, tag: r.tags ? shards.reservationTag(reservationId, r.tags) : r.tag };
   }
-  /** Every pool snapshot lists its sub-pools; an unsharded product is sub-pool 0 alone. */
-  const withShardList = (pool: PoolSnapshot): PoolSnapshot =>
-    pool.shards
-      ? pool
-      : {
-          ...pool,
-          shards: [
-            {
-              index: 0,
-              allotment: pool.capacity,
-              held: pool.held,
-              committed: pool.committed,
-              available: Math.max(0, pool.capacity - pool.held - pool.committed),
-            },
-          ],
-        };
   const listed = <T extends Outcome<PoolSnapshot>>(o: T): T => (o.ok ? { ...o, value: withShardList(o.value) } : o);
 
   /**

@@ -26,6 +26,7 @@
  *   reserve cannot cover it.
  */
 import calculateSlot from 'cluster-key-slot';
+import type { PoolSnapshot } from './types.js';
 
 export const MAX_SHARDS = 64;
 const SLOTS = 16_384;
@@ -86,4 +87,14 @@ export function initialAllotments(capacity: number, shards: number): number[] {
 export function subPoolOf(id: string): { productId: string; tag: string } | null {
   const at = id.indexOf('~');
   return at < 0 ? null : { productId: id.slice(0, at), tag: id };
+}
+
+/** Every pool snapshot lists its sub-pools (the contract); an unsharded product is sub-pool 0 alone. */
+export function withShardList(pool: PoolSnapshot): PoolSnapshot {
+  if (pool.shards) return pool;
+  const available = Math.max(0, pool.capacity - pool.held - pool.committed);
+  return {
+    ...pool,
+    shards: [{ index: 0, allotment: pool.capacity, held: pool.held, committed: pool.committed, available }],
+  };
 }

@@ -6,7 +6,7 @@
  * of one event carries the same id and a consumer dedupes by it.
  */
 import { decodeLine, decodePool, decodeReservation } from '../engine/decode.js';
-import { subPoolOf } from '../engine/shards.js';
+import { subPoolOf, withShardList } from '../engine/shards.js';
 import type { PoolSnapshot } from '../engine/types.js';
 import { isoTime, lineJson, poolJson, reservationJson } from '../wireFormat.js';
 
@@ -131,6 +131,7 @@ export function eventOf(
     return { streamId, subject: `line:${customerId}`, event: { ...base, type, data } };
   }
   const recorded = decodePool(productId, raw);
-  const data = poolJson(product ? productEventData(recorded, product) : recorded);
+  // Unsharded: the recorded counters are the product's, as of the change, and its one sub-pool is listed from them.
+  const data = poolJson(product ? productEventData(recorded, product) : withShardList(recorded));
   return { streamId, subject: 'product', event: { ...base, type, data } };
 }

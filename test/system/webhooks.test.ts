@@ -35,7 +35,7 @@ import {
   uniqueId,
 } from '../support/api.js';
 import { createQuotaEngine } from '../../src/engine/quotaEngine.js';
-import { shardOfCustomer } from '../../src/engine/shards.js';
+import { shardOfCustomer, withShardList } from '../../src/engine/shards.js';
 import { createWebhookOutbox } from '../../src/webhooks/webhookOutbox.js';
 import { fieldsOf } from '../../src/webhooks/webhookEvents.js';
 import { decodePool } from '../../src/engine/decode.js';
@@ -212,13 +212,15 @@ describe('webhooks: every event type, signed', () => {
       status: 'paused',
       pauseReason: 'maintenance',
       capacity: 200_000,
+      shards: [{ index: 0, allotment: 200_000 }],
     });
-    // An unsharded product's data is the entry the script recorded, as it always was (no read at delivery).
+    // An unsharded product's data is the entry the script recorded (no read at delivery), listing its one sub-pool
+    // as every pool snapshot does.
     const ctx = await createEngineContext(svc.keyPrefix);
     try {
       const entries = (await ctx.redis.xrange(ctx.keys.events(p), '-', '+')) as [string, string[]][];
       const recorded = entries.map(([, flat]) => fieldsOf(flat)).find((f) => f.webhook === 'product.status_changed');
-      const asRecorded = poolJson(decodePool(p, JSON.parse(recorded!.data!) as Record<string, unknown>));
+      const asRecorded = poolJson(withShardList(decodePool(p, JSON.parse(recorded!.data!) as Record<string, unknown>)));
       expect(JSON.stringify(one('product.status_changed').data)).toBe(JSON.stringify(asRecorded));
     } finally {
       await ctx.close();
