@@ -304,9 +304,12 @@ const CONNECT_DEADLINE_MS = 10_000;
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   // The reason a connection closes (a wrong password, a refused port) comes as an 'error' event, not as the rejection.
+  // A Cluster's own rejection and 'error' only say that no node answered ("None of startup nodes is available",
+  // "Failed to refresh slots cache."); the node's reason comes as a 'node error'.
   let lastError: Error | undefined;
-  const remember = (err: Error) => (lastError = err);
+  const remember = (err: Error) => (lastError = nodeReason(err) ?? lastError ?? err);
   client.on('error', remember);
+  client.on('node error', remember);
   try {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
@@ -325,7 +328,17 @@ async function connectOrExplain(client: RedisClient, where: string): Promise<voi
     throw new Error(`${where} does not answer: ${(err as Error).message}${why}${hint}`);
   } finally {
     client.off('error', remember);
+    client.off('node error', remember);
   }
+}
+
+/**
+ * The reason a node gave; for a Cluster's summaries of its nodes' failures, the last node's reason they carry
+ * (ioredis's ClusterAllFailedError, not exported: known by its lastNodeError) or undefined.
+ */
+function nodeReason(err: Error): Error | undefined {
+  if ('lastNodeError' in err) return (err.lastNodeError as Error | null) ?? undefined;
+  return err.message === 'None of startup nodes is available' ? undefined : err;
 }
 
 /** A Redis URL fit for a log line: the password is never printed. */
