@@ -113,12 +113,17 @@ export function apiClusterOptions(password: string | undefined): ClusterOptions 
   };
 }
 
-function sentinelOptions(sentinels: HostPort[], name: string, password: string | undefined): RedisOptions {
+function sentinelOptions(
+  sentinels: HostPort[],
+  name: string,
+  password: string | undefined,
+  sentinelPassword: string | undefined,
+): RedisOptions {
   return {
     sentinels,
     name,
     password,
-    sentinelPassword: password,
+    sentinelPassword,
     // ioredis subscribes to +switch-master on the sentinels and reconnects to the promoted master at once.
     failoverDetector: true,
     sentinelRetryStrategy: reconnectBackoff,
@@ -216,7 +221,9 @@ export async function openRedisTopology(
   if (config.kind === 'sentinel') {
     const where =
       `master "${config.name}" through sentinels ` + `${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
-    const base = sentinelOptions(config.sentinels, config.name, config.password);
+    const sentinelPassword =
+      config.password !== undefined && (await sentinelsAskForPassword(config.sentinels)) ? config.password : undefined;
+    const base = sentinelOptions(config.sentinels, config.name, config.password, sentinelPassword);
     const make = () => {
       const c = new Redis({ ...apiRedisOptions(), ...base });
       c.on('error', () => {});
@@ -284,6 +291,42 @@ export async function openRedisTopology(
       await privateServer?.stop();
     },
   };
+}
+
+/**
+ * Whether REDIS_PASSWORD goes to the sentinels too: only when they ask for one (NOAUTH), as the data nodes
+ * always get it. ioredis sends sentinelPassword to every sentinel it connects to, and a sentinel with no
+ * password answers the AUTH with an error that ioredis turns into a console warning (stderr, outside the
+ * log) on each of those connections: dozens a second at start, more on every reconnect. Every sentinel is
+ * asked at once, bounded by a command timeout; when none answers, the password is sent (the connection that
+ * follows says why none answers).
+ */
+async function sentinelsAskForPassword(sentinels: HostPort[]): Promise<boolean> {
+  const ask = async ({ host, port }: HostPort): Promise<'open' | 'protected' | 'no answer'> => {
+    const probe = new Redis({
+      host,
+      port,
+      lazyConnect: true,
+      enableReadyCheck: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.ping();
+      return 'open';
+    } catch (err) {
+      return /NOAUTH/.test((err as Error).message) ? 'protected' : 'no answer';
+    } finally {
+      probe.disconnect();
+    }
+  };
+  const answers = await Promise.all(sentinels.map(ask));
+  return answers.includes('protected') || !answers.includes('open');
 }
 
 /**
