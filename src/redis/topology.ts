@@ -344,13 +344,22 @@ function connectNodesEagerly(cluster: Cluster): void {
 /** How long the start waits for Redis (with Sentinel, ioredis would otherwise retry the sentinels forever). */
 const CONNECT_DEADLINE_MS = 10_000;
 
+const AUTH_REFUSED = /WRONGPASS|NOAUTH|invalid password/i;
+
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   // The reason a connection closes (a wrong password, a refused port) comes as an 'error' event, not as the rejection.
   // A Cluster's own rejection and 'error' only say that no node answered ("None of startup nodes is available",
   // "Failed to refresh slots cache."); the node's reason comes as a 'node error'.
   let lastError: Error | undefined;
-  const remember = (err: Error) => (lastError = nodeReason(err) ?? lastError ?? err);
+  // A refused password is refused again on every retry (ioredis retries the sentinels forever): no use waiting.
+  let refuse: (err: Error) => void = () => {};
+  const refused = new Promise<never>((_, reject) => (refuse = reject));
+  refused.catch(() => {});
+  const remember = (err: Error) => {
+    lastError = nodeReason(err) ?? lastError ?? err;
+    if (AUTH_REFUSED.test(lastError.message)) refuse(new Error('the password was refused'));
+  };
   client.on('error', remember);
   client.on('node error', remember);
   try {
@@ -359,15 +368,15 @@ async function connectOrExplain(client: RedisClient, where: string): Promise<voi
     });
     // ioredis's Cluster.connect() never settles when its first ready check fails and a
     // reconnect then succeeds: so the status is watched too.
-    await Promise.race([client.connect(), becomesReady(client, Date.now() + CONNECT_DEADLINE_MS), deadline]);
+    await Promise.race([client.connect(), becomesReady(client, Date.now() + CONNECT_DEADLINE_MS), deadline, refused]);
     if (isCluster(client)) await waitNodesReady(client);
-    await Promise.race([client.ping(), deadline]);
+    await Promise.race([client.ping(), deadline, refused]);
     clearTimeout(timer);
   } catch (err) {
     clearTimeout(timer);
     client.disconnect();
     const why = lastError && lastError.message !== (err as Error).message ? ` (${lastError.message})` : '';
-    const hint = /WRONGPASS|NOAUTH|invalid password/i.test(why) ? '; check REDIS_PASSWORD' : '';
+    const hint = AUTH_REFUSED.test(why) ? '; check REDIS_PASSWORD' : '';
     throw new Error(`${where} does not answer: ${(err as Error).message}${why}${hint}`);
   } finally {
     client.off('error', remember);
