@@ -5,12 +5,13 @@
  * authenticate on the master the sentinels name, so a commit settles; a
  * wrong or missing password fails the start within a bound, naming the
  * auth error and REDIS_PASSWORD. Two Sentinel setups (open sentinels,
- * protected sentinels), each started once and stopped even when a test fails.
+ * protected sentinels, whose master is killed last: the promoted replica is
+ * authenticated on), each started once and stopped even when a test fails.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLocalSentinel, type LocalSentinel } from '../support/redisSentinel.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { makeLine, makeProduct, reserveAndCommit, waitStatus } from '../support/settlement.js';
+import { makeLine, makeProduct, reserveAndCommit, sleep, uniqueId, waitStatus } from '../support/settlement.js';
 
 const PASSWORD = 'sentinel-data-pw-7c2a';
 
@@ -120,4 +121,36 @@ describe('REDIS_PASSWORD under Sentinel: the same password on the sentinels (the
     },
     20_000,
   );
+
+  it('after the master is killed: writes answer again on the promoted replica, a commit settles', async () => {
+    const svc = await startServiceContext(sentinelEnv(sentinel, PASSWORD));
+    try {
+      const productId = await makeProduct(svc, 10_000);
+      await makeLine(svc, productId, 'c1');
+      await sentinel.kill(sentinel.masterPort);
+      const killedAt = Date.now();
+      const key = uniqueId('k');
+      let answered = 0;
+      while (Date.now() - killedAt < 15_000) {
+        const r = await svc.client(
+          'POST',
+          `/v1/products/${productId}/reservations`,
+          { customerId: 'c1', amount: 1 },
+          { 'Idempotency-Key': key }, // the same key: the contract's retry
+        );
+        if (r.status === 201) {
+          answered = r.status;
+          break;
+        }
+        expect(r.status, JSON.stringify(r.body)).toBe(503);
+        await sleep(100);
+      }
+      expect(answered, 'writes answer again within 15 s').toBe(201);
+      expect(await sentinel.currentMaster()).toBe(sentinel.replicaPort);
+      const committed = await reserveAndCommit(svc, productId, 'c1', 300, 250);
+      expect((await waitStatus(svc, productId, committed.reservationId, 20_000)).status).toBe('settled');
+    } finally {
+      await svc.stop();
+    }
+  }, 45_000);
 });
