@@ -4,7 +4,8 @@
  * Cluster clients authenticate on every master, so reserves and commits
  * answer on products of each master and the commits settle into the
  * internal ledger; a wrong password fails the start within a bound, naming
- * the auth error and REDIS_PASSWORD. One cluster, started here and stopped
+ * the auth error and REDIS_PASSWORD; a master killed last: its replica,
+ * promoted, is authenticated on. One cluster, started here and stopped
  * even when a test fails.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +13,7 @@ import { createKeys } from '../../src/redis/keys.js';
 import { uniqueId } from '../support/api.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { makeLine, makeProduct, reserveAndCommit, waitStatus } from '../support/settlement.js';
+import { makeLine, makeProduct, reserveAndCommit, sleep, waitStatus } from '../support/settlement.js';
 
 const PASSWORD = 'cluster-pw-5d1e';
 
@@ -85,4 +86,48 @@ describe('REDIS_PASSWORD on a Redis Cluster (requirepass on every node)', () => 
     },
     20_000,
   );
+
+  it('a master killed: its products answer again on the promoted replica, a commit settles', async () => {
+    const prefix = uniqueId('cf');
+    const keys = createKeys(prefix);
+    const svc = await startServiceContext({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PASSWORD: PASSWORD,
+      KEY_PREFIX: prefix,
+      RELAY_INTERVAL_MS: '500',
+      RELAY_GRACE_MS: '500',
+      SETTLEMENT_BACKOFF_MS: '100',
+      SETTLEMENT_LOCK_MS: '5000',
+      AUDIT_INTERVAL_MS: '3600000',
+    });
+    try {
+      const [[killed, [productId]]] = [...(await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`))];
+      await makeProduct(svc, 10_000, productId);
+      await makeLine(svc, productId!, 'c1');
+      await cluster.kill(killed!);
+      const killedAt = Date.now();
+      const key = uniqueId('k');
+      let answered = 0;
+      while (Date.now() - killedAt < 20_000) {
+        const r = await svc.client(
+          'POST',
+          `/v1/products/${productId}/reservations`,
+          { customerId: 'c1', amount: 1 },
+          { 'Idempotency-Key': key }, // the same key: the contract's retry
+        );
+        if (r.status === 201) {
+          answered = r.status;
+          break;
+        }
+        expect(r.status, JSON.stringify(r.body)).toBe(503);
+        await sleep(100);
+      }
+      expect(answered, 'writes answer again within 20 s').toBe(201);
+      expect(await cluster.masterOf(keys.pool(productId!))).not.toBe(killed);
+      const committed = await reserveAndCommit(svc, productId!, 'c1', 300, 250);
+      expect((await waitStatus(svc, productId!, committed.reservationId, 20_000)).status).toBe('settled');
+    } finally {
+      await svc.stop();
+    }
+  }, 50_000);
 });
