@@ -101,10 +101,11 @@ describe('REDIS_PASSWORD on a Redis Cluster (requirepass on every node)', () => 
       AUDIT_INTERVAL_MS: '3600000',
     });
     try {
-      const [[killed, [productId]]] = [...(await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`))];
+      const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`);
+      const [killed, [productId]] = [...byMaster].find(([, list]) => list.length > 0)!;
       await makeProduct(svc, 10_000, productId);
       await makeLine(svc, productId!, 'c1');
-      await cluster.kill(killed!);
+      await cluster.kill(killed);
       const killedAt = Date.now();
       const key = uniqueId('k');
       let answered = 0;
