@@ -113,12 +113,17 @@ export function apiClusterOptions(password: string | undefined): ClusterOptions 
   };
 }
 
-function sentinelOptions(sentinels: HostPort[], name: string, password: string | undefined): RedisOptions {
+function sentinelOptions(
+  sentinels: HostPort[],
+  name: string,
+  password: string | undefined,
+  sentinelPassword: string | undefined,
+): RedisOptions {
   return {
     sentinels,
     name,
     password,
-    sentinelPassword: password,
+    sentinelPassword,
     // ioredis subscribes to +switch-master on the sentinels and reconnects to the promoted master at once.
     failoverDetector: true,
     sentinelRetryStrategy: reconnectBackoff,
@@ -216,7 +221,9 @@ export async function openRedisTopology(
   if (config.kind === 'sentinel') {
     const where =
       `master "${config.name}" through sentinels ` + `${config.sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`;
-    const base = sentinelOptions(config.sentinels, config.name, config.password);
+    const sentinelPassword =
+      config.password !== undefined && (await sentinelsAskForPassword(config.sentinels)) ? config.password : undefined;
+    const base = sentinelOptions(config.sentinels, config.name, config.password, sentinelPassword);
     const make = () => {
       const c = new Redis({ ...apiRedisOptions(), ...base });
       c.on('error', () => {});
@@ -287,6 +294,42 @@ export async function openRedisTopology(
 }
 
 /**
+ * Whether REDIS_PASSWORD goes to the sentinels too: only when they ask for one (NOAUTH), as the data nodes
+ * always get it. ioredis sends sentinelPassword to every sentinel it connects to, and a sentinel with no
+ * password answers the AUTH with an error that ioredis turns into a console warning (stderr, outside the
+ * log) on each of those connections: dozens a second at start, more on every reconnect. Every sentinel is
+ * asked at once, bounded by a command timeout; when none answers, the password is sent (the connection that
+ * follows says why none answers).
+ */
+async function sentinelsAskForPassword(sentinels: HostPort[]): Promise<boolean> {
+  const ask = async ({ host, port }: HostPort): Promise<'open' | 'protected' | 'no answer'> => {
+    const probe = new Redis({
+      host,
+      port,
+      lazyConnect: true,
+      enableReadyCheck: false,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      connectTimeout: COMMAND_TIMEOUT_MS,
+      commandTimeout: COMMAND_TIMEOUT_MS,
+    });
+    probe.on('error', () => {});
+    try {
+      await probe.connect();
+      await probe.ping();
+      return 'open';
+    } catch (err) {
+      return /NOAUTH/.test((err as Error).message) ? 'protected' : 'no answer';
+    } finally {
+      probe.disconnect();
+    }
+  };
+  const answers = await Promise.all(sentinels.map(ask));
+  return answers.includes('protected') || !answers.includes('open');
+}
+
+/**
  * ioredis creates node connections lazily, and without an offline queue a
  * command that finds its node's connection still connecting fails ("Connection
  * is closed.") though nothing was sent: at start, and when a failover brings
@@ -301,31 +344,53 @@ function connectNodesEagerly(cluster: Cluster): void {
 /** How long the start waits for Redis (with Sentinel, ioredis would otherwise retry the sentinels forever). */
 const CONNECT_DEADLINE_MS = 10_000;
 
+const AUTH_REFUSED = /WRONGPASS|NOAUTH|invalid password/i;
+
 async function connectOrExplain(client: RedisClient, where: string): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   // The reason a connection closes (a wrong password, a refused port) comes as an 'error' event, not as the rejection.
+  // A Cluster's own rejection and 'error' only say that no node answered ("None of startup nodes is available",
+  // "Failed to refresh slots cache."); the node's reason comes as a 'node error'.
   let lastError: Error | undefined;
-  const remember = (err: Error) => (lastError = err);
+  // A refused password is refused again on every retry (ioredis retries the sentinels forever): no use waiting.
+  let refuse: (err: Error) => void = () => {};
+  const refused = new Promise<never>((_, reject) => (refuse = reject));
+  refused.catch(() => {});
+  const remember = (err: Error) => {
+    lastError = nodeReason(err) ?? lastError ?? err;
+    if (AUTH_REFUSED.test(lastError.message)) refuse(new Error('the password was refused'));
+  };
   client.on('error', remember);
+  client.on('node error', remember);
   try {
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${CONNECT_DEADLINE_MS} ms`)), CONNECT_DEADLINE_MS);
     });
     // ioredis's Cluster.connect() never settles when its first ready check fails and a
     // reconnect then succeeds: so the status is watched too.
-    await Promise.race([client.connect(), becomesReady(client, Date.now() + CONNECT_DEADLINE_MS), deadline]);
+    await Promise.race([client.connect(), becomesReady(client, Date.now() + CONNECT_DEADLINE_MS), deadline, refused]);
     if (isCluster(client)) await waitNodesReady(client);
-    await Promise.race([client.ping(), deadline]);
+    await Promise.race([client.ping(), deadline, refused]);
     clearTimeout(timer);
   } catch (err) {
     clearTimeout(timer);
     client.disconnect();
     const why = lastError && lastError.message !== (err as Error).message ? ` (${lastError.message})` : '';
-    const hint = /WRONGPASS|NOAUTH|invalid password/i.test(why) ? '; check REDIS_PASSWORD' : '';
+    const hint = AUTH_REFUSED.test(why) ? '; check REDIS_PASSWORD' : '';
     throw new Error(`${where} does not answer: ${(err as Error).message}${why}${hint}`);
   } finally {
     client.off('error', remember);
+    client.off('node error', remember);
   }
+}
+
+/**
+ * The reason a node gave; for a Cluster's summaries of its nodes' failures, the last node's reason they carry
+ * (ioredis's ClusterAllFailedError, not exported: known by its lastNodeError) or undefined.
+ */
+function nodeReason(err: Error): Error | undefined {
+  if ('lastNodeError' in err) return (err.lastNodeError as Error | null) ?? undefined;
+  return err.message === 'None of startup nodes is available' ? undefined : err;
 }
 
 /** A Redis URL fit for a log line: the password is never printed. */

@@ -5,7 +5,10 @@
  * bus port, port + 10,000, free too), joined with redis-cli --cluster
  * create, and ready only when the cluster state is ok on every node and
  * every replica's link to its master is up. Stopped (and its folder removed)
- * by stop(); killed at process exit whatever happened.
+ * by stop(); killed at process exit whatever happened. With `password`,
+ * every node requires it (requirepass) and uses it towards its master
+ * (masterauth: a replica cannot sync without it, nor can a failed master
+ * that rejoins as a replica).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -28,6 +31,8 @@ export interface LocalCluster {
   nodes: ClusterNode[];
   /** host:port of every node, for REDIS_CLUSTER_NODES. */
   seeds: string;
+  /** The nodes' requirepass, when started with one. */
+  password: string | undefined;
   /** Port of the master that serves the slot of `key` now (asked of a live node). */
   masterOf(key: string): Promise<number>;
   masterPorts(): Promise<number[]>;
@@ -42,9 +47,13 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}): Promise<LocalCluster> {
+export async function startLocalCluster(
+  options: { nodeTimeoutMs?: number; password?: string } = {},
+): Promise<LocalCluster> {
   const root = mkdtempSync(join(tmpdir(), 'qa-cluster-'));
   const nodeTimeout = options.nodeTimeoutMs ?? 2_000;
+  const { password } = options;
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password];
   const nodes: ClusterNode[] = [];
   for (let i = 0; i < 6; i++) {
     const port = await freePortPair();
@@ -76,6 +85,7 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
       '',
       '--maxmemory-policy',
       'noeviction',
+      ...auth,
     ]);
   };
   const byPort = (port: number) => {
@@ -89,11 +99,13 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
   const cluster: LocalCluster = {
     nodes,
     seeds: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    password,
     async masterOf(key) {
       const slot = calculateSlot(key);
       const slots = await askAnyLive(
         live(),
         (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+        password,
       );
       const range = slots.find(([from, to]) => slot >= from && slot <= to);
       if (!range) throw new Error(`slot ${slot} is served by nobody`);
@@ -103,6 +115,7 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
       const slots = await askAnyLive(
         live(),
         (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+        password,
       );
       return [...new Set(slots.map((s) => Number(s[2][1])))].sort();
     },
@@ -113,22 +126,28 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
     async restart(port) {
       const node = byPort(port);
       launch(node);
-      await waitFor(`node ${port} to answer`, () => withNode(port, async (r) => (await r.ping()) === 'PONG'), {
-        timeoutMs: 10_000,
-      });
+      await waitFor(
+        `node ${port} to answer`,
+        () => withNode(port, async (r) => (await r.ping()) === 'PONG', password),
+        { timeoutMs: 10_000 },
+      );
     },
     async waitHealthy(replicasPerMaster = 1, timeoutMs = 60_000) {
       await waitFor(
         'the cluster to be healthy',
         async () => {
           for (const node of live()) {
-            const ok = await withNode(node.port, async (r) => {
-              if (infoField(String(await r.cluster('INFO')), 'cluster_state') !== 'ok') return false;
-              const info = await r.info('replication');
-              const role = infoField(info, 'role');
-              if (role === 'slave') return infoField(info, 'master_link_status') === 'up';
-              return Number(infoField(info, 'connected_slaves')) >= replicasPerMaster;
-            });
+            const ok = await withNode(
+              node.port,
+              async (r) => {
+                if (infoField(String(await r.cluster('INFO')), 'cluster_state') !== 'ok') return false;
+                const info = await r.info('replication');
+                const role = infoField(info, 'role');
+                if (role === 'slave') return infoField(info, 'master_link_status') === 'up';
+                return Number(infoField(info, 'connected_slaves')) >= replicasPerMaster;
+              },
+              password,
+            );
             if (!ok) return false;
           }
           return (await cluster.masterPorts()).length === 3;
@@ -147,12 +166,20 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
     for (const node of nodes)
       await waitFor(
         `node ${node.port} to answer`,
-        () => withNode(node.port, async (r) => (await r.ping()) === 'PONG'),
+        () => withNode(node.port, async (r) => (await r.ping()) === 'PONG', password),
         { timeoutMs: 10_000 },
       );
     await run(
       'redis-cli',
-      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+      [
+        ...(password === undefined ? [] : ['-a', password, '--no-auth-warning']),
+        '--cluster',
+        'create',
+        ...nodes.map((n) => `127.0.0.1:${n.port}`),
+        '--cluster-replicas',
+        '1',
+        '--cluster-yes',
+      ],
       { timeout: 60_000 },
     );
     await cluster.waitHealthy(1, 60_000);
@@ -163,11 +190,15 @@ export async function startLocalCluster(options: { nodeTimeoutMs?: number } = {}
   return cluster;
 }
 
-async function askAnyLive<T>(live: ClusterNode[], work: Parameters<typeof withNode<T>>[1]): Promise<T> {
+async function askAnyLive<T>(
+  live: ClusterNode[],
+  work: Parameters<typeof withNode<T>>[1],
+  password: string | undefined,
+): Promise<T> {
   let lastError: unknown;
   for (const node of live) {
     try {
-      return await withNode(node.port, work);
+      return await withNode(node.port, work, password);
     } catch (err) {
       lastError = err;
     }
@@ -187,6 +218,7 @@ export async function productsPerMaster(
   const slots = await askAnyLive(
     cluster.nodes,
     (r) => r.cluster('SLOTS') as unknown as Promise<[number, number, [string, number]][]>,
+    cluster.password,
   );
   const ownerOf = (key: string) => {
     const slot = calculateSlot(key);

@@ -63,9 +63,12 @@ export async function freePortPair(): Promise<number> {
   throw new Error('no free port pair found');
 }
 
-/** One short-lived connection to one node (no retries: a dead node throws at once). */
-export async function withNode<T>(port: number, work: (r: Redis) => Promise<T>): Promise<T> {
+/**
+ * One short-lived connection to one node (no retries: a dead node throws at once); `password` for a requirepass node.
+ */
+export async function withNode<T>(port: number, work: (r: Redis) => Promise<T>, password?: string): Promise<T> {
   const r = new Redis(port, '127.0.0.1', {
+    password,
     lazyConnect: true,
     maxRetriesPerRequest: 0,
     retryStrategy: () => null,

@@ -4,6 +4,10 @@
  * default), all on free loopback ports, AOF on. Ready when the replica's
  * link is up and every sentinel knows the replica and the two other
  * sentinels. Stopped by stop(); killed at process exit whatever happened.
+ * With `password`, the data nodes require it (requirepass, and masterauth
+ * for the replica, and for the master should it come back as one) and the
+ * sentinels use it towards them (sentinel auth-pass); the sentinels
+ * themselves stay open, unless `sentinelPassword` (their requirepass).
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,8 +29,12 @@ export interface LocalSentinel {
   stop(): Promise<void>;
 }
 
-export async function startLocalSentinel(): Promise<LocalSentinel> {
+export async function startLocalSentinel(
+  options: { password?: string; sentinelPassword?: string } = {},
+): Promise<LocalSentinel> {
+  const { password, sentinelPassword } = options;
   const root = mkdtempSync(join(tmpdir(), 'qa-sentinel-'));
+  const auth = password === undefined ? [] : ['--requirepass', password, '--masterauth', password];
   const processes: NodeProcess[] = [];
   const dataNode = (port: number, extra: string[] = []) => {
     const dir = join(root, String(port));
@@ -48,6 +56,7 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
       'always',
       '--maxmemory-policy',
       'noeviction',
+      ...auth,
       ...extra,
     ]);
     processes.push(p);
@@ -61,13 +70,18 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
     const masterPort = await freePortPair();
     const replicaPort = await freePortPair();
     dataNode(masterPort);
-    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG'), {
+    await waitFor('the master', () => withNode(masterPort, async (r) => (await r.ping()) === 'PONG', password), {
       timeoutMs: 10_000,
     });
     dataNode(replicaPort, ['--replicaof', '127.0.0.1', String(masterPort)]);
     await waitFor(
       'the replica link',
-      () => withNode(replicaPort, async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up'),
+      () =>
+        withNode(
+          replicaPort,
+          async (r) => infoField(await r.info('replication'), 'master_link_status') === 'up',
+          password,
+        ),
       { timeoutMs: 20_000 },
     );
     const sentinelPorts: number[] = [];
@@ -86,6 +100,9 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
           `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
           `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 5000`,
           `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
+          ...(password === undefined ? [] : [`sentinel auth-pass ${SENTINEL_MASTER_NAME} ${password}`]),
+          // A sentinel with requirepass uses it towards the other sentinels too.
+          ...(sentinelPassword === undefined ? [] : [`requirepass ${sentinelPassword}`]),
           '',
         ].join('\n'),
       );
@@ -96,17 +113,24 @@ export async function startLocalSentinel(): Promise<LocalSentinel> {
       await waitFor(
         `sentinel ${port} to know the others and the replica`,
         () =>
-          withNode(port, async (r) => {
-            const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
-            const field = (name: string) => master[master.indexOf(name) + 1];
-            return Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) === 1;
-          }),
+          withNode(
+            port,
+            async (r) => {
+              const master = (await r.call('SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
+              const field = (name: string) => master[master.indexOf(name) + 1];
+              return Number(field('num-other-sentinels')) === 2 && Number(field('num-slaves')) === 1;
+            },
+            sentinelPassword,
+          ),
         { timeoutMs: 30_000, everyMs: 200 },
       );
     }
     const currentMaster = () =>
-      withNode(sentinelPorts[0]!, async (r) =>
-        Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]),
+      withNode(
+        sentinelPorts[0]!,
+        async (r) =>
+          Number(((await r.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[])[1]),
+        sentinelPassword,
       );
     return {
       sentinels: sentinelPorts.map((p) => `127.0.0.1:${p}`).join(','),

@@ -1,0 +1,134 @@
+/**
+ * REDIS_PASSWORD on a Redis Cluster whose every node requires it
+ * (requirepass, and masterauth for the replicas): the API and BullMQ's
+ * Cluster clients authenticate on every master, so reserves and commits
+ * answer on products of each master and the commits settle into the
+ * internal ledger; a wrong password fails the start within a bound, naming
+ * the auth error and REDIS_PASSWORD; a master killed last: its replica,
+ * promoted, is authenticated on. One cluster, started here and stopped
+ * even when a test fails.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createKeys } from '../../src/redis/keys.js';
+import { uniqueId } from '../support/api.js';
+import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
+import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
+import { makeLine, makeProduct, reserveAndCommit, sleep, waitStatus } from '../support/settlement.js';
+
+const PASSWORD = 'cluster-pw-5d1e';
+
+let cluster: LocalCluster;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster({ password: PASSWORD });
+}, 90_000);
+
+afterAll(async () => {
+  await cluster?.stop();
+});
+
+describe('REDIS_PASSWORD on a Redis Cluster (requirepass on every node)', () => {
+  it('the API and the BullMQ workers authenticate on every master: commits settle into the ledger', async () => {
+    const prefix = uniqueId('ca');
+    const keys = createKeys(prefix);
+    const svc: ServiceContext = await startServiceContext({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PASSWORD: PASSWORD,
+      KEY_PREFIX: prefix,
+      RELAY_INTERVAL_MS: '500',
+      RELAY_GRACE_MS: '500',
+      SETTLEMENT_BACKOFF_MS: '100',
+      AUDIT_INTERVAL_MS: '3600000',
+    });
+    try {
+      expect(svc.service.redis.kind).toBe('cluster');
+      const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`);
+      expect(byMaster.size).toBe(3);
+      for (const [port, [productId]] of byMaster) {
+        expect(await cluster.masterOf(keys.pool(productId!))).toBe(port);
+        await makeProduct(svc, 10_000, productId);
+        await makeLine(svc, productId!, 'c1');
+        const committed = await reserveAndCommit(svc, productId!, 'c1', 300, 250);
+        expect((await waitStatus(svc, productId!, committed.reservationId, 20_000)).status).toBe('settled');
+        const ledger = await svc.admin('GET', `/v1/products/${productId}/ledger?count=10`);
+        expect(ledger.status).toBe(200);
+        const ids = (ledger.body.entries as { reservationId: string }[]).map((e) => e.reservationId);
+        expect(ids).toEqual([committed.reservationId]);
+      }
+    } finally {
+      await svc.stop();
+    }
+  }, 40_000);
+
+  it.each([
+    ['a wrong password', 'wrong-password', /WRONGPASS/],
+    ['no password', undefined, /NOAUTH/],
+  ])(
+    '%s fails the start within 3 s, naming the auth error and REDIS_PASSWORD',
+    async (_, password, error) => {
+      const started = Date.now();
+      const outcome = await startServiceContext({
+        REDIS_CLUSTER_NODES: cluster.seeds,
+        ...(password === undefined ? {} : { REDIS_PASSWORD: password }),
+      }).then(
+        async (svc) => {
+          await svc.stop();
+          return new Error('the service started');
+        },
+        (err: unknown) => err as Error,
+      );
+      const tookMs = Date.now() - started;
+      console.log(`CLUSTER AUTH start refused in ${tookMs} ms: ${outcome.message}`);
+      expect(outcome.message).toMatch(/\(REDIS_CLUSTER_NODES\) does not answer: /);
+      expect(outcome.message).toMatch(error);
+      expect(outcome.message).toMatch(/; check REDIS_PASSWORD$/);
+      expect(tookMs).toBeLessThan(3_000);
+    },
+    20_000,
+  );
+
+  it('a master killed: its products answer again on the promoted replica, a commit settles', async () => {
+    const prefix = uniqueId('cf');
+    const keys = createKeys(prefix);
+    const svc = await startServiceContext({
+      REDIS_CLUSTER_NODES: cluster.seeds,
+      REDIS_PASSWORD: PASSWORD,
+      KEY_PREFIX: prefix,
+      RELAY_INTERVAL_MS: '500',
+      RELAY_GRACE_MS: '500',
+      SETTLEMENT_BACKOFF_MS: '100',
+      SETTLEMENT_LOCK_MS: '5000',
+      AUDIT_INTERVAL_MS: '3600000',
+    });
+    try {
+      const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`);
+      const [killed, [productId]] = [...byMaster].find(([, list]) => list.length > 0)!;
+      await makeProduct(svc, 10_000, productId);
+      await makeLine(svc, productId!, 'c1');
+      await cluster.kill(killed);
+      const killedAt = Date.now();
+      const key = uniqueId('k');
+      let answered = 0;
+      while (Date.now() - killedAt < 20_000) {
+        const r = await svc.client(
+          'POST',
+          `/v1/products/${productId}/reservations`,
+          { customerId: 'c1', amount: 1 },
+          { 'Idempotency-Key': key }, // the same key: the contract's retry
+        );
+        if (r.status === 201) {
+          answered = r.status;
+          break;
+        }
+        expect(r.status, JSON.stringify(r.body)).toBe(503);
+        await sleep(100);
+      }
+      expect(answered, 'writes answer again within 20 s').toBe(201);
+      expect(await cluster.masterOf(keys.pool(productId!))).not.toBe(killed);
+      const committed = await reserveAndCommit(svc, productId!, 'c1', 300, 250);
+      expect((await waitStatus(svc, productId!, committed.reservationId, 20_000)).status).toBe('settled');
+    } finally {
+      await svc.stop();
+    }
+  }, 50_000);
+});
