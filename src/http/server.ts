@@ -6,9 +6,23 @@
  * own timers (408 REQUEST_TIMEOUT as problem+json; a bulk import only when
  * it stalls), so the whole-request timeout is off: it would cut a long bulk
  * import that is still streaming.
+ *
+ * The listen backlog is LISTEN_BACKLOG rather than Node's 511: a burst of
+ * more connections than the backlog at once (1,500 slow uploads, a launch
+ * peak) overflowed it, and Linux then answered part of the burst with SYN
+ * cookies whose connections it could not queue; their next segment was reset
+ * by the kernel before Node ever saw them (in runs of 1,500 stalled bodies,
+ * 87 to 239 reset without an answer, exactly as many as SYN cookies sent).
  */
 import { createServer, type Server } from 'node:http';
 import type { RequestListener } from 'node:http';
+
+/**
+ * Connections the kernel may hold waiting for Node to accept them (and, on
+ * Linux, handshakes in progress). Linux caps it at net.core.somaxconn (4096
+ * by default since 5.4; raise that sysctl too for a larger backlog).
+ */
+export const LISTEN_BACKLOG = 4_096;
 
 export interface ListenOptions {
   port: number;
@@ -28,7 +42,7 @@ export function listen(app: RequestListener, options: ListenOptions): Promise<Se
   );
   return new Promise<Server>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(options.port, options.host, () => {
+    server.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () => {
       server.off('error', reject);
       resolve(server);
     });
