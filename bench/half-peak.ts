@@ -61,7 +61,8 @@ function scavenges(logFile: string): string {
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
   if (ms.length === 0) return 'no scavenge logged';
-  return `${ms.length} scavenges, median ${ms[ms.length >> 1]} ms, p90 ${ms[Math.floor(ms.length * 0.9)]} ms, max ${ms.at(-1)} ms`;
+  const p90 = ms[Math.floor(ms.length * 0.9)];
+  return `${ms.length} scavenges, median ${ms[ms.length >> 1]} ms, p90 ${p90} ms, max ${ms.at(-1)} ms`;
 }
 
 async function main(): Promise<void> {

@@ -699,7 +699,8 @@ export async function runHotPath(
     log(
       `  in-service p99 ${half.inService.p99Ms} ms (bucket ` +
         `${half.inService.p99BucketMs.join('-')} ms) over ${half.inService.count} ` +
-        `reserves; bare app in-app p99 ${half.bareInService.p99Ms} ms; generator p99 ours ${oursPaced.latency.p99} ms, bare ` +
+        `reserves; bare app in-app p99 ${half.bareInService.p99Ms} ms; ` +
+        `generator p99 ours ${oursPaced.latency.p99} ms, bare ` +
         `${barePaced.latency.p99} ms`,
     );
 

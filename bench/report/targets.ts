@@ -255,7 +255,8 @@ function hotPathRows(r: BenchResults): TargetRow[] {
           measured:
             `${half.inService.p99Ms} ms (bucket ${half.inService.p99BucketMs.join('–')} ms) over ` +
             `${n(half.inService.count)} reserves at ${n(half.rate)}/s paced; the generator saw ` +
-            `${half.generatorP99Ms.ours} ms (bare app at the same rate: ${half.generatorP99Ms.bare} ms). The bare app ` +
+            `${half.generatorP99Ms.ours} ms (bare app at the same rate: ${half.generatorP99Ms.bare} ms). ` +
+            `The bare app ` +
             `timed inside itself the same way: p99 ${half.bareInService.p99Ms} ms (bucket ` +
             `${half.bareInService.p99BucketMs.join('–')} ms), p50 ${half.bareInService.p50Ms} ms; ours p50 ` +
             `${half.inService.p50Ms} ms`,

@@ -237,7 +237,7 @@ describe('BODY_TIMEOUT_MS and the answer deadline', () => {
     40_000,
   );
 
-  it('a burst of 1,500 stalled bodies: every socket gets 408 REQUEST_TIMEOUT, none is reset or closed unanswered', async () => {
+  it('a burst of 1,500 stalled bodies: every socket gets 408, none is reset or closed unanswered', async () => {
     const p = await setup();
     const body = JSON.stringify({ customerId: 'c1', amount: 1 });
     // All connect in one go: more than Node's default listen backlog (511) of connections wait for the
