@@ -546,7 +546,10 @@ export async function runHotPath(
     // The bare app's holds to end: made by the minimal script directly (its answers are not tracked).
     const need = Math.ceil(Math.max(...(runs.get('reserve:bare') ?? []).map((x) => x.rps)) * o.seconds * 1.2);
     const bareRandom = prng(o.seed + 99);
-    for (let i = 0; i < need * o.rounds * 2; i++)
+    // Besides the measured rounds' holds, a warm-up's worth per operation for each app: the warm-up above ran
+    // reserves only, and a route's first measured round would otherwise pay its JIT compilation.
+    const warmEnds = Math.min(5_000, o.warmupRequests);
+    for (let i = 0; i < need * o.rounds * 2 + warmEnds * 2; i++)
       bareHolds.push({
         id: `bh-${i}-${randomUUID()}`,
         customerId: `h${randomInt(bareRandom, 0, CUSTOMERS - 1)}`,
@@ -558,7 +561,8 @@ export async function runHotPath(
     );
     // Ours: the holds the reserve runs made (plus more through the engine if they are too few).
     const oursNeed =
-      Math.ceil(Math.max(...(runs.get('reserve:ours') ?? []).map((x) => x.rps)) * o.seconds * 1.2) * o.rounds * 2;
+      Math.ceil(Math.max(...(runs.get('reserve:ours') ?? []).map((x) => x.rps)) * o.seconds * 1.2) * o.rounds * 2 +
+      warmEnds * 2;
     while (book.holds.length < oursNeed) {
       const more = trackedRequests(reserves(`ours-extra-${randomUUID()}`, o.seed + 7, book));
       const amount = Math.max(o.connections, Math.min(oursNeed - book.holds.length, 20_000));
@@ -572,6 +576,21 @@ export async function runHotPath(
       await more.resend(ours.baseUrl);
     }
     const oursHolds = book.holds.splice(0);
+    const warmHolds = { ours: oursHolds.splice(0, warmEnds * 2), bare: bareHolds.splice(0, warmEnds * 2) };
+    for (const [i, op] of (['commit', 'release'] as const).entries()) {
+      for (const side of ['ours', 'bare'] as const) {
+        const list = warmHolds[side].slice(i * warmEnds, (i + 1) * warmEnds);
+        const w = trackedRequests(enders(op, list, targets[side].book));
+        await runAutocannon({
+          title: `${side} ${op} warm-up`,
+          baseUrl: targets[side].url,
+          connections: o.connections,
+          amount: list.length,
+          requests: w.requests,
+        });
+        await w.resend(targets[side].url);
+      }
+    }
     const perRun = (list: typeof oursHolds, i: number, n: number) => list.slice(i * n, (i + 1) * n);
     let used = 0;
     for (const op of ['commit', 'release'] as const) {
