@@ -21,7 +21,7 @@ import { createKeys } from './redis/keys.js';
 import { mastersOf, openRedisTopology, type RedisTopology } from './redis/topology.js';
 import { createHttpLedgerClient, createInternalLedgerClient } from './settlement/ledgerClient.js';
 import { createOutboxRelay } from './settlement/outboxRelay.js';
-import { createSettlementHandoff } from './settlement/settlementHandoff.js';
+import { createSettlementFeed } from './settlement/settlementFeed.js';
 import { createSettlementQueue } from './settlement/settlementQueue.js';
 import { createSettlementWorker } from './settlement/settlementWorker.js';
 import { registerStateGauges } from './stateGauges.js';
@@ -89,12 +89,6 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
   const s = config.settlement;
   const settlementQueue = createSettlementQueue({ bullmq, keys, logger, attempts: s.attempts, backoffMs: s.backoffMs });
   metrics.addExtra(() => settlementQueue.queue.exportPrometheusMetrics());
-  const handoff = createSettlementHandoff({
-    addBulk: settlementQueue.addBulk,
-    logger,
-    count: metrics.handoffs,
-    maxPending: HANDOFF_MAX_PENDING,
-  });
 
   // Background jobs (ROLE=worker or all): settlement, the outbox relay, the expiry sweeper, the invariant audit.
   const runsJobs = config.role !== 'api';
@@ -115,6 +109,17 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         metrics,
         concurrency: s.concurrency,
         lockDurationMs: s.lockMs,
+      })
+    : undefined;
+  // Committed reservations to the settlement queue, from the outbox (the API's commit does no queue work).
+  const feed = runsJobs
+    ? createSettlementFeed({
+        redis,
+        keys,
+        addBulk: settlementQueue.addBulk,
+        logger,
+        count: metrics.settlementFeed,
+        intervalMs: FEED_INTERVAL_MS,
       })
     : undefined;
   const relay = runsJobs
@@ -159,6 +164,7 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
     metrics.addExtra(async () => (await webhooks.queue.exportPrometheusMetrics()).replace(/^# (HELP|TYPE) .*\n/gm, ''));
   await webhooks?.start();
   settlementWorker?.start();
+  feed?.start();
   await relay?.start();
   await sweeper?.start();
   await audit?.start();
@@ -184,7 +190,6 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
             ...settlementQueue,
             queues: webhooks ? [settlementQueue.queue, webhooks.queue] : [settlementQueue.queue],
           },
-          handoff,
           rateLimits: createRateLimits(redis, keys, config.rateLimits),
           shedMaxInFlight: config.shedMaxInFlight,
           requestLog: config.requestLog,
@@ -210,10 +215,10 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
         ['shard rebalancer', () => rebalancer?.stop()],
         ['audit', () => audit?.stop()],
         ['expiry sweeper', () => sweeper?.stop()],
+        ['settlement feed', () => feed?.stop()],
         ['outbox relay', () => relay?.stop()],
         ['webhooks', () => webhooks?.stop()],
         ['settlement worker', () => settlementWorker?.stop()],
-        ['settlement hand-off', () => handoff.drain()],
         ['settlement queue', () => settlementQueue.close()],
         ['redis (and the private redis-server, if any)', () => topology.close()],
       ];
@@ -232,10 +237,10 @@ export async function startService(config: Readonly<Config>, logger: Logger): Pr
 }
 
 /**
- * Commits handed to the settlement queue and not yet added, at most: at 5,000 commits/s, two seconds of a queue that
- * does not answer; beyond that the outbox relay adds them (src/settlement/settlementHandoff.ts).
+ * How often the settlement feed reads the outbox: what a commit waits, at most, before its settlement job is queued
+ * (src/settlement/settlementFeed.ts).
  */
-const HANDOFF_MAX_PENDING = 10_000;
+const FEED_INTERVAL_MS = 100;
 
 /** Connections (per node) that confirmed writes take turns on when REDIS_WAIT_REPLICAS is above 0. */
 const WAIT_CONNECTIONS = 8;

@@ -91,15 +91,13 @@ export function createMetrics() {
     registers: [registry],
   });
   relayed.inc(0);
-  const handoffs = new Counter({
-    name: 'quota_settlement_handoffs_total',
-    help:
-      'Committed reservations the API handed to the settlement queue, by result ' +
-      '(failed or skipped: left to the outbox relay)',
+  const fed = new Counter({
+    name: 'quota_settlement_feed_total',
+    help: 'Committed reservations the settlement feed added to the settlement queue, by result (failed: read again)',
     labelNames: ['result'] as const,
     registers: [registry],
   });
-  for (const result of ['queued', 'failed', 'skipped']) handoffs.inc({ result }, 0);
+  for (const result of ['queued', 'failed']) fed.inc({ result }, 0);
   // Sharded products (src/engine/shardedEngine.ts): quota moved between sub-pools, reserves that borrowed.
   const shardTransfers = new Counter({
     name: 'quota_shard_transfers_total',
@@ -194,8 +192,8 @@ export function createMetrics() {
     relayed(count: number) {
       relayed.inc(count);
     },
-    handoffs(result: string, count: number) {
-      handoffs.inc({ result }, count);
+    settlementFeed(result: string, count: number) {
+      fed.inc({ result }, count);
     },
     /** The engine's shardEvents (sharded products). */
     shardEvents: {

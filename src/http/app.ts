@@ -25,7 +25,6 @@ import { lineRoutes } from './routes/lines.js';
 import { listingRoutes } from './routes/listings.js';
 import { productRoutes } from './routes/products.js';
 import { reservationHandlers, reservationRoutes } from './routes/reservations.js';
-import type { SettlementHandoff } from '../settlement/settlementHandoff.js';
 
 export interface AppDeps {
   engine: QuotaEngine;
@@ -43,8 +42,6 @@ export interface AppDeps {
   /** API requests in flight above which this instance answers 503 (0: never). */
   shedMaxInFlight: number;
   settlement: SettlementControl;
-  /** Hands each committed reservation to the settlement queue (the commit's answer does not wait for it). */
-  handoff: Pick<SettlementHandoff, 'handOff'>;
   /** LOG_REQUESTS / LOG_SLOW_REQUEST_MS: which requests get a log line (default: every one). */
   requestLog?: RequestLogSettings;
   /** PUBLIC_URL: the OpenAPI document's `servers` entry (default: the address the service listens on). */
@@ -153,7 +150,7 @@ export function createApp(deps: AppDeps): express.Express {
   const logRequest = requestLog(logger, metrics, readiness, deps.requestLog ?? DEFAULT_REQUEST_LOG);
   app.use(logRequest);
 
-  const reservations = reservationHandlers(engine, readBody, deps.handoff.handOff, deps.rateLimits);
+  const reservations = reservationHandlers(engine, readBody, deps.rateLimits);
   const apiSteps = [
     ...(deps.shedMaxInFlight > 0 ? [shedLoad(deps.shedMaxInFlight)] : []),
     requestDeadline(REQUEST_DEADLINE_MS),

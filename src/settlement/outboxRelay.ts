@@ -25,7 +25,7 @@ export interface OutboxRelayDeps {
   logger: Logger;
   metrics: Metrics;
   intervalMs: number;
-  /** Only reservations committed at least this long ago (the API enqueues the fresh ones itself). */
+  /** Only reservations committed at least this long ago (the settlement feed queues the fresh ones). */
   graceMs: number;
 }
 

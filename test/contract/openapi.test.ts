@@ -92,7 +92,6 @@ function appRoutes(): string[] {
     bulkLimitBytes: 1024,
     shedMaxInFlight: 0,
     settlement: { queues: [], ensureJob: async () => '' },
-    handoff: { handOff: () => undefined },
   };
   const app = createApp(deps) as unknown as { router: { stack: Layer[] } };
   return mountedRoutes(app.router.stack);

@@ -1,7 +1,7 @@
 /**
  * Settlement plumbing (README "Settlement"): duplicated and re-driven jobs
  * have no second effect, the outbox relay settles what was committed but
- * never enqueued, the internal ledger without SETTLEMENT_URL, the audit trail,
+ * whose job was lost, the internal ledger without SETTLEMENT_URL, the audit trail,
  * the listing by status, and bull-board behind admin auth.
  */
 import type { Queue } from 'bullmq';
@@ -67,8 +67,8 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     await ledger?.stop();
   });
 
-  /** Reserve over HTTP, commit through the engine on the service's key prefix: no API enqueue happens. */
-  async function commitWithoutEnqueue(p: string, customerId: string, amount: number) {
+  /** Reserve over HTTP, commit through the engine on the service's key prefix (the settlement feed queues it). */
+  async function commitThroughEngine(p: string, customerId: string, amount: number) {
     const r = await reserve(svc, p, customerId, amount);
     const c = await engine.commit(p, r.reservationId);
     expect(c.ok, JSON.stringify(c)).toBe(true);
@@ -111,7 +111,7 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
   it('several jobs racing on one committed reservation: one ledger effect, counters moved once', async () => {
     const p = await makeProduct(svc, 10_000);
     await makeLine(svc, p, 'c1', 5_000);
-    const id = await commitWithoutEnqueue(p, 'c1', 900);
+    const id = await commitThroughEngine(p, 'c1', 900);
     await Promise.all(
       [1, 2, 3, 4].map((i) =>
         queue.add('settle', { productId: p, reservationId: id }, { jobId: `${id}-dup-${i}`, attempts: 3 }),
@@ -134,6 +134,12 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
       const p = await makeProduct(svc, 10_000);
       await makeLine(svc, p, 'c1', 5_000);
       const r = await reserveAndCommit(svc, p, 'c1', 333);
+      // Its job is queued by the settlement feed within about 100 ms of the commit; then it is retrying.
+      await waitUntil(
+        'its settlement job',
+        () => queue.getJob(r.reservationId),
+        (job) => job !== undefined,
+      );
       const res = await svc.admin('POST', `/v1/products/${p}/reservations/${r.reservationId}/redrive`);
       expect(res.status, JSON.stringify(res.body)).toBe(202);
       expect(res.body.job).toBe('live');
@@ -148,11 +154,32 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
     }
   });
 
-  it('the outbox relay settles a reservation that was committed but never enqueued', async () => {
+  it('the outbox relay settles a committed reservation whose job was lost', async () => {
     const p = await makeProduct(svc, 10_000);
     await makeLine(svc, p, 'c1', 5_000);
     const relayedBefore = await metric(svc, 'quota_settlement_relayed_total');
-    const id = await commitWithoutEnqueue(p, 'c1', 1_100);
+    // The ledger fails every attempt, so the job the feed queued waits between attempts (or has failed); then it
+    // is lost, as a failover of the queue's node (another slot than the product's) could lose it.
+    ledger.control({ failRate: 1 });
+    let id: string;
+    try {
+      id = await commitThroughEngine(p, 'c1', 1_100);
+      await waitUntil(
+        'its job removed while it waits for a retry',
+        async () => {
+          const state = await queue.getJobState(id);
+          if (state !== 'delayed' && state !== 'failed') return false;
+          return queue.remove(id).then(
+            (removed) => removed === 1,
+            () => false, // taken by the worker meanwhile (locked): next time
+          );
+        },
+        (removed) => removed,
+        { everyMs: 20 },
+      );
+    } finally {
+      ledger.control({ failRate: 0 });
+    }
     const done = await waitStatus(svc, p, id, 10_000);
     expect(done.status).toBe('settled');
     expect(ledger.deliveries().get(id)?.body).toMatchObject({ reservationId: id, amount: 1_100, customerId: 'c1' });
@@ -172,7 +199,7 @@ describe('settlement with an HTTP ledger: duplicates, re-drives, the outbox rela
       state: 'completed',
       returnvalue: { skipped: 'held' },
     });
-    // Committed over HTTP: the API's enqueue is a no-op (same job id); the relay must notice.
+    // Committed over HTTP: the settlement feed's add is a no-op (same job id); the relay must notice.
     await svc.client('POST', `/v1/products/${p}/reservations/${r.reservationId}/commit`, {});
     expect((await waitStatus(svc, p, r.reservationId, 10_000)).status).toBe('settled');
     expect(ledger.deliveries().get(r.reservationId)?.deliveries).toBe(1);

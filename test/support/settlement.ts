@@ -86,7 +86,7 @@ export async function commit(svc: ServiceContext, productId: string, reservation
   return ok(res, 200, 'commit') as any;
 }
 
-/** Reserve then commit over HTTP (the API enqueues the settlement job). */
+/** Reserve then commit over HTTP (the settlement feed queues its job). */
 export async function reserveAndCommit(
   svc: ServiceContext,
   productId: string,

@@ -691,7 +691,7 @@ describe('crash recovery (real processes, Redis with AOF, BullMQ, ledger over HT
             `began; records ${JSON.stringify(books.byStatus)}; ` +
             (`ledger: ${books.applied} effects applied, ${books.deliveries} ` +
               `deliveries (${books.duplicates} duplicates); `) +
-            (`enqueue failures logged ${countLog([svc], /settlement enqueue failed/)}, relay re-enqueued ` +
+            (`feed add failures logged ${countLog([svc], /settlement feed: adding jobs failed/)}, relay re-enqueued ` +
               `${countLog([svc], /outbox relay: committed reservation had no live settlement job/)}`),
         );
       } catch (err) {

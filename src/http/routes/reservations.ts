@@ -23,9 +23,6 @@ import {
   reserveBody,
 } from '../schemas.js';
 
-/** Called on every commit answered `committed` (hands it to settlement; idempotent, returns at once). */
-export type OnCommitted = (productId: string, reservationId: string) => void;
-
 /** The reservation routes' paths, as express matches them and the metrics label them. */
 export const RESERVATION_PATHS = {
   reserve: '/v1/products/:productId/reservations',
@@ -44,7 +41,6 @@ export type ReservationHandler = (req: Request, res: Response) => Promise<void>;
 export function reservationHandlers(
   engine: QuotaEngine,
   readBody: JsonBodyReader,
-  onCommitted: OnCommitted,
   rateLimits: Pick<RateLimits, 'checkCustomer'>,
 ): Record<keyof typeof RESERVATION_PATHS, ReservationHandler> {
   return {
@@ -75,9 +71,8 @@ export function reservationHandlers(
       const { productId, reservationId } = reservationParamsOf(req);
       const rawBody = (await readBody(req, res)) ?? {};
       const { amount } = quickCommitBody(rawBody) ?? parse(commitBody, rawBody, 'body');
-      const outcome = await engine.commit(productId, reservationId, amount);
-      if (outcome.ok && outcome.value.status === 'committed') onCommitted(productId, reservationId);
-      sendOutcome(res, outcome, 200, reservationJson);
+      // Settlement follows from the outbox the commit script wrote (src/settlement/settlementFeed.ts).
+      sendOutcome(res, await engine.commit(productId, reservationId, amount), 200, reservationJson);
     },
 
     async release(req, res) {
