@@ -255,6 +255,11 @@ describe('webhooks: every event type, signed', () => {
     }
     // Some committed too: the totals' committed is the product's.
     for (const h of holds.slice(0, 3)) expect((await commit(svc, p, h.reservationId)).status).toBe(200);
+    // Settled before the change, so no counter moves between the event's read and the API's below.
+    await waitFor('the commits settled', async () => {
+      const pool = (await getPool(svc, p)) as { committed: number; settled: number };
+      return pool.settled === pool.committed;
+    });
 
     await patchProduct(svc, p, { status: 'paused', pauseReason: 'stock count' });
     const api = (await getPool(svc, p)) as Record<string, any>;
