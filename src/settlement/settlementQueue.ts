@@ -46,7 +46,7 @@ export function createSettlementQueue(options: SettlementQueueOptions) {
   return {
     queue,
     enqueue,
-    /** Many at once, in one round trip (the API's hand-off, src/settlement/settlementHandoff.ts). */
+    /** Many at once, in one round trip (the settlement feed, src/settlement/settlementFeed.ts). */
     addBulk: (jobs: SettlementJobData[]) =>
       queue.addBulk(jobs.map((data) => ({ name: 'settle', data, opts: { jobId: data.reservationId } }))),
     /**
