@@ -10,8 +10,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLocalSentinel, type LocalSentinel } from '../support/redisSentinel.js';
+import { expectStartRefused, expectWritesAgain, REFUSED_PASSWORDS } from '../support/redisAuth.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
-import { makeLine, makeProduct, reserveAndCommit, sleep, uniqueId, waitStatus } from '../support/settlement.js';
+import { makeLine, makeProduct, reserveAndCommit, waitStatus } from '../support/settlement.js';
 
 const PASSWORD = 'sentinel-data-pw-7c2a';
 
@@ -43,21 +44,6 @@ async function commitSettles(env: Record<string, string>): Promise<void> {
   }
 }
 
-/** The start's error (it must fail) and how long it took. */
-async function refusedStart(env: Record<string, string>): Promise<{ message: string; tookMs: number }> {
-  const started = Date.now();
-  const outcome = await startServiceContext(env).then(
-    async (svc) => {
-      await svc.stop();
-      return new Error('the service started');
-    },
-    (err: unknown) => err as Error,
-  );
-  const tookMs = Date.now() - started;
-  console.log(`SENTINEL AUTH start refused in ${tookMs} ms: ${outcome.message}`);
-  return { message: outcome.message, tookMs };
-}
-
 describe('REDIS_PASSWORD under Sentinel: requirepass on the data nodes, open sentinels', () => {
   let sentinel: LocalSentinel;
   beforeAll(async () => {
@@ -78,18 +64,9 @@ describe('REDIS_PASSWORD under Sentinel: requirepass on the data nodes, open sen
     }
   }, 30_000);
 
-  it.each([
-    ['a wrong password', 'wrong-password', /WRONGPASS/],
-    ['no password', undefined, /NOAUTH/],
-  ])(
+  it.each(REFUSED_PASSWORDS)(
     '%s fails the start within 3 s, naming the auth error and REDIS_PASSWORD',
-    async (_, password, error) => {
-      const { message, tookMs } = await refusedStart(sentinelEnv(sentinel, password));
-      expect(message).toMatch(/\(REDIS_SENTINELS\) does not answer: /);
-      expect(message).toMatch(error);
-      expect(message).toMatch(/; check REDIS_PASSWORD$/);
-      expect(tookMs).toBeLessThan(3_000);
-    },
+    (_, password, error) => expectStartRefused(sentinelEnv(sentinel, password), 'REDIS_SENTINELS', error),
     20_000,
   );
 });
@@ -107,18 +84,9 @@ describe('REDIS_PASSWORD under Sentinel: the same password on the sentinels (the
     await commitSettles(sentinelEnv(sentinel, PASSWORD));
   }, 30_000);
 
-  it.each([
-    ['a wrong password', 'wrong-password', /WRONGPASS/],
-    ['no password', undefined, /NOAUTH/],
-  ])(
+  it.each(REFUSED_PASSWORDS)(
     '%s fails the start within 3 s, naming the auth error and REDIS_PASSWORD',
-    async (_, password, error) => {
-      const { message, tookMs } = await refusedStart(sentinelEnv(sentinel, password));
-      expect(message).toMatch(/\(REDIS_SENTINELS\) does not answer: /);
-      expect(message).toMatch(error);
-      expect(message).toMatch(/; check REDIS_PASSWORD$/);
-      expect(tookMs).toBeLessThan(3_000);
-    },
+    (_, password, error) => expectStartRefused(sentinelEnv(sentinel, password), 'REDIS_SENTINELS', error),
     20_000,
   );
 
@@ -128,24 +96,7 @@ describe('REDIS_PASSWORD under Sentinel: the same password on the sentinels (the
       const productId = await makeProduct(svc, 10_000);
       await makeLine(svc, productId, 'c1');
       await sentinel.kill(sentinel.masterPort);
-      const killedAt = Date.now();
-      const key = uniqueId('k');
-      let answered = 0;
-      while (Date.now() - killedAt < 15_000) {
-        const r = await svc.client(
-          'POST',
-          `/v1/products/${productId}/reservations`,
-          { customerId: 'c1', amount: 1 },
-          { 'Idempotency-Key': key }, // the same key: the contract's retry
-        );
-        if (r.status === 201) {
-          answered = r.status;
-          break;
-        }
-        expect(r.status, JSON.stringify(r.body)).toBe(503);
-        await sleep(100);
-      }
-      expect(answered, 'writes answer again within 15 s').toBe(201);
+      await expectWritesAgain(svc, productId, 15_000);
       expect(await sentinel.currentMaster()).toBe(sentinel.replicaPort);
       const committed = await reserveAndCommit(svc, productId, 'c1', 300, 250);
       expect((await waitStatus(svc, productId, committed.reservationId, 20_000)).status).toBe('settled');
