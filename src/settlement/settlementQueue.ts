@@ -40,15 +40,18 @@ export function createSettlementQueue(options: SettlementQueueOptions) {
   });
   queue.on('error', (err) => logger.warn({ err }, 'settlement queue error'));
 
-  const enqueue = (productId: string, reservationId: string): Promise<Job<SettlementJobData>> =>
-    queue.add('settle', { productId, reservationId }, { jobId: reservationId });
+  /** A reservation's job: named `settle`, its id the reservation's (a second add while it lives is a no-op). */
+  const jobOf = (data: SettlementJobData) => ({ name: 'settle', data, opts: { jobId: data.reservationId } });
+  const enqueue = (productId: string, reservationId: string): Promise<Job<SettlementJobData>> => {
+    const job = jobOf({ productId, reservationId });
+    return queue.add(job.name, job.data, job.opts);
+  };
 
   return {
     queue,
     enqueue,
     /** Many at once, in one round trip (the settlement feed, src/settlement/settlementFeed.ts). */
-    addBulk: (jobs: SettlementJobData[]) =>
-      queue.addBulk(jobs.map((data) => ({ name: 'settle', data, opts: { jobId: data.reservationId } }))),
+    addBulk: (jobs: SettlementJobData[]) => queue.addBulk(jobs.map(jobOf)),
     /**
      * Makes sure a committed reservation has a live job: adds one if none
      * exists, retries a failed one, and replaces a finished one (a finished job

@@ -5,7 +5,7 @@
  */
 import { expect } from 'vitest';
 import { startServiceContext, type ServiceContext } from './serviceContext.js';
-import { sleep, uniqueId } from './settlement.js';
+import { makeLine, makeProduct, reserveAndCommit, sleep, uniqueId, waitStatus } from './settlement.js';
 
 /** A wrong password and none: what each start is refused with. */
 export const REFUSED_PASSWORDS: [string, string | undefined, RegExp][] = [
@@ -55,4 +55,17 @@ export async function expectWritesAgain(svc: ServiceContext, productId: string, 
     await sleep(100);
   }
   expect(answered, `writes answer again within ${withinMs / 1000} s`).toBe(201);
+}
+
+/** A line on `productId` (a new product unless it exists), a reserve and a commit: settled and in the ledger. */
+export async function expectCommitSettles(svc: ServiceContext, productId?: string): Promise<void> {
+  const p = await makeProduct(svc, 10_000, productId);
+  await makeLine(svc, p, 'c1');
+  const committed = await reserveAndCommit(svc, p, 'c1', 300, 250);
+  expect((await waitStatus(svc, p, committed.reservationId, 20_000)).status).toBe('settled');
+  const ledger = await svc.admin('GET', `/v1/products/${p}/ledger?count=10`);
+  expect(ledger.status).toBe(200);
+  expect((ledger.body.entries as { reservationId: string }[]).map((e) => e.reservationId)).toEqual([
+    committed.reservationId,
+  ]);
 }

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeys } from '../../src/redis/keys.js';
 import { uniqueId } from '../support/api.js';
 import { productsPerMaster, startLocalCluster, type LocalCluster } from '../support/redisCluster.js';
-import { expectStartRefused, expectWritesAgain, REFUSED_PASSWORDS } from '../support/redisAuth.js';
+import { expectCommitSettles, expectStartRefused, expectWritesAgain, REFUSED_PASSWORDS } from '../support/redisAuth.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
 import { makeLine, makeProduct, reserveAndCommit, waitStatus } from '../support/settlement.js';
 
@@ -28,33 +28,32 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/** The service on the cluster with the password, in a key space of its own, with quick settlement timings. */
+async function startOnCluster(label: string, env: Record<string, string> = {}) {
+  const prefix = uniqueId(label);
+  const svc: ServiceContext = await startServiceContext({
+    REDIS_CLUSTER_NODES: cluster.seeds,
+    REDIS_PASSWORD: PASSWORD,
+    KEY_PREFIX: prefix,
+    RELAY_INTERVAL_MS: '500',
+    RELAY_GRACE_MS: '500',
+    SETTLEMENT_BACKOFF_MS: '100',
+    AUDIT_INTERVAL_MS: '3600000',
+    ...env,
+  });
+  return { svc, prefix, keys: createKeys(prefix) };
+}
+
 describe('REDIS_PASSWORD on a Redis Cluster (requirepass on every node)', () => {
   it('the API and the BullMQ workers authenticate on every master: commits settle into the ledger', async () => {
-    const prefix = uniqueId('ca');
-    const keys = createKeys(prefix);
-    const svc: ServiceContext = await startServiceContext({
-      REDIS_CLUSTER_NODES: cluster.seeds,
-      REDIS_PASSWORD: PASSWORD,
-      KEY_PREFIX: prefix,
-      RELAY_INTERVAL_MS: '500',
-      RELAY_GRACE_MS: '500',
-      SETTLEMENT_BACKOFF_MS: '100',
-      AUDIT_INTERVAL_MS: '3600000',
-    });
+    const { svc, keys, prefix } = await startOnCluster('ca');
     try {
       expect(svc.service.redis.kind).toBe('cluster');
       const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`);
       expect(byMaster.size).toBe(3);
       for (const [port, [productId]] of byMaster) {
         expect(await cluster.masterOf(keys.pool(productId!))).toBe(port);
-        await makeProduct(svc, 10_000, productId);
-        await makeLine(svc, productId!, 'c1');
-        const committed = await reserveAndCommit(svc, productId!, 'c1', 300, 250);
-        expect((await waitStatus(svc, productId!, committed.reservationId, 20_000)).status).toBe('settled');
-        const ledger = await svc.admin('GET', `/v1/products/${productId}/ledger?count=10`);
-        expect(ledger.status).toBe(200);
-        const ids = (ledger.body.entries as { reservationId: string }[]).map((e) => e.reservationId);
-        expect(ids).toEqual([committed.reservationId]);
+        await expectCommitSettles(svc, productId);
       }
     } finally {
       await svc.stop();
@@ -73,18 +72,7 @@ describe('REDIS_PASSWORD on a Redis Cluster (requirepass on every node)', () => 
   );
 
   it('a master killed: its products answer again on the promoted replica, a commit settles', async () => {
-    const prefix = uniqueId('cf');
-    const keys = createKeys(prefix);
-    const svc = await startServiceContext({
-      REDIS_CLUSTER_NODES: cluster.seeds,
-      REDIS_PASSWORD: PASSWORD,
-      KEY_PREFIX: prefix,
-      RELAY_INTERVAL_MS: '500',
-      RELAY_GRACE_MS: '500',
-      SETTLEMENT_BACKOFF_MS: '100',
-      SETTLEMENT_LOCK_MS: '5000',
-      AUDIT_INTERVAL_MS: '3600000',
-    });
+    const { svc, keys, prefix } = await startOnCluster('cf', { SETTLEMENT_LOCK_MS: '5000' });
     try {
       const byMaster = await productsPerMaster(cluster, (p) => keys.pool(p), 1, `${prefix}-p`);
       const [killed, [productId]] = [...byMaster].find(([, list]) => list.length > 0)!;

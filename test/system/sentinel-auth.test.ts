@@ -10,7 +10,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startLocalSentinel, type LocalSentinel } from '../support/redisSentinel.js';
-import { expectStartRefused, expectWritesAgain, REFUSED_PASSWORDS } from '../support/redisAuth.js';
+import { expectCommitSettles, expectStartRefused, expectWritesAgain, REFUSED_PASSWORDS } from '../support/redisAuth.js';
 import { startServiceContext, type ServiceContext } from '../support/serviceContext.js';
 import { makeLine, makeProduct, reserveAndCommit, waitStatus } from '../support/settlement.js';
 
@@ -30,15 +30,7 @@ async function commitSettles(env: Record<string, string>): Promise<void> {
   const svc: ServiceContext = await startServiceContext(env);
   try {
     expect(svc.service.redis.kind).toBe('sentinel');
-    const productId = await makeProduct(svc, 10_000);
-    await makeLine(svc, productId, 'c1');
-    const committed = await reserveAndCommit(svc, productId, 'c1', 300, 250);
-    expect((await waitStatus(svc, productId, committed.reservationId, 20_000)).status).toBe('settled');
-    const ledger = await svc.admin('GET', `/v1/products/${productId}/ledger?count=10`);
-    expect(ledger.status).toBe(200);
-    expect((ledger.body.entries as { reservationId: string }[]).map((e) => e.reservationId)).toEqual([
-      committed.reservationId,
-    ]);
+    await expectCommitSettles(svc);
   } finally {
     await svc.stop();
   }
